@@ -1,0 +1,1 @@
+"""fedchain contracts: FederatedRounds.sol, its compiled artifact and the async Python binding."""
