@@ -1,0 +1,1 @@
+"""Chain adapter: durable event tailing, the SQLite state store, the signed-tx outbox."""
