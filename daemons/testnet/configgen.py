@@ -1,0 +1,125 @@
+"""Generate the org's and each client's TOML config (schema in docs/INTERFACES.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemons.testnet.spec import NetSpec
+
+KEY_ENV = "FEDCHAIN_PRIVATE_KEY"
+TomlValue = str | int | float | bool | Sequence[str] | Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the shared services listen once the net is up."""
+
+    rpc_url: str
+    ws_url: str
+    contract: str
+
+
+def toml_value(value: object) -> str:
+    """One TOML value; only the kinds a daemon config uses (no nested tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"TOML cannot hold {value!r}")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items())
+        return "{" + (f" {inner} " if inner else "") + "}"
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def render_toml(tables: Mapping[str, Mapping[str, object]]) -> str:
+    """Tables of scalars, lists and inline tables, in the given order."""
+    parts = []
+    for name, table in tables.items():
+        lines = [f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def _common(ep: Endpoints, api_url: str, state_dir: Path) -> dict[str, dict[str, object]]:
+    return {
+        "chain": {
+            "rpc_url": ep.rpc_url,
+            "ws_url": ep.ws_url,
+            "contract": ep.contract,
+            "confirmations": 0,
+            "log_chunk_blocks": 1000,
+            "poll_interval_s": 0.1,
+        },
+        "identity": {"private_key_env": KEY_ENV},
+        "ipfs": {"api_url": api_url, "timeout_s": 60, "max_blob_bytes": 67108864},
+        "service": {
+            "state_dir": str(state_dir),
+            "health_host": "127.0.0.1",
+            "health_port": 0,
+            "log_format": "human",
+        },
+    }
+
+
+def training_table(spec: NetSpec) -> dict[str, object]:
+    """The [training] table; the org publishes it as the round config."""
+    penalty = spec.penalty
+    if penalty == "ewc" and spec.ewc_lambda == 0:
+        penalty = "none"  # lambda 0 is plain FedAvg; skip the Fisher work
+    return {
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "learning_rate": spec.learning_rate,
+        "optimizer": "sgd",
+        "penalty": penalty,
+        "ewc_lambda": spec.ewc_lambda,
+        "fedprox_mu": 0.01,
+        "fisher_gamma": 0.9,
+        "fisher_samples": 1000,
+    }
+
+
+def org_config(
+    spec: NetSpec,
+    ep: Endpoints,
+    api_url: str,
+    state_dir: Path,
+    clients: Sequence[str],
+    eval_data: Path,
+) -> str:
+    """The org daemon's TOML: all clients, rounds close as soon as every client submitted."""
+    tables = _common(ep, api_url, state_dir)
+    tables["federation"] = {
+        "clients": list(clients),
+        "rounds": spec.rounds,
+        "round_duration_s": spec.round_duration_s,
+        "min_updates": spec.min_updates,
+        "max_updates": len(clients),
+        "model": spec.model,
+        "seed": spec.seed,
+        "strategy": spec.strategy,
+        "strategy_options": {},
+        "retention_rounds": spec.rounds + 1,  # keep every model pinned for the report
+        "eval_data": str(eval_data),
+    }
+    tables["training"] = training_table(spec)
+    return render_toml(tables)
+
+
+def client_config(ep: Endpoints, api_url: str, state_dir: Path, data_path: Path) -> str:
+    """One client daemon's TOML."""
+    tables = _common(ep, api_url, state_dir)
+    tables["data"] = {"path": str(data_path)}
+    return render_toml(tables)

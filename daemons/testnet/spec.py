@@ -1,0 +1,173 @@
+"""What a testnet run is made of: the user's options, validated once, and the run-dir layout."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemons.errors import ConfigError, FedchainError
+
+DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+MODELS = ("logreg", "2nn", "cnn")
+PARTITIONS = ("iid", "shards", "dirichlet")
+PENALTIES = ("none", "ewc", "fedprox", "fedcurv")
+
+
+class TestnetError(FedchainError):
+    """The testnet could not start, a process died, or a run dir is in the wrong state."""
+
+    __test__ = False
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Every option of `fedchain testnet up`; defaults are the `make demo` federation."""
+
+    run_dir: Path
+    clients: int = 4
+    rounds: int = 5
+    model: str = "2nn"
+    strategy: str = "fedavg"
+    penalty: str = "ewc"
+    ewc_lambda: float = 0.0
+    partition: str = "iid"
+    alpha: float = 0.5
+    shards_per_client: int = 2
+    block_time_s: float | None = None
+    keep_running: bool = False
+    ipfs_api: str | None = None
+    epochs: int = 1
+    batch_size: int = 10
+    learning_rate: float = 0.05
+    samples_per_client: int = 0
+    test_samples: int = 0
+    round_duration_s: int = 300
+    min_updates: int = 1
+    seed: int = 0
+    data_dir: Path = DEFAULT_DATA_DIR
+    xla_threads: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (paths as strings) for the run dir's state file."""
+        out = dataclasses.asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NetSpec:
+        """Inverse of `to_json`."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in fields}
+        kwargs["run_dir"] = Path(kwargs["run_dir"])
+        kwargs["data_dir"] = Path(kwargs.get("data_dir", DEFAULT_DATA_DIR))
+        return cls(**kwargs)
+
+
+def _check(ok: bool, option: str, got: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"testnet option {option}={got!r} is invalid: use {allowed}")
+
+
+def validate(spec: NetSpec) -> NetSpec:
+    """Reject bad options with a message naming the option and its allowed values."""
+    _check(1 <= spec.clients <= 64, "--clients", spec.clients, "an integer from 1 to 64")
+    _check(1 <= spec.rounds <= 10_000, "--rounds", spec.rounds, "an integer >= 1")
+    _check(spec.model in MODELS, "--model", spec.model, " | ".join(MODELS))
+    _check(spec.partition in PARTITIONS, "--partition", spec.partition, " | ".join(PARTITIONS))
+    _check(spec.penalty in PENALTIES, "--penalty", spec.penalty, " | ".join(PENALTIES))
+    _check(spec.ewc_lambda >= 0, "--ewc-lambda", spec.ewc_lambda, "a number >= 0")
+    _check(spec.alpha > 0, "--alpha", spec.alpha, "a number > 0")
+    _check(spec.shards_per_client >= 1, "--shards-per-client", spec.shards_per_client, ">= 1")
+    bt = spec.block_time_s
+    _check(bt is None or bt > 0, "--block-time", bt, "seconds > 0 (omit for automine)")
+    _check(spec.epochs >= 1, "--epochs", spec.epochs, "an integer >= 1")
+    _check(spec.batch_size >= 1, "--batch-size", spec.batch_size, "an integer >= 1")
+    _check(spec.learning_rate > 0, "--learning-rate", spec.learning_rate, "a number > 0")
+    _check(spec.samples_per_client >= 0, "--samples-per-client", spec.samples_per_client, ">= 0")
+    _check(spec.test_samples >= 0, "--test-samples", spec.test_samples, ">= 0 (0 = all)")
+    _check(spec.round_duration_s >= 5, "--round-duration", spec.round_duration_s, ">= 5 s")
+    _check(
+        1 <= spec.min_updates <= spec.clients,
+        "--min-updates",
+        spec.min_updates,
+        f"1..{spec.clients} (the number of clients)",
+    )
+    _check(spec.xla_threads >= 1, "--xla-threads", spec.xla_threads, "an integer >= 1")
+    if spec.ipfs_api is not None:
+        _check(
+            spec.ipfs_api.startswith(("http://", "https://")),
+            "--ipfs-api",
+            spec.ipfs_api,
+            "a Kubo RPC URL such as http://127.0.0.1:5001",
+        )
+    return spec
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The layout of one run: logs/, configs/, data/, ipfs/, state/, plots/, report.html."""
+
+    root: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def configs(self) -> Path:
+        return self.root / "configs"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def ipfs(self) -> Path:
+        return self.root / "ipfs"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def net_file(self) -> Path:
+        """Written once the net is up: endpoints, contract, pids (read by `testnet down`)."""
+        return self.root / "testnet.json"
+
+    def subdirs(self) -> tuple[Path, ...]:
+        return (self.logs, self.configs, self.data, self.ipfs, self.state, self.plots)
+
+    def create(self) -> None:
+        for d in self.subdirs():
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def read_net_file(run: RunDir) -> dict[str, Any]:
+    """The state file of a started net, or a clear error if there is none."""
+    try:
+        data: dict[str, Any] = json.loads(run.net_file.read_text())
+    except FileNotFoundError:
+        raise TestnetError(
+            f"{run.net_file} not found: no testnet was started in {run.root} "
+            "(pass the --run-dir you gave to `fedchain testnet up`)"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise TestnetError(f"{run.net_file} is not valid JSON ({e}); delete the run dir") from e
+    return data
+
+
+def write_net_file(run: RunDir, data: dict[str, Any]) -> None:
+    """Atomically replace the state file."""
+    tmp = run.net_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(run.net_file)

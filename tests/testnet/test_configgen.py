@@ -1,0 +1,53 @@
+"""Generated configs parse as TOML and carry the schema of docs/INTERFACES.md."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from daemons.testnet.configgen import Endpoints, client_config, org_config, toml_value
+from daemons.testnet.spec import NetSpec
+
+EP = Endpoints("http://127.0.0.1:1234", "ws://127.0.0.1:1234", "0x" + "ab" * 20)
+CLIENTS = ["0x" + f"{i:040x}" for i in range(1, 4)]
+
+
+def test_org_config_round_trips_and_closes_at_all_clients(tmp_path: Path) -> None:
+    spec = NetSpec(run_dir=tmp_path, clients=3, rounds=7, model="logreg", ewc_lambda=5.0)
+    text = org_config(spec, EP, "http://127.0.0.1:5001", tmp_path / "s", CLIENTS, Path("t.npz"))
+    cfg = tomllib.loads(text)
+    assert set(cfg) == {"chain", "identity", "ipfs", "service", "federation", "training"}
+    assert cfg["chain"]["contract"] == EP.contract
+    assert cfg["federation"]["clients"] == CLIENTS
+    assert cfg["federation"]["max_updates"] == 3
+    assert cfg["federation"]["rounds"] == 7
+    assert cfg["federation"]["strategy_options"] == {}
+    assert cfg["training"]["penalty"] == "ewc"
+    assert cfg["training"]["ewc_lambda"] == 5.0
+    assert "private_key" not in text.replace("private_key_env", "")
+
+
+def test_zero_lambda_turns_the_ewc_penalty_off(tmp_path: Path) -> None:
+    spec = NetSpec(run_dir=tmp_path, clients=3, ewc_lambda=0.0)
+    cfg = tomllib.loads(org_config(spec, EP, "http://x", tmp_path, CLIENTS, Path("t.npz")))
+    assert cfg["training"]["penalty"] == "none"
+
+
+def test_client_config_has_data_and_no_org_tables(tmp_path: Path) -> None:
+    text = client_config(EP, "http://127.0.0.1:5002", tmp_path / "c0", Path("d/c0.npz"))
+    cfg = tomllib.loads(text)
+    assert set(cfg) == {"chain", "identity", "ipfs", "service", "data"}
+    assert cfg["data"]["path"] == "d/c0.npz"
+    assert cfg["ipfs"]["api_url"] == "http://127.0.0.1:5002"
+
+
+@pytest.mark.parametrize(
+    "value", ['quote " and \\ back', "tab\tand\nnewline", "ünïcode", 3, 0.1, True, ["a", "b"]]
+)
+def test_toml_values_round_trip(value: object) -> None:
+    assert tomllib.loads(f"v = {toml_value(value)}")["v"] == value
+
+
+def test_toml_refuses_nan() -> None:
+    with pytest.raises(ValueError, match="nan"):
+        toml_value(float("nan"))
