@@ -1,0 +1,295 @@
+"""Daemon configuration: TOML files loaded into frozen dataclasses, validated at start.
+
+Every error names the file, the key and what would be allowed, so a user can fix the file
+without reading code. Unknown keys are errors (a typo must not silently use a default).
+Relative paths are resolved against the directory of the config file, as systemd units do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from daemons.errors import ConfigError
+
+Role = Literal["org", "client"]
+ROLES: tuple[str, ...] = ("org", "client")
+PENALTIES = ("none", "ewc", "fedprox", "fedcurv")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+MODELS = ("logreg", "2nn", "cnn")
+STRATEGIES = (
+    "fedavg",
+    "fedcurv",
+    "fisher_merge",
+    "median",
+    "trimmed_mean",
+    "krum",
+    "multi_krum",
+    "fedadam",
+    "fedyogi",
+    "fedavgm",
+)
+LOG_FORMATS = ("human", "json")
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Where the chain is and how the event tailer reads it."""
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    ws_url: str = ""
+    contract: str = ""
+    confirmations: int = 0
+    log_chunk_blocks: int = 1000
+    poll_interval_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Where the daemon's signing key comes from (env hex key or encrypted keystore)."""
+
+    private_key_env: str = "FEDCHAIN_PRIVATE_KEY"
+    keystore: str = ""
+    password_env: str = "FEDCHAIN_KEYSTORE_PASSWORD"
+
+
+@dataclass(frozen=True)
+class IpfsConfig:
+    """The Kubo-compatible RPC endpoint and the limits applied to every fetch."""
+
+    api_url: str = "http://127.0.0.1:5001"
+    timeout_s: float = 60.0
+    max_blob_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Process-level settings: durable state, health/metrics endpoint, log format."""
+
+    state_dir: str = "state"
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    log_format: str = "human"
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """The org's federation plan: who takes part, how many rounds, how they are merged."""
+
+    clients: tuple[str, ...] = ()
+    rounds: int = 5
+    round_duration_s: int = 60
+    min_updates: int = 1
+    max_updates: int = 3
+    model: str = "2nn"
+    seed: int = 0
+    strategy: str = "fedavg"
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    retention_rounds: int = 3
+    eval_data: str = ""
+    exit_when_done: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Local training recipe, published by the org as the round config (configCid)."""
+
+    epochs: int = 1
+    batch_size: int = 10
+    learning_rate: float = 0.05
+    optimizer: str = "sgd"
+    penalty: str = "ewc"
+    ewc_lambda: float = 10.0
+    fedprox_mu: float = 0.01
+    fisher_gamma: float = 0.9
+    fisher_samples: int = 1000
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A client's local data: an .npz (x, y) or a directory of IDX files."""
+
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """One daemon's whole configuration, as loaded from `path`."""
+
+    path: str
+    role: str
+    chain: ChainConfig
+    identity: IdentityConfig
+    ipfs: IpfsConfig
+    service: ServiceConfig
+    federation: FederationConfig | None = None
+    training: TrainingConfig | None = None
+    data: DataConfig | None = None
+
+
+SECTIONS: dict[str, type] = {
+    "chain": ChainConfig,
+    "identity": IdentityConfig,
+    "ipfs": IpfsConfig,
+    "service": ServiceConfig,
+    "federation": FederationConfig,
+    "training": TrainingConfig,
+    "data": DataConfig,
+}
+ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "org": ("chain", "identity", "ipfs", "service", "federation", "training"),
+    "client": ("chain", "identity", "ipfs", "service", "data"),
+}
+REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {"org": ("federation",), "client": ("data",)}
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("service", "log_format"): LOG_FORMATS,
+    ("federation", "model"): MODELS,
+    ("federation", "strategy"): STRATEGIES,
+    ("training", "optimizer"): OPTIMIZERS,
+    ("training", "penalty"): PENALTIES,
+}
+PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
+PATH_KEYS |= {("data", "path")}
+NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed"), ("federation", "min_updates")}
+NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
+
+
+def load_config(path: str | Path, role: str) -> DaemonConfig:
+    """Read and validate a daemon TOML file for `role` ("org" or "client")."""
+    path = Path(path)
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r}; allowed: {', '.join(ROLES)}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, path, role)
+
+
+def parse_config(raw: dict[str, Any], path: Path, role: str) -> DaemonConfig:
+    """Validate an already-parsed TOML document (split out so tests need no files)."""
+    allowed = ROLE_SECTIONS[role]
+    for name in raw:
+        if name not in allowed:
+            raise ConfigError(
+                f"{path}: unknown section [{name}] for a {role} config; "
+                f"allowed sections: {', '.join(allowed)}"
+            )
+    for name in REQUIRED_SECTIONS[role]:
+        if name not in raw:
+            raise ConfigError(f"{path}: missing section [{name}] (required for a {role})")
+    base = path.parent
+    sections = {
+        name: _build_section(path, base, name, raw.get(name, {}))
+        for name in allowed
+        if name in raw or name not in REQUIRED_SECTIONS[role]
+    }
+    cfg = DaemonConfig(path=str(path), role=role, **sections)
+    _check_cross(cfg)
+    return cfg
+
+
+def _build_section(path: Path, base: Path, name: str, table: Any) -> Any:
+    """Build one section dataclass, checking key names, types, choices and ranges."""
+    cls = SECTIONS[name]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(
+                f"{path}: unknown key {name}.{key}; allowed keys in [{name}]: {', '.join(known)}"
+            )
+        value = _coerce(path, f"{name}.{key}", value, hints[key])
+        values[key] = _check_value(path, base, name, key, value)
+    for f in dataclasses.fields(cls):
+        if (name, f.name) in PATH_KEYS and f.name not in values and f.default:
+            values[f.name] = _check_value(path, base, name, f.name, f.default)
+    return cls(**values)
+
+
+def _coerce(path: Path, where: str, value: Any, hint: Any) -> Any:
+    """Check `value` against a field type (ints are accepted where floats are expected)."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: {where} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {where} must be a table, got {value!r}")
+        return dict(value)
+    if isinstance(hint, types.UnionType) or origin is not None:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"{path}: {where} must be an integer, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"{path}: {where} must be of type {hint.__name__}, got {value!r}")
+    return value
+
+
+def _check_value(path: Path, base: Path, name: str, key: str, value: Any) -> Any:
+    """Apply choice lists, ranges and path resolution to one value."""
+    where = f"{name}.{key}"
+    choices = CHOICES.get((name, key))
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{path}: {where} = {value!r}; allowed values: {', '.join(choices)}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if (name, key) in NON_NEGATIVE and value < 0:
+            raise ConfigError(f"{path}: {where} = {value!r}; allowed values: >= 0")
+        if (name, key) not in NON_NEGATIVE and value <= 0:
+            raise ConfigError(f"{path}: {where} = {value!r}; allowed values: > 0")
+    if (name, key) in PATH_KEYS and value:
+        return str((base / value).resolve()) if not Path(value).is_absolute() else value
+    return value
+
+
+def _check_cross(cfg: DaemonConfig) -> None:
+    """Checks that involve several keys (counts, addresses, required paths)."""
+    p = cfg.path
+    fed = cfg.federation
+    if fed is not None:
+        if fed.max_updates < max(fed.min_updates, 1):
+            raise ConfigError(
+                f"{p}: federation.max_updates = {fed.max_updates} must be >= "
+                f"federation.min_updates = {fed.min_updates} and >= 1"
+            )
+        for client in fed.clients:
+            if not _is_address(client):
+                raise ConfigError(
+                    f"{p}: federation.clients contains {client!r}; allowed values: "
+                    "0x-prefixed 20-byte hex addresses"
+                )
+        if not fed.eval_data:
+            raise ConfigError(f"{p}: federation.eval_data is required (an .npz or IDX dir)")
+    if cfg.data is not None and not cfg.data.path:
+        raise ConfigError(f"{p}: data.path is required (an .npz or a directory of IDX files)")
+    if cfg.role == "client" and not cfg.chain.contract:
+        raise ConfigError(f"{p}: chain.contract is required for a client (the org's address)")
+    if cfg.chain.contract and not _is_address(cfg.chain.contract):
+        raise ConfigError(
+            f"{p}: chain.contract = {cfg.chain.contract!r}; allowed values: "
+            '"" (org: deploy) or a 0x-prefixed 20-byte hex address'
+        )
+
+
+def _is_address(text: str) -> bool:
+    """True for a 0x-prefixed 40-hex-digit string (checksum is fixed up later)."""
+    if len(text) != 42 or not text.startswith("0x"):
+        return False
+    try:
+        int(text[2:], 16)
+    except ValueError:
+        return False
+    return True

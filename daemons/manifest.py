@@ -1,0 +1,67 @@
+"""The org's per-round manifest JSON: what went into a model and what was left out, and why."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Included:
+    """An update merged into the round's model with its aggregation weight."""
+
+    client: str
+    cid: str
+    digest: str
+    num_samples: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """An update left out, with a short reason code and a human detail."""
+
+    client: str
+    cid: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The audit record of one closed round (published to IPFS, CID in `RoundClosed`)."""
+
+    round_id: int
+    base_cid: str
+    model_cid: str
+    strategy: str
+    included: tuple[Included, ...]
+    excluded: tuple[Excluded, ...]
+    metrics: dict[str, float]
+    timings_s: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+def encode_manifest(m: Manifest) -> bytes:
+    """Manifest as JSON bytes with sorted keys (human-readable, indented)."""
+    doc: dict[str, Any] = asdict(m)
+    if not m.note:
+        doc.pop("note")
+    return json.dumps(doc, sort_keys=True, indent=2).encode()
+
+
+def decode_manifest(data: bytes) -> Manifest:
+    """Parse a manifest written by `encode_manifest` (for the CLI and tests)."""
+    doc = json.loads(data)
+    return Manifest(
+        round_id=int(doc["round_id"]),
+        base_cid=doc["base_cid"],
+        model_cid=doc["model_cid"],
+        strategy=doc["strategy"],
+        included=tuple(Included(**d) for d in doc["included"]),
+        excluded=tuple(Excluded(**d) for d in doc["excluded"]),
+        metrics=dict(doc["metrics"]),
+        timings_s=dict(doc.get("timings_s", {})),
+        note=doc.get("note", ""),
+    )

@@ -1,0 +1,1 @@
+"""The org daemon: opens rounds, judges updates, aggregates, publishes, closes (issue 5)."""

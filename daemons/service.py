@@ -1,0 +1,174 @@
+"""Runtime shared by the org and client daemons: logging, signals, sd_notify, supervision.
+
+Crash-only services (as in the async-service / aiohttp runner pattern): a service is a few
+long-running tasks; SIGTERM/SIGINT cancels them and the process exits 0; a crash in any
+task cancels the rest and the process exits non-zero so a supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from daemons.errors import ChainResetError, ConfigError, FedchainError
+
+log = logging.getLogger("fedchain.service")
+
+EXIT_OK = 0
+EXIT_CRASH = 1
+EXIT_CONFIG = 2
+EXIT_CHAIN_RESET = 3
+
+TaskFactory = Callable[[], Awaitable[None]]
+
+
+class _HumanFormatter(logging.Formatter):
+    """`time level logger: message key=value ...` — for people reading a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        fields = getattr(record, "fields", {}) or {}
+        extra = "".join(f" {k}={v}" for k, v in fields.items())
+        line = f"{stamp}.{int(record.msecs):03d}Z {record.levelname:<7} {record.name}: "
+        line += record.getMessage() + extra
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line — for log shippers and `jq`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        doc.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str, sort_keys=False)
+
+
+def setup_logging(log_format: str = "human", level: int = logging.INFO) -> None:
+    """Send all `fedchain.*` logs to stderr in the chosen format ("human" or "json")."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if log_format == "json" else _HumanFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("fedchain").setLevel(level)
+
+
+def log_event(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
+    """Log `msg` with structured fields (shown as key=value or JSON keys)."""
+    logger.log(level, msg, extra={"fields": fields})
+
+
+def sd_notify(state: str, env: Mapping[str, str] | None = None) -> bool:
+    """Send one sd_notify datagram (e.g. "READY=1") if NOTIFY_SOCKET is set; True if sent."""
+    env = os.environ if env is None else env
+    address = env.get("NOTIFY_SOCKET", "")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(state.encode(), address)
+        except OSError as exc:
+            log.warning("sd_notify to %s failed: %s", env.get("NOTIFY_SOCKET"), exc)
+            return False
+    return True
+
+
+def watchdog_interval_s(env: Mapping[str, str] | None = None) -> float | None:
+    """Half of systemd's WATCHDOG_USEC (the recommended ping period), or None if unset."""
+    env = os.environ if env is None else env
+    usec = env.get("WATCHDOG_USEC", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return None
+    pid = env.get("WATCHDOG_PID", "")
+    if pid.isdigit() and int(pid) != os.getpid():
+        return None
+    return int(usec) / 2e6
+
+
+async def _watchdog(interval_s: float) -> None:
+    """Ping systemd's watchdog while the event loop is alive."""
+    while True:
+        sd_notify("WATCHDOG=1")
+        await asyncio.sleep(interval_s)
+
+
+async def supervise(tasks: list[TaskFactory], name: str = "service") -> int:
+    """Run `tasks` until a signal, the first one to finish, or the first crash; exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    running = [asyncio.create_task(_call(t), name=f"{name}-{i}") for i, t in enumerate(tasks)]
+    interval = watchdog_interval_s()
+    if interval is not None:
+        running.append(asyncio.create_task(_watchdog(interval), name=f"{name}-watchdog"))
+    stopper = asyncio.create_task(stop.wait(), name=f"{name}-signal")
+    sd_notify("READY=1")
+    done, _ = await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
+    sd_notify("STOPPING=1")
+    code = EXIT_OK
+    for task in done:
+        if task is not stopper and not task.cancelled() and task.exception() is not None:
+            code = _report_crash(name, task.exception())
+    if stopper in done:
+        log_event(log, logging.INFO, f"{name} stopping on signal")
+    for task in [*running, stopper]:
+        task.cancel()
+    for task in [*running, stopper]:
+        with contextlib.suppress(BaseException):
+            await task
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    return code
+
+
+async def _call(factory: TaskFactory) -> None:
+    await factory()
+
+
+def _report_crash(name: str, exc: BaseException | None) -> int:
+    """Log why the service stopped and map the error to an exit code."""
+    if isinstance(exc, ChainResetError):
+        log_event(log, logging.ERROR, f"{name} stopped: chain was reset: {exc}")
+        return EXIT_CHAIN_RESET
+    if isinstance(exc, ConfigError):
+        log_event(log, logging.ERROR, f"{name} stopped: configuration error: {exc}")
+        return EXIT_CONFIG
+    if isinstance(exc, FedchainError):
+        log_event(log, logging.ERROR, f"{name} stopped: {type(exc).__name__}: {exc}")
+        return EXIT_CRASH
+    log.error("%s crashed", name, exc_info=exc)
+    return EXIT_CRASH
+
+
+def crash_point(step: str, round_id: int, env: Mapping[str, str] | None = None) -> None:
+    """Fault injection for tests: SIGKILL this process at `step:round_id` in FEDCHAIN_CRASH_AT."""
+    env = os.environ if env is None else env
+    wanted = env.get("FEDCHAIN_CRASH_AT", "")
+    if wanted and wanted in (f"{step}:{round_id}", step):
+        log_event(log, logging.WARNING, "FEDCHAIN_CRASH_AT reached: SIGKILL", at=wanted)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.kill(os.getpid(), signal.SIGKILL)

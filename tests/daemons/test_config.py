@@ -1,0 +1,113 @@
+"""Config loading: examples parse, errors name file/key/allowed values, paths resolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemons.config import load_config
+from daemons.errors import ConfigError
+from daemons.keys import load_account
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDR = "0x" + "11" * 20
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "d.toml"
+    path.write_text(text)
+    return path
+
+
+ORG = f"""
+[chain]
+rpc_url = "http://127.0.0.1:9"
+[federation]
+clients = ["{ADDR}"]
+rounds = 3
+eval_data = "data/org.npz"
+[training]
+epochs = 2
+learning_rate = 1
+"""
+
+
+def test_examples_load() -> None:
+    org = load_config(ROOT / "config/org.example.toml", "org")
+    client = load_config(ROOT / "config/client.example.toml", "client")
+    assert org.federation is not None and org.training is not None
+    assert org.federation.rounds > 0
+    assert client.data is not None and client.federation is None
+
+
+def test_org_values_types_and_paths(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ORG), "org")
+    assert cfg.federation is not None and cfg.training is not None
+    assert cfg.federation.clients == (ADDR,)
+    assert cfg.training.learning_rate == 1.0 and isinstance(cfg.training.learning_rate, float)
+    assert cfg.federation.eval_data == str(tmp_path / "data/org.npz")
+    assert cfg.service.state_dir == str(tmp_path / "state")
+    assert cfg.chain.confirmations == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        (ORG + "\n[service]\nlog_format = 'xml'\n", ["service.log_format", "human, json"]),
+        (ORG.replace("rounds = 3", "roundz = 3"), ["federation.roundz", "allowed keys"]),
+        (ORG.replace("rounds = 3", "rounds = 0"), ["federation.rounds", "> 0"]),
+        (ORG.replace("rounds = 3", "rounds = 'x'"), ["federation.rounds", "int"]),
+        (ORG + "\n[data]\npath='x'\n", ["[data]", "allowed sections"]),
+        (ORG.replace("epochs = 2", "penalty = 'l2'"), ["training.penalty", "ewc"]),
+        (ORG.replace(ADDR, "0x12"), ["federation.clients", "20-byte"]),
+        ("[chain]\n", ["missing section [federation]"]),
+        ("[chain\n", ["not valid TOML"]),
+    ],
+)
+def test_errors_name_file_key_allowed(tmp_path: Path, text: str, needles: list[str]) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, "org")
+    message = str(info.value)
+    assert str(path) in message
+    for needle in needles:
+        assert needle in message
+
+
+def test_client_needs_contract(tmp_path: Path) -> None:
+    path = write(tmp_path, "[data]\npath = 'c.npz'\n")
+    with pytest.raises(ConfigError, match=r"chain\.contract is required"):
+        load_config(path, "client")
+    path.write_text(f"[chain]\ncontract = '{ADDR}'\n[data]\npath = 'c.npz'\n")
+    assert load_config(path, "client").chain.contract == ADDR
+
+
+def test_missing_file_and_role(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", "org")
+    with pytest.raises(ConfigError, match="allowed: org, client"):
+        load_config(write(tmp_path, ORG), "auditor")
+
+
+def test_keys_from_env_and_keystore(tmp_path: Path) -> None:
+    from eth_account import Account
+
+    cfg = load_config(write(tmp_path, ORG), "org")
+    key = "0x" + "ab" * 32
+    acct = load_account(cfg.identity, {"FEDCHAIN_PRIVATE_KEY": key})
+    assert acct.address == Account.from_key(key).address
+    with pytest.raises(ConfigError, match="FEDCHAIN_PRIVATE_KEY"):
+        load_account(cfg.identity, {})
+    with pytest.raises(ConfigError, match="not a valid hex"):
+        load_account(cfg.identity, {"FEDCHAIN_PRIVATE_KEY": "zz"})
+    keystore = tmp_path / "key.json"
+    keystore.write_text(__import__("json").dumps(Account.encrypt(key, "pw", iterations=2)))
+    path = write(tmp_path, ORG + f"\n[identity]\nkeystore = '{keystore.name}'\n")
+    cfg = load_config(path, "org")
+    env = {"FEDCHAIN_KEYSTORE_PASSWORD": "pw"}
+    assert load_account(cfg.identity, env).address == acct.address
+    with pytest.raises(ConfigError, match="cannot decrypt"):
+        load_account(cfg.identity, {"FEDCHAIN_KEYSTORE_PASSWORD": "bad"})
+    with pytest.raises(ConfigError, match="FEDCHAIN_KEYSTORE_PASSWORD"):
+        load_account(cfg.identity, {})

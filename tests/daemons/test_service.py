@@ -1,0 +1,158 @@
+"""Service runtime: signals exit 0, crashes exit non-zero, sd_notify, JSON logs, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from daemons.errors import ChainResetError
+from daemons.http import serve_forever
+from daemons.metrics import Metrics
+from daemons.service import (
+    EXIT_CHAIN_RESET,
+    EXIT_CRASH,
+    EXIT_OK,
+    log_event,
+    sd_notify,
+    setup_logging,
+    supervise,
+    watchdog_interval_s,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, logging, sys
+    from daemons.service import supervise, setup_logging, log_event
+    setup_logging(sys.argv[1])
+    log = logging.getLogger("fedchain.test")
+    async def forever():
+        log_event(log, logging.INFO, "started", answer=42)
+        await asyncio.Event().wait()
+    sys.exit(asyncio.run(supervise([forever], name="t")))
+    """
+)
+
+
+def _spawn(tmp_path: Path, fmt: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    script = tmp_path / "svc.py"
+    script.write_text(SCRIPT)
+    return subprocess.Popen(
+        [sys.executable, str(script), fmt],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_exits_zero_with_sd_notify(tmp_path: Path, sig: signal.Signals) -> None:
+    sock_path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(sock_path)
+        sock.settimeout(20)
+        env = {"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "200000"}
+        proc = _spawn(tmp_path, "json", env)
+        try:
+            got = [sock.recv(100).decode() for _ in range(3)]
+            assert "READY=1" in got and "WATCHDOG=1" in got
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, err
+        rest = []
+        sock.settimeout(0.5)
+        try:
+            while True:
+                rest.append(sock.recv(100).decode())
+        except TimeoutError:
+            pass
+        assert "STOPPING=1" in rest
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    started = [d for d in lines if d["msg"] == "started"]
+    assert started and started[0]["answer"] == 42 and started[0]["level"] == "info"
+    assert any("stopping on signal" in d["msg"] for d in lines)
+
+
+async def test_crash_cancels_others_and_maps_exit_code() -> None:
+    cancelled = asyncio.Event()
+
+    async def survivor() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    async def crash() -> None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("boom")
+
+    async def reset() -> None:
+        raise ChainResetError("genesis differs")
+
+    assert await supervise([survivor, crash]) == EXIT_CRASH
+    assert cancelled.is_set()
+    assert await supervise([survivor, reset]) == EXIT_CHAIN_RESET
+
+    async def finishes() -> None:
+        return None
+
+    assert await supervise([survivor, finishes]) == EXIT_OK
+
+
+def test_sd_notify_without_socket_is_noop() -> None:
+    assert sd_notify("READY=1", {}) is False
+    assert watchdog_interval_s({}) is None
+    assert watchdog_interval_s({"WATCHDOG_USEC": "2000000"}) == 1.0
+
+
+def test_human_log_format(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging("human")
+    log_event(logging.getLogger("fedchain.x"), logging.WARNING, "hello", round_id=3)
+    err = capsys.readouterr().err
+    assert "WARNING fedchain.x: hello round_id=3" in err
+
+
+async def test_http_healthz_and_metrics() -> None:
+    metrics = Metrics("org")
+    metrics.updates_rejected.labels(reason="non_finite").inc()
+    metrics.rounds.labels(outcome="closed").inc(2)
+    bound: list[int] = []
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    task = asyncio.create_task(
+        serve_forever(metrics, lambda: {"round_id": 4}, "127.0.0.1", port, bound.append)
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not bound and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 200
+                doc = await resp.json()
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                text = await resp.text()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert doc["status"] == "ok" and doc["round_id"] == 4 and doc["role"] == "org"
+    assert 'fedchain_updates_rejected_total{reason="non_finite"} 1.0' in text
+    assert 'fedchain_rounds_total{outcome="closed"} 2.0' in text
