@@ -1,0 +1,169 @@
+"""Fold chain events, manifests and blob facts into one record per round (pure; no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BlobFacts:
+    """What the report learned by fetching a blob: its size and the client's train metrics."""
+
+    size: int
+    train_metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpdateRecord:
+    """One `UpdateSubmitted`, with what the manifest and the blob said about it."""
+
+    client: str
+    cid: str
+    digest: str
+    num_samples: int
+    status: str = "pending"  # pending | included | excluded
+    reason: str = ""
+    weight: float | None = None
+    size: int | None = None
+    train: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """Everything the report and the progress display know about one round."""
+
+    round_id: int
+    status: str  # open | closed | failed
+    max_updates: int
+    base_cid: str
+    base_digest: str
+    updates: tuple[UpdateRecord, ...] = ()
+    model_cid: str = ""
+    model_digest: str = ""
+    manifest_cid: str = ""
+    accuracy: float | None = None
+    loss: float | None = None
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+    wall_s: float | None = None
+    bytes_moved: int | None = None
+
+    @property
+    def slowest_train_s(self) -> float | None:
+        """The longest `train_s` any included client reported (the round's critical path)."""
+        times = [u.train["train_s"] for u in self.updates if "train_s" in u.train]
+        return max(times) if times else None
+
+
+def hex0x(raw: bytes) -> str:
+    """Digest bytes as the `0x…` text used in JSON and logs."""
+    return "0x" + raw.hex()
+
+
+def fold_events(events: Iterable[Any]) -> dict[int, RoundRecord]:
+    """Rounds from contract events in chain order (dataclasses of `contracts.events`)."""
+    rounds: dict[int, RoundRecord] = {}
+    for ev in events:
+        kind = type(ev).__name__
+        if kind == "RoundOpened":
+            rounds[ev.round_id] = RoundRecord(
+                ev.round_id, "open", ev.max_updates, ev.base_cid, hex0x(ev.base_digest)
+            )
+        elif kind == "UpdateSubmitted" and ev.round_id in rounds:
+            r = rounds[ev.round_id]
+            upd = UpdateRecord(ev.client, ev.update_cid, hex0x(ev.digest), ev.num_samples)
+            rounds[ev.round_id] = replace(r, updates=(*r.updates, upd))
+        elif kind == "RoundClosed" and ev.round_id in rounds:
+            rounds[ev.round_id] = replace(
+                rounds[ev.round_id],
+                status="closed",
+                model_cid=ev.model_cid,
+                model_digest=hex0x(ev.model_digest),
+                manifest_cid=ev.manifest_cid,
+            )
+        elif kind == "RoundFailed" and ev.round_id in rounds:
+            rounds[ev.round_id] = replace(rounds[ev.round_id], status="failed")
+    return rounds
+
+
+def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
+    """Mark updates included/excluded and take the org's test metrics and timings."""
+    included = {d["client"].lower(): d for d in manifest.get("included", [])}
+    excluded = {d["client"].lower(): d for d in manifest.get("excluded", [])}
+    updates = []
+    for u in r.updates:
+        key = u.client.lower()
+        if key in included:
+            inc = included[key]
+            u = replace(u, status="included", weight=float(inc.get("weight", 0.0)))
+            u = replace(u, train={**u.train, **inc.get("train", {})})
+        elif key in excluded:
+            u = replace(u, status="excluded", reason=str(excluded[key].get("reason", "")))
+        updates.append(u)
+    metrics = manifest.get("metrics", {})
+    return replace(
+        r,
+        updates=tuple(updates),
+        accuracy=_opt_float(metrics.get("accuracy")),
+        loss=_opt_float(metrics.get("loss")),
+        timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},
+    )
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def apply_blobs(r: RoundRecord, blobs: Mapping[str, BlobFacts]) -> RoundRecord:
+    """Sizes and train metrics from fetched blobs; bytes moved when every blob is known.
+
+    Bytes moved = the base model downloaded by each submitter + the updates uploaded + the
+    new model published.
+    """
+    updates = tuple(
+        replace(u, size=blobs[u.cid].size, train={**blobs[u.cid].train_metrics, **u.train})
+        if u.cid in blobs
+        else u
+        for u in r.updates
+    )
+    r = replace(r, updates=updates)
+    sizes = [u.size for u in updates]
+    base = blobs.get(r.base_cid)
+    model = blobs.get(r.model_cid) if r.model_cid else BlobFacts(0)
+    if base is None or model is None or any(s is None for s in sizes):
+        return r
+    moved = base.size * len(updates) + sum(s or 0 for s in sizes) + model.size
+    return replace(r, bytes_moved=moved)
+
+
+def build_rounds(
+    events: Iterable[Any],
+    manifests: Mapping[str, Mapping[str, Any]],
+    blobs: Mapping[str, BlobFacts],
+    wall_s: Mapping[int, float],
+) -> list[RoundRecord]:
+    """The round records in round order; `wall_s` maps a round to its measured wall time."""
+    out = []
+    for rid, r in sorted(fold_events(events).items()):
+        if r.manifest_cid in manifests:
+            r = apply_manifest(r, manifests[r.manifest_cid])
+        r = apply_blobs(r, blobs)
+        out.append(replace(r, wall_s=wall_s.get(rid)))
+    return out
+
+
+def round_wall_times(events: Iterable[Any], seen_s: Mapping[str, float]) -> dict[int, float]:
+    """Open→settle seconds per round from when each event was first seen (`event_key` → s)."""
+    opened: dict[int, float] = {}
+    out: dict[int, float] = {}
+    for ev in events:
+        key = f"{ev.meta.tx_hash}:{ev.meta.log_index}"
+        if key not in seen_s:
+            continue
+        kind = type(ev).__name__
+        if kind == "RoundOpened":
+            opened[ev.round_id] = seen_s[key]
+        elif kind in ("RoundClosed", "RoundFailed") and ev.round_id in opened:
+            out[ev.round_id] = seen_s[key] - opened[ev.round_id]
+    return out
