@@ -1,0 +1,215 @@
+"""Datasets: IDX loading (Fashion-MNIST/MNIST), ``.npz`` files, partitioners, task builders.
+
+Partitioners follow McMahan et al. 2017 (IID, 2 label-sorted shards per client) and
+Hsu et al. 2019 (Dirichlet(alpha) label skew). All are deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.types import ModelsError
+
+DEFAULT_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_IDX_DTYPES: dict[int, str] = {
+    0x08: "u1",
+    0x09: "i1",
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
+
+
+class DataError(ModelsError):
+    """A dataset file is missing or malformed, or a partition is impossible."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images ``x`` float32 ``(N, 28, 28, 1)`` in ``[0, 1]`` and labels ``y`` int32 ``(N,)``."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 4 or self.x.shape[1:] != (28, 28, 1):
+            raise DataError(f"x must have shape (N, 28, 28, 1), got {self.x.shape}")
+        if self.y.shape != (self.x.shape[0],):
+            raise DataError(f"y must have shape ({self.x.shape[0]},), got {self.y.shape}")
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, indices: np.ndarray) -> Dataset:
+        """The samples at ``indices``, in that order."""
+        return Dataset(self.x[indices], self.y[indices])
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray) -> Dataset:
+    """Build a Dataset from uint8 ``(N, 28, 28)`` images (scaled to [0, 1]) and labels."""
+    x = np.asarray(images, dtype=np.float32)
+    if images.dtype == np.uint8:
+        x = x / np.float32(255.0)
+    return Dataset(x.reshape(-1, 28, 28, 1), np.asarray(labels, dtype=np.int32))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse one IDX file (raw or gzip, chosen by the magic bytes) into an array."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise DataError(f"{path}: corrupt gzip data ({err})") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic {raw[:4].hex()})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: IDX header truncated")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: IDX body has {len(raw) - header} bytes, expected {expected}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find_idx(directory: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        if (directory / name).is_file():
+            return directory / name
+    raise DataError(
+        f"dataset directory {directory} has no {stem}.gz (or {stem}); it needs the four "
+        f"standard IDX files {', '.join(IDX_FILES.values())} (apt-get install "
+        "dataset-fashion-mnist, or `make setup`)"
+    )
+
+
+def load_idx_dir(path: str | os.PathLike[str] = DEFAULT_FASHION_MNIST) -> tuple[Dataset, Dataset]:
+    """Load the (train, test) splits from a directory with the four standard IDX files."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise DataError(f"dataset directory {directory} does not exist")
+    arrays = {key: read_idx(_find_idx(directory, stem)) for key, stem in IDX_FILES.items()}
+    for split in ("train", "test"):
+        n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_img != n_lab:
+            raise DataError(f"{directory}: {split} has {n_img} images but {n_lab} labels")
+    train = make_dataset(arrays["train_images"], arrays["train_labels"])
+    test = make_dataset(arrays["test_images"], arrays["test_labels"])
+    return train, test
+
+
+def save_npz(path: str | os.PathLike[str], ds: Dataset) -> None:
+    """Write a dataset as an ``.npz`` with arrays ``x`` and ``y``."""
+    np.savez_compressed(Path(path), x=ds.x, y=ds.y)
+
+
+def load_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """A dataset from an ``.npz`` (arrays ``x``, ``y``) or an IDX directory (its train split)."""
+    p = Path(path)
+    if p.is_dir():
+        return load_idx_dir(p)[0]
+    if not p.is_file():
+        raise DataError(f"dataset {p} does not exist (want an .npz file or an IDX directory)")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            x, y = f["x"], f["y"]
+    except KeyError as err:
+        raise DataError(f"{p}: .npz must hold arrays 'x' and 'y' ({err})") from err
+    except (OSError, ValueError) as err:
+        raise DataError(f"{p}: not a readable .npz file ({err})") from err
+    if x.dtype == np.uint8:
+        return make_dataset(x, y)
+    return Dataset(np.asarray(x, np.float32).reshape(-1, 28, 28, 1), np.asarray(y, np.int32))
+
+
+def _check_split(num_samples: int, num_clients: int) -> None:
+    if num_clients < 1 or num_clients > num_samples:
+        raise DataError(f"num_clients must be in [1, {num_samples}], got {num_clients}")
+
+
+def partition_iid(labels: np.ndarray, num_clients: int, seed: int) -> list[np.ndarray]:
+    """Shuffle and split into ``num_clients`` near-equal parts (McMahan et al. 2017, IID)."""
+    _check_split(len(labels), num_clients)
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    return [np.sort(part) for part in np.array_split(perm, num_clients)]
+
+
+def partition_shards(
+    labels: np.ndarray, num_clients: int, seed: int, shards_per_client: int = 2
+) -> list[np.ndarray]:
+    """Sort by label, cut into shards, give each client ``shards_per_client`` at random.
+
+    The pathological non-IID split of McMahan et al. 2017.
+    """
+    num_shards = num_clients * shards_per_client
+    _check_split(len(labels), num_shards)
+    rng = np.random.default_rng(seed)
+    tiebreak = rng.permutation(len(labels))
+    by_label = tiebreak[np.argsort(np.asarray(labels)[tiebreak], kind="stable")]
+    shards = np.array_split(by_label, num_shards)
+    order = rng.permutation(num_shards).reshape(num_clients, shards_per_client)
+    return [np.sort(np.concatenate([shards[s] for s in row])) for row in order]
+
+
+def partition_dirichlet(
+    labels: np.ndarray,
+    num_clients: int,
+    seed: int,
+    alpha: float = 0.5,
+    min_size: int = 10,
+    max_tries: int = 100,
+) -> list[np.ndarray]:
+    """Per class, split samples over clients by Dirichlet(alpha) proportions (Hsu et al. 2019).
+
+    Redraws until every client has at least ``min_size`` samples.
+    """
+    labels = np.asarray(labels)
+    _check_split(len(labels), num_clients)
+    if alpha <= 0:
+        raise DataError(f"alpha must be > 0, got {alpha}")
+    if min_size * num_clients > len(labels):
+        raise DataError(f"min_size {min_size} x {num_clients} clients > {len(labels)} samples")
+    rng = np.random.default_rng(seed)
+    for _ in range(max_tries):
+        parts: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
+        for cls in np.unique(labels):
+            idx = rng.permutation(np.flatnonzero(labels == cls))
+            cuts = (np.cumsum(rng.dirichlet([alpha] * num_clients))[:-1] * len(idx)).astype(int)
+            for client, chunk in enumerate(np.split(idx, cuts)):
+                parts[client].append(chunk)
+        result = [np.sort(np.concatenate(p)) for p in parts]
+        if min(len(p) for p in result) >= min_size:
+            return result
+    raise DataError(
+        f"no Dirichlet(alpha={alpha}) split gave every one of {num_clients} clients "
+        f">= {min_size} samples in {max_tries} tries; raise alpha or lower min_size"
+    )
+
+
+def permute_pixels(ds: Dataset, seed: int) -> Dataset:
+    """The same images with one fixed pixel permutation (Goodfellow et al. 2013 task)."""
+    perm = np.random.default_rng(seed).permutation(28 * 28)
+    x = ds.x.reshape(len(ds), 28 * 28)[:, perm].reshape(-1, 28, 28, 1)
+    return Dataset(x, ds.y)
+
+
+def class_split(ds: Dataset, classes: Sequence[int]) -> Dataset:
+    """Only the samples whose label is in ``classes`` (split-class continual-learning task)."""
+    wanted = np.asarray(sorted(set(int(c) for c in classes)), dtype=ds.y.dtype)
+    return ds.subset(np.flatnonzero(np.isin(ds.y, wanted)))

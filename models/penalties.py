@@ -1,0 +1,186 @@
+"""Quadratic penalties that tie local training to earlier knowledge, as optax transforms.
+
+EWC (Kirkpatrick et al. 2017): ``lam/2 * sum F (theta - anchor)^2``.
+FedProx (Li et al. 2020): ``mu/2 * ||theta - anchor||^2``.
+FedCurv (Shoham et al. 2019): ``lam/2 * sum_{j != i} F_j (theta - theta_j)^2``, computed from
+the federation's sums ``U = sum u_j``, ``V = sum v_j`` (``u = F``, ``v = F * theta``).
+
+A ``Penalty`` is a JAX pytree (its arrays are leaves, its kind is static), so one jitted
+training function serves every round without recompiling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from models.types import ModelsError, Params
+
+PENALTY_KINDS = ("none", "ewc", "fedprox", "fedcurv")
+
+
+class PenaltyError(ModelsError):
+    """A penalty was asked for with a missing or inconsistent argument."""
+
+
+def _tmap(fn: Any, *trees: Any) -> Any:
+    return jax.tree_util.tree_map(fn, *trees)
+
+
+def _tsum(tree: Any) -> jax.Array:
+    return sum((jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(tree)), jnp.float32(0.0))
+
+
+def _add_gradient(grad_fn: Any) -> optax.GradientTransformation:
+    """A stateless transform that adds ``grad_fn(params)`` to the incoming gradient."""
+
+    def init_fn(params: Params) -> optax.EmptyState:
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        if params is None:
+            raise PenaltyError("penalty transforms need params: call update(g, state, params)")
+        return _tmap(jnp.add, updates, grad_fn(params)), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def add_ewc(anchor: Params, fisher: Params, lam: Any) -> optax.GradientTransformation:
+    """Add ``lam * F * (params - anchor)``, the gradient of EWC (Kirkpatrick et al. 2017)."""
+    return _add_gradient(lambda p: _tmap(lambda t, a, f: lam * f * (t - a), p, anchor, fisher))
+
+
+def add_fedprox(anchor: Params, mu: Any) -> optax.GradientTransformation:
+    """Add ``mu * (params - anchor)``, the gradient of FedProx's proximal term (Li et al. 2020)."""
+    return _add_gradient(lambda p: _tmap(lambda t, a: mu * (t - a), p, anchor))
+
+
+def add_fedcurv(u_others: Params, v_others: Params, lam: Any) -> optax.GradientTransformation:
+    """Add ``lam * (U' * params - V')``, the gradient of FedCurv (Shoham et al. 2019)."""
+    return _add_gradient(lambda p: _tmap(lambda t, u, v: lam * (u * t - v), p, u_others, v_others))
+
+
+def _fedcurv_value(params: Params, u: Params, v: Params, lam: Any) -> jax.Array:
+    """``lam/2 * sum u (theta - v/u)^2``: the FedCurv penalty up to a constant, >= 0.
+
+    The exact value ``sum_j F_j (theta - theta_j)^2`` needs ``sum_j F_j theta_j^2``, which
+    clients do not publish; this form has the same gradient and is zero at its minimum.
+    """
+    safe_u = _tmap(lambda a: jnp.where(a > 0, a, 1.0), u)
+    centre = _tmap(lambda a, b, s: jnp.where(a > 0, b / s, 0.0), u, v, safe_u)
+    return 0.5 * lam * _tsum(_tmap(lambda t, a, c: a * (t - c) ** 2, params, u, centre))
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclass(frozen=True)
+class Penalty:
+    """A penalty kind plus its arrays; ``transform()`` for optax, ``value(params)`` for the loss."""
+
+    kind: str
+    strength: Any
+    arrays: tuple[Params, ...]
+
+    def tree_flatten(self) -> tuple[tuple[Any, ...], str]:
+        return (self.strength, self.arrays), self.kind
+
+    @classmethod
+    def tree_unflatten(cls, kind: str, children: tuple[Any, ...]) -> Penalty:
+        return cls(kind, children[0], children[1])
+
+    def transform(self) -> optax.GradientTransformation:
+        """The gradient transform to chain before the optimizer."""
+        if self.kind == "ewc":
+            return add_ewc(self.arrays[0], self.arrays[1], self.strength)
+        if self.kind == "fedprox":
+            return add_fedprox(self.arrays[0], self.strength)
+        return add_fedcurv(self.arrays[0], self.arrays[1], self.strength)
+
+    def value(self, params: Params) -> jax.Array:
+        """The penalty term added to the reported loss."""
+        lam = self.strength
+        if self.kind == "ewc":
+            anchor, fisher = self.arrays
+            return (
+                0.5 * lam * _tsum(_tmap(lambda t, a, f: f * (t - a) ** 2, params, anchor, fisher))
+            )
+        if self.kind == "fedprox":
+            return 0.5 * lam * _tsum(_tmap(lambda t, a: (t - a) ** 2, params, self.arrays[0]))
+        return _fedcurv_value(params, self.arrays[0], self.arrays[1], lam)
+
+
+def _f32(tree: Params) -> Params:
+    return _tmap(lambda a: jnp.asarray(a, jnp.float32), tree)
+
+
+def _check_same_tree(name: str, tree: Params, like: Params) -> None:
+    same = str(jax.tree_util.tree_structure(tree)) == str(jax.tree_util.tree_structure(like))
+    if not same:
+        raise PenaltyError(f"{name} must have the same tree structure as the anchor/params")
+    for a, b in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(like), strict=True):
+        if jnp.shape(a) != jnp.shape(b):
+            raise PenaltyError(f"{name} leaf has shape {jnp.shape(a)}, expected {jnp.shape(b)}")
+
+
+def ewc(anchor: Params, fisher: Params, lam: float) -> Penalty:
+    """EWC penalty around ``anchor`` weighted by the Fisher diagonal (Kirkpatrick et al. 2017)."""
+    _check_same_tree("fisher", fisher, anchor)
+    return Penalty("ewc", jnp.float32(lam), (_f32(anchor), _f32(fisher)))
+
+
+def fedprox(anchor: Params, mu: float) -> Penalty:
+    """FedProx proximal penalty around ``anchor`` (Li et al. 2020)."""
+    return Penalty("fedprox", jnp.float32(mu), (_f32(anchor),))
+
+
+def fedcurv(u_others: Params, v_others: Params, lam: float) -> Penalty:
+    """FedCurv penalty from the other clients' sums ``U - u_i``, ``V - v_i`` (Shoham 2019)."""
+    _check_same_tree("v_others", v_others, u_others)
+    return Penalty("fedcurv", jnp.float32(lam), (_f32(u_others), _f32(v_others)))
+
+
+def fedcurv_others(
+    u_sum: Params, v_sum: Params, u_own: Params | None, v_own: Params | None
+) -> tuple[Params, Params]:
+    """Subtract this client's previous ``u_i``, ``v_i`` (None in its first round) from the sums."""
+    if (u_own is None) != (v_own is None):
+        raise PenaltyError("give both u_own and v_own, or neither")
+    if u_own is None or v_own is None:
+        return u_sum, v_sum
+    _check_same_tree("u_own", u_own, u_sum)
+    _check_same_tree("v_own", v_own, v_sum)
+    # Clip at 0: float cancellation must not turn a sum of Fishers negative.
+    u = _tmap(lambda a, b: jnp.maximum(a - b, 0.0), u_sum, u_own)
+    return u, _tmap(jnp.subtract, v_sum, v_own)
+
+
+def make_penalty(
+    kind: str,
+    *,
+    anchor: Params | None = None,
+    fisher: Params | None = None,
+    lam: float = 0.0,
+    mu: float = 0.0,
+    u_others: Params | None = None,
+    v_others: Params | None = None,
+) -> Penalty | None:
+    """Build the penalty named ``kind`` (none | ewc | fedprox | fedcurv); None for "none"."""
+    if kind == "none":
+        return None
+    if kind == "ewc":
+        if anchor is None or fisher is None:
+            raise PenaltyError("ewc needs anchor and fisher (the base model and its Fisher)")
+        return ewc(anchor, fisher, lam)
+    if kind == "fedprox":
+        if anchor is None:
+            raise PenaltyError("fedprox needs anchor (the base model)")
+        return fedprox(anchor, mu)
+    if kind == "fedcurv":
+        if u_others is None or v_others is None:
+            raise PenaltyError("fedcurv needs u_others and v_others (see fedcurv_others)")
+        return fedcurv(u_others, v_others, lam)
+    raise PenaltyError(f"unknown penalty {kind!r}; choose one of {', '.join(PENALTY_KINDS)}")

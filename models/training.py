@@ -1,0 +1,169 @@
+"""Local training: one jitted ``lax.scan`` over shuffled minibatches per epoch.
+
+ClientUpdate of FedAvg (McMahan et al. 2017).
+
+The ragged last batch is padded (with repeated samples) and masked out of the loss, so every
+sample counts exactly once per epoch and all batches share one shape (one compilation).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from models.data import Dataset
+from models.networks import Model
+from models.penalties import Penalty
+from models.types import ModelsError, Params
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+class TrainingError(ModelsError):
+    """A training configuration or input is invalid."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Local-training hyperparameters; every client of a round uses the same ones."""
+
+    epochs: int = 1
+    batch_size: int = 10
+    learning_rate: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise TrainingError(f"epochs and batch_size must be >= 1, got {self}")
+        if not self.learning_rate > 0:
+            raise TrainingError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainingError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainMetrics:
+    """Last-epoch mean training loss (cross-entropy + penalty at the final params), accuracy."""
+
+    loss: float
+    accuracy: float
+    num_samples: int
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """The optax optimizer named by the config."""
+    if config.optimizer == "adam":
+        return optax.adam(config.learning_rate)
+    return optax.sgd(config.learning_rate, momentum=config.momentum or None)
+
+
+def make_transform(config: TrainConfig, penalty: Penalty | None) -> optax.GradientTransformation:
+    """The penalty's gradient transform chained before the optimizer (STYLE.md: EWC as optax)."""
+    opt = make_optimizer(config)
+    return opt if penalty is None else optax.chain(penalty.transform(), opt)
+
+
+def to_batches(
+    x: jax.Array, y: jax.Array, order: jax.Array, batch_size: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Gather ``order`` into ``(num_batches, batch_size, ...)``, padded; returns x, y, mask."""
+    n = order.shape[0]
+    num_batches = -(-n // batch_size)
+    idx = jnp.resize(order, (num_batches * batch_size,))
+    mask = (jnp.arange(num_batches * batch_size) < n).astype(jnp.float32)
+    shape = (num_batches, batch_size)
+    return x[idx].reshape(shape + x.shape[1:]), y[idx].reshape(shape), mask.reshape(shape)
+
+
+def masked_cross_entropy(
+    model: Model, params: Params, x: jax.Array, y: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Mean cross-entropy over the unmasked samples, and the number of correct ones."""
+    logits = model.apply(params, x)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    count = jnp.maximum(mask.sum(), 1.0)
+    correct = jnp.sum((jnp.argmax(logits, -1) == y) * mask)
+    return jnp.sum(ce * mask) / count, correct
+
+
+def _train_step(
+    model: Model, tx: optax.GradientTransformation, carry: Any, batch: Any
+) -> tuple[Any, jax.Array]:
+    params, opt_state = carry
+    xb, yb, mb = batch
+    (loss, correct), grads = jax.value_and_grad(
+        functools.partial(masked_cross_entropy, model), has_aux=True
+    )(params, xb, yb, mb)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return (params, opt_state), jnp.stack([loss * mb.sum(), correct])
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_fn(model: Model, config: TrainConfig) -> Callable[..., Any]:
+    """One jitted epoch per (model, optimizer config); jit itself caches per shapes/penalty kind."""
+
+    def epoch(
+        params: Params, opt_state: Any, x: jax.Array, y: jax.Array, key: jax.Array, penalty: Any
+    ) -> tuple[Params, Any, jax.Array]:
+        tx = make_transform(config, penalty)
+        order = jax.random.permutation(key, x.shape[0])
+        batches = to_batches(x, y, order, config.batch_size)
+        step = functools.partial(_train_step, model, tx)
+        (params, opt_state), sums = jax.lax.scan(step, (params, opt_state), batches)
+        return params, opt_state, sums.sum(axis=0)
+
+    return jax.jit(epoch, donate_argnums=(0, 1))
+
+
+def _cache_key(config: TrainConfig) -> TrainConfig:
+    # The seed and epoch count are runtime inputs; keying on them would recompile per round.
+    return TrainConfig(
+        1, config.batch_size, config.learning_rate, config.optimizer, config.momentum
+    )
+
+
+@jax.jit
+def _penalty_value(penalty: Penalty, params: Params) -> jax.Array:
+    return penalty.value(params)
+
+
+def local_train(
+    model: Model,
+    params: Params,
+    data: Dataset,
+    config: TrainConfig,
+    penalty: Penalty | None = None,
+) -> tuple[Params, TrainMetrics]:
+    """Train ``params`` on ``data`` for ``config.epochs`` epochs; deterministic for a seed."""
+    if len(data) == 0:
+        raise TrainingError("cannot train on an empty dataset")
+    fn = _epoch_fn(model, _cache_key(config))
+    # Copy, so donating buffers to the jitted epoch never invalidates the caller's arrays.
+    params = jax.tree_util.tree_map(lambda a: jnp.array(a, jnp.float32, copy=True), params)
+    opt_state = make_transform(config, penalty).init(params)
+    x, y = jnp.asarray(data.x, jnp.float32), jnp.asarray(data.y, jnp.int32)
+    base_key = jax.random.PRNGKey(config.seed)
+    sums = jnp.zeros(2)
+    for epoch in range(config.epochs):
+        key = jax.random.fold_in(base_key, epoch)
+        params, opt_state, sums = fn(params, opt_state, x, y, key, penalty)
+    n = len(data)
+    loss = float(sums[0]) / n + (0.0 if penalty is None else float(_penalty_value(penalty, params)))
+    return params, TrainMetrics(loss, float(sums[1]) / n, n)
+
+
+def params_to_numpy(params: Params) -> Params:
+    """A host copy of a params tree (float32 numpy arrays)."""
+    return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)

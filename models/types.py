@@ -1,0 +1,16 @@
+"""Type aliases shared by the pure model code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+Params = dict[str, Any]
+"""A nested ``dict[str, ...]`` pytree of float32 arrays (see docs/INTERFACES.md)."""
+
+PRNGKey = jax.Array
+
+
+class ModelsError(Exception):
+    """Root of every error raised by ``models/`` (bad input, missing data, bad config)."""
