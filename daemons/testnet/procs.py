@@ -1,0 +1,118 @@
+"""Child processes with one log file each: spawn, watch, restart on failure, stop cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _own_group_and_die_with_parent() -> None:
+    """preexec_fn: SIGTERM this child when its parent dies, so no daemon outlives the net."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    """One supervised daemon: how to start it, where it logs, and its current process."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    log_path: Path
+    cwd: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def start(self) -> None:
+        """Spawn in its own session (a terminal Ctrl-C reaches only the supervisor)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"--- {stamp} supervisor: starting {self.name} ---\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                env=dict(self.env),
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_own_group_and_die_with_parent,
+            )
+
+    def poll(self) -> int | None:
+        """The exit code once it has exited (recorded once), else None."""
+        if self.proc is None:
+            return None
+        code = self.proc.poll()
+        if code is not None and len(self.exit_codes) <= self.restarts:
+            self.exit_codes.append(code)
+        return code
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The end of its log, for error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Send `sig` to the child's whole process group (it leads its own session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def stop_children(children: Iterable[Child], timeout_s: float = 10.0) -> dict[str, int]:
+    """SIGTERM every running child, wait up to `timeout_s` in all, SIGKILL the rest.
+
+    Returns each child's final exit code (negative = killed by that signal).
+    """
+    running = [c for c in children if c.proc is not None and c.proc.poll() is None]
+    for c in running:
+        assert c.proc is not None
+        signal_group(c.proc, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    codes: dict[str, int] = {}
+    for c in running:
+        assert c.proc is not None
+        try:
+            codes[c.name] = c.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            signal_group(c.proc, signal.SIGKILL)
+            codes[c.name] = c.proc.wait()
+        # Grandchildren left in the group get the same end as their parent.
+        signal_group(c.proc, signal.SIGKILL)
+    return codes
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists (and is not a zombie we could reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
