@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -222,7 +222,7 @@ def _normalize(abi_type: str, value: Any) -> Any:
     return to_checksum_address(value) if abi_type == "address" else value
 
 
-def decode_logs(raw_logs: list[Mapping[str, Any]]) -> list[ContractEvent]:
+def decode_logs(raw_logs: Iterable[Mapping[str, Any]]) -> list[ContractEvent]:
     """Decode the logs that are ours (e.g. a receipt's), skipping other contracts' events."""
     return [decode_log(log) for log in raw_logs if _is_ours(log)]
 
