@@ -103,13 +103,16 @@ def _check_dtypes(flat: dict[str, np.ndarray], allowed: frozenset[str]) -> None:
 
 def _check_values(flat: dict[str, np.ndarray], nonnegative: frozenset[str]) -> None:
     for name, array in flat.items():
-        if np.issubdtype(array.dtype, np.inexact) or array.dtype == DTYPES["BF16"]:
-            values = array.astype(np.float64)
-            if not np.isfinite(values).all():
-                bad = int(np.size(values) - np.isfinite(values).sum())
+        if not (np.issubdtype(array.dtype, np.inexact) or array.dtype == DTYPES["BF16"]):
+            continue
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(array)
+            if not finite.all():
+                bad = int(finite.size - np.count_nonzero(finite))
                 raise NonFiniteValues(f"{name!r} has {bad} NaN/Inf entries")
-            if name.split(pytree.SEP, 1)[0] in nonnegative and (values < 0).any():
-                raise NegativeCurvature(f"{name!r} has {int((values < 0).sum())} negative entries")
+            if name.split(pytree.SEP, 1)[0] in nonnegative and (array < 0).any():
+                negative = int(np.count_nonzero(array < 0))
+                raise NegativeCurvature(f"{name!r} has {negative} negative entries")
 
 
 def _check_norm(sections: dict[str, Any], template: Mapping[str, Any], limits: Limits) -> None:

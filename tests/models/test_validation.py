@@ -6,6 +6,7 @@ import json
 import struct
 import time
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -262,3 +263,12 @@ def test_limits_reject_bad_configuration() -> None:
         Limits(norm_of="grad")
     with pytest.raises(ValueError, match="allowed_dtypes"):
         Limits(allowed_dtypes=frozenset({"float32"}))
+
+
+def test_bfloat16_non_finite_and_negative_fisher_are_caught() -> None:
+    limits = Limits(allowed_dtypes=frozenset({"F32", "BF16"}))
+    update = _update()
+    update["fisher"]["dense"]["b"] = np.array([1.0, -1.0], ml_dtypes.bfloat16)
+    assert isinstance(_reject(_blob(update), limits), NegativeCurvature)
+    update["fisher"]["dense"]["b"] = np.array([1.0, np.nan], ml_dtypes.bfloat16)
+    assert isinstance(_reject(_blob(update), limits), NonFiniteValues)
