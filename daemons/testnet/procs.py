@@ -15,7 +15,7 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _own_group_and_die_with_parent() -> None:
+def _die_with_parent() -> None:
     """preexec_fn: SIGTERM this child when its parent dies, so no daemon outlives the net."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -30,6 +30,7 @@ class Child:
     env: Mapping[str, str]
     log_path: Path
     cwd: Path | None = None
+    die_with_parent: bool = True
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     exit_codes: list[int] = field(default_factory=list)
@@ -53,7 +54,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_own_group_and_die_with_parent,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
 
     def poll(self) -> int | None:

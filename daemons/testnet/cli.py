@@ -1,0 +1,141 @@
+"""`fedchain testnet up|down`: the one-command local federation (registered into daemons.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from daemons.errors import ConfigError, FedchainError
+from daemons.testnet.procs import pid_alive
+from daemons.testnet.spec import (
+    DEFAULT_DATA_DIR,
+    MODELS,
+    PARTITIONS,
+    PENALTIES,
+    NetSpec,
+    RunDir,
+    validate,
+)
+
+DEFAULT_RUN_DIR = Path("runs/testnet")
+
+
+def register(subparsers: Any) -> None:
+    """Add `testnet up` and `testnet down` to the `fedchain` parser."""
+    group = subparsers.add_parser(
+        "testnet",
+        help="run a local multi-process federation (anvil + IPFS + org + clients)",
+        description="A local federation: anvil, one IPFS node per participant, the org and "
+        "N client daemons as separate processes, with a live view and an HTML report.",
+    )
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = actions.add_parser("up", help="start a testnet, run the rounds, write the report")
+    _add_up_options(up)
+    up.set_defaults(func=_cmd_up)
+    down = actions.add_parser("down", help="stop a testnet started with --keep-running")
+    down.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="its run dir")
+    down.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (60)")
+    down.set_defaults(func=_cmd_down)
+
+
+def _add_up_options(p: argparse.ArgumentParser) -> None:
+    d = NetSpec(run_dir=DEFAULT_RUN_DIR)
+    add = p.add_argument
+    add("--clients", type=int, default=d.clients, help=f"client daemons ({d.clients})")
+    add("--rounds", type=int, default=d.rounds, help=f"rounds to run ({d.rounds})")
+    add("--model", choices=MODELS, default=d.model, help=f"network ({d.model})")
+    add("--strategy", default=d.strategy, help=f"aggregation strategy ({d.strategy})")
+    add("--penalty", choices=PENALTIES, default=d.penalty, help=f"local penalty ({d.penalty})")
+    add("--ewc-lambda", type=float, default=d.ewc_lambda, help="EWC strength; 0 = off (0)")
+    add("--partition", choices=PARTITIONS, default=d.partition, help="data split (iid)")
+    add("--alpha", type=float, default=d.alpha, help="Dirichlet alpha (0.5)")
+    add("--shards-per-client", type=int, default=d.shards_per_client, help="label shards (2)")
+    add("--block-time", type=float, default=None, help="seconds per block (default automine)")
+    add("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help=f"run dir ({DEFAULT_RUN_DIR})")
+    add("--keep-running", action="store_true", help="leave the net up after the last round")
+    add("--ipfs-api", default=None, help="use this Kubo RPC URL instead of bundled nodes")
+    add("--epochs", type=int, default=d.epochs, help=f"local epochs per round ({d.epochs})")
+    add("--batch-size", type=int, default=d.batch_size, help=f"batch size ({d.batch_size})")
+    add("--learning-rate", type=float, default=d.learning_rate, help="SGD step (0.05)")
+    add("--samples-per-client", type=int, default=0, help="cap each client's data (0 = all)")
+    add("--test-samples", type=int, default=0, help="cap the org's test set (0 = all)")
+    add("--round-duration", type=int, default=d.round_duration_s, help="round deadline, s")
+    add("--min-updates", type=int, default=d.min_updates, help="updates needed to close (1)")
+    add("--seed", type=int, default=d.seed, help="seed for data split and model (0)")
+    add("--data", type=Path, default=DEFAULT_DATA_DIR, help="Fashion-MNIST IDX directory")
+    add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon (1)")
+
+
+def spec_from_args(a: argparse.Namespace) -> NetSpec:
+    """The validated spec for parsed `testnet up` arguments."""
+    return validate(
+        NetSpec(
+            run_dir=a.run_dir,
+            clients=a.clients,
+            rounds=a.rounds,
+            model=a.model,
+            strategy=a.strategy,
+            penalty=a.penalty,
+            ewc_lambda=a.ewc_lambda,
+            partition=a.partition,
+            alpha=a.alpha,
+            shards_per_client=a.shards_per_client,
+            block_time_s=a.block_time,
+            keep_running=a.keep_running,
+            ipfs_api=a.ipfs_api,
+            epochs=a.epochs,
+            batch_size=a.batch_size,
+            learning_rate=a.learning_rate,
+            samples_per_client=a.samples_per_client,
+            test_samples=a.test_samples,
+            round_duration_s=a.round_duration,
+            min_updates=a.min_updates,
+            seed=a.seed,
+            data_dir=a.data,
+            xla_threads=a.xla_threads,
+        )
+    )
+
+
+def _cmd_up(a: argparse.Namespace) -> int:
+    from daemons.testnet.run import up
+
+    console = Console()
+    try:
+        return up(spec_from_args(a), console)
+    except ConfigError:
+        raise  # daemons.cli prints it and exits 2
+    except FedchainError as e:
+        console.print(f"[red]fedchain testnet: {e}[/red]")
+        return 1
+
+
+def _cmd_down(a: argparse.Namespace) -> int:
+    from daemons.testnet.spec import read_net_file
+
+    run = RunDir(a.run_dir.resolve())
+    try:
+        net = read_net_file(run)
+    except FedchainError as e:
+        print(f"fedchain testnet down: {e}")
+        return 1
+    pid = net.get("supervisor_pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        print(f"no testnet is running in {run.root} (last phase: {net.get('phase')})")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + a.timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            print(f"supervisor {pid} did not stop in {a.timeout:.0f} s; sending SIGKILL")
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    print(f"testnet in {run.root} stopped; logs in {run.logs}")
+    return 0

@@ -1,0 +1,141 @@
+"""Read a running net from the outside: contract logs (eth_getLogs) and blobs over Kubo RPC."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from eth_utils import to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from contracts.events import UnknownEvent, decode_log, event_key
+from daemons.testnet.records import BlobFacts, RoundRecord
+from daemons.testnet.spec import TestnetError
+from models.codec import decode_blob
+from models.errors import ModelsError
+
+MAX_BLOB_BYTES = 256 * 1024 * 1024
+
+
+class ChainWatch:
+    """Polls the contract's logs and remembers when this process first saw each event."""
+
+    def __init__(self, rpc_url: str, address: str) -> None:
+        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+        self.address = to_checksum_address(address)
+        self.next_block = 0
+        self.events: list[Any] = []
+        self.seen_s: dict[str, float] = {}
+        self.t0 = time.monotonic()
+
+    async def poll(self) -> list[Any]:
+        """New events since the last poll, in chain order."""
+        latest = await self.w3.eth.block_number
+        if latest < self.next_block:
+            return []
+        logs = await self.w3.eth.get_logs(
+            {"address": self.address, "fromBlock": self.next_block, "toBlock": latest}
+        )
+        now = time.monotonic() - self.t0
+        new = []
+        for raw in logs:
+            try:
+                ev = decode_log(raw)
+            except UnknownEvent:
+                continue
+            self.seen_s.setdefault(event_key(ev), now)
+            new.append(ev)
+        self.events.extend(new)
+        self.next_block = latest + 1
+        return new
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()
+
+
+@dataclass
+class IpfsReader:
+    """`cat` and `pin/ls` over the Kubo RPC API (the bundled node or a user's Kubo)."""
+
+    api_url: str
+    timeout_s: float = 60.0
+    session: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    async def _post(self, command: str, arg: str) -> aiohttp.ClientResponse:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            )
+        url = f"{self.api_url}/api/v0/{command}"
+        return await self.session.post(url, params={"arg": arg})
+
+    async def cat(self, cid: str, max_bytes: int = MAX_BLOB_BYTES) -> bytes:
+        """The bytes of `cid`, refusing more than `max_bytes`."""
+        async with await self._post("cat", cid) as resp:
+            if resp.status != 200:
+                raise TestnetError(f"ipfs cat {cid} at {self.api_url}: HTTP {resp.status}")
+            data = await resp.content.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise TestnetError(f"ipfs cat {cid}: more than {max_bytes} bytes")
+        return data
+
+    async def is_pinned(self, cid: str) -> bool:
+        """True if `cid` is pinned (recursively or directly) on this node."""
+        async with await self._post("pin/ls", cid) as resp:
+            if resp.status != 200:
+                return False
+            body = await resp.json(content_type=None)
+        return cid in body.get("Keys", {})
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+async def fetch_manifest(ipfs: IpfsReader, cid: str) -> dict[str, Any]:
+    """A round manifest as a plain dict (lenient: extra keys are kept)."""
+    doc = json.loads(await ipfs.cat(cid, max_bytes=16 * 1024 * 1024))
+    if not isinstance(doc, dict):
+        raise TestnetError(f"manifest {cid} is not a JSON object")
+    return doc
+
+
+def _train_metrics(blob: bytes) -> dict[str, float]:
+    try:
+        return dict(decode_blob(blob).metadata.train_metrics)
+    except ModelsError:
+        return {}
+
+
+async def blob_facts(
+    ipfs: IpfsReader, rounds: Sequence[RoundRecord]
+) -> tuple[dict[str, BlobFacts], list[str]]:
+    """Fetch every model and update blob a round names; check each against its chain digest.
+
+    Returns the facts per CID and a list of problems (missing blobs, digest mismatches).
+    """
+    wanted: dict[str, str] = {}
+    for r in rounds:
+        wanted[r.base_cid] = r.base_digest
+        if r.model_cid:
+            wanted[r.model_cid] = r.model_digest
+        for u in r.updates:
+            wanted[u.cid] = u.digest
+    facts: dict[str, BlobFacts] = {}
+    problems: list[str] = []
+    for cid, digest in wanted.items():
+        try:
+            blob = await ipfs.cat(cid)
+        except (TestnetError, aiohttp.ClientError, TimeoutError) as e:
+            problems.append(f"{cid}: not retrievable ({e})")
+            continue
+        got = "0x" + hashlib.sha256(blob).hexdigest()
+        if got != digest:
+            problems.append(f"{cid}: sha256 {got} differs from the chain's digest {digest}")
+        facts[cid] = BlobFacts(len(blob), _train_metrics(blob))
+    return facts, problems

@@ -1,0 +1,269 @@
+"""`testnet up` as a function: start the supervisor process, watch the net, write the report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from daemons.testnet import collect, progress
+from daemons.testnet.procs import Child, pid_alive, stop_children
+from daemons.testnet.records import RoundRecord, build_rounds, round_wall_times
+from daemons.testnet.report import overhead_s, rich_table, summarize, summary_lines, write_report
+from daemons.testnet.spec import NetSpec, RunDir, TestnetError, read_net_file
+
+RUN_ENTRIES = ("logs", "configs", "data", "ipfs", "state", "plots", "report.html")
+RUN_FILES = ("testnet.json", "spec.json", "summary.json", "testnet.tmp")
+
+
+@dataclass
+class Outcome:
+    """How a watched run ended."""
+
+    rounds: list[RoundRecord] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    report: Path | None = None
+    finished: bool = False
+
+
+def prepare_run_dir(run: RunDir) -> None:
+    """Empty a previous run's entries; refuse a live net or a directory that is not a run dir."""
+    if run.net_file.exists():
+        pid = read_net_file(run).get("supervisor_pid")
+        if isinstance(pid, int) and pid_alive(pid) and _is_supervisor(pid, run):
+            raise TestnetError(
+                f"a testnet is still running in {run.root} (supervisor pid {pid}); "
+                f"stop it with `fedchain testnet down --run-dir {run.root}`"
+            )
+    if run.root.exists() and any(run.root.iterdir()):
+        known = set(RUN_ENTRIES) | set(RUN_FILES)
+        if not (run.root / "spec.json").exists() or set(os.listdir(run.root)) - known:
+            raise TestnetError(
+                f"{run.root} is not empty and not a testnet run dir; pick another --run-dir"
+            )
+    for name in RUN_ENTRIES + RUN_FILES:
+        path = run.root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    run.root.mkdir(parents=True, exist_ok=True)
+
+
+def _is_supervisor(pid: int, run: RunDir) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return "daemons.testnet.supervisor" in cmdline and str(run.root) in cmdline
+
+
+def start_supervisor(spec: NetSpec, run: RunDir) -> Child:
+    """Write spec.json and spawn the supervisor (detached from us if --keep-running)."""
+    (run.root / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))
+    argv = [sys.executable, "-m", "daemons.testnet.supervisor", str(run.root)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    child = Child("supervisor", argv, env, run.logs / "supervisor.log")
+    child.die_with_parent = not spec.keep_running
+    child.start()
+    return child
+
+
+async def wait_running(run: RunDir, sup: Child, console: Console) -> dict[str, Any]:
+    """Block until the supervisor reports `running`; raise with its log if it fails first."""
+    last = ""
+    with console.status("starting the testnet…") as status:
+        while True:
+            net = read_net_file(run) if run.net_file.exists() else {}
+            phase = net.get("phase", "starting")
+            if phase != last:
+                status.update(f"starting the testnet: {phase}…")
+                last = phase
+            if phase == "running":
+                return net
+            if sup.poll() is not None or phase == "failed":
+                raise TestnetError(
+                    f"the testnet failed while starting ({phase}): {net.get('error', '')}\n"
+                    f"supervisor log {sup.log_path}:\n{sup.log_tail()}"
+                )
+            await asyncio.sleep(0.1)
+
+
+def _snapshot(watch: collect.ChainWatch, manifests: dict[str, dict[str, Any]]) -> list[RoundRecord]:
+    wall = round_wall_times(watch.events, watch.seen_s)
+    return build_rounds(watch.events, manifests, {}, wall)
+
+
+async def watch_rounds(
+    run: RunDir, sup: Child, net: dict[str, Any], spec: NetSpec, console: Console
+) -> Outcome:
+    """Follow the chain until `spec.rounds` rounds are settled or the supervisor stops."""
+    watch = collect.ChainWatch(net["rpc_url"], net["contract"])
+    ipfs = collect.IpfsReader(net["ipfs_api"])
+    manifests: dict[str, dict[str, Any]] = {}
+    out = Outcome()
+    live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            while True:
+                for ev in await watch.poll():
+                    await _on_event(ev, ipfs, manifests, console if live is None else None)
+                net = read_net_file(run)
+                rounds = _snapshot(watch, manifests)
+                if live is not None:
+                    live.update(progress.render(net, rounds, spec.rounds))
+                if sum(r.status != "open" for r in rounds) >= spec.rounds:
+                    out.finished = True
+                    break
+                if sup.poll() is not None:
+                    out.problems.append(f"supervisor stopped: {net.get('error', 'no error')}")
+                    break
+                await asyncio.sleep(0.1)
+        facts, problems = await collect.blob_facts(ipfs, rounds)
+        out.problems += problems
+        wall = round_wall_times(watch.events, watch.seen_s)
+        out.rounds = build_rounds(watch.events, manifests, facts, wall)
+    finally:
+        await watch.close()
+        await ipfs.close()
+    return out
+
+
+async def _on_event(
+    ev: Any, ipfs: collect.IpfsReader, manifests: dict[str, dict[str, Any]], log: Console | None
+) -> None:
+    kind = type(ev).__name__
+    if kind == "RoundClosed":
+        manifests[ev.manifest_cid] = await collect.fetch_manifest(ipfs, ev.manifest_cid)
+    if log is None:
+        return
+    if kind == "RoundOpened":
+        log.print(f"round {ev.round_id} opened (max {ev.max_updates} updates)")
+    elif kind == "UpdateSubmitted":
+        log.print(f"round {ev.round_id}: update from {ev.client}")
+    elif kind == "RoundClosed":
+        m = manifests[ev.manifest_cid].get("metrics", {})
+        log.print(
+            f"round {ev.round_id} closed: {ev.num_updates} updates, "
+            f"test accuracy {m.get('accuracy', float('nan')):.4f}"
+        )
+    elif kind == "RoundFailed":
+        log.print(f"round {ev.round_id} failed with {ev.num_updates} updates")
+
+
+def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) -> None:
+    """summary.json: the per-round numbers for scripts (CI test, benchmark)."""
+    rows = [
+        {
+            "round_id": r.round_id,
+            "status": r.status,
+            "accuracy": r.accuracy,
+            "loss": r.loss,
+            "wall_s": r.wall_s,
+            "slowest_train_s": r.slowest_train_s,
+            "overhead_s": overhead_s(r),
+            "bytes_moved": r.bytes_moved,
+            "model_cid": r.model_cid,
+            "manifest_cid": r.manifest_cid,
+            "updates": [asdict(u) | {"train": dict(u.train)} for u in r.updates],
+            "timings_s": dict(r.timings_s),
+        }
+        for r in out.rounds
+    ]
+    doc = {
+        "spec": spec.to_json(),
+        "elapsed_s": elapsed_s,
+        "finished": out.finished,
+        "problems": out.problems,
+        "summary": asdict(summarize(out.rounds)),
+        "rounds": rows,
+    }
+    (run.root / "summary.json").write_text(json.dumps(doc, indent=2))
+
+
+def finish(run: RunDir, out: Outcome, net: dict[str, Any], spec: NetSpec, t0: float) -> None:
+    """Write report.html, plots and summary.json."""
+    elapsed = time.monotonic() - t0
+    facts = {
+        "run dir": str(run.root),
+        "clients": str(spec.clients),
+        "model / strategy": f"{spec.model} / {spec.strategy}",
+        "partition": spec.partition,
+        "training": f"{spec.epochs} epoch(s), batch {spec.batch_size}, lr {spec.learning_rate}",
+        "penalty": f"{spec.penalty} (lambda {spec.ewc_lambda})",
+        "chain": f"{net.get('rpc_url')} contract {net.get('contract')}",
+        "ipfs": str(net.get("ipfs_api")),
+        "elapsed": f"{elapsed:.1f} s",
+        "problems": "; ".join(out.problems) or "none",
+    }
+    out.report = write_report(out.rounds, net.get("clients", []), run.root, facts)
+    write_summary(run, out, spec, elapsed)
+
+
+def print_end(console: Console, run: RunDir, out: Outcome, kept: bool) -> None:
+    """The summary table, headline lines, problems, and where everything is."""
+    console.print(rich_table(out.rounds))
+    for line in summary_lines(summarize(out.rounds)):
+        console.print(line)
+    for p in out.problems:
+        console.print(f"[red]problem:[/red] {p}")
+    if out.report is not None:
+        console.print(f"report: {out.report}")
+    console.print(f"logs:   {run.logs}")
+    if kept:
+        console.print(
+            f"the testnet keeps running; stop it with `fedchain testnet down --run-dir {run.root}`"
+        )
+
+
+def stop_supervisor(sup: Child, timeout_s: float = 60.0) -> None:
+    """SIGTERM the supervisor and wait until it has stopped everything it owns."""
+    stop_children([sup], timeout_s=timeout_s)
+
+
+async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0: float) -> Outcome:
+    net = await wait_running(run, sup, console)
+    console.print(
+        f"testnet up: chain {net['rpc_url']}, contract {net['contract']}, "
+        f"{spec.clients} clients, logs in {run.logs}"
+    )
+    out = await watch_rounds(run, sup, net, spec, console)
+    finish(run, out, read_net_file(run), spec, t0)
+    return out
+
+
+def up(spec: NetSpec, console: Console) -> int:
+    """Run a testnet to the end (or keep it running); 0 when every round settled cleanly."""
+    run = RunDir(spec.run_dir.resolve())
+    spec = NetSpec(**{**spec.__dict__, "run_dir": run.root})
+    prepare_run_dir(run)
+    run.create()
+    t0 = time.monotonic()
+    sup = start_supervisor(spec, run)
+    out: Outcome | None = None
+    try:
+        out = asyncio.run(_up_async(spec, run, sup, console, t0))
+    except KeyboardInterrupt:
+        console.print("interrupted: stopping every process…")
+        stop_supervisor(sup)
+        console.print(f"stopped. logs: {run.logs}")
+        return 130
+    except BaseException:
+        stop_supervisor(sup)
+        console.print(f"logs: {run.logs}")
+        raise
+    if not spec.keep_running:
+        stop_supervisor(sup)
+    print_end(console, run, out, spec.keep_running)
+    ok = out.finished and not out.problems and all(r.status == "closed" for r in out.rounds)
+    return 0 if ok else 1

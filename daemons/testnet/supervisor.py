@@ -1,0 +1,239 @@
+"""Own one testnet: anvil, IPFS nodes, the contract, data, configs, the org and N clients.
+
+Run as its own process (`python -m daemons.testnet.supervisor RUN_DIR`) so that a
+`--keep-running` net outlives the command that started it; `testnet down` sends it SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+import urllib.parse
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from contracts.binding import FederatedRounds
+from daemons.anvil import Anvil, dev_private_keys
+from daemons.testnet.configgen import KEY_ENV, Endpoints, client_config, org_config
+from daemons.testnet.partition import PartitionPlan, write_partitions
+from daemons.testnet.procs import Child, stop_children
+from daemons.testnet.spec import NetSpec, RunDir, TestnetError, write_net_file
+
+MAX_RESTARTS = 3
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def daemon_env(private_key: str, xla_threads: int) -> dict[str, str]:
+    """The environment of one daemon: its dev key and a bounded XLA thread pool."""
+    env = dict(os.environ)
+    env[KEY_ENV] = private_key
+    env["PYTHONUNBUFFERED"] = "1"
+    if xla_threads == 1:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + XLA_ONE_THREAD).strip()
+    env.setdefault("OMP_NUM_THREADS", str(xla_threads))
+    return env
+
+
+def daemon_argv(role: str, config: Path) -> list[str]:
+    """`fedchain <role> run --config FILE`, with this interpreter."""
+    return [sys.executable, "-m", "daemons.cli", role, "run", "--config", str(config)]
+
+
+async def deploy_and_register(rpc_url: str, org_key: str, clients: list[str]) -> str:
+    """Deploy FederatedRounds as the org and allow-list the clients; returns the address."""
+    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    try:
+        org = Account.from_key(org_key)
+        contract = await FederatedRounds.deploy(w3, org)
+        await contract.add_clients(org, clients)
+        return contract.address
+    finally:
+        await w3.provider.disconnect()
+
+
+def swarm_connect(api_url: str, multiaddr: str, peer_id: str, timeout_s: float = 10.0) -> None:
+    """Ask the node at `api_url` to dial a peer (Kubo RPC `swarm/connect`)."""
+    addr = multiaddr if "/p2p/" in multiaddr else f"{multiaddr}/p2p/{peer_id}"
+    url = f"{api_url}/api/v0/swarm/connect?arg={urllib.parse.quote(addr, safe='')}"
+    req = urllib.request.Request(url, data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            resp.read()
+    except OSError as e:
+        raise TestnetError(f"IPFS node {api_url} could not connect to {addr}: {e}") from e
+
+
+class Supervisor:
+    """Starts everything in order, restarts a crashed daemon, stops all in reverse order."""
+
+    def __init__(self, spec: NetSpec) -> None:
+        self.spec = spec
+        self.run = RunDir(spec.run_dir)
+        self.stack = ExitStack()
+        self.children: list[Child] = []
+        keys = dev_private_keys(spec.clients + 1)
+        self.org_key, self.client_keys = keys[0], keys[1:]
+        self.net: dict[str, Any] = {
+            "supervisor_pid": os.getpid(),
+            "phase": "starting",
+            "started_at": time.time(),
+            "org": Account.from_key(self.org_key).address,
+            "clients": [Account.from_key(k).address for k in self.client_keys],
+            "spec": spec.to_json(),
+        }
+
+    def _phase(self, phase: str, **facts: Any) -> None:
+        self.net.update(phase=phase, **facts)
+        self.net["pids"] = {c.name: c.pid for c in self.children}
+        write_net_file(self.run, self.net)
+
+    def start(self) -> None:
+        """Chain, IPFS, contract, data, configs, daemons — recording each phase."""
+        self.run.create()
+        self._phase("chain")
+        anvil = self.stack.enter_context(
+            Anvil(
+                block_time_s=self.spec.block_time_s,
+                log_path=self.run.logs / "anvil.log",
+                accounts=self.spec.clients + 1,
+            )
+        )
+        self._phase("ipfs", rpc_url=anvil.rpc_url, ws_url=anvil.ws_url, anvil_pid=anvil_pid(anvil))
+        apis = self._start_ipfs()
+        self._phase("contract", ipfs_api=apis[0], ipfs_apis=apis)
+        address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, self.net["clients"]))
+        self._phase("data", contract=address)
+        plan = PartitionPlan(
+            self.spec.partition,
+            self.spec.clients,
+            self.spec.seed,
+            self.spec.alpha,
+            self.spec.shards_per_client,
+            self.spec.samples_per_client,
+            self.spec.test_samples,
+        )
+        parts = write_partitions(plan, self.spec.data_dir, self.run.data)
+        self._phase("daemons", client_sizes=list(parts.client_sizes))
+        ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
+        self._launch(ep, apis, parts.client_paths, parts.test_path)
+        self._phase("running")
+
+    def _start_ipfs(self) -> list[str]:
+        """One bundled node per participant, clients dialled to the org's; or the user's Kubo."""
+        if self.spec.ipfs_api:
+            return [self.spec.ipfs_api] * (self.spec.clients + 1)
+        from daemons.ipfs_node import BundledIpfsNode
+
+        nodes = []
+        for i in range(self.spec.clients + 1):
+            name = "org" if i == 0 else f"client-{i - 1}"
+            node = BundledIpfsNode(
+                self.run.ipfs / name, log_path=self.run.logs / f"ipfs-{name}.log"
+            )
+            nodes.append(self.stack.enter_context(node))
+        hub = nodes[0]
+        for node in nodes[1:]:
+            swarm_connect(node.api_url, hub.swarm_multiaddr, hub.peer_id)
+        return [n.api_url for n in nodes]
+
+    def _launch(
+        self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], test_path: Path
+    ) -> None:
+        cfg = self.run.configs / "org.toml"
+        cfg.write_text(
+            org_config(
+                self.spec, ep, apis[0], self.run.state / "org", self.net["clients"], test_path
+            )
+        )
+        env = daemon_env(self.org_key, self.spec.xla_threads)
+        self.children.append(
+            Child("org", daemon_argv("org", cfg), env, self.run.logs / "org.log", self.run.root)
+        )
+        for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
+            name = f"client-{i}"
+            cfg = self.run.configs / f"{name}.toml"
+            cfg.write_text(client_config(ep, apis[i + 1], self.run.state / name, path))
+            env = daemon_env(key, self.spec.xla_threads)
+            argv = daemon_argv("client", cfg)
+            self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
+        for c in self.children:
+            c.start()
+
+    def check(self) -> str | None:
+        """Restart a daemon that failed (like systemd Restart=on-failure); say if one gave up."""
+        for c in self.children:
+            code = c.poll()
+            if code is None or code == 0:
+                continue
+            if c.restarts >= MAX_RESTARTS:
+                return (
+                    f"{c.name} exited with code {code} {c.restarts + 1} times; "
+                    f"see {c.log_path}:\n{c.log_tail()}"
+                )
+            c.restarts += 1
+            c.start()
+            self._phase(self.net["phase"], restarts={x.name: x.restarts for x in self.children})
+        return None
+
+    def stop(self, error: str | None = None) -> None:
+        """Daemons first (SIGTERM, then SIGKILL after 15 s), then IPFS nodes, then anvil."""
+        codes = stop_children(reversed(self.children), timeout_s=15.0)
+        self.stack.close()
+        if error:
+            self.net["error"] = error
+        self._phase("failed" if error else "stopped", exit_codes=codes)
+
+
+def anvil_pid(anvil: Anvil) -> int | None:
+    """anvil's pid, for `testnet down` diagnostics."""
+    proc = getattr(anvil, "_proc", None)
+    return None if proc is None else int(proc.pid)
+
+
+class _Stop(Exception):
+    """SIGTERM/SIGINT arrived."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def serve(run_dir: Path) -> int:
+    """The supervisor process: start the net, watch it until SIGTERM, then stop it all."""
+    import json
+
+    spec = NetSpec.from_json(json.loads((run_dir / "spec.json").read_text()))
+    sup = Supervisor(spec)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    error: str | None = None
+    try:
+        sup.start()
+        while error is None:
+            error = sup.check()
+            time.sleep(0.2)
+    except _Stop:
+        pass
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with contextlib.suppress(Exception):
+            sup.stop(error)
+    if error:
+        print(f"testnet supervisor: {error}", file=sys.stderr)
+    return 1 if error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Path(sys.argv[1])))
