@@ -1,0 +1,205 @@
+"""TxSender outbox against a real anvil: sign once, persist, re-send after crashes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.errors import ContractPaused, NotOrg
+from contracts.events import RoundOpened, decode_log
+from daemons.chain.sender import TxDropped, TxSender
+from daemons.chain.store import OUTBOX_DEAD, OUTBOX_DONE, OUTBOX_PENDING, StateStore
+from tests.daemons.chain_helpers import digest, open_round
+from tests.fixtures.anvil import Deployed
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class Crash(BaseException):
+    """Stands in for kill -9 at a chosen instant (BaseException: nothing catches it)."""
+
+
+def crash_on_broadcast(sender: TxSender) -> None:
+    """Make the sender 'die' right after persisting, before the node sees the transaction."""
+
+    async def die(raw: Any) -> Any:
+        raise Crash
+
+    sender.w3.eth.send_raw_transaction = die  # type: ignore[method-assign, assignment]
+
+
+async def nonce(d: Deployed, account: Any) -> int:
+    return int(await d.w3.eth.get_transaction_count(account.address, "latest"))
+
+
+async def open_round_args(d: Deployed, cid: str = "bafyround") -> tuple[Any, ...]:
+    deadline = int((await d.w3.eth.get_block("latest"))["timestamp"]) + 600
+    return (cid, digest(cid), deadline, 1, 3, "bafyconfig")
+
+
+async def round_opened_events(d: Deployed) -> list[RoundOpened]:
+    logs = await d.w3.eth.get_logs({"address": d.contract.address, "fromBlock": 0})
+    return [e for e in map(decode_log, logs) if isinstance(e, RoundOpened)]
+
+
+async def test_same_key_twice_is_one_transaction(deployed: Deployed, tmp_path: Path) -> None:
+    before = await nonce(deployed, deployed.org)
+    with StateStore(tmp_path / "s.db") as store:
+        sender = TxSender(deployed.contract, deployed.org, store)
+        args = await open_round_args(deployed)
+        first = await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+        again = await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+        entry = store.outbox_get("openRound:1")
+    assert first["transactionHash"] == again["transactionHash"] and first["status"] == 1
+    assert entry is not None and entry.status == OUTBOX_DONE
+    assert entry.tx_hash == first["transactionHash"].to_0x_hex()
+    assert await nonce(deployed, deployed.org) == before + 1
+    assert len(await round_opened_events(deployed)) == 1
+
+
+async def test_duplicate_event_delivery_sends_one_transaction(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    round_id = await open_round(deployed)
+    (event,) = await round_opened_events(deployed)
+    before = await nonce(deployed, deployed.clients[0])
+    receipts = []
+    with StateStore(tmp_path / "s.db") as store:
+        sender = TxSender(deployed.contract, deployed.clients[0], store)
+
+        async def on_round_opened(ev: RoundOpened) -> None:
+            cid = f"bafyupdate{ev.round_id}"
+            args = (ev.round_id, cid, digest(cid), 7)
+            receipts.append(await sender.send(f"submit:{ev.round_id}", "submitUpdate", *args))
+
+        for _ in range(2):
+            await asyncio.wait_for(on_round_opened(event), 30)
+    assert receipts[0]["transactionHash"] == receipts[1]["transactionHash"]
+    assert await nonce(deployed, deployed.clients[0]) == before + 1
+    assert (await deployed.contract.get_round(round_id)).num_updates == 1
+
+
+async def test_crash_before_send_resends_the_stored_transaction(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    path = tmp_path / "s.db"
+    before = await nonce(deployed, deployed.org)
+    args = await open_round_args(deployed)
+    with StateStore(path) as store:
+        dying = TxSender(deployed.contract, deployed.org, store)
+        crash_on_broadcast(dying)
+        with pytest.raises(Crash):
+            await asyncio.wait_for(dying.send("openRound:1", "openRound", *args), 30)
+        stored = store.outbox_get("openRound:1")
+    del deployed.w3.eth.send_raw_transaction  # back to the class's method
+    assert stored is not None and stored.status == OUTBOX_PENDING and stored.nonce == before
+    assert await nonce(deployed, deployed.org) == before  # nothing reached the chain
+    with StateStore(path) as store:
+        fresh = TxSender(deployed.contract, deployed.org, store)
+        receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+    assert receipt["transactionHash"].to_0x_hex() == stored.tx_hash
+    assert await nonce(deployed, deployed.org) == before + 1
+    assert len(await round_opened_events(deployed)) == 1
+
+
+async def test_crash_after_send_before_receipt_waits_for_the_same_tx(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    path = tmp_path / "s.db"
+    args = await open_round_args(deployed)
+    with StateStore(path) as store:
+        dying = TxSender(deployed.contract, deployed.org, store)
+        broadcast = dying._broadcast
+
+        async def broadcast_then_die(entry: Any) -> None:
+            await broadcast(entry)
+            raise Crash  # the tx was broadcast (and automined), the daemon died waiting
+
+        dying._broadcast = broadcast_then_die  # type: ignore[method-assign]
+        before = await nonce(deployed, deployed.org)
+        with pytest.raises(Crash):
+            await asyncio.wait_for(dying.send("openRound:1", "openRound", *args), 30)
+        assert await nonce(deployed, deployed.org) == before + 1
+        assert store.outbox_get("openRound:1").status == OUTBOX_PENDING  # type: ignore[union-attr]
+        fresh = TxSender(deployed.contract, deployed.org, store)
+        receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+        assert store.outbox_get("openRound:1").status == OUTBOX_DONE  # type: ignore[union-attr]
+    assert receipt["status"] == 1
+    assert await nonce(deployed, deployed.org) == before + 1
+    assert len(await round_opened_events(deployed)) == 1
+
+
+async def test_nonce_taken_by_another_tx_marks_the_entry_dead(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    path = tmp_path / "s.db"
+    args = await open_round_args(deployed)
+    with StateStore(path) as store:
+        dying = TxSender(deployed.contract, deployed.org, store)
+        crash_on_broadcast(dying)
+        with pytest.raises(Crash):
+            await dying.send("openRound:1", "openRound", *args)
+        del deployed.w3.eth.send_raw_transaction
+        await deployed.contract.pause(deployed.org)  # signed outside the outbox: same nonce
+    # pause took the stored tx's nonce, so the stored openRound can never be mined
+    with StateStore(path) as store:
+        fresh = TxSender(deployed.contract, deployed.org, store)
+        with pytest.raises(TxDropped, match="can never be mined"):
+            await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+        assert store.outbox_get("openRound:1").status == OUTBOX_DEAD  # type: ignore[union-attr]
+        # sending again signs a new transaction, which now reverts on estimation
+        with pytest.raises(ContractPaused):
+            await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+
+
+async def test_status_zero_receipt_raises_contract_revert(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    client = deployed.clients[0]
+    round_id = await open_round(deployed)
+    cid = "bafyupdate"
+    with StateStore(tmp_path / "s.db") as store:
+        dying = TxSender(deployed.contract, client, store)
+        crash_on_broadcast(dying)
+        with pytest.raises(Crash):
+            await dying.send("submit:1", "submitUpdate", round_id, cid, digest(cid), 5)
+        del deployed.w3.eth.send_raw_transaction
+        await deployed.contract.pause(deployed.org)  # another account: the nonce stays free
+        fresh = TxSender(deployed.contract, client, store)
+        with pytest.raises(ContractPaused):
+            args = (round_id, cid, digest(cid), 5)
+            await asyncio.wait_for(fresh.send("submit:1", "submitUpdate", *args), 30)
+        entry = store.outbox_get("submit:1")
+    assert entry is not None and entry.status == OUTBOX_DONE  # mined (status 0), not re-signed
+    receipt = await deployed.w3.eth.get_transaction_receipt(entry.tx_hash)  # type: ignore[arg-type]
+    assert receipt["status"] == 0
+
+
+async def test_new_send_goes_above_unsent_entries(deployed: Deployed, tmp_path: Path) -> None:
+    before = await nonce(deployed, deployed.org)
+    with StateStore(tmp_path / "s.db") as store:
+        dying = TxSender(deployed.contract, deployed.org, store)
+        crash_on_broadcast(dying)
+        with pytest.raises(Crash):
+            await dying.send("add:outsider", "addClient", deployed.outsider.address)
+        del deployed.w3.eth.send_raw_transaction
+        fresh = TxSender(deployed.contract, deployed.org, store)
+        args = await open_round_args(deployed)
+        receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+        assert store.outbox_get("openRound:1").nonce == before + 1  # type: ignore[union-attr]
+        assert receipt["status"] == 1
+        await asyncio.wait_for(fresh.reconcile(), 30)
+        assert store.outbox_get("add:outsider").status == OUTBOX_DONE  # type: ignore[union-attr]
+    assert await nonce(deployed, deployed.org) == before + 2
+    assert await deployed.contract.is_client(deployed.outsider.address)
+
+
+async def test_revert_at_estimation_stores_nothing(deployed: Deployed, tmp_path: Path) -> None:
+    with StateStore(tmp_path / "s.db") as store:
+        sender = TxSender(deployed.contract, deployed.outsider, store)
+        with pytest.raises(NotOrg):
+            await asyncio.wait_for(sender.send("pause", "pause"), 30)
+        assert store.outbox_entries() == []
