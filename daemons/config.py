@@ -20,7 +20,7 @@ from daemons.errors import ConfigError
 Role = Literal["org", "client"]
 ROLES: tuple[str, ...] = ("org", "client")
 PENALTIES = ("none", "ewc", "fedprox", "fedcurv")
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = ("sgd", "adam")
 MODELS = ("logreg", "2nn", "cnn")
 STRATEGIES = (
     "fedavg",

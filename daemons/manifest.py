@@ -16,6 +16,7 @@ class Included:
     digest: str
     num_samples: int
     weight: float
+    train: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ async def supervise(tasks: list[TaskFactory], name: str = "service") -> int:
     code = EXIT_OK
     for task in done:
         if task is not stopper and not task.cancelled() and task.exception() is not None:
-            code = _report_crash(name, task.exception())
+            code = report_crash(name, task.exception())
     if stopper in done:
         log_event(log, logging.INFO, f"{name} stopping on signal")
     for task in [*running, stopper]:
@@ -148,8 +148,24 @@ async def _call(factory: TaskFactory) -> None:
     await factory()
 
 
-def _report_crash(name: str, exc: BaseException | None) -> int:
+async def race(tasks: list[TaskFactory], name: str = "service") -> None:
+    """Run `tasks` together until the first returns (the rest are cancelled) or one raises."""
+    running = [asyncio.create_task(_call(t), name=f"{name}-{i}") for i, t in enumerate(tasks)]
+    try:
+        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+def report_crash(name: str, exc: BaseException | None) -> int:
     """Log why the service stopped and map the error to an exit code."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
     if isinstance(exc, ChainResetError):
         log_event(log, logging.ERROR, f"{name} stopped: chain was reset: {exc}")
         return EXIT_CHAIN_RESET

@@ -1,0 +1,119 @@
+"""The `fedchain` command line: `org run`, `client run`, `ipfs`, plus plugin command groups.
+
+Command groups owned by other parts (chain views, testnet) register themselves through a
+`register(subparsers)` function; a group whose module is not present is listed in `--help`
+as unavailable instead of breaking the whole CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from daemons.errors import ConfigError
+
+PLUGINS: tuple[tuple[str, str], ...] = (
+    ("daemons.cli_chain", "events, rounds, status, model"),
+    ("daemons.testnet.cli", "testnet"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (every command has --help)."""
+    parser = argparse.ArgumentParser(
+        prog="fedchain",
+        description="Federated learning coordinated by an Ethereum contract, models over IPFS.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for role in ("org", "client"):
+        _add_role(sub, role)
+    ipfs = sub.add_parser(
+        "ipfs",
+        help="run the bundled IPFS node",
+        description="Run the bundled IPFS node.",
+        add_help=False,
+    )
+    ipfs.add_argument("ipfs_args", nargs=argparse.REMAINDER, help="arguments for the node")
+    ipfs.set_defaults(func=_run_ipfs)
+    missing = [f"{mod} ({cmds})" for mod, cmds in PLUGINS if not _register(mod, sub)]
+    if missing:
+        parser.epilog = "unavailable in this build: " + "; ".join(missing)
+    return parser
+
+
+def _add_role(sub: Any, role: str) -> None:
+    """`fedchain <role> run --config FILE [--log-format human|json]`."""
+    what = "org daemon (opens rounds, aggregates)" if role == "org" else "client daemon (trains)"
+    group = sub.add_parser(role, help=f"the {what}", description=f"The {what}.")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help=f"run the {role} daemon until SIGTERM/SIGINT",
+        description=f"Run the {what} until SIGTERM/SIGINT (exit 0), reacting to contract "
+        "events. Exit codes: 1 crash, 2 config error, 3 chain was reset.",
+    )
+    run.add_argument("--config", "-c", required=True, help=f"{role} TOML config file")
+    run.add_argument(
+        "--log-format",
+        choices=("human", "json"),
+        default=None,
+        help="override [service].log_format",
+    )
+    run.set_defaults(func=_run_daemon, role=role)
+
+
+def _register(module: str, sub: Any) -> bool:
+    """Import a plugin module and let it add its commands; False if it is not present."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            return False
+        raise
+    mod.register(sub)
+    return True
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
+    from daemons.config import load_config
+    from daemons.service import setup_logging
+
+    cfg = load_config(args.config, args.role)
+    setup_logging(args.log_format or cfg.service.log_format)
+    if args.role == "org":
+        from daemons.org.service import run_org
+
+        return asyncio.run(run_org(cfg))
+    from daemons.client.service import run_client
+
+    return asyncio.run(run_client(cfg))
+
+
+def _run_ipfs(args: argparse.Namespace) -> int:
+    from daemons.ipfs_node import run_node_command
+
+    return int(run_node_command(args.ipfs_args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+        if inspect.isawaitable(result):
+            result = asyncio.run(result)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        print(f"fedchain: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

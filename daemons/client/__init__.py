@@ -1,0 +1,1 @@
+"""The client daemon: trains on local data when a round opens and submits its update."""

@@ -1,0 +1,106 @@
+"""The client's training job, pure: base model + round config + local data -> update blob.
+
+Local objective `CE + (λ/2) Σ F ⊙ (θ - θ_base)²` (EWC, Kirkpatrick et al. 2017) with the
+federation Fisher from the base blob; FedProx and FedCurv (Shoham et al. 2019) likewise.
+Runs in a worker thread; the seed is derived from (seed, round, client), so a re-run of
+the same round trains to the same parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from daemons.round_config import RoundConfig
+from models.codec import BlobMetadata, DecodedBlob, encode_blob
+from models.data import Dataset
+from models.fisher import fisher_diagonal
+from models.networks import get_model
+from models.penalties import fedcurv_others, make_penalty
+from models.training import TrainConfig, local_train, params_to_numpy
+
+
+@dataclass(frozen=True)
+class PreviousUpdate:
+    """This client's u_i, v_i from the round whose model is now the base (FedCurv only)."""
+
+    u: Mapping[str, Any]
+    v: Mapping[str, Any]
+
+
+def train_seed(seed: int, round_id: int, client: str) -> int:
+    """A 31-bit training seed unique to (federation seed, round, client)."""
+    digest = hashlib.sha256(f"{seed}:{round_id}:{client.lower()}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def train_update(
+    base: DecodedBlob,
+    base_cid: str,
+    config: RoundConfig,
+    data: Dataset,
+    client: str,
+    previous: PreviousUpdate | None = None,
+) -> bytes:
+    """Train on `data` from the base model and encode the update blob (params + Fisher)."""
+    model = get_model(config.model)
+    t = config.training
+    seed = train_seed(config.seed, config.round_id, client)
+    params = base.sections["params"]
+    penalty = _penalty(base, t.penalty, t.ewc_lambda, t.fedprox_mu, previous)
+    train_config = TrainConfig(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        optimizer=t.optimizer,
+        seed=seed,
+    )
+    started = time.perf_counter()
+    trained, metrics = local_train(model, params, data, train_config, penalty)
+    train_s = time.perf_counter() - started
+    started = time.perf_counter()
+    fisher = fisher_diagonal(model, trained, data, max_samples=t.fisher_samples, seed=seed)
+    fisher_s = time.perf_counter() - started
+    sections: dict[str, Any] = {
+        "params": params_to_numpy(trained),
+        "fisher": params_to_numpy(fisher),
+    }
+    if t.penalty == "fedcurv":
+        sections["u"] = sections["fisher"]
+        sections["v"] = jax.tree_util.tree_map(np.multiply, sections["fisher"], sections["params"])
+    meta = BlobMetadata(
+        kind="update",
+        round_id=config.round_id,
+        client=client,
+        base_cid=base_cid,
+        num_samples=len(data),
+        model_name=config.model,
+        train_metrics={
+            "loss": metrics.loss,
+            "accuracy": metrics.accuracy,
+            "train_s": train_s,
+            "fisher_s": fisher_s,
+        },
+    )
+    return encode_blob(sections, meta)
+
+
+def _penalty(
+    base: DecodedBlob, kind: str, lam: float, mu: float, previous: PreviousUpdate | None
+) -> Any:
+    """The configured penalty anchored at the base model (None for "none")."""
+    params = base.sections["params"]
+    if kind != "fedcurv":
+        return make_penalty(kind, anchor=params, fisher=base.sections["fisher"], lam=lam, mu=mu)
+    zeros = jax.tree_util.tree_map(np.zeros_like, params)
+    u_sum, v_sum = base.sections.get("u", zeros), base.sections.get("v", zeros)
+    own_u = previous.u if previous else None
+    own_v = previous.v if previous else None
+    u_others, v_others = fedcurv_others(u_sum, v_sum, own_u, own_v)  # type: ignore[arg-type]
+    return make_penalty(kind, u_others=u_others, v_others=v_others, lam=lam)

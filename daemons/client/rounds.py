@@ -1,0 +1,206 @@
+"""The client's reaction to `RoundOpened`: check, fetch, train (worker thread), put, submit.
+
+Safe to run twice: it re-reads the contract first (current round, open, not yet submitted,
+deadline by block time), keeps the encoded update in its state before putting it, and
+submits through `TxSender` with the key `submit:<round>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from contracts.errors import ContractRevert, DeadlinePassed
+from contracts.events import RoundOpened
+from contracts.state import RoundInfo, RoundStatus
+from daemons.client.job import PreviousUpdate, train_update
+from daemons.config import DaemonConfig
+from daemons.errors import RejectedUpdate
+from daemons.metrics import Metrics
+from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest
+from daemons.round_config import RoundConfig, decode_round_config
+from daemons.service import log_event
+from models.codec import DecodedBlob, decode_blob
+from models.data import Dataset
+from models.errors import BlobRejected
+from models.networks import get_model
+from models.validation import Limits, validate_blob
+
+log = logging.getLogger("fedchain.client")
+KV = Any
+
+
+class ClientRounds:
+    """One client's round handling, over a chain, a blob store and its local data."""
+
+    def __init__(
+        self,
+        cfg: DaemonConfig,
+        chain: Chain,
+        storage: Storage,
+        kv: KV,
+        cache: BlobCache,
+        data: Dataset,
+        metrics: Metrics,
+    ) -> None:
+        self.cfg, self.chain, self.storage, self.kv = cfg, chain, storage, kv
+        self.cache, self.data, self.metrics = cache, data, metrics
+        self.round_id = 0
+
+    async def on_round_opened(self, event: RoundOpened) -> None:
+        """Handle a `RoundOpened` (possibly replayed or stale) for this client."""
+        r = event.round_id
+        info = await self._actionable(r)
+        if info is None:
+            return
+        try:
+            blob = await self._update_blob(info)
+        except (RejectedUpdate, BlobRejected) as exc:
+            log_event(
+                log,
+                logging.ERROR,
+                "round skipped: bad base model or round config",
+                round_id=r,
+                error=str(exc),
+            )
+            return
+        await self._submit(info, blob)
+
+    async def _actionable(self, r: int) -> RoundInfo | None:
+        """The round's info if this client should work on it now, else None (logged)."""
+        current = await self.chain.current_round_id()
+        self.round_id = current
+        self.metrics.current_round.set(current)
+        if r != current:
+            return None
+        info = await self.chain.get_round(r)
+        me = self.chain.address
+        if info.status is not RoundStatus.OPEN:
+            return None
+        if await self.chain.has_submitted(r, me):
+            log_event(log, logging.INFO, "already submitted; skipping", round_id=r)
+            return None
+        now = await self.chain.now_s()
+        if now > info.deadline:
+            log_event(
+                log,
+                logging.WARNING,
+                "round deadline already passed; not training",
+                round_id=r,
+                deadline=info.deadline,
+                block_time=now,
+            )
+            return None
+        return info
+
+    async def _update_blob(self, info: RoundInfo) -> bytes:
+        """The encoded update for this round: from state if already trained, else train now."""
+        r = info.round_id
+        known = self.kv.get(f"client:update:{r}")
+        if known is not None:
+            cached = self.cache.get(bytes.fromhex(known))
+            if cached is not None:
+                return cached
+        config = decode_round_config(await self._config(info))
+        base = await self._base(info, config)
+        previous = self._previous(base)
+        started = time.perf_counter()
+        log_event(
+            log,
+            logging.INFO,
+            "training",
+            round_id=r,
+            samples=len(self.data),
+            penalty=config.training.penalty,
+        )
+        blob = await asyncio.to_thread(
+            train_update, base, info.base_cid, config, self.data, self.chain.address, previous
+        )
+        self.metrics.train_seconds.observe(time.perf_counter() - started)
+        digest = self.cache.put(blob)
+        self.kv.put(f"client:update:{r}", digest.hex())
+        return blob
+
+    async def _config(self, info: RoundInfo) -> bytes:
+        """The round config JSON, checked against the sha256 inside its raw-block CID."""
+        digest = raw_cid_digest(info.config_cid)
+        if digest is None:
+            raise RejectedUpdate("round_config", f"{info.config_cid} is not a raw-block CIDv1")
+        data: bytes = await self.storage.get(
+            info.config_cid, digest, self.cfg.ipfs.max_blob_bytes, self.cfg.ipfs.timeout_s
+        )
+        return data
+
+    async def _base(self, info: RoundInfo, config: RoundConfig) -> DecodedBlob:
+        """Fetch the base model (digest from chain, size cap) and validate it."""
+        ipfs = self.cfg.ipfs
+        data = await fetch(
+            self.storage,
+            self.cache,
+            info.base_cid,
+            info.base_digest,
+            ipfs.max_blob_bytes,
+            ipfs.timeout_s,
+        )
+        self.metrics.bytes.labels(direction="in").inc(len(data))
+        params = get_model(config.model).init(jax.random.PRNGKey(0))
+        shapes = jax.tree_util.tree_map(lambda a: np.zeros(np.shape(a), np.float32), params)
+        limits = Limits(
+            max_bytes=ipfs.max_blob_bytes,
+            passthrough_sections=frozenset({"server_state", "u", "v"}),
+        )
+        expected = {"kind": "model", "model_name": config.model}
+        return validate_blob(data, {"params": shapes, "fisher": shapes}, expected, limits)
+
+    def _previous(self, base: DecodedBlob) -> PreviousUpdate | None:
+        """FedCurv: this client's u, v from the round that produced the base model."""
+        known = self.kv.get(f"client:update:{base.metadata.round_id}")
+        cached = self.cache.get(bytes.fromhex(known)) if known else None
+        if cached is None:
+            return None
+        sections = decode_blob(cached).sections
+        if "u" not in sections or "v" not in sections:
+            return None
+        return PreviousUpdate(sections["u"], sections["v"])
+
+    async def _submit(self, info: RoundInfo, blob: bytes) -> None:
+        """Put the update to IPFS and submit it; a refusal by the chain is logged, not fatal."""
+        r = info.round_id
+        stored = await self.storage.put(blob)
+        self.metrics.bytes.labels(direction="out").inc(len(blob))
+        delay = float(os.environ.get("FEDCHAIN_SUBMIT_DELAY_S", "0") or 0)
+        if delay > 0:  # fault injection for tests: make this client late
+            await asyncio.sleep(delay)
+        num_samples = len(self.data)
+        try:
+            await self.chain.send(
+                f"submit:{r}", "submitUpdate", r, stored.cid, stored.digest, num_samples
+            )
+        except ContractRevert as exc:
+            late = " (too late)" if isinstance(exc, DeadlinePassed) else ""
+            self.metrics.updates_rejected.labels(reason=type(exc).__name__).inc()
+            name = type(exc).__name__
+            log_event(
+                log,
+                logging.WARNING,
+                f"submission refused by the contract: {name}{late}",
+                round_id=r,
+                error=type(exc).__name__,
+                detail=str(exc),
+            )
+            return
+        self.metrics.updates_accepted.inc()
+        log_event(
+            log,
+            logging.INFO,
+            "update submitted",
+            round_id=r,
+            cid=stored.cid,
+            num_samples=num_samples,
+        )

@@ -1,0 +1,158 @@
+"""Client round handling with fakes: train once, submit once, skip late/stale, log refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from contracts.events import LogMeta, RoundOpened
+from daemons.client.job import train_seed
+from daemons.client.rounds import ClientRounds
+from daemons.config import (
+    ChainConfig,
+    DaemonConfig,
+    DataConfig,
+    IdentityConfig,
+    IpfsConfig,
+    ServiceConfig,
+    TrainingConfig,
+)
+from daemons.metrics import Metrics
+from daemons.ports import BlobCache
+from daemons.round_config import RoundConfig, encode_round_config
+from models.codec import BlobMetadata, decode_blob, encode_blob
+from models.data import Dataset
+from models.networks import get_model
+from models.training import params_to_numpy
+from tests.daemons.fakes import FakeChain, FakeStorage, MemKV
+
+pytestmark = pytest.mark.timeout(120)
+ME = "0x" + "C1" * 20
+
+
+def dataset(n: int = 40, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    return Dataset(x=x, y=rng.integers(0, 10, n).astype(np.int32))
+
+
+def config(tmp_path: Path) -> DaemonConfig:
+    return DaemonConfig(
+        path=str(tmp_path / "c.toml"),
+        role="client",
+        chain=ChainConfig(contract=ME),
+        identity=IdentityConfig(),
+        ipfs=IpfsConfig(timeout_s=5, max_blob_bytes=1 << 20),
+        service=ServiceConfig(state_dir=str(tmp_path)),
+        data=DataConfig(path="x.npz"),
+    )
+
+
+async def open_round(chain: FakeChain, storage: FakeStorage, deadline: int) -> RoundOpened:
+    params = params_to_numpy(get_model("logreg").init(jax.random.PRNGKey(0)))
+    zeros = jax.tree_util.tree_map(np.zeros_like, params)
+    meta = BlobMetadata("model", 0, "0xorg", "", 0, "logreg")
+    base = await storage.put(encode_blob({"params": params, "fisher": zeros}, meta))
+    training = TrainingConfig(epochs=1, batch_size=10, fisher_samples=20)
+    cfg = await storage.put(encode_round_config(RoundConfig(1, "logreg", 7, training)))
+    r = chain.open_round(base.cid, base.digest, deadline, cfg.cid)
+    info = chain.rounds[r]
+    return RoundOpened(
+        r, info.base_cid, info.base_digest, deadline, 1, 3, cfg.cid, LogMeta(1, "0x00", "0x01", 0)
+    )
+
+
+def make_client(tmp_path: Path) -> tuple[ClientRounds, FakeChain, FakeStorage, MemKV]:
+    chain, storage, kv = FakeChain(ME), FakeStorage(), MemKV()
+    rounds = ClientRounds(
+        config(tmp_path),
+        chain,
+        storage,
+        kv,
+        BlobCache(tmp_path / "b"),
+        dataset(),
+        Metrics("client"),
+    )
+    return rounds, chain, storage, kv
+
+
+async def test_trains_and_submits_once(tmp_path: Path) -> None:
+    client, chain, storage, _ = make_client(tmp_path)
+    event = await open_round(chain, storage, deadline=2000)
+    await client.on_round_opened(event)
+    await client.on_round_opened(event)  # the same event delivered twice
+    assert [s[1] for s in chain.sent] == ["submitUpdate"]
+    cid, _, n = chain.submitted[(1, ME)]
+    assert n == 40
+    update = decode_blob(storage.blobs[cid])
+    assert update.metadata.kind == "update" and update.metadata.client == ME
+    assert update.metadata.base_cid == event.base_cid and update.metadata.round_id == 1
+    assert set(update.sections) == {"params", "fisher"}
+    assert {"loss", "accuracy", "train_s", "fisher_s"} <= set(update.metadata.train_metrics)
+    base = decode_blob(storage.blobs[event.base_cid])
+    new, old = (
+        jax.tree_util.tree_leaves(update.sections["params"]),
+        jax.tree_util.tree_leaves(base.sections["params"]),
+    )
+    assert max(float(np.abs(a - b).max()) for a, b in zip(new, old, strict=True)) > 0
+
+
+async def test_retraining_is_deterministic(tmp_path: Path) -> None:
+    a, chain_a, storage_a, _ = make_client(tmp_path / "a")
+    b, chain_b, storage_b, _ = make_client(tmp_path / "b")
+    for client, chain, storage in ((a, chain_a, storage_a), (b, chain_b, storage_b)):
+        await client.on_round_opened(await open_round(chain, storage, deadline=2000))
+    pa = decode_blob(storage_a.blobs[chain_a.submitted[(1, ME)][0]]).sections
+    pb = decode_blob(storage_b.blobs[chain_b.submitted[(1, ME)][0]]).sections
+    for x, y in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert train_seed(7, 1, ME) != train_seed(7, 2, ME)
+
+
+async def test_deadline_passed_skips_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, chain, storage, kv = make_client(tmp_path)
+    event = await open_round(chain, storage, deadline=900)
+    with caplog.at_level(logging.INFO, logger="fedchain"):
+        await client.on_round_opened(event)
+    assert chain.sent == [] and kv.data == {}
+    assert "deadline already passed" in caplog.text
+
+
+async def test_late_submission_is_logged_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, chain, storage, _ = make_client(tmp_path)
+    event = await open_round(chain, storage, deadline=2000)
+    original = chain.now_s
+
+    async def now_then_late() -> int:
+        chain.now_s = original  # type: ignore[method-assign]
+        value = chain.now
+        chain.now = 5000  # the deadline passes while training
+        return value
+
+    chain.now_s = now_then_late  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="fedchain"):
+        await client.on_round_opened(event)
+    assert (1, ME) not in chain.submitted
+    assert "submission refused by the contract: DeadlinePassed (too late)" in caplog.text
+    assert "DeadlinePassed" in caplog.text
+
+
+async def test_stale_round_is_ignored(tmp_path: Path) -> None:
+    client, chain, storage, _ = make_client(tmp_path)
+    first = await open_round(chain, storage, deadline=2000)
+    chain._closeRound(1, "x", b"\0" * 32, "m")
+    await open_round(chain, storage, deadline=2000)
+    await client.on_round_opened(first)
+    assert chain.sent == []
+    stale = dataclasses.replace(first, round_id=2)
+    await client.on_round_opened(stale)
+    assert [s[2][0] for s in chain.sent] == [2]
