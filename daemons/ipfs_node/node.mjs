@@ -1,0 +1,171 @@
+// fedchain's bundled IPFS node: Helia with bitswap over loopback TCP, a filesystem
+// blockstore and datastore under --repo, and a Kubo-RPC-compatible HTTP API on 127.0.0.1.
+// Run with Node >= 22. Prints one JSON "ready" line (and writes --ready-file) when serving.
+
+import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { unixfs } from '@helia/unixfs'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { FsBlockstore } from 'blockstore-fs'
+import { FsDatastore } from 'datastore-fs'
+import { createHelia } from 'helia'
+import { RpcError, parseDuration, sendError } from './kubo.mjs'
+import { COMMANDS } from './rpc.mjs'
+
+const API_PREFIX = '/api/v0/'
+
+function log (message) {
+  process.stderr.write(`${new Date().toISOString()} ipfs-node ${message}\n`)
+}
+
+function parseOptions () {
+  const { values } = parseArgs({
+    options: {
+      repo: { type: 'string' },
+      'api-port': { type: 'string', default: '0' },
+      'swarm-port': { type: 'string', default: '0' },
+      'ready-file': { type: 'string' },
+      'parent-pid': { type: 'string' },
+      'exit-on-stdin-close': { type: 'boolean', default: false }
+    }
+  })
+  if (values.repo == null) throw new Error('--repo DIR is required (where blocks, pins and the peer key live)')
+  const port = (name) => {
+    const n = Number.parseInt(values[name], 10)
+    if (!(n >= 0 && n <= 65535)) throw new Error(`--${name} must be a TCP port 0..65535 (0 = any free port)`)
+    return n
+  }
+  return { ...values, apiPort: port('api-port'), swarmPort: port('swarm-port') }
+}
+
+async function startHelia (repo, swarmPort) {
+  await mkdir(repo, { recursive: true })
+  const blockstore = new FsBlockstore(join(repo, 'blocks'))
+  const datastore = new FsDatastore(join(repo, 'datastore'))
+  await blockstore.open()
+  await datastore.open()
+  const helia = createHelia({
+    blockstore,
+    datastore,
+    // Only loopback TCP: no bootstrap, DHT, mDNS, relays, or public HTTP gateways.
+    libp2p: {
+      addresses: { listen: [`/ip4/127.0.0.1/tcp/${swarmPort}`] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      peerDiscovery: [],
+      services: { identify: identify() }
+    },
+    http: { delegatedRouters: [], recursiveGateways: [] }
+  })
+  await helia.start()
+  return helia
+}
+
+function requestSignal (req, res, params) {
+  const controller = new AbortController()
+  // A client that hangs up (or times out) cancels the work, e.g. a bitswap want.
+  res.on('close', () => controller.abort(new Error('client closed the request')))
+  const timeout = params.get('timeout')
+  if (timeout == null || timeout === '') return controller.signal
+  return AbortSignal.any([controller.signal, AbortSignal.timeout(parseDuration(timeout))])
+}
+
+function errorMessage (err, signal) {
+  if (signal?.aborted && signal.reason?.name === 'TimeoutError') return 'context deadline exceeded'
+  return err?.message ?? String(err)
+}
+
+function makeHandler (helia) {
+  const fs = unixfs(helia)
+  return async (req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1')
+    const name = url.pathname.startsWith(API_PREFIX) ? url.pathname.slice(API_PREFIX.length) : null
+    const command = name == null ? undefined : COMMANDS[name]
+    if (command === undefined) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' })
+      res.end('404 page not found')
+      return
+    }
+    if (req.method !== 'POST') {
+      sendError(res, 405, `method ${req.method} not allowed: the RPC API takes POST`)
+      return
+    }
+    let signal
+    try {
+      signal = requestSignal(req, res, url.searchParams)
+      await command({ req, res, params: url.searchParams, signal, helia, fs, log })
+    } catch (err) {
+      const status = err instanceof RpcError ? err.status : 500
+      const message = errorMessage(err, signal)
+      log(`${name} failed: ${message}`)
+      try { sendError(res, status, message) } catch { /* the client is gone */ }
+    }
+  }
+}
+
+function listen (server, port) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve(server.address().port))
+  })
+}
+
+function watchParent (options, shutdown) {
+  if (options['exit-on-stdin-close']) {
+    process.stdin.on('end', () => shutdown('stdin closed'))
+    process.stdin.on('error', () => shutdown('stdin closed'))
+    process.stdin.resume()
+  }
+  if (options['parent-pid'] != null) {
+    const ppid = Number.parseInt(options['parent-pid'], 10)
+    setInterval(() => {
+      try { process.kill(ppid, 0) } catch { shutdown(`parent ${ppid} is gone`) }
+    }, 1000).unref()
+  }
+}
+
+async function writeReady (file, info) {
+  const line = JSON.stringify(info)
+  if (file != null) {
+    await writeFile(`${file}.tmp`, line)
+    await rename(`${file}.tmp`, file)
+  }
+  process.stdout.write(line + '\n')
+}
+
+async function main () {
+  const options = parseOptions()
+  const helia = await startHelia(options.repo, options.swarmPort)
+  const server = createServer(makeHandler(helia))
+  server.requestTimeout = 0
+  const apiPort = await listen(server, options.apiPort)
+  let stopping = false
+  const shutdown = async (why) => {
+    if (stopping) return
+    stopping = true
+    log(`stopping: ${why}`)
+    setTimeout(() => process.exit(1), 5000).unref()
+    server.close()
+    server.closeAllConnections()
+    await helia.stop()
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  watchParent(options, shutdown)
+  const peerId = helia.libp2p.peerId.toString()
+  const swarm = helia.libp2p.getMultiaddrs().map(String)
+  await writeReady(options['ready-file'], { api: `http://127.0.0.1:${apiPort}`, peer_id: peerId, swarm, pid: process.pid })
+  log(`ready: api http://127.0.0.1:${apiPort} peer ${peerId} swarm ${swarm.join(' ')}`)
+}
+
+main().catch((err) => {
+  log(`fatal: ${err.stack ?? err}`)
+  process.exit(1)
+})

@@ -1,0 +1,313 @@
+// Handlers for the Kubo RPC subset fedchain uses (`/api/v0/<command>`), on top of Helia.
+// Bodies and errors follow Kubo's formats so `aioipfs` works against this node unmodified.
+
+import { once } from 'node:events'
+import { multiaddr } from '@multiformats/multiaddr'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import { CID } from 'multiformats/cid'
+import { base64 } from 'multiformats/bases/base64'
+import { RpcError, badArg, boolArg, cidArg, intArg, sendJson, startStream } from './kubo.mjs'
+import { boundaryOf, parts } from './multipart.mjs'
+
+export const AGENT_VERSION = 'fedchain-helia/0.1.0/'
+// Kubo lays files out as a balanced DAG with at most 174 links per node.
+const MAX_CHILDREN_PER_NODE = 174
+const DEFAULT_CHUNK_SIZE = 262144
+const MAX_CHUNK_SIZE = 1048576
+const RAW_CODEC = 0x55
+
+/** Parses "cid", "/ipfs/cid" into a CID; paths inside a DAG are not supported. */
+export function parseCid (raw) {
+  const path = raw.startsWith('/ipfs/') ? raw.slice('/ipfs/'.length) : raw
+  if (path.includes('/')) throw badArg(`"${raw}": paths inside a DAG are not supported by the bundled node; pass a bare CID`)
+  try {
+    return CID.parse(path)
+  } catch (err) {
+    throw badArg(`invalid CID "${raw}": ${err.message}`)
+  }
+}
+
+function addOptions (params) {
+  const cidVersion = intArg(params, 'cid-version', 0)
+  if (cidVersion !== 0 && cidVersion !== 1) throw badArg(`invalid cid-version ${cidVersion}: use 0 or 1`)
+  const chunker = params.get('chunker') ?? `size-${DEFAULT_CHUNK_SIZE}`
+  const size = /^size-(\d+)$/.exec(chunker)
+  if (size == null) throw badArg(`chunker "${chunker}" is not supported by the bundled node: use size-<bytes>`)
+  const chunkSize = Number.parseInt(size[1], 10)
+  if (chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) throw badArg(`chunker size must be 1..${MAX_CHUNK_SIZE} bytes`)
+  const hash = params.get('hash') ?? 'sha2-256'
+  if (hash !== 'sha2-256') throw badArg(`hash "${hash}" is not supported by the bundled node: use sha2-256`)
+  for (const flag of ['trickle', 'wrap-with-directory', 'inline', 'nocopy']) {
+    if (boolArg(params, flag, false)) throw badArg(`option "${flag}" is not supported by the bundled node`)
+  }
+  return {
+    cidVersion,
+    // As in Kubo, CIDv1 implies raw leaves unless told otherwise.
+    rawLeaves: boolArg(params, 'raw-leaves', cidVersion === 1),
+    chunkSize,
+    pin: boolArg(params, 'pin', true),
+    onlyHash: boolArg(params, 'only-hash', false),
+    progress: boolArg(params, 'progress', false)
+  }
+}
+
+/** A blockstore that keeps nothing and counts the bytes it is given (for only-hash and Size). */
+function countingStore (inner) {
+  const store = {
+    bytes: 0,
+    async put (cid, bytes, options) {
+      store.bytes += bytes.length
+      if (inner != null) await inner.put(cid, bytes, options)
+      return cid
+    }
+  }
+  return store
+}
+
+async function importFile (body, blockstore, opts, signal) {
+  let root
+  for await (const entry of importer({ content: body }, blockstore, {
+    cidVersion: opts.cidVersion,
+    rawLeaves: opts.rawLeaves,
+    chunker: fixedSize({ chunkSize: opts.chunkSize }),
+    layout: balanced({ maxChildrenPerNode: MAX_CHILDREN_PER_NODE }),
+    reduceSingleLeafToSelf: true,
+    signal
+  })) {
+    root = entry
+  }
+  return root
+}
+
+async function isPinRoot (helia, cid, signal) {
+  try {
+    await helia.pins.get(cid, { signal })
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function pinCid (helia, cid, recursive, signal) {
+  if (await isPinRoot(helia, cid, signal)) return
+  for await (const _ of helia.pins.add(cid, { signal, depth: recursive ? Infinity : 0 })) { /* walk the DAG */ }
+}
+
+async function add (ctx) {
+  const opts = addOptions(ctx.params)
+  const boundary = boundaryOf(ctx.req.headers['content-type'])
+  const lines = []
+  for await (const part of parts(ctx.req, boundary)) {
+    if ((part.headers['content-type'] ?? '').startsWith('application/x-directory')) {
+      throw badArg('directories are not supported by the bundled node; add one file at a time')
+    }
+    const store = countingStore(opts.onlyHash ? null : ctx.helia.blockstore)
+    const entry = await importFile(part.body, store, opts, ctx.signal)
+    if (opts.pin && !opts.onlyHash) await pinCid(ctx.helia, entry.cid, true, ctx.signal)
+    const hash = entry.cid.toString()
+    if (opts.progress) lines.push({ Name: part.filename || hash, Bytes: Number(entry.size) })
+    lines.push({ Name: part.filename || hash, Hash: hash, Size: String(store.bytes) })
+    ctx.log(`add ${hash} (${entry.size} bytes, pin=${opts.pin && !opts.onlyHash})`)
+  }
+  if (lines.length === 0) throw badArg('argument "path" is required: send a file in the multipart body')
+  const write = startStream(ctx.res)
+  for (const line of lines) write(line)
+  ctx.res.end()
+}
+
+async function cat (ctx) {
+  const cid = cidArg(ctx.params, parseCid)
+  const offset = intArg(ctx.params, 'offset', 0)
+  const length = intArg(ctx.params, 'length', undefined)
+  if (offset < 0) throw badArg('cannot specify negative offset')
+  if (length !== undefined && length < 0) throw badArg('cannot specify negative length')
+  const stat = await ctx.fs.stat(cid, { signal: ctx.signal })
+  if (stat.type === 'directory') throw new RpcError('this dag node is a directory')
+  const size = Number(stat.size)
+  const start = Math.min(offset, size)
+  const count = length === undefined ? size - start : Math.min(length, size - start)
+  ctx.res.writeHead(200, {
+    'Content-Type': 'text/plain',
+    'X-Stream-Output': '1',
+    'X-Content-Length': String(count),
+    Trailer: 'X-Stream-Error'
+  })
+  if (count > 0) {
+    for await (const chunk of ctx.fs.cat(cid, { offset: start, length: count, signal: ctx.signal })) {
+      if (!ctx.res.write(chunk)) await once(ctx.res, 'drain', { signal: ctx.signal })
+    }
+  }
+  ctx.res.end()
+}
+
+async function pinAdd (ctx) {
+  const cids = ctx.params.getAll('arg').map(parseCid)
+  if (cids.length === 0) throw badArg('argument "ipfs-path" is required')
+  const recursive = boolArg(ctx.params, 'recursive', true)
+  for (const cid of cids) await pinCid(ctx.helia, cid, recursive, ctx.signal)
+  sendJson(ctx.res, { Pins: cids.map(String) })
+}
+
+async function pinRm (ctx) {
+  const cids = ctx.params.getAll('arg').map(parseCid)
+  if (cids.length === 0) throw badArg('argument "ipfs-path" is required')
+  for (const cid of cids) {
+    if (!await isPinRoot(ctx.helia, cid, ctx.signal)) throw new RpcError('not pinned or pinned indirectly')
+  }
+  for (const cid of cids) {
+    for await (const _ of ctx.helia.pins.rm(cid, { signal: ctx.signal })) { /* walk the DAG */ }
+  }
+  sendJson(ctx.res, { Pins: cids.map(String) })
+}
+
+const pinType = (pin) => (pin.depth === 0 ? 'direct' : 'recursive')
+
+async function pinLs (ctx) {
+  const wanted = ctx.params.get('type') ?? 'all'
+  if (!['all', 'recursive', 'direct', 'indirect'].includes(wanted)) {
+    throw badArg(`invalid type "${wanted}": use all, recursive, direct or indirect`)
+  }
+  const keys = {}
+  const args = ctx.params.getAll('arg').map(parseCid)
+  for (const cid of args) {
+    const type = await pinTypeOf(ctx.helia, cid, ctx.signal)
+    if (type == null || (wanted !== 'all' && wanted !== type)) throw new RpcError(`path '${cid}' is not pinned`)
+    keys[cid.toString()] = { Type: type }
+  }
+  if (args.length === 0) {
+    for await (const pin of ctx.helia.pins.ls({ signal: ctx.signal })) {
+      if (wanted === 'all' || wanted === pinType(pin)) keys[pin.cid.toString()] = { Type: pinType(pin) }
+    }
+  }
+  if (boolArg(ctx.params, 'stream', false)) {
+    const write = startStream(ctx.res)
+    for (const [cid, { Type }] of Object.entries(keys)) write({ Cid: cid, Type })
+    ctx.res.end()
+    return
+  }
+  sendJson(ctx.res, { Keys: keys })
+}
+
+async function pinTypeOf (helia, cid, signal) {
+  try {
+    return pinType(await helia.pins.get(cid, { signal }))
+  } catch {
+    return (await helia.pins.isPinned(cid, { signal })) ? 'indirect' : null
+  }
+}
+
+function selfAddresses (libp2p) {
+  return libp2p.getMultiaddrs().map(String)
+}
+
+async function id (ctx) {
+  const libp2p = ctx.helia.libp2p
+  const self = libp2p.peerId.toString()
+  const arg = ctx.params.get('arg')
+  if (arg != null && arg !== self) {
+    const conn = libp2p.getConnections().find(c => c.remotePeer.toString() === arg)
+    if (conn == null) throw new RpcError(`peer ${arg} is not connected to the bundled node`)
+    sendJson(ctx.res, { ID: arg, Addresses: [conn.remoteAddr.toString()], AgentVersion: '', Protocols: [] })
+    return
+  }
+  const mh = libp2p.peerId.toMultihash()
+  sendJson(ctx.res, {
+    ID: self,
+    // An identity multihash carries the protobuf-encoded public key, as Kubo prints it.
+    PublicKey: mh.code === 0 ? base64.baseEncode(mh.digest) : '',
+    Addresses: selfAddresses(libp2p),
+    AgentVersion: AGENT_VERSION,
+    ProtocolVersion: 'ipfs/0.1.0',
+    Protocols: libp2p.getProtocols()
+  })
+}
+
+function version (ctx) {
+  sendJson(ctx.res, {
+    Version: '0.1.0-fedchain-helia',
+    Commit: '',
+    Repo: '1',
+    System: `${process.arch}/${process.platform}`,
+    Golang: `node-${process.version}`
+  })
+}
+
+async function swarmConnect (ctx) {
+  const addrs = ctx.params.getAll('arg')
+  if (addrs.length === 0) throw badArg('argument "address" is required')
+  const lines = []
+  for (const raw of addrs) {
+    let addr
+    try {
+      addr = multiaddr(raw)
+    } catch (err) {
+      throw badArg(`invalid multiaddr "${raw}": ${err.message}`)
+    }
+    const peer = addr.getPeerId()
+    if (peer == null) throw badArg(`multiaddr "${raw}" has no /p2p/<peer id> part`)
+    try {
+      await ctx.helia.libp2p.dial(addr, { signal: ctx.signal })
+    } catch (err) {
+      throw new RpcError(`connect ${peer} failure: ${err.message}`)
+    }
+    lines.push(`connect ${peer} success`)
+  }
+  sendJson(ctx.res, { Strings: lines })
+}
+
+function swarmPeers (ctx) {
+  const peers = ctx.helia.libp2p.getConnections().map(c => ({
+    Addr: c.remoteAddr.decapsulateCode(421).toString(),
+    Peer: c.remotePeer.toString(),
+    Direction: c.direction === 'inbound' ? 1 : 2
+  }))
+  sendJson(ctx.res, { Peers: peers })
+}
+
+async function blockStat (ctx) {
+  const cid = cidArg(ctx.params, parseCid)
+  const offline = boolArg(ctx.params, 'offline', false)
+  let size = 0
+  try {
+    for await (const chunk of ctx.helia.blockstore.get(cid, { signal: ctx.signal, offline })) size += chunk.length
+  } catch (err) {
+    if (offline && err.name === 'NotFoundError') throw new RpcError(`block was not found locally (offline): ipld: could not find ${cid}`)
+    throw err
+  }
+  sendJson(ctx.res, { Key: cid.toString(), Size: size })
+}
+
+async function repoGc (ctx) {
+  const quiet = boolArg(ctx.params, 'quiet', false)
+  const removed = []
+  const errors = []
+  await ctx.helia.gc({
+    signal: ctx.signal,
+    onProgress: (evt) => {
+      // Blocks are keyed by multihash; like Kubo, report each as a CIDv1 with the raw codec.
+      if (evt.type === 'helia:gc:deleted') removed.push(CID.createV1(RAW_CODEC, evt.detail.multihash).toString())
+      if (evt.type === 'helia:gc:error') errors.push(evt.detail.message)
+    }
+  })
+  ctx.log(`repo/gc removed ${removed.length} blocks`)
+  const write = startStream(ctx.res)
+  if (!quiet) for (const cid of removed) write({ Key: { '/': cid } })
+  for (const message of errors) write({ Error: message })
+  ctx.res.end()
+}
+
+export const COMMANDS = {
+  add,
+  cat,
+  'pin/add': pinAdd,
+  'pin/rm': pinRm,
+  'pin/ls': pinLs,
+  id,
+  version,
+  'swarm/connect': swarmConnect,
+  'swarm/peers': swarmPeers,
+  'block/stat': blockStat,
+  'repo/gc': repoGc
+}

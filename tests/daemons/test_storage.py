@@ -1,0 +1,185 @@
+"""IpfsStorage against the real bundled IPFS node: round trips, digest and size checks,
+timeouts, pins across restarts, garbage collection, and error mapping."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from multiformats_cid import make_cid
+
+from daemons.errors import RejectedUpdate, TransientError
+from daemons.ipfs_node import BundledIpfsNode
+from daemons.storage import (
+    ContentRejected,
+    IpfsStorage,
+    IpfsTimeout,
+    IpfsUnavailable,
+    StoredBlob,
+)
+from tests.fixtures.ipfs import rpc
+
+pytestmark = pytest.mark.timeout(120)
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("size", [1, MiB, 30 * MiB], ids=["1B", "1MiB", "30MiB"])
+async def test_put_get_round_trip(ipfs_node: BundledIpfsNode, size: int) -> None:
+    data = os.urandom(size)
+    async with IpfsStorage(ipfs_node.api_url) as storage:
+        stored = await storage.put(data)
+        got = await storage.get(stored.cid, stored.digest, max_bytes=size, timeout_s=30)
+        pinned = await storage.is_pinned(stored.cid)
+    assert got == data
+    assert stored == StoredBlob(stored.cid, hashlib.sha256(data).digest(), size)
+    # CIDv1 base32: a one-chunk blob is a bare raw block, larger ones a dag-pb root.
+    assert stored.cid.startswith("bafkrei" if size <= 262144 else "bafybei")
+    assert pinned
+
+
+async def test_same_bytes_give_same_cid(ipfs_node: BundledIpfsNode) -> None:
+    data = os.urandom(700_000)
+    async with IpfsStorage(ipfs_node.api_url) as storage:
+        first, second = await storage.put(data), await storage.put(data)
+    assert first == second
+
+
+async def test_digest_mismatch_is_rejected(ipfs_node: BundledIpfsNode) -> None:
+    async with IpfsStorage(ipfs_node.api_url) as storage:
+        stored = await storage.put(b"model bytes")
+        wrong = hashlib.sha256(b"other bytes").digest()
+        with pytest.raises(ContentRejected) as info:
+            await storage.get(stored.cid, wrong, max_bytes=1000, timeout_s=10)
+    assert info.value.reason == "digest"
+    assert isinstance(info.value, RejectedUpdate)
+    assert not isinstance(info.value, TransientError)
+
+
+class CountingStorage(IpfsStorage):
+    """Records how many body bytes the HTTP client took in for each streamed call."""
+
+    received: list[int]
+
+    @asynccontextmanager
+    async def _post(self, path: str, params: dict[str, str]) -> AsyncIterator[Any]:
+        self.received = getattr(self, "received", [])
+        async with super()._post(path, params) as resp:
+            try:
+                yield resp
+            finally:
+                self.received.append(resp.content.total_bytes)
+
+
+async def test_size_cap_rejects_without_reading_the_blob(ipfs_node: BundledIpfsNode) -> None:
+    data = os.urandom(8 * MiB)
+    async with CountingStorage(ipfs_node.api_url) as storage:
+        stored = await storage.put(data)
+        exact = await storage.get(stored.cid, stored.digest, max_bytes=len(data), timeout_s=30)
+        with pytest.raises(ContentRejected) as info:
+            await storage.get(stored.cid, stored.digest, max_bytes=len(data) - 1, timeout_s=30)
+        with pytest.raises(ContentRejected):
+            await storage.get(stored.cid, stored.digest, max_bytes=MiB, timeout_s=30)
+    assert exact == data
+    assert info.value.reason == "too_large"
+    # The full read took all 8 MiB; the rejected ones stopped near the cap or before it.
+    assert storage.received[0] == len(data)
+    assert storage.received[2] <= MiB + 1 + 256 * 1024
+
+
+async def test_unknown_cid_fails_within_the_timeout(ipfs_node: BundledIpfsNode) -> None:
+    absent = os.urandom(1000)
+    cid = str(rpc_add_only_hash(ipfs_node, absent))
+    async with IpfsStorage(ipfs_node.api_url) as storage:
+        started = time.monotonic()
+        with pytest.raises(IpfsTimeout):
+            await storage.get(cid, hashlib.sha256(absent).digest(), 10_000, timeout_s=1.5)
+        elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 4.0
+    assert rpc(ipfs_node, "version")  # the node still answers after the abandoned request
+
+
+def rpc_add_only_hash(node: BundledIpfsNode, data: bytes) -> str:
+    """The CID `data` would get, computed by the node without storing it."""
+    import urllib.request
+
+    boundary = "fedchain-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        f"{node.api_url}/api/v0/add?cid-version=1&only-hash=true",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        import json
+
+        return str(json.loads(resp.read())["Hash"])
+
+
+async def test_pins_survive_a_restart(tmp_path) -> None:
+    data = os.urandom(3 * MiB)
+    with BundledIpfsNode(tmp_path / "repo") as node:
+        peer_id = node.peer_id
+        async with IpfsStorage(node.api_url) as storage:
+            stored = await storage.put(data)
+    with BundledIpfsNode(tmp_path / "repo") as node:
+        async with IpfsStorage(node.api_url) as storage:
+            assert await storage.is_pinned(stored.cid)
+            assert await storage.get(stored.cid, stored.digest, len(data), timeout_s=10) == data
+        assert node.peer_id == peer_id  # the peer key lives in the repo too
+
+
+async def test_gc_removes_unpinned_and_keeps_pinned(ipfs_node: BundledIpfsNode) -> None:
+    kept, dropped = os.urandom(600_000), os.urandom(600_000)
+    async with IpfsStorage(ipfs_node.api_url) as storage:
+        keep = await storage.put(kept)
+        drop = await storage.put(dropped)
+        await storage.unpin(drop.cid)
+        await storage.unpin(drop.cid)  # unpinning twice is fine
+        assert not await storage.is_pinned(drop.cid)
+        removed = {multihash_of(cid) for cid in await storage.gc()}
+        assert multihash_of(drop.cid) in removed and multihash_of(keep.cid) not in removed
+        assert await storage.get(keep.cid, keep.digest, len(kept), timeout_s=10) == kept
+        with pytest.raises(IpfsTimeout):
+            await storage.get(drop.cid, drop.digest, len(dropped), timeout_s=1)
+
+
+def multihash_of(cid: str) -> bytes:
+    """Blocks are stored by multihash, so gc names them with whatever CID codec it likes."""
+    return bytes(make_cid(cid).multihash)
+
+
+async def test_unreachable_node_is_transient_with_a_hint() -> None:
+    from daemons.anvil import free_port
+
+    async with IpfsStorage(f"http://127.0.0.1:{free_port()}") as storage:
+        with pytest.raises(IpfsUnavailable, match="fedchain ipfs"):
+            await storage.put(b"x")
+        with pytest.raises(IpfsUnavailable):
+            await storage.unpin("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e")
+
+
+async def test_malformed_cid_is_rejected_not_retried(ipfs_node: BundledIpfsNode) -> None:
+    async with IpfsStorage(ipfs_node.api_url) as storage:
+        with pytest.raises(ContentRejected) as info:
+            await storage.get("not-a-cid", b"\0" * 32, 10, timeout_s=5)
+    assert info.value.reason == "bad_cid"
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="api_url"):
+        IpfsStorage("127.0.0.1:5001")
+    with pytest.raises(ValueError, match="chunk_size"):
+        IpfsStorage("http://127.0.0.1:5001", chunk_size=0)
