@@ -103,8 +103,8 @@ def main() -> None:
         runners["torch"] = torch_runner(x, y, args.threads)
     except ImportError:
         print("torch not installed: run `make bench-deps` for the PyTorch baseline")
-    for name, run in runners.items():
-        run(-1)  # warm-up: compilation for JAX, allocator and kernels for PyTorch
+    for warm in runners.values():
+        warm(-1)  # warm-up: compilation for JAX, allocator and kernels for PyTorch
     times: dict[str, list[float]] = {name: [] for name in runners}
     for rep in range(args.repeats):
         for name, run in runners.items():
