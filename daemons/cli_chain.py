@@ -1,0 +1,242 @@
+"""Read-only chain commands for `fedchain`: events, rounds, status, model get.
+
+They need only RPC (and IPFS for `model get`) access: settings come from a daemon's TOML
+config (`--config`, its [chain] and [ipfs] tables) with command-line overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from contracts.binding import FederatedRounds
+from contracts.errors import ContractError, UnknownRound
+from contracts.events import ContractEvent
+from daemons.chain import history
+from daemons.chain.backoff import Backoff
+from daemons.chain.store import StateStore
+from daemons.chain.tailer import EventTailer
+from daemons.errors import ConfigError, FedchainError
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the chain views look: node, contract, tailing settings, IPFS API."""
+
+    rpc_url: str
+    contract: str
+    confirmations: int = 0
+    chunk_blocks: int = 1000
+    poll_interval_s: float = 0.5
+    ws_url: str = ""
+    ipfs_api: str = "http://127.0.0.1:5001"
+    ipfs_timeout_s: float = 60.0
+    max_blob_bytes: int = 64 * 1024 * 1024
+
+
+def register(subparsers: Any) -> None:
+    """Add `events`, `rounds`, `status` and `model get` to the `fedchain` parser."""
+    events = _command(subparsers, "events", "print the contract's event log", _events)
+    events.add_argument("--follow", "-f", action="store_true", help="keep tailing until Ctrl-C")
+    events.add_argument("--json", action="store_true", help="JSON lines with every field")
+    events.add_argument("--from-block", type=_non_negative, default=0, metavar="N")
+    _command(subparsers, "rounds", "round history table, rebuilt from chain events", _rounds)
+    _command(subparsers, "status", "chain id, head, contract, org, paused, round", _status)
+    model = subparsers.add_parser(
+        "model", help="models published by the federation", description="Published models."
+    )
+    actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
+    get = _command(actions, "get", "fetch a round's model from IPFS (digest checked)", _model_get)
+    get.add_argument("round_id", type=_positive, metavar="ROUND", help="round id (from 1)")
+    get.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
+    get.add_argument("--ipfs-api", help="Kubo RPC API URL (overrides [ipfs] api_url)")
+
+
+def _command(sub: Any, name: str, what: str, func: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=what, description=what[0].upper() + what[1:] + "."
+    )
+    parser.add_argument("--config", "-c", metavar="FILE", help="a daemon TOML config")
+    parser.add_argument("--rpc-url", help="JSON-RPC URL (overrides [chain] rpc_url)")
+    parser.add_argument("--contract", help="contract address (overrides [chain] contract)")
+    parser.set_defaults(func=lambda args: _guarded(func, args))
+    return parser
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"round ids start at 1, got {value}")
+    return value
+
+
+def _guarded(func: Any, args: argparse.Namespace) -> int:
+    """Run one async command; expected failures become a one-line message and exit 1."""
+    try:
+        return int(asyncio.run(func(args, resolve_target(args))) or 0)
+    except ConfigError:
+        raise  # the main CLI prints it and exits 2
+    except (FedchainError, ContractError) as exc:
+        print(f"fedchain: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    """Settings from `--config` (if given), then the command-line overrides."""
+    values: dict[str, Any] = {"rpc_url": "http://127.0.0.1:8545", "contract": ""}
+    if args.config:
+        values.update(_from_config(Path(args.config)))
+    if args.rpc_url:
+        values["rpc_url"] = args.rpc_url
+    if args.contract:
+        values["contract"] = args.contract
+    if getattr(args, "ipfs_api", None):
+        values["ipfs_api"] = args.ipfs_api
+    if not values["contract"]:
+        where = f"{args.config} has no [chain] contract" if args.config else "no --config"
+        raise ConfigError(
+            f"no contract address ({where}); pass --contract 0x… or a --config whose "
+            "[chain] contract is set (or whose state dir recorded one)"
+        )
+    if not AsyncWeb3.is_address(values["contract"]):
+        raise ConfigError(f"--contract {values['contract']!r} is not an Ethereum address")
+    return Target(**values)
+
+
+def _from_config(path: Path) -> dict[str, Any]:
+    """[chain] and [ipfs] settings of a validated org or client config."""
+    from daemons.config import load_config
+
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    cfg = load_config(path, "org" if "federation" in raw else "client")
+    chain, ipfs = cfg.chain, cfg.ipfs
+    return {
+        "rpc_url": chain.rpc_url,
+        "contract": chain.contract or _recorded_contract(cfg.service.state_dir, cfg.role),
+        "confirmations": chain.confirmations,
+        "chunk_blocks": chain.log_chunk_blocks,
+        "poll_interval_s": chain.poll_interval_s,
+        "ws_url": chain.ws_url,
+        "ipfs_api": ipfs.api_url,
+        "ipfs_timeout_s": ipfs.timeout_s,
+        "max_blob_bytes": ipfs.max_blob_bytes,
+    }
+
+
+def _recorded_contract(state_dir: str, role: str) -> str:
+    """The contract a daemon recorded in its state (the org deploys when none is configured)."""
+    path = Path(state_dir) / f"{role}.sqlite"
+    if not path.exists():
+        return ""
+    with StateStore(path) as store:
+        return store.contract() or ""
+
+
+def _connect(target: Target) -> tuple[AsyncWeb3[Any], FederatedRounds]:
+    w3 = AsyncWeb3(AsyncHTTPProvider(target.rpc_url))
+    return w3, FederatedRounds(w3, target.contract)
+
+
+async def _events(args: argparse.Namespace, target: Target) -> int:
+    """Print events from `--from-block`; with `--follow`, keep tailing."""
+    w3, _ = _connect(target)
+    fmt = history.event_json if args.json else history.event_line
+
+    async def show(event: ContractEvent) -> None:
+        print(fmt(event), flush=True)
+
+    try:
+        with StateStore(":memory:") as store:
+            tail = EventTailer(
+                w3,
+                target.contract,
+                store,
+                confirmations=target.confirmations,
+                chunk_blocks=target.chunk_blocks,
+                poll_interval_s=target.poll_interval_s,
+                ws_url=target.ws_url or None,
+                start_block=args.from_block,
+                backoff=Backoff(attempts=3 if not args.follow else 30),
+            )
+            await (tail.run(show) if args.follow else tail.sync(show))
+    finally:
+        await w3.provider.disconnect()
+    return 0
+
+
+async def _all_events(w3: AsyncWeb3[Any], target: Target) -> list[ContractEvent]:
+    found: list[ContractEvent] = []
+
+    async def keep(event: ContractEvent) -> None:
+        found.append(event)
+
+    with StateStore(":memory:") as store:
+        tail = EventTailer(w3, target.contract, store, chunk_blocks=target.chunk_blocks)
+        await tail.sync(keep)
+    return found
+
+
+async def _rounds(args: argparse.Namespace, target: Target) -> int:
+    """Print the round history table."""
+    w3, _ = _connect(target)
+    try:
+        rows = history.round_rows(await _all_events(w3, target))
+        now = int((await w3.eth.get_block("latest"))["timestamp"])
+    finally:
+        await w3.provider.disconnect()
+    print(history.rounds_table(rows, now) if rows else "no rounds opened yet")
+    return 0
+
+
+async def _status(args: argparse.Namespace, target: Target) -> int:
+    """Print chain and federation status."""
+    w3, binding = _connect(target)
+    try:
+        status = await history.fetch_status(binding)
+    finally:
+        await w3.provider.disconnect()
+    print("\n".join(history.status_lines(status)))
+    return 0
+
+
+async def _model_get(args: argparse.Namespace, target: Target) -> int:
+    """Fetch a round's model (closed: its new model; otherwise its base) with digest check."""
+    from daemons.storage import IpfsStorage
+
+    w3, binding = _connect(target)
+    try:
+        info = await binding.get_round(args.round_id)
+    except UnknownRound:
+        raise FedchainError(
+            f"round {args.round_id} was never opened on {target.contract}"
+        ) from None
+    finally:
+        await w3.provider.disconnect()
+    cid, digest, what = history.model_of_round(info)
+    async with IpfsStorage(target.ipfs_api) as storage:
+        data = await storage.get(cid, digest, target.max_blob_bytes, target.ipfs_timeout_s)
+    output = Path(args.output)
+    partial = output.with_name(output.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(output)  # never leave a truncated model under the asked-for name
+    print(f"round {args.round_id} {what} {cid} ({len(data)} bytes) -> {args.output}")
+    return 0
