@@ -69,13 +69,23 @@ class TxSender:
         A dead entry (its nonce taken by another transaction) is re-signed with a new nonce.
         """
         entry = self.store.outbox_get(key)
-        if entry is None or entry.status == OUTBOX_DEAD:
-            entry = await self._sign_and_persist(key, fn_name, args)
-        else:
+        if entry is not None and entry.status != OUTBOX_DEAD:
             log.info("outbox: re-sending %s (tx %s, nonce %d)", key, entry.tx_hash, entry.nonce)
+        entry = await self.prepare(key, fn_name, *args)
         receipt = await self._deliver(entry)
         await self.binding.check_receipt(receipt)
         return receipt
+
+    async def prepare(self, key: str, fn_name: str, *args: Any) -> OutboxEntry:
+        """Sign and persist without sending (the existing entry if `key` is known)."""
+        entry = self.store.outbox_get(key)
+        if entry is None or entry.status == OUTBOX_DEAD:
+            entry = await self._sign_and_persist(key, fn_name, args)
+        return entry
+
+    async def broadcast(self, entry: OutboxEntry) -> None:
+        """Hand a stored transaction to the node without waiting (fault-injection tests)."""
+        await self._broadcast(entry)
 
     async def reconcile(self) -> list[OutboxEntry]:
         """Settle pending entries: mark mined ones done, dead ones dead, re-broadcast the rest."""

@@ -110,24 +110,19 @@ async def test_crash_after_send_before_receipt_waits_for_the_same_tx(
 ) -> None:
     path = tmp_path / "s.db"
     args = await open_round_args(deployed)
+    before = await nonce(deployed, deployed.org)
     with StateStore(path) as store:
         dying = TxSender(deployed.contract, deployed.org, store)
-        broadcast = dying._broadcast
-
-        async def broadcast_then_die(entry: Any) -> None:
-            await broadcast(entry)
-            raise Crash  # the tx was broadcast (and automined), the daemon died waiting
-
-        dying._broadcast = broadcast_then_die  # type: ignore[method-assign]
-        before = await nonce(deployed, deployed.org)
-        with pytest.raises(Crash):
-            await asyncio.wait_for(dying.send("openRound:1", "openRound", *args), 30)
+        entry = await dying.prepare("openRound:1", "openRound", *args)
+        assert entry == await dying.prepare("openRound:1", "openRound", *args)
+        await dying.broadcast(entry)  # ...and the daemon dies before reading the receipt
         assert await nonce(deployed, deployed.org) == before + 1
         assert store.outbox_get("openRound:1").status == OUTBOX_PENDING  # type: ignore[union-attr]
+    with StateStore(path) as store:
         fresh = TxSender(deployed.contract, deployed.org, store)
         receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
         assert store.outbox_get("openRound:1").status == OUTBOX_DONE  # type: ignore[union-attr]
-    assert receipt["status"] == 1
+    assert receipt["status"] == 1 and receipt["transactionHash"].to_0x_hex() == entry.tx_hash
     assert await nonce(deployed, deployed.org) == before + 1
     assert len(await round_opened_events(deployed)) == 1
 
