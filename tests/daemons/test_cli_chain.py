@@ -12,6 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from contracts.events import (
+    ContractEvent,
+    LogMeta,
+    RoundClosed,
+    RoundFailed,
+    RoundOpened,
+    UpdateSubmitted,
+)
+from daemons.chain import history
 from daemons.cli import main
 from daemons.ipfs_node import BundledIpfsNode
 from daemons.storage import IpfsStorage
@@ -172,3 +181,49 @@ async def test_events_follow_prints_new_events_until_interrupted(deployed: Deplo
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def _meta(block: int, index: int = 0) -> LogMeta:
+    return LogMeta(block, "0x" + "bb" * 32, "0x" + f"{block:064x}", index)
+
+
+def test_round_rows_fold_open_updates_close_and_fail() -> None:
+    events: list[ContractEvent] = [
+        RoundOpened(1, "bafyb1", b"\x01" * 32, 1000, 1, 3, "bafyc", _meta(1)),
+        UpdateSubmitted(1, "0x" + "11" * 20, "bafyu1", b"\x02" * 32, 5, _meta(2)),
+        UpdateSubmitted(1, "0x" + "22" * 20, "bafyu2", b"\x03" * 32, 5, _meta(2, 1)),
+        RoundClosed(1, "bafym1", b"\x04" * 32, "bafyman1", 2, _meta(3)),
+        RoundOpened(2, "bafym1", b"\x04" * 32, 2000, 2, 3, "bafyc", _meta(4)),
+        RoundFailed(2, 0, _meta(5)),
+        RoundOpened(3, "bafym1", b"\x04" * 32, 3000, 1, 3, "bafyc", _meta(6)),
+        UpdateSubmitted(9, "0x" + "11" * 20, "bafyx", b"\x05" * 32, 5, _meta(7)),  # no such round
+    ]
+    rows = history.round_rows(events)
+    assert [(r.round_id, r.state, r.num_updates, r.model_cid) for r in rows] == [
+        (1, "closed", 2, "bafym1"),
+        (2, "failed", 0, ""),
+        (3, "open", 0, ""),
+    ]
+    table = history.rounds_table(rows, now=2500).splitlines()
+    assert "failed" in table[2] and "open (deadline passed)" not in table[2]
+    assert "open " in table[3] and "deadline passed" not in table[3]
+    assert "open (deadline passed)" in history.rounds_table(rows, now=3001).splitlines()[3]
+    assert "1970-01-01T00:16:40Z" in table[1]  # deadline 1000 s, block time in UTC
+
+
+def test_event_json_shows_digests_as_hex() -> None:
+    ev = RoundClosed(4, "bafym", b"\xab" * 32, "bafyman", 3, _meta(12, 2))
+    record = json.loads(history.event_json(ev))
+    assert record == {
+        "event": "RoundClosed",
+        "block_number": 12,
+        "block_hash": "0x" + "bb" * 32,
+        "tx_hash": "0x" + f"{12:064x}",
+        "log_index": 2,
+        "round_id": 4,
+        "model_cid": "bafym",
+        "model_digest": "0x" + "ab" * 32,
+        "manifest_cid": "bafyman",
+        "num_updates": 3,
+    }
+    assert history.event_line(ev).split()[:3] == ["block", "12", "RoundClosed"]
