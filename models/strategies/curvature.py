@@ -1,0 +1,132 @@
+"""Curvature-aware aggregation: FedCurv's sums (Shoham et al. 2019) and the Fisher-weighted merge.
+
+Both need each client's Fisher diagonal; updates without one are excluded with
+`missing_fisher`. FedCurv's v_i = u_i ⊙ θ_i is recomputed here from the client's u (or
+Fisher) and params rather than taken from the blob: it is redundant, and trusting it would
+let a client publish a v that does not match the params it was judged on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import StrategyError
+from models.strategies.base import (
+    AggregateResult,
+    ClientUpdate,
+    Combined,
+    Flat,
+    Params,
+    aggregate_with,
+    check_same_names,
+    flat64,
+    sample_mean,
+    sample_shares,
+    weighted_sum,
+)
+
+_MISSING = "missing_fisher: the update carries no fisher (or u) section"
+
+
+def _curvatures(
+    updates: list[ClientUpdate], params: list[Flat], base: Flat
+) -> tuple[list[ClientUpdate], list[Flat], list[Flat], dict[str, str]]:
+    """Split off updates without a Fisher; return (kept, their params, their u, excluded)."""
+    kept, kept_params, curv, excluded = [], [], [], {}
+    for update, flat in zip(updates, params, strict=True):
+        source = update.u if update.u is not None else update.fisher
+        if source is None:
+            excluded[update.client] = _MISSING
+            continue
+        kept.append(update)
+        kept_params.append(flat)
+        curv.append(flat64(source))
+    check_same_names(curv, "fisher", base)
+    return kept, kept_params, curv, excluded
+
+
+def fisher_weighted(params: list[Flat], curv: list[Flat], fallback: Flat, eps: float) -> Flat:
+    """Σ F_i θ_i / Σ F_i per coordinate, `fallback` where Σ F_i <= eps."""
+    numer = _sum_products(params, curv)
+    denom = weighted_sum(curv, [1.0] * len(curv))
+    out: Flat = {}
+    for name in numer:
+        safe = denom[name] > eps
+        ratio = numer[name] / np.where(safe, denom[name], 1.0)
+        out[name] = np.where(safe, ratio, fallback[name])
+    return out
+
+
+def _sum_products(params: list[Flat], curv: list[Flat]) -> Flat:
+    products = [{n: c[n] * p[n] for n in p} for p, c in zip(params, curv, strict=True)]
+    return weighted_sum(products, [1.0] * len(products))
+
+
+@dataclass(frozen=True)
+class FedCurv:
+    """FedAvg params plus the published sums u = Σ F_i and v = Σ F_i ⊙ θ_i (Shoham et al. 2019)."""
+
+    name: str = "fedcurv"
+
+    def init(self, base_params: Params) -> Params:
+        """Stateless."""
+        return {}
+
+    def _combine(
+        self, updates: list[ClientUpdate], params: list[Flat], base: Flat
+    ) -> Combined | None:
+        kept, kept_params, curv, excluded = _curvatures(updates, params, base)
+        if not kept:
+            return None
+        mean = sample_mean(kept_params, [u.num_samples for u in kept])
+        u_sum = weighted_sum(curv, [1.0] * len(curv))
+        v_sum = _sum_products(kept_params, curv)
+        return Combined(mean, sample_shares(kept), excluded, u=u_sum, v=v_sum)
+
+    def aggregate(
+        self, base_params: Params, updates: Sequence[ClientUpdate], state: Params | None = None
+    ) -> AggregateResult | None:
+        """Sample-weighted mean + u/v sums; None when no update has a Fisher."""
+        return aggregate_with(base_params, updates, self._combine)
+
+
+@dataclass(frozen=True)
+class FisherMerge:
+    """θ = Σ F_i θ_i / Σ F_i per coordinate, FedAvg where Σ F_i <= eps (Matena & Raffel 2022)."""
+
+    eps: float = 1e-12
+    name: str = "fisher_merge"
+
+    def __post_init__(self) -> None:
+        if not self.eps >= 0.0:
+            raise StrategyError(f"fisher_merge eps must be >= 0, got {self.eps}")
+
+    def init(self, base_params: Params) -> Params:
+        """Stateless."""
+        return {}
+
+    def _combine(
+        self, updates: list[ClientUpdate], params: list[Flat], base: Flat
+    ) -> Combined | None:
+        kept, kept_params, curv, excluded = _curvatures(updates, params, base)
+        if not kept:
+            return None
+        fallback = sample_mean(kept_params, [u.num_samples for u in kept])
+        merged = fisher_weighted(kept_params, curv, fallback, self.eps)
+        mass = [float(sum(np.sum(a) for a in c.values())) for c in curv]
+        total = sum(mass)
+        weights = (
+            {u.client: m / total for u, m in zip(kept, mass, strict=True)}
+            if total > 0
+            else sample_shares(kept)
+        )
+        return Combined(merged, weights, excluded)
+
+    def aggregate(
+        self, base_params: Params, updates: Sequence[ClientUpdate], state: Params | None = None
+    ) -> AggregateResult | None:
+        """Fisher-weighted merge; `weights` is each client's share of the total Fisher mass."""
+        return aggregate_with(base_params, updates, self._combine)
