@@ -79,6 +79,11 @@ class Web3Chain:
     async def send(self, key: str, fn_name: str, *args: Any) -> Any:
         return await self.sender.send(key, fn_name, *args)
 
+    async def broadcast_only(self, key: str, fn_name: str, *args: Any) -> None:
+        """Test fault injection only: sign, persist and broadcast, but never read the receipt."""
+        entry = await self.sender.prepare(key, fn_name, *args)
+        await self.sender.broadcast(entry)
+
 
 class BlobCache:
     """Blobs this daemon already fetched and checked, kept on disk by sha256 (crash-safe)."""

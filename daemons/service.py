@@ -179,11 +179,18 @@ def report_crash(name: str, exc: BaseException | None) -> int:
     return EXIT_CRASH
 
 
+def crash_wanted(step: str, round_id: int, env: Mapping[str, str] | None = None) -> bool:
+    """Whether FEDCHAIN_CRASH_AT asks for a crash at `step:round_id` (or `step`)."""
+    env = os.environ if env is None else env
+    wanted = env.get("FEDCHAIN_CRASH_AT", "")
+    return bool(wanted) and wanted in (f"{step}:{round_id}", step)
+
+
 def crash_point(step: str, round_id: int, env: Mapping[str, str] | None = None) -> None:
     """Fault injection for tests: SIGKILL this process at `step:round_id` in FEDCHAIN_CRASH_AT."""
     env = os.environ if env is None else env
     wanted = env.get("FEDCHAIN_CRASH_AT", "")
-    if wanted and wanted in (f"{step}:{round_id}", step):
+    if crash_wanted(step, round_id, env):
         log_event(log, logging.WARNING, "FEDCHAIN_CRASH_AT reached: SIGKILL", at=wanted)
         for handler in logging.getLogger().handlers:
             handler.flush()

@@ -121,6 +121,14 @@ class FakeChain:
             "",
         )
 
+    def submit_as(self, client: str, r: int, cid: str, digest: bytes, num_samples: int) -> None:
+        """A client's submitUpdate (the test plays the clients)."""
+        me, self.address = self.address, client
+        try:
+            self._submitUpdate(r, cid, digest, num_samples)
+        finally:
+            self.address = me
+
     def _submitUpdate(self, r: int, cid: str, digest: bytes, num_samples: int) -> None:
         info = self.rounds[r]
         if info.status is not RoundStatus.OPEN:

@@ -1,0 +1,71 @@
+"""`fedchain client run`: the client daemon as an event-driven asyncio service.
+
+The event tailer hands every `RoundOpened` to the round handler in chain order; the handler
+trains in a worker thread, so the loop stays responsive (health endpoint, signals). The
+local data never leaves this process: only the trained parameters and Fisher are published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from contracts.binding import FederatedRounds
+from contracts.events import ContractEvent, RoundOpened
+from daemons.chain.sender import TxSender
+from daemons.client.rounds import ClientRounds
+from daemons.config import DaemonConfig
+from daemons.keys import load_account
+from daemons.ports import BlobCache, Web3Chain
+from daemons.service import log_event, race, report_crash, supervise
+from daemons.storage import IpfsStorage
+from daemons.wiring import Node, check_chain, http_task, make_tailer, open_node
+from models.data import load_dataset
+
+log = logging.getLogger("fedchain.client")
+
+
+async def run_client(cfg: DaemonConfig) -> int:
+    """Run the client daemon until SIGTERM/SIGINT (exit 0) or a crash (non-zero)."""
+    account = load_account(cfg.identity, source=cfg.path)
+    node = open_node(cfg)
+    try:
+        return await supervise([lambda: _main(node, account)], name="client")
+    except Exception as exc:  # set-up failures get the same exit-code mapping as crashes
+        return report_crash("client", exc)
+    finally:
+        node.store.close()
+
+
+async def _main(node: Node, account: Any) -> None:
+    cfg = node.cfg
+    assert cfg.data is not None
+    log_event(log, logging.INFO, "client starting", address=account.address, rpc=cfg.chain.rpc_url)
+    await check_chain(node)
+    binding = FederatedRounds(node.w3, cfg.chain.contract)
+    if not await binding.is_client(account.address):
+        log_event(
+            log,
+            logging.WARNING,
+            "this account is not (yet) a registered client",
+            address=account.address,
+        )
+    chain = Web3Chain(binding, TxSender(binding, account, node.store), account.address)
+    data = await asyncio.to_thread(load_dataset, cfg.data.path)
+    async with IpfsStorage(cfg.ipfs.api_url) as storage:
+        cache = BlobCache(f"{cfg.service.state_dir}/blobs")
+        rounds = ClientRounds(cfg, chain, storage, node.store, cache, data, node.metrics)
+        tailer = make_tailer(node, binding.address)
+
+        async def on_event(event: ContractEvent) -> None:
+            node.metrics.last_block.set(event.meta.block_number)
+            if isinstance(event, RoundOpened):
+                await rounds.on_round_opened(event)
+
+        async def tail() -> None:
+            await tailer.run(on_event)
+
+        health = lambda: {"round_id": rounds.round_id, "samples": len(data)}  # noqa: E731
+        log_event(log, logging.INFO, "client ready", contract=binding.address, samples=len(data))
+        await race([tail, *http_task(node, health)], name="client")

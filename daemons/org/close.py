@@ -1,0 +1,175 @@
+"""Settling a round: aggregate the accepted updates, publish model + manifest, closeRound.
+
+Policy when the chain has enough submissions but the org rejected some: the round closes
+with the valid ones; if none is valid it closes with the base model kept (params and Fisher
+unchanged, a new blob for this round) and the manifest's `note` says so. `failRound` is
+only for too few on-chain submissions, which the contract itself enforces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from contracts.state import RoundInfo
+from daemons.errors import FedchainError
+from daemons.manifest import Excluded, Included, Manifest, encode_manifest
+from daemons.org.collect import base_blob
+from daemons.org.ledger import Submission
+from daemons.org.model_step import StepResult, aggregate_step, model_metadata
+from daemons.ports import fetch
+from daemons.service import crash_point, crash_wanted, log_event
+from models.codec import decode_blob, encode_blob
+from models.strategies import ClientUpdate
+
+if TYPE_CHECKING:
+    from daemons.org.rounds import OrgRounds
+
+log = logging.getLogger("fedchain.org")
+
+
+async def close_round(org: OrgRounds, info: RoundInfo) -> None:
+    """Publish (or reuse the published) model and manifest, then send closeRound."""
+    r = info.round_id
+    published = org.ledger.get_json(f"published:{r}")
+    if published is None:
+        published = await _publish(org, info)
+        org.ledger.put_json(f"published:{r}", published)
+        crash_point("after_publish", r)
+    args = (
+        r,
+        published["model_cid"],
+        bytes.fromhex(published["model_digest"]),
+        published["manifest_cid"],
+    )
+    if crash_wanted("after_close_sent", r):
+        # fault injection: the signed tx is durable and broadcast, the receipt never read
+        await org.chain.broadcast_only(f"close:{r}", "closeRound", *args)  # type: ignore[attr-defined]
+        crash_point("after_close_sent", r)
+    await org.chain.send(f"close:{r}", "closeRound", *args)
+    org.metrics.rounds.labels(outcome="closed").inc()
+    log_event(
+        log,
+        logging.INFO,
+        "round closed",
+        round_id=r,
+        model_cid=published["model_cid"],
+        manifest_cid=published["manifest_cid"],
+        accuracy=published["accuracy"],
+    )
+    await _retain(org, r)
+
+
+async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
+    """Aggregate, evaluate, put the model blob and the manifest; returns what was put."""
+    fed, training = org.fed, org.training
+    started = time.perf_counter()
+    base = await base_blob(org, info)
+    subs = org.ledger.submissions(info.round_id)
+    accepted = sorted((s for s in subs.values() if s.accepted), key=lambda s: s.client)
+    updates = [await _load_update(org, s) for s in accepted]
+    fetch_s = time.perf_counter() - started
+    crash_point("mid_aggregate", info.round_id)
+    result = await asyncio.to_thread(
+        aggregate_step,
+        base,
+        updates,
+        fed.strategy,
+        fed.strategy_options,
+        training.fisher_gamma,
+        org.eval_data,
+    )
+    org.metrics.aggregate_seconds.observe(result.aggregate_s)
+    started = time.perf_counter()
+    num_samples = sum(s.num_samples for s in accepted if s.client in result.weights)
+    meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, fed.model)
+    model = await org.put(encode_blob(result.sections, meta))
+    manifest = _manifest(org, info, model.cid, subs, result)
+    timings = {
+        "fetch_s": fetch_s,
+        "aggregate_s": result.aggregate_s,
+        "evaluate_s": result.evaluate_s,
+        "publish_s": time.perf_counter() - started,
+    }
+    manifest_blob = encode_manifest(_with_timings(manifest, timings))
+    manifest_cid = (await org.put(manifest_blob)).cid
+    return {
+        "model_cid": model.cid,
+        "model_digest": model.digest.hex(),
+        "manifest_cid": manifest_cid,
+        "accuracy": result.metrics["accuracy"],
+    }
+
+
+async def _load_update(org: OrgRounds, sub: Submission) -> ClientUpdate:
+    """An accepted update's tensors (from the local cache; IPFS if the cache lost it)."""
+    ipfs = org.cfg.ipfs
+    digest = bytes.fromhex(sub.digest.removeprefix("0x"))
+    data = await fetch(org.storage, org.cache, sub.cid, digest, ipfs.max_blob_bytes, ipfs.timeout_s)
+    sections = decode_blob(data).sections
+    return ClientUpdate(
+        client=sub.client,
+        params=sections["params"],
+        num_samples=sub.num_samples,
+        fisher=sections.get("fisher"),
+        u=sections.get("u"),
+        v=sections.get("v"),
+    )
+
+
+def _manifest(
+    org: OrgRounds,
+    info: RoundInfo,
+    model_cid: str,
+    subs: dict[str, Submission],
+    result: StepResult,
+) -> Manifest:
+    included, excluded = [], []
+    for client, sub in sorted(subs.items()):
+        if client in result.weights:
+            included.append(
+                Included(
+                    client,
+                    sub.cid,
+                    sub.digest,
+                    sub.num_samples,
+                    result.weights[client],
+                    dict(sub.train),
+                )
+            )
+        elif sub.accepted:
+            reason = result.excluded.get(client, "not_weighted")
+            excluded.append(Excluded(client, sub.cid, "strategy", reason))
+        else:
+            excluded.append(Excluded(client, sub.cid, sub.verdict or "unjudged", sub.detail))
+    return Manifest(
+        round_id=info.round_id,
+        base_cid=info.base_cid,
+        model_cid=model_cid,
+        strategy=org.fed.strategy,
+        included=tuple(included),
+        excluded=tuple(excluded),
+        metrics=result.metrics,
+        note=result.note,
+    )
+
+
+def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:
+    from dataclasses import replace
+
+    return replace(m, timings_s={k: round(v, 6) for k, v in timings.items()})
+
+
+async def _retain(org: OrgRounds, round_id: int) -> None:
+    """Unpin models older than `retention_rounds` (the retention policy, if available)."""
+    old = round_id - org.fed.retention_rounds
+    if old < 1:
+        return
+    info = await org.chain.get_round(old)
+    if info.model_cid:
+        try:
+            await org.storage.unpin(info.model_cid)
+        except FedchainError as exc:  # retention is best effort; the round is settled
+            log_event(log, logging.WARNING, "unpin failed", cid=info.model_cid, error=str(exc))

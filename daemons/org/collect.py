@@ -1,0 +1,102 @@
+"""Judging one submitted update: fetch (digest, size cap, timeout), then validate the blob.
+
+A bad update is data, not an exception: every rejection becomes a verdict with a short
+reason code that lands in the ledger, the metrics and the round's manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from contracts.state import RoundInfo
+from daemons.errors import RejectedUpdate
+from daemons.org.ledger import ACCEPTED, Submission
+from daemons.org.model_step import update_template
+from daemons.ports import fetch
+from daemons.service import log_event
+from models.codec import DecodedBlob, decode_blob
+from models.errors import BlobRejected
+from models.validation import Limits, validate_blob
+
+if TYPE_CHECKING:
+    from daemons.org.rounds import OrgRounds
+
+log = logging.getLogger("fedchain.org")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """ACCEPTED or a reason code, a human detail, and the client's training facts."""
+
+    verdict: str
+    detail: str = ""
+    train: dict[str, float] = field(default_factory=dict)
+
+
+async def base_blob(org: OrgRounds, info: RoundInfo) -> DecodedBlob:
+    """The round's base model (the org published it, so it is normally in the cache)."""
+    ipfs = org.cfg.ipfs
+    data = await fetch(
+        org.storage,
+        org.cache,
+        info.base_cid,
+        info.base_digest,
+        ipfs.max_blob_bytes,
+        ipfs.timeout_s,
+    )
+    return decode_blob(data)
+
+
+async def judge_update(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
+    """Fetch and validate one update; never raises for a bad update, only for I/O trouble."""
+    verdict = await _judge(org, info, sub)
+    fields: dict[str, Any] = {"round_id": info.round_id, "client": sub.client, "cid": sub.cid}
+    if verdict.verdict == ACCEPTED:
+        org.metrics.updates_accepted.inc()
+        log_event(log, logging.INFO, "update accepted", **fields)
+    else:
+        org.metrics.updates_rejected.labels(reason=verdict.verdict).inc()
+        log_event(
+            log,
+            logging.WARNING,
+            "update rejected",
+            reason=verdict.verdict,
+            detail=verdict.detail,
+            **fields,
+        )
+    return verdict
+
+
+async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
+    from daemons.storage import IpfsTimeout
+
+    ipfs = org.cfg.ipfs
+    digest = bytes.fromhex(sub.digest.removeprefix("0x"))
+    try:
+        data = await fetch(
+            org.storage, org.cache, sub.cid, digest, ipfs.max_blob_bytes, ipfs.timeout_s
+        )
+    except RejectedUpdate as exc:
+        return Verdict(exc.reason, exc.detail or str(exc))
+    except IpfsTimeout as exc:
+        return Verdict("unavailable", f"not retrievable within {ipfs.timeout_s} s: {exc}")
+    org.metrics.bytes.labels(direction="in").inc(len(data))
+    base = await base_blob(org, info)
+    assert org.cfg.training is not None and org.cfg.federation is not None
+    template = update_template(base.sections["params"], org.cfg.training.penalty)
+    expected = {
+        "kind": "update",
+        "round_id": info.round_id,
+        "client": sub.client,
+        "base_cid": info.base_cid,
+        "num_samples": sub.num_samples,
+        "model_name": org.cfg.federation.model,
+    }
+    try:
+        decoded = validate_blob(data, template, expected, Limits(max_bytes=ipfs.max_blob_bytes))
+    except BlobRejected as exc:
+        org.cache.drop(digest)
+        return Verdict(exc.reason, exc.detail)
+    return Verdict(ACCEPTED, "", dict(decoded.metadata.train_metrics))

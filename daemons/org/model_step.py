@@ -1,0 +1,139 @@
+"""The org's model work as pure functions: initial model, aggregation step, evaluation.
+
+FedAvg and friends (McMahan et al. 2017) come from `models.strategies`; the federation's
+Fisher is kept online, `F_r = gamma F_{r-1} + F̄_r` (online EWC, Schwarz et al. 2018 after
+Kirkpatrick et al. 2017); FedCurv (Shoham et al. 2019) gets the sums of the clients' u, v.
+Same inputs give bit-identical sections, so a restarted org publishes the same model CID.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from models.codec import BlobMetadata, DecodedBlob
+from models.data import Dataset
+from models.evaluate import evaluate
+from models.fisher import online_fisher
+from models.networks import get_model
+from models.strategies import ClientUpdate, get_strategy
+from models.training import params_to_numpy
+
+Sections = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """A new model's sections and what the manifest says about how it was made."""
+
+    sections: Sections
+    weights: dict[str, float]
+    excluded: dict[str, str]
+    metrics: dict[str, float]
+    note: str
+    aggregate_s: float
+    evaluate_s: float
+
+
+def initial_sections(model_name: str, seed: int) -> Sections:
+    """Round-0 model from the seed (deterministic), with an all-zero federation Fisher."""
+    params = params_to_numpy(get_model(model_name).init(jax.random.PRNGKey(seed)))
+    return {"params": params, "fisher": _zeros(params)}
+
+
+def update_template(params: Mapping[str, Any], penalty: str) -> Sections:
+    """The exact sections, keys and shapes a client update must have."""
+    shapes = _zeros(params)
+    template: Sections = {"params": shapes, "fisher": shapes}
+    if penalty == "fedcurv":
+        template.update({"u": shapes, "v": shapes})
+    return template
+
+
+def model_metadata(round_id: int, org: str, base_cid: str, num_samples: int, model: str) -> Any:
+    """Metadata of the model the org publishes when it settles `round_id`."""
+    return BlobMetadata(
+        kind="model",
+        round_id=round_id,
+        client=org,
+        base_cid=base_cid,
+        num_samples=num_samples,
+        model_name=model,
+    )
+
+
+def aggregate_step(
+    base: DecodedBlob,
+    updates: list[ClientUpdate],
+    strategy_name: str,
+    strategy_options: Mapping[str, Any],
+    fisher_gamma: float,
+    eval_data: Dataset,
+) -> StepResult:
+    """Merge the accepted updates into the base model, update the Fisher, evaluate."""
+    started = time.perf_counter()
+    strategy = get_strategy(strategy_name, **dict(strategy_options))
+    params = base.sections["params"]
+    state = base.sections.get("server_state") or strategy.init(params)
+    ordered = sorted(updates, key=lambda u: u.client)
+    result = strategy.aggregate(params, ordered, state) if ordered else None
+    note = "" if result is not None else "no valid update: the base model is kept"
+    sections: Sections = {"params": params, "fisher": base.sections["fisher"]}
+    weights: dict[str, float] = {}
+    excluded: dict[str, str] = {}
+    if result is not None:
+        mean_fisher = result.fisher if result.fisher is not None else _weighted_fisher(ordered)
+        sections["params"] = params_to_numpy(result.params)
+        sections["fisher"] = params_to_numpy(
+            online_fisher(base.sections["fisher"], mean_fisher, fisher_gamma)
+        )
+        weights, excluded = dict(result.weights), dict(result.excluded)
+        state = result.state
+        if result.u is not None and result.v is not None:
+            sections["u"], sections["v"] = params_to_numpy(result.u), params_to_numpy(result.v)
+    _add_state(sections, state)
+    if "u" not in sections:
+        _add_curvature_sums(sections, [u for u in ordered if u.client in weights])
+    aggregate_s = time.perf_counter() - started
+    started = time.perf_counter()
+    model = get_model(base.metadata.model_name)
+    ev = evaluate(model, sections["params"], eval_data)
+    metrics = {"accuracy": ev.accuracy, "loss": ev.loss, "num_samples": float(ev.num_samples)}
+    evaluate_s = time.perf_counter() - started
+    return StepResult(sections, weights, excluded, metrics, note, aggregate_s, evaluate_s)
+
+
+def _zeros(params: Mapping[str, Any]) -> dict[str, Any]:
+    return jax.tree_util.tree_map(lambda a: np.zeros(np.shape(a), np.float32), dict(params))
+
+
+def _weighted_fisher(updates: list[ClientUpdate]) -> dict[str, Any]:
+    """Sample-weighted mean of the clients' Fishers (when the strategy does not give one)."""
+    total = float(sum(u.num_samples for u in updates))
+    with_fisher = [u for u in updates if u.fisher is not None]
+    weighted = [
+        jax.tree_util.tree_map(lambda a, w=u.num_samples / total: np.asarray(a) * w, u.fisher)
+        for u in with_fisher
+    ]
+    return jax.tree_util.tree_map(lambda *xs: np.sum(xs, axis=0, dtype=np.float32), *weighted)
+
+
+def _add_state(sections: Sections, state: Any) -> None:
+    """Keep a strategy's server state (e.g. FedAdam moments) in the blob, if it has arrays."""
+    if isinstance(state, Mapping) and jax.tree_util.tree_leaves(state):
+        sections["server_state"] = params_to_numpy(dict(state))
+
+
+def _add_curvature_sums(sections: Sections, included: list[ClientUpdate]) -> None:
+    """FedCurv: publish U = sum u_i and V = sum v_i of the included updates."""
+    us = [u.u for u in included if u.u is not None]
+    vs = [u.v for u in included if u.v is not None]
+    if us and len(us) == len(vs) == len(included):
+        total = lambda *xs: np.sum(xs, axis=0, dtype=np.float32)  # noqa: E731
+        sections["u"] = jax.tree_util.tree_map(total, *us)
+        sections["v"] = jax.tree_util.tree_map(total, *vs)

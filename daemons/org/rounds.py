@@ -1,0 +1,203 @@
+"""The org's round protocol: read chain state, decide, do one idempotent step, repeat.
+
+Each step re-reads the contract, so running it twice (after `kill -9`, or on a replayed
+event) is harmless: transactions go through `TxSender` with a deterministic key, blobs are
+content-addressed, and the aggregation is deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from typing import Any
+
+from contracts.state import RoundInfo
+from contracts.state import RoundStatus as ChainStatus
+from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
+from daemons.metrics import Metrics
+from daemons.org.close import close_round
+from daemons.org.collect import judge_update
+from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
+from daemons.org.ledger import Ledger, Submission
+from daemons.org.model_step import initial_sections, model_metadata
+from daemons.ports import BlobCache, Chain, Storage
+from daemons.round_config import RoundConfig, encode_round_config
+from daemons.service import crash_point, log_event
+from models.codec import encode_blob
+
+log = logging.getLogger("fedchain.org")
+
+STATUS = {
+    ChainStatus.NONE: RoundStatus.NONE,
+    ChainStatus.OPEN: RoundStatus.OPEN,
+    ChainStatus.CLOSED: RoundStatus.CLOSED,
+    ChainStatus.FAILED: RoundStatus.FAILED,
+}
+
+
+class OrgRounds:
+    """One org's view of the federation and the steps that move it forward."""
+
+    def __init__(
+        self,
+        cfg: DaemonConfig,
+        chain: Chain,
+        storage: Storage,
+        ledger: Ledger,
+        cache: BlobCache,
+        eval_data: Any,
+        metrics: Metrics,
+    ) -> None:
+        assert cfg.federation is not None and cfg.training is not None
+        self.cfg, self.chain, self.storage = cfg, chain, storage
+        self.fed: FederationConfig = cfg.federation
+        self.training: TrainingConfig = cfg.training
+        self.ledger, self.cache, self.eval_data, self.metrics = ledger, cache, eval_data, metrics
+        self.round_id = 0
+
+    async def view(self) -> tuple[RoundView, RoundInfo | None]:
+        """The current round on chain, joined with the ledger's submissions for it."""
+        round_id = await self.chain.current_round_id()
+        self.round_id = round_id
+        self.metrics.current_round.set(round_id)
+        info = await self.chain.get_round(round_id) if round_id else None
+        subs = self.ledger.submissions(round_id)
+        view = RoundView(
+            round_id=round_id,
+            status=STATUS[info.status] if info else RoundStatus.NONE,
+            deadline=info.deadline if info else 0,
+            min_updates=info.min_updates if info else 0,
+            max_updates=info.max_updates if info else 0,
+            num_updates=info.num_updates if info else 0,
+            now_s=await self.chain.now_s(),
+            recorded=len(subs),
+            pending=sum(1 for s in subs.values() if s.verdict is None),
+            rounds=self.fed.rounds,
+        )
+        return view, info
+
+    async def step(self) -> Decision:
+        """Decide and carry out one step; returns the decision (WAIT/DONE mean: idle)."""
+        view, info = await self.view()
+        decision = decide(view)
+        if decision.action not in (Action.WAIT, Action.DONE):
+            log_event(
+                log,
+                logging.INFO,
+                f"{decision.action.value}: {decision.reason}",
+                round_id=view.round_id,
+            )
+        if decision.action is Action.OPEN:
+            await self.open_next(view.round_id, info)
+        elif decision.action is Action.JUDGE:
+            assert info is not None
+            await self.judge_pending(info)
+        elif decision.action is Action.CLOSE:
+            assert info is not None
+            await close_round(self, info)
+        elif decision.action is Action.FAIL:
+            await self.chain.send(f"fail:{view.round_id}", "failRound", view.round_id)
+            self.metrics.rounds.labels(outcome="failed").inc()
+            log_event(
+                log,
+                logging.WARNING,
+                "round failed: too few updates by the deadline",
+                round_id=view.round_id,
+                num_updates=view.num_updates,
+            )
+        return decision
+
+    async def run_until_idle(self) -> Decision:
+        """Step until there is nothing to do right now."""
+        while True:
+            decision = await self.step()
+            if decision.action in (Action.WAIT, Action.DONE):
+                return decision
+
+    # ---- opening -------------------------------------------------------------------------
+
+    async def next_base(self, round_id: int, info: RoundInfo | None) -> tuple[str, bytes]:
+        """The base of the next round: round 0's seeded model, else the last settled model."""
+        if info is None:
+            return await self.publish_initial()
+        if info.status is ChainStatus.CLOSED:
+            return info.model_cid, info.model_digest
+        return info.base_cid, info.base_digest
+
+    async def publish_initial(self) -> tuple[str, bytes]:
+        """Build the seeded round-0 model and put it to IPFS (same seed, same CID)."""
+        sections = initial_sections(self.fed.model, self.fed.seed)
+        meta = model_metadata(0, self.chain.address, "", 0, self.fed.model)
+        blob = encode_blob(sections, meta)
+        stored = await self.put(blob)
+        log_event(log, logging.INFO, "initial model published", cid=stored.cid, seed=self.fed.seed)
+        return stored.cid, stored.digest
+
+    async def open_next(self, round_id: int, info: RoundInfo | None) -> None:
+        """Publish the round config and open round `round_id + 1` on the base model."""
+        new_id = round_id + 1
+        base_cid, base_digest = await self.next_base(round_id, info)
+        config = RoundConfig(new_id, self.fed.model, self.fed.seed, self.training)
+        config_cid = (await self.put(encode_round_config(config))).cid
+        deadline = await self.chain.now_s() + self.fed.round_duration_s
+        await self.chain.send(
+            f"open:{new_id}",
+            "openRound",
+            base_cid,
+            base_digest,
+            deadline,
+            self.fed.min_updates,
+            self.fed.max_updates,
+            config_cid,
+        )
+        log_event(
+            log, logging.INFO, "round opened", round_id=new_id, base_cid=base_cid, deadline=deadline
+        )
+        crash_point("after_open", new_id)
+
+    # ---- collecting ----------------------------------------------------------------------
+
+    def record(self, round_id: int, sub: Submission) -> None:
+        """Remember an `UpdateSubmitted` (idempotent: a replayed event changes nothing)."""
+        if self.ledger.record(round_id, sub):
+            log_event(
+                log,
+                logging.INFO,
+                "update submitted",
+                round_id=round_id,
+                client=sub.client,
+                cid=sub.cid,
+            )
+
+    async def judge_pending(self, info: RoundInfo) -> None:
+        """Fetch and validate each recorded, unjudged update of the round, in client order."""
+        subs = self.ledger.submissions(info.round_id)
+        for client in sorted(c for c, s in subs.items() if s.verdict is None):
+            verdict = await judge_update(self, info, subs[client])
+            self.ledger.judge(
+                info.round_id, client, verdict.verdict, verdict.detail, train=verdict.train
+            )
+            crash_point("after_fetch", info.round_id)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    async def put(self, data: bytes) -> Any:
+        """Put a blob to IPFS (pinned) and keep a local copy; counts bytes out."""
+        stored = await self.storage.put(data)
+        self.cache.put(data)
+        self.metrics.bytes.labels(direction="out").inc(len(data))
+        return stored
+
+
+def sha256(data: bytes) -> bytes:
+    """Digest as the contract stores it (sha256 of the blob bytes)."""
+    return hashlib.sha256(data).digest()
+
+
+async def idle(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep until woken by an event or `seconds` pass (deadlines need a periodic check)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), seconds)
+    wake.clear()

@@ -1,0 +1,101 @@
+"""`fedchain org run`: the org daemon as an event-driven asyncio service.
+
+Two tasks: the event tailer records `UpdateSubmitted` facts and rings a bell; the driver
+re-reads the chain and steps the round protocol on every bell and every `poll_interval_s`
+(no event arrives when a deadline passes, so deadlines need the periodic check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from contracts.binding import FederatedRounds
+from contracts.events import ContractEvent, RoundClosed, RoundOpened, UpdateSubmitted
+from daemons.chain.backoff import Backoff, retry
+from daemons.chain.sender import TxSender
+from daemons.config import DaemonConfig
+from daemons.keys import load_account
+from daemons.org.bootstrap import attach_or_deploy, register_clients
+from daemons.org.decide import Action
+from daemons.org.ledger import Ledger, Submission
+from daemons.org.rounds import OrgRounds, idle
+from daemons.ports import BlobCache, Web3Chain
+from daemons.service import log_event, race, report_crash, supervise
+from daemons.storage import IpfsStorage
+from daemons.wiring import Node, check_chain, http_task, make_tailer, open_node
+from models.data import load_dataset
+
+log = logging.getLogger("fedchain.org")
+FOREVER = Backoff(attempts=None, base_s=0.2, max_s=10.0)
+
+
+async def run_org(cfg: DaemonConfig) -> int:
+    """Run the org daemon until SIGTERM/SIGINT (0), done with exit_when_done (0), or a crash."""
+    account = load_account(cfg.identity, source=cfg.path)
+    node = open_node(cfg)
+    try:
+        return await supervise([lambda: _main(node, account)], name="org")
+    except Exception as exc:  # set-up failures get the same exit-code mapping as crashes
+        return report_crash("org", exc)
+    finally:
+        node.store.close()
+
+
+async def _main(node: Node, account: Any) -> None:
+    cfg = node.cfg
+    assert cfg.federation is not None
+    log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
+    await check_chain(node)
+    address = await attach_or_deploy(node, account)
+    binding = FederatedRounds(node.w3, address)
+    chain = Web3Chain(binding, TxSender(binding, account, node.store), account.address)
+    eval_data = await asyncio.to_thread(load_dataset, cfg.federation.eval_data)
+    async with IpfsStorage(cfg.ipfs.api_url) as storage:
+        await register_clients(chain, cfg.federation.clients)
+        cache = BlobCache(f"{cfg.service.state_dir}/blobs")
+        org = OrgRounds(cfg, chain, storage, Ledger(node.store), cache, eval_data, node.metrics)
+        wake = asyncio.Event()
+        tailer = make_tailer(node, address)
+
+        async def on_event(event: ContractEvent) -> None:
+            node.metrics.last_block.set(event.meta.block_number)
+            if isinstance(event, UpdateSubmitted):
+                org.record(event.round_id, _submission(event))
+            if isinstance(event, UpdateSubmitted | RoundOpened | RoundClosed):
+                wake.set()
+
+        async def tail() -> None:
+            await tailer.run(on_event)
+
+        async def drive() -> None:
+            await _drive(org, wake, cfg)
+
+        health = lambda: {"round_id": org.round_id, "contract": address}  # noqa: E731
+        log_event(log, logging.INFO, "org ready", contract=address)
+        await race([tail, drive, *http_task(node, health)], name="org")
+
+
+async def _drive(org: OrgRounds, wake: asyncio.Event, cfg: DaemonConfig) -> None:
+    """Step the protocol whenever woken or every poll interval; return when done (if asked)."""
+    assert cfg.federation is not None
+    announced = False
+    while True:
+        decision = await retry(org.run_until_idle, "org step", FOREVER)
+        if decision.action is Action.DONE:
+            if not announced:
+                log_event(log, logging.INFO, "federation complete", rounds=cfg.federation.rounds)
+                announced = True
+            if cfg.federation.exit_when_done:
+                return
+        await idle(wake, cfg.chain.poll_interval_s)
+
+
+def _submission(event: UpdateSubmitted) -> Submission:
+    return Submission(
+        client=event.client,
+        cid=event.update_cid,
+        digest="0x" + event.digest.hex(),
+        num_samples=event.num_samples,
+    )

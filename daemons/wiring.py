@@ -1,0 +1,73 @@
+"""Shared set-up of a daemon's I/O: web3, state store, chain identity, tailer, HTTP endpoint."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from daemons.chain.identity import check_identity
+from daemons.chain.store import StateStore
+from daemons.chain.tailer import EventTailer
+from daemons.config import DaemonConfig
+from daemons.http import serve_forever
+from daemons.metrics import Metrics
+from daemons.service import TaskFactory, log_event
+
+log = logging.getLogger("fedchain.service")
+
+
+@dataclass
+class Node:
+    """The pieces every daemon has: its config, web3, durable state and metrics."""
+
+    cfg: DaemonConfig
+    w3: AsyncWeb3[Any]
+    store: StateStore
+    metrics: Metrics
+
+
+def open_node(cfg: DaemonConfig) -> Node:
+    """Connect web3 and open `<state_dir>/<role>.sqlite`."""
+    w3 = AsyncWeb3(AsyncHTTPProvider(cfg.chain.rpc_url, request_kwargs={"timeout": 30}))
+    store = StateStore(Path(cfg.service.state_dir) / f"{cfg.role}.sqlite")
+    return Node(cfg, w3, store, Metrics(cfg.role))
+
+
+async def check_chain(node: Node) -> None:
+    """Stop with `ChainResetError` if the node is not the chain the state dir was built on."""
+    contract = node.cfg.chain.contract or node.store.contract()
+    await check_identity(node.w3, node.store, contract)
+
+
+def make_tailer(node: Node, address: str) -> EventTailer:
+    """An event tailer for `address` configured from [chain]."""
+    chain = node.cfg.chain
+    return EventTailer(
+        node.w3,
+        address,
+        node.store,
+        confirmations=chain.confirmations,
+        chunk_blocks=chain.log_chunk_blocks,
+        poll_interval_s=chain.poll_interval_s,
+        ws_url=chain.ws_url or None,
+    )
+
+
+def http_task(node: Node, health: Callable[[], dict[str, Any]]) -> list[TaskFactory]:
+    """The /healthz + /metrics server task if [service].health_port is set, else nothing."""
+    svc = node.cfg.service
+    if not svc.health_port:
+        return []
+
+    def bound(port: int) -> None:
+        log_event(log, logging.INFO, "health endpoint up", url=f"http://{svc.health_host}:{port}")
+
+    async def serve() -> None:
+        await serve_forever(node.metrics, health, svc.health_host, svc.health_port, bound)
+
+    return [serve]

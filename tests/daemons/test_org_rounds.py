@@ -1,0 +1,188 @@
+"""The org's round steps with fakes: open, judge (keep/reject), close, fail, idempotency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from contracts.state import RoundStatus
+from daemons.config import (
+    ChainConfig,
+    DaemonConfig,
+    FederationConfig,
+    IdentityConfig,
+    IpfsConfig,
+    ServiceConfig,
+    TrainingConfig,
+)
+from daemons.manifest import decode_manifest
+from daemons.metrics import Metrics
+from daemons.org.decide import Action
+from daemons.org.ledger import Ledger, Submission
+from daemons.org.rounds import OrgRounds
+from daemons.ports import BlobCache
+from models.codec import BlobMetadata, decode_blob, encode_blob
+from models.data import Dataset
+from tests.daemons.fakes import FakeChain, FakeStorage, MemKV
+
+pytestmark = pytest.mark.timeout(120)
+ORG = "0x" + "0A" * 20
+CLIENTS = tuple("0x" + c * 40 for c in "BCD")
+
+
+def leaves(tree: object) -> list[np.ndarray]:
+    return [np.asarray(a) for a in jax.tree_util.tree_leaves(tree)]
+
+
+def eval_data() -> Dataset:
+    rng = np.random.default_rng(1)
+    x = rng.random((50, 28, 28, 1), dtype=np.float32)
+    return Dataset(x=x, y=rng.integers(0, 10, 50).astype(np.int32))
+
+
+def make_org(
+    tmp_path: Path, min_updates: int = 1, rounds: int = 2
+) -> tuple[OrgRounds, FakeChain, FakeStorage]:
+    fed = FederationConfig(
+        clients=CLIENTS,
+        rounds=rounds,
+        round_duration_s=60,
+        min_updates=min_updates,
+        max_updates=3,
+        model="logreg",
+        seed=3,
+        eval_data="x",
+    )
+    cfg = DaemonConfig(
+        path="org.toml",
+        role="org",
+        chain=ChainConfig(),
+        identity=IdentityConfig(),
+        ipfs=IpfsConfig(timeout_s=5, max_blob_bytes=1 << 20),
+        service=ServiceConfig(state_dir=str(tmp_path)),
+        federation=fed,
+        training=TrainingConfig(),
+    )
+    chain, storage = FakeChain(ORG), FakeStorage()
+    org = OrgRounds(
+        cfg,
+        chain,
+        storage,
+        Ledger(MemKV()),
+        BlobCache(tmp_path / "blobs"),
+        eval_data(),
+        Metrics("org"),
+    )
+    return org, chain, storage
+
+
+async def submit(
+    org: OrgRounds,
+    chain: FakeChain,
+    storage: FakeStorage,
+    client: str,
+    shift: float,
+    **meta_changes: object,
+) -> None:
+    """Play a client: an update = base params + shift, Fisher of ones; recorded like an event."""
+    r = await chain.current_round_id()
+    info = chain.rounds[r]
+    base = decode_blob(storage.blobs[info.base_cid]).sections["params"]
+    params = jax.tree_util.tree_map(lambda a: (a + shift).astype(np.float32), base)
+    fisher = jax.tree_util.tree_map(lambda a: np.ones_like(a), base)
+    fields = dict(
+        kind="update",
+        round_id=r,
+        client=client,
+        base_cid=info.base_cid,
+        num_samples=100,
+        model_name="logreg",
+    )
+    fields.update(meta_changes)
+    blob = encode_blob({"params": params, "fisher": fisher}, BlobMetadata(**fields))  # type: ignore[arg-type]
+    stored = await storage.put(blob)
+    chain.submit_as(client, r, stored.cid, stored.digest, 100)
+    org.record(r, Submission(client, stored.cid, "0x" + stored.digest.hex(), 100))
+
+
+async def test_round_with_a_rejected_update(tmp_path: Path) -> None:
+    org, chain, storage = make_org(tmp_path)
+    assert (await org.run_until_idle()).action is Action.WAIT
+    assert [s[1] for s in chain.sent] == ["openRound"]
+    await submit(org, chain, storage, CLIENTS[0], 0.01)
+    await submit(org, chain, storage, CLIENTS[1], 0.03)
+    await submit(org, chain, storage, CLIENTS[2], float("nan"))
+    assert (await org.run_until_idle()).action is Action.WAIT
+    assert [s[1] for s in chain.sent] == ["openRound", "closeRound", "openRound"]
+    closed = chain.rounds[1]
+    assert closed.status is RoundStatus.CLOSED and chain.rounds[2].base_cid == closed.model_cid
+    manifest = decode_manifest(storage.blobs[closed.manifest_cid])
+    assert [i.client for i in manifest.included] == list(CLIENTS[:2])
+    assert [(e.client, e.reason) for e in manifest.excluded] == [(CLIENTS[2], "non_finite")]
+    assert manifest.model_cid == closed.model_cid and manifest.base_cid == closed.base_cid
+    assert 0.0 <= manifest.metrics["accuracy"] <= 1.0
+    assert {"fetch_s", "aggregate_s", "evaluate_s", "publish_s"} <= set(manifest.timings_s)
+    model = decode_blob(storage.blobs[closed.model_cid])
+    base = decode_blob(storage.blobs[closed.base_cid])
+    for new, old in zip(
+        leaves(model.sections["params"]), leaves(base.sections["params"]), strict=True
+    ):
+        np.testing.assert_allclose(new - old, 0.02, atol=1e-6)  # mean of +0.01, +0.03
+    for fisher in leaves(model.sections["fisher"]):
+        np.testing.assert_allclose(fisher, 1.0, atol=1e-6)  # gamma * 0 + mean of ones
+    # a replayed event and another step change nothing
+    subs = org.ledger.submissions(1)
+    org.record(1, subs[CLIENTS[0]])
+    assert (await org.run_until_idle()).action is Action.WAIT
+    assert len(chain.sent) == 3
+
+
+async def test_deadline_closes_with_enough_and_fails_with_too_few(tmp_path: Path) -> None:
+    org, chain, storage = make_org(tmp_path / "a", min_updates=1)
+    await org.run_until_idle()
+    await submit(org, chain, storage, CLIENTS[0], 0.01)
+    assert (await org.run_until_idle()).action is Action.WAIT  # 1 of 3, before the deadline
+    chain.now = chain.rounds[1].deadline + 1
+    await org.run_until_idle()
+    assert chain.rounds[1].status is RoundStatus.CLOSED
+
+    org, chain, storage = make_org(tmp_path / "b", min_updates=2)
+    await org.run_until_idle()
+    await submit(org, chain, storage, CLIENTS[0], 0.01)
+    chain.now = chain.rounds[1].deadline + 1
+    await org.run_until_idle()
+    assert chain.rounds[1].status is RoundStatus.FAILED
+    assert chain.rounds[2].base_cid == chain.rounds[1].base_cid  # the base model stays
+
+
+async def test_all_rejected_keeps_base_model_and_says_so(tmp_path: Path) -> None:
+    org, chain, storage = make_org(tmp_path, rounds=1)
+    await org.run_until_idle()
+    await submit(org, chain, storage, CLIENTS[0], 0.01, round_id=7)
+    chain.now = chain.rounds[1].deadline + 1
+    assert (await org.run_until_idle()).action is Action.DONE
+    closed = chain.rounds[1]
+    manifest = decode_manifest(storage.blobs[closed.manifest_cid])
+    assert manifest.included == () and manifest.excluded[0].reason == "metadata"
+    assert "base model is kept" in manifest.note
+    model = decode_blob(storage.blobs[closed.model_cid]).sections["params"]
+    base = decode_blob(storage.blobs[closed.base_cid]).sections["params"]
+    for new, old in zip(leaves(model), leaves(base), strict=True):
+        np.testing.assert_array_equal(new, old)
+    assert json.loads(storage.blobs[closed.manifest_cid])["note"]
+
+
+async def test_same_inputs_same_model_cid(tmp_path: Path) -> None:
+    cids = []
+    for name in ("a", "b"):
+        org, chain, storage = make_org(tmp_path / name)
+        await org.run_until_idle()
+        for i, client in enumerate(CLIENTS):
+            await submit(org, chain, storage, client, 0.01 * (i + 1))
+        await org.run_until_idle()
+        cids.append(chain.rounds[1].model_cid)
+    assert cids[0] == cids[1]

@@ -1,0 +1,86 @@
+"""Three clients, three rounds, real processes; and kill -9 of the org at every step.
+
+Both runs use the same seeds and data, so the final model CID must be identical: the org's
+restart logic (chain as truth, sign-once transactions, deterministic aggregation) is what
+makes it so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contracts.state import RoundStatus
+from daemons.manifest import decode_manifest
+from daemons.storage import IpfsStorage
+from tests.integration.harness import Federation, messages
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+_FINAL_CID: dict[str, str] = {}
+CRASH_STEPS = ("after_open", "after_fetch", "mid_aggregate", "after_publish", "after_close_sent")
+
+
+async def _uninterrupted(tmp: Path, data: dict[str, Path]) -> tuple[str, list[float], list[str]]:
+    """Run 3 clients x 3 rounds; returns (final model CID, accuracies, model CIDs)."""
+    async with Federation(tmp, data, org_options={"exit_when_done": True}) as fed:
+        fed.start_all()
+        infos = [await fed.wait_settled(r, timeout_s=180) for r in (1, 2, 3)]
+        assert fed.org is not None
+        assert fed.org.wait(60) == 0, "org should exit 0 after the last round (exit_when_done)"
+        accuracies, cids = [], []
+        async with IpfsStorage(fed.ipfs.api_url) as storage:  # type: ignore[union-attr]
+            for info in infos:
+                assert info.status is RoundStatus.CLOSED and info.num_updates == 3
+                raw = await storage.get(info.manifest_cid, _digest_of(storage, info), 1 << 20, 20)
+                manifest = decode_manifest(raw)
+                assert len(manifest.included) == 3 and manifest.excluded == ()
+                accuracies.append(manifest.metrics["accuracy"])
+                cids.append(info.model_cid)
+        for client in fed.clients:
+            assert messages(client).count("update submitted") == 3
+        return infos[-1].model_cid, accuracies, cids
+
+
+def _digest_of(storage: IpfsStorage, info: object) -> bytes:
+    from daemons.ports import raw_cid_digest
+
+    digest = raw_cid_digest(info.manifest_cid)  # type: ignore[attr-defined]
+    assert digest is not None, "a manifest is small: one raw block"
+    return digest
+
+
+async def baseline_cid(tmp: Path, data: dict[str, Path]) -> str:
+    if "cid" not in _FINAL_CID:
+        _FINAL_CID["cid"], _, _ = await _uninterrupted(tmp, data)
+    return _FINAL_CID["cid"]
+
+
+async def test_three_clients_three_rounds(tmp_path: Path, fed_data: dict[str, Path]) -> None:
+    final, accuracies, cids = await _uninterrupted(tmp_path, fed_data)
+    _FINAL_CID["cid"] = final
+    assert len(set(cids)) == 3, "the model CID changes every round"
+    assert accuracies[-1] > accuracies[0], f"accuracy should improve over round 1: {accuracies}"
+
+
+async def test_org_kill9_at_every_step(tmp_path: Path, fed_data: dict[str, Path]) -> None:
+    expected = await baseline_cid(tmp_path / "baseline", fed_data)
+    (tmp_path / "crash").mkdir()
+    async with Federation(
+        tmp_path / "crash", fed_data, org_options={"exit_when_done": True}
+    ) as fed:
+        assert fed.org is not None
+        for client in fed.clients:
+            client.start()
+        for step in CRASH_STEPS:
+            fed.org.start(FEDCHAIN_CRASH_AT=f"{step}:1")
+            code = fed.org.wait(180)
+            assert code == -9, f"org should have been SIGKILLed at {step}:1, exit {code}"
+            assert "FEDCHAIN_CRASH_AT reached: SIGKILL" in messages(fed.org)[-1]
+        fed.org.start()
+        infos = [await fed.wait_settled(r, timeout_s=180) for r in (1, 2, 3)]
+        assert fed.org.wait(60) == 0
+        assert await fed.contract.current_round_id() == 3  # type: ignore[union-attr]
+        assert all(i.status is RoundStatus.CLOSED and i.num_updates == 3 for i in infos)
+        assert infos[-1].model_cid == expected, "same seeds must give the same final model"
