@@ -245,7 +245,7 @@ async function swarmConnect (ctx) {
     } catch (err) {
       throw badArg(`invalid multiaddr "${raw}": ${err.message}`)
     }
-    const peer = addr.getPeerId()
+    const peer = /\/p2p\/([^/]+)$/.exec(raw)?.[1]
     if (peer == null) throw badArg(`multiaddr "${raw}" has no /p2p/<peer id> part`)
     try {
       await ctx.helia.libp2p.dial(addr, { signal: ctx.signal })
@@ -269,13 +269,11 @@ function swarmPeers (ctx) {
 async function blockStat (ctx) {
   const cid = cidArg(ctx.params, parseCid)
   const offline = boolArg(ctx.params, 'offline', false)
-  let size = 0
-  try {
-    for await (const chunk of ctx.helia.blockstore.get(cid, { signal: ctx.signal, offline })) size += chunk.length
-  } catch (err) {
-    if (offline && err.name === 'NotFoundError') throw new RpcError(`block was not found locally (offline): ipld: could not find ${cid}`)
-    throw err
+  if (offline && !await ctx.helia.blockstore.has(cid, { signal: ctx.signal })) {
+    throw new RpcError(`block was not found locally (offline): ipld: could not find ${cid}`)
   }
+  let size = 0
+  for await (const chunk of ctx.helia.blockstore.get(cid, { signal: ctx.signal, offline })) size += chunk.length
   sendJson(ctx.res, { Key: cid.toString(), Size: size })
 }
 

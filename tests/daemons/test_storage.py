@@ -29,9 +29,9 @@ MiB = 1 << 20
 
 
 @pytest.mark.parametrize("size", [1, MiB, 30 * MiB], ids=["1B", "1MiB", "30MiB"])
-async def test_put_get_round_trip(ipfs_node: BundledIpfsNode, size: int) -> None:
+async def test_put_get_round_trip(shared_ipfs_node: BundledIpfsNode, size: int) -> None:
     data = os.urandom(size)
-    async with IpfsStorage(ipfs_node.api_url) as storage:
+    async with IpfsStorage(shared_ipfs_node.api_url) as storage:
         stored = await storage.put(data)
         got = await storage.get(stored.cid, stored.digest, max_bytes=size, timeout_s=30)
         pinned = await storage.is_pinned(stored.cid)
@@ -42,15 +42,15 @@ async def test_put_get_round_trip(ipfs_node: BundledIpfsNode, size: int) -> None
     assert pinned
 
 
-async def test_same_bytes_give_same_cid(ipfs_node: BundledIpfsNode) -> None:
+async def test_same_bytes_give_same_cid(shared_ipfs_node: BundledIpfsNode) -> None:
     data = os.urandom(700_000)
-    async with IpfsStorage(ipfs_node.api_url) as storage:
+    async with IpfsStorage(shared_ipfs_node.api_url) as storage:
         first, second = await storage.put(data), await storage.put(data)
     assert first == second
 
 
-async def test_digest_mismatch_is_rejected(ipfs_node: BundledIpfsNode) -> None:
-    async with IpfsStorage(ipfs_node.api_url) as storage:
+async def test_digest_mismatch_is_rejected(shared_ipfs_node: BundledIpfsNode) -> None:
+    async with IpfsStorage(shared_ipfs_node.api_url) as storage:
         stored = await storage.put(b"model bytes")
         wrong = hashlib.sha256(b"other bytes").digest()
         with pytest.raises(ContentRejected) as info:
@@ -75,9 +75,9 @@ class CountingStorage(IpfsStorage):
                 self.received.append(resp.content.total_bytes)
 
 
-async def test_size_cap_rejects_without_reading_the_blob(ipfs_node: BundledIpfsNode) -> None:
+async def test_size_cap_rejects_without_reading_the_blob(shared_ipfs_node: BundledIpfsNode) -> None:
     data = os.urandom(8 * MiB)
-    async with CountingStorage(ipfs_node.api_url) as storage:
+    async with CountingStorage(shared_ipfs_node.api_url) as storage:
         stored = await storage.put(data)
         exact = await storage.get(stored.cid, stored.digest, max_bytes=len(data), timeout_s=30)
         with pytest.raises(ContentRejected) as info:
@@ -91,16 +91,16 @@ async def test_size_cap_rejects_without_reading_the_blob(ipfs_node: BundledIpfsN
     assert storage.received[2] <= MiB + 1 + 256 * 1024
 
 
-async def test_unknown_cid_fails_within_the_timeout(ipfs_node: BundledIpfsNode) -> None:
+async def test_unknown_cid_fails_within_the_timeout(shared_ipfs_node: BundledIpfsNode) -> None:
     absent = os.urandom(1000)
-    cid = str(rpc_add_only_hash(ipfs_node, absent))
-    async with IpfsStorage(ipfs_node.api_url) as storage:
+    cid = str(rpc_add_only_hash(shared_ipfs_node, absent))
+    async with IpfsStorage(shared_ipfs_node.api_url) as storage:
         started = time.monotonic()
         with pytest.raises(IpfsTimeout):
             await storage.get(cid, hashlib.sha256(absent).digest(), 10_000, timeout_s=1.5)
         elapsed = time.monotonic() - started
     assert 1.0 <= elapsed < 4.0
-    assert rpc(ipfs_node, "version")  # the node still answers after the abandoned request
+    assert rpc(shared_ipfs_node, "version")  # the node still answers after the abandoned request
 
 
 def rpc_add_only_hash(node: BundledIpfsNode, data: bytes) -> str:
@@ -171,8 +171,8 @@ async def test_unreachable_node_is_transient_with_a_hint() -> None:
             await storage.unpin("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e")
 
 
-async def test_malformed_cid_is_rejected_not_retried(ipfs_node: BundledIpfsNode) -> None:
-    async with IpfsStorage(ipfs_node.api_url) as storage:
+async def test_malformed_cid_is_rejected_not_retried(shared_ipfs_node: BundledIpfsNode) -> None:
+    async with IpfsStorage(shared_ipfs_node.api_url) as storage:
         with pytest.raises(ContentRejected) as info:
             await storage.get("not-a-cid", b"\0" * 32, 10, timeout_s=5)
     assert info.value.reason == "bad_cid"

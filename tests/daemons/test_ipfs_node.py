@@ -1,0 +1,243 @@
+"""The bundled IPFS node speaks Kubo's RPC: same CIDs as `ipfs add`, Kubo's bodies and
+errors through unmodified aioipfs, bitswap between two nodes, and a clean process life."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aioipfs
+import pytest
+
+from daemons.ipfs_node import BundledIpfsNode
+from daemons.storage import IpfsStorage
+from tests.fixtures.ipfs import IpfsPair, rpc
+
+pytestmark = pytest.mark.timeout(120)
+DATA = Path(__file__).parent / "data"
+
+# Kubo's own expectations for "hello world" (ipfs/kubo test/cli/add_test.go, TestAdd).
+HELLO = b"hello world"
+HELLO_V0 = "Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD"
+HELLO_V1 = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+HELLO_V1_NO_RAW_LEAVES = "bafybeihykld7uyxzogax6vgyvag42y7464eywpf55gxi5qpoisibh3c5wa"
+
+# CIDs go-ipfs printed for `ipfs add --chunker=size-262144 --trickle=false --raw-leaves=true
+# --cid-version=1` in the DAG-convergence data set (ipld/js-unixfs
+# test/dataset/convergence_rawdata.tsv, rows Impl:go). The input files are prefixes of
+# testdata/repeat_0.04GiB_175 from the same repo, stored here re-compressed with xz (7 KB).
+CONVERGENCE_V1_RAW_LEAVES = {
+    0: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",  # zero_0B
+    34: "bafkreiayys52porsjmbedhkuirubhexv6gwmmjgwlo7ubl5klqqiyssr34",  # uicro_34B
+    45613056: "bafybeibzhntdcjvtchx5f3o6a2cpghfgsvd7n2nrbb7i6xs6jbytsprysa",  # 174 leaves
+    45613057: "bafybeiew6fbjstpum5e2h3hdnmgoj2alduuxc557ndc66fsvu7ozb6ykj4",  # 174 + 1 byte
+    45875200: "bafybeigfj4x3diznwfcblarkwl2f5mk25m7zc62duf2xbharmy4pv5lxe4",  # 175 leaves
+}
+
+
+@pytest.fixture(scope="module")
+def repeat_175() -> bytes:
+    return lzma.decompress((DATA / "convergence_repeat_0.04GiB_175.xz").read_bytes())
+
+
+async def only_hash(client: aioipfs.AsyncIPFS, data: bytes, **options: object) -> str:
+    added = await client.core.add_bytes(data, only_hash=True, **options)
+    return str(added["Hash"])
+
+
+def client_for(node: BundledIpfsNode) -> aioipfs.AsyncIPFS:
+    port = int(node.api_url.rsplit(":", 1)[1])
+    return aioipfs.AsyncIPFS(host="127.0.0.1", port=port)
+
+
+async def test_cids_match_kubo_for_hello_world(shared_ipfs_node: BundledIpfsNode) -> None:
+    async with client_for(shared_ipfs_node) as client:
+        assert await only_hash(client, HELLO, cid_version=1) == HELLO_V1
+        assert await only_hash(client, HELLO, cid_version=1, raw_leaves=False) == (
+            HELLO_V1_NO_RAW_LEAVES
+        )
+        assert await only_hash(client, HELLO) == HELLO_V0  # Kubo's default is still CIDv0
+
+
+async def test_cids_match_go_ipfs_single_and_multi_block(
+    shared_ipfs_node: BundledIpfsNode, repeat_175: bytes
+) -> None:
+    async with client_for(shared_ipfs_node) as client:
+        for size, expected in CONVERGENCE_V1_RAW_LEAVES.items():
+            cid = await only_hash(client, repeat_175[:size], cid_version=1, chunker="size-262144")
+            assert cid == expected, f"{size} bytes"
+
+
+async def test_only_hash_stores_nothing(shared_ipfs_node: BundledIpfsNode) -> None:
+    async with client_for(shared_ipfs_node) as client:
+        cid = await only_hash(client, b"never stored", cid_version=1)
+        pins = await client.pin.ls()
+    assert cid not in pins["Keys"]
+    status, _, body = raw_post(shared_ipfs_node, f"/api/v0/block/stat?arg={cid}&offline=true")
+    assert status == 500 and b"not found locally" in body
+
+
+async def test_kubo_shaped_replies_through_aioipfs(shared_ipfs_node: BundledIpfsNode) -> None:
+    async with client_for(shared_ipfs_node) as client:
+        added = await client.core.add_bytes(HELLO, cid_version=1)
+        assert added == {"Name": HELLO_V1, "Hash": HELLO_V1, "Size": "11"}
+        assert await client.cat(HELLO_V1, offset=6, length=3) == b"wor"
+        assert await client.pin.ls(HELLO_V1) == {"Keys": {HELLO_V1: {"Type": "recursive"}}}
+        assert await client.block.stat(HELLO_V1) == {"Key": HELLO_V1, "Size": 11}
+        ident = await client.core.id()
+        assert ident["ID"] == shared_ipfs_node.peer_id
+        assert shared_ipfs_node.swarm_multiaddr in ident["Addresses"]
+        assert await client.agent_version_get() is not None  # parses "fedchain-helia/0.1.0/"
+        assert "Version" in await client.core.version()
+        with pytest.raises(aioipfs.NotPinnedError):
+            await client.pin.rm("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+
+
+def raw_post(node: BundledIpfsNode, path: str) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(f"{node.api_url}{path}", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_errors_use_kubo_bodies_and_statuses(shared_ipfs_node: BundledIpfsNode) -> None:
+    status, _, body = raw_post(shared_ipfs_node, "/api/v0/cat?arg=not-a-cid")
+    assert status == 400
+    reply = json.loads(body)
+    assert reply["Type"] == "error" and reply["Code"] == 1 and "invalid CID" in reply["Message"]
+    status, _, body = raw_post(shared_ipfs_node, "/api/v0/add?chunker=rabin")
+    assert status == 400 and b"size-" in body
+    status, _, body = raw_post(shared_ipfs_node, "/api/v0/no/such/command")
+    assert status == 404
+    unknown = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    status, _, body = raw_post(shared_ipfs_node, f"/api/v0/cat?arg={unknown}&timeout=300ms")
+    assert status == 500
+    assert json.loads(body) == {"Message": "context deadline exceeded", "Code": 0, "Type": "error"}
+
+
+def post_add(node: BundledIpfsNode, data: bytes, boundary: str = "b0undary") -> str:
+    """`add` with a hand-written multipart body (no aioipfs), returning the CID."""
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename=""\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        f"{node.api_url}/api/v0/add?cid-version=1",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return str(json.loads(resp.read())["Hash"])
+
+
+def test_cat_announces_its_length(shared_ipfs_node: BundledIpfsNode) -> None:
+    cid = post_add(shared_ipfs_node, HELLO)
+    status, headers, body = raw_post(shared_ipfs_node, f"/api/v0/cat?arg={cid}&length=5")
+    assert (status, body, headers["X-Content-Length"]) == (200, b"hello", "5")
+    status, headers, body = raw_post(shared_ipfs_node, f"/api/v0/cat?arg={cid}&offset=20")
+    assert (status, body, headers["X-Content-Length"]) == (200, b"", "0")
+
+
+def test_upload_that_almost_contains_the_boundary(shared_ipfs_node: BundledIpfsNode) -> None:
+    data = b"\r\n--b0undar" * 50_000 + b"\r\n-" + os.urandom(100) + b"\r\n"
+    cid = post_add(shared_ipfs_node, data)
+    status, _, body = raw_post(shared_ipfs_node, f"/api/v0/cat?arg={cid}")
+    assert status == 200 and body == data
+
+
+async def test_bitswap_moves_a_blob_between_two_nodes(ipfs_pair: IpfsPair) -> None:
+    data = os.urandom(5 * (1 << 20))
+    async with IpfsStorage(ipfs_pair.a.api_url) as a, IpfsStorage(ipfs_pair.b.api_url) as b:
+        stored = await a.put(data)
+        got = await b.get(stored.cid, stored.digest, len(data), timeout_s=30)
+        await b.pin(stored.cid, timeout_s=30)
+        assert await b.is_pinned(stored.cid)
+    assert got == data
+    peers = rpc(ipfs_pair.a, "swarm/peers")
+    assert isinstance(peers, dict)
+    assert [p["Peer"] for p in peers["Peers"]] == [ipfs_pair.b.peer_id]
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process_gone(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+PARENT = """
+import sys, time
+from daemons.ipfs_node import BundledIpfsNode
+node = BundledIpfsNode(sys.argv[1]).start()
+print(node.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_node_exits_when_its_parent_is_killed(tmp_path) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path / "repo")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        node_pid = int(parent.stdout.readline())
+        assert not process_gone(node_pid)
+        parent.kill()
+        parent.wait()
+        assert wait_gone(node_pid, 10), "node outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_fedchain_ipfs_serves_until_sigterm(tmp_path) -> None:
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from daemons.ipfs_node import run_node_command; "
+        "sys.exit(run_node_command(sys.argv[1:]))",
+    ]
+    args = ["--repo", str(tmp_path / "repo"), "--api-port", "0", "--swarm-port", "0"]
+    proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        api_line = proc.stdout.readline()
+        assert api_line.startswith("IPFS API:") and "http://127.0.0.1:" in api_line
+        info = json.loads((tmp_path / "repo" / "api.json").read_text())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert wait_gone(info["pid"], 10)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_fedchain_ipfs_rejects_a_bad_port(capsys) -> None:
+    from daemons.ipfs_node import run_node_command
+
+    assert run_node_command(["--api-port", "70000"]) == 2
+    assert "--api-port" in capsys.readouterr().err
