@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
 def _cmd_up(a: argparse.Namespace) -> int:
     from daemons.testnet.run import up
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
         return up(spec_from_args(a), console)
     except ConfigError:

@@ -78,17 +78,19 @@ def training_table(spec: NetSpec) -> dict[str, object]:
     penalty = spec.penalty
     if penalty == "ewc" and spec.ewc_lambda == 0:
         penalty = "none"  # lambda 0 is plain FedAvg; skip the Fisher work
-    return {
+    table: dict[str, object] = {
         "epochs": spec.epochs,
         "batch_size": spec.batch_size,
         "learning_rate": spec.learning_rate,
         "optimizer": "sgd",
         "penalty": penalty,
-        "ewc_lambda": spec.ewc_lambda,
         "fedprox_mu": 0.01,
         "fisher_gamma": 0.9,
         "fisher_samples": 1000,
     }
+    if penalty == "ewc":
+        table["ewc_lambda"] = spec.ewc_lambda
+    return table
 
 
 def org_config(

@@ -101,10 +101,10 @@ def summary_lines(s: Summary) -> list[str]:
 def rich_table(rounds: Sequence[RoundRecord], title: str = "fedchain testnet") -> Table:
     """The per-round table for the terminal."""
     table = Table(title=title)
-    for col in COLUMNS:
-        table.add_column(col, no_wrap=col == "model CID", overflow="ellipsis", max_width=24)
+    for col in COLUMNS[:-1]:  # CIDs are in report.html; the terminal keeps the numbers
+        table.add_column(col, justify="left" if col == "status" else "right", no_wrap=True)
     for row in table_rows(rounds):
-        table.add_row(*row)
+        table.add_row(*row[:-1])
     return table
 
 

@@ -99,9 +99,7 @@ async def wait_running(run: RunDir, sup: Child, console: Console) -> dict[str, A
             await asyncio.sleep(0.1)
 
 
-def _snapshot(watch: collect.ChainWatch, manifests: dict[str, dict[str, Any]]) -> list[RoundRecord]:
-    wall = round_wall_times(watch.events, watch.seen_s)
-    return build_rounds(watch.events, manifests, {}, wall)
+POLL_GIVE_UP_S = 60.0
 
 
 async def watch_rounds(
@@ -110,55 +108,85 @@ async def watch_rounds(
     """Follow the chain until `spec.rounds` rounds are settled or the supervisor stops."""
     watch = collect.ChainWatch(net["rpc_url"], net["contract"])
     ipfs = collect.IpfsReader(net["ipfs_api"])
-    manifests: dict[str, dict[str, Any]] = {}
+    feed = _Feed(watch, ipfs, None if console.is_terminal else console)
     out = Outcome()
     live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
     try:
         with live if live is not None else contextlib.nullcontext():
-            while True:
-                for ev in await watch.poll():
-                    await _on_event(ev, ipfs, manifests, console if live is None else None)
-                net = read_net_file(run)
-                rounds = _snapshot(watch, manifests)
-                if live is not None:
-                    live.update(progress.render(net, rounds, spec.rounds))
-                if sum(r.status != "open" for r in rounds) >= spec.rounds:
-                    out.finished = True
-                    break
+            while not out.finished:
                 if sup.poll() is not None:
-                    out.problems.append(f"supervisor stopped: {net.get('error', 'no error')}")
+                    error = read_net_file(run).get("error", "no error recorded")
+                    out.problems.append(f"the testnet stopped early: {error}")
+                    break
+                rounds = await feed.step()
+                if live is not None:
+                    live.update(progress.render(read_net_file(run), rounds, spec.rounds))
+                settled = sum(r.status != "open" for r in rounds)
+                out.finished = settled >= spec.rounds and not feed.pending
+                if feed.failing_for_s() > POLL_GIVE_UP_S:
+                    out.problems.append(f"cannot read the chain or IPFS: {feed.last_error}")
                     break
                 await asyncio.sleep(0.1)
-        facts, problems = await collect.blob_facts(ipfs, rounds)
-        out.problems += problems
-        wall = round_wall_times(watch.events, watch.seen_s)
-        out.rounds = build_rounds(watch.events, manifests, facts, wall)
+        if sup.poll() is None:
+            facts, problems = await collect.blob_facts(ipfs, feed.rounds({}))
+            out.problems += problems
+            out.rounds = feed.rounds(facts)
+        else:
+            out.rounds = feed.rounds({})
     finally:
         await watch.close()
         await ipfs.close()
     return out
 
 
-async def _on_event(
-    ev: Any, ipfs: collect.IpfsReader, manifests: dict[str, dict[str, Any]], log: Console | None
-) -> None:
-    kind = type(ev).__name__
-    if kind == "RoundClosed":
-        manifests[ev.manifest_cid] = await collect.fetch_manifest(ipfs, ev.manifest_cid)
-    if log is None:
-        return
-    if kind == "RoundOpened":
-        log.print(f"round {ev.round_id} opened (max {ev.max_updates} updates)")
-    elif kind == "UpdateSubmitted":
-        log.print(f"round {ev.round_id}: update from {ev.client}")
-    elif kind == "RoundClosed":
-        m = manifests[ev.manifest_cid].get("metrics", {})
-        log.print(
-            f"round {ev.round_id} closed: {ev.num_updates} updates, "
-            f"test accuracy {m.get('accuracy', float('nan')):.4f}"
-        )
-    elif kind == "RoundFailed":
-        log.print(f"round {ev.round_id} failed with {ev.num_updates} updates")
+class _Feed:
+    """Events and manifests read so far; a failed read is retried on the next step."""
+
+    def __init__(
+        self, watch: collect.ChainWatch, ipfs: collect.IpfsReader, log: Console | None
+    ) -> None:
+        self.watch, self.ipfs, self.log = watch, ipfs, log
+        self.manifests: dict[str, dict[str, Any]] = {}
+        self.pending: list[str] = []
+        self.last_error = ""
+        self._failing_since: float | None = None
+
+    def failing_for_s(self) -> float:
+        return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
+
+    async def step(self) -> list[RoundRecord]:
+        try:
+            for ev in await self.watch.poll():
+                if type(ev).__name__ == "RoundClosed":
+                    self.pending.append(ev.manifest_cid)
+                self._print(ev)
+            while self.pending:
+                cid = self.pending[0]
+                self.manifests[cid] = await collect.fetch_manifest(self.ipfs, cid)
+                self.pending.pop(0)
+            self._failing_since = None
+        except Exception as e:  # any read failure: retry, give up after POLL_GIVE_UP_S
+            self.last_error = f"{type(e).__name__}: {e}"
+            self._failing_since = self._failing_since or time.monotonic()
+        return self.rounds({})
+
+    def rounds(self, facts: dict[str, Any]) -> list[RoundRecord]:
+        wall = round_wall_times(self.watch.events, self.watch.seen_s)
+        return build_rounds(self.watch.events, self.manifests, facts, wall)
+
+    def _print(self, ev: Any) -> None:
+        """Plain lines instead of the live view when stdout is not a terminal (CI logs)."""
+        if self.log is None:
+            return
+        kind = type(ev).__name__
+        if kind == "RoundOpened":
+            self.log.print(f"round {ev.round_id} opened (max {ev.max_updates} updates)")
+        elif kind == "UpdateSubmitted":
+            self.log.print(f"round {ev.round_id}: update from {ev.client}")
+        elif kind == "RoundClosed":
+            self.log.print(f"round {ev.round_id} closed with {ev.num_updates} updates")
+        elif kind == "RoundFailed":
+            self.log.print(f"round {ev.round_id} failed with {ev.num_updates} updates")
 
 
 def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) -> None:

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from daemons.testnet.procs import Child, stop_children
 from daemons.testnet.spec import NetSpec, RunDir, TestnetError, write_net_file
 
 MAX_RESTARTS = 3
+NO_RESTART_CODES = (2, 3)  # config error, chain reset: as RestartPreventExitStatus in systemd
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
@@ -93,11 +95,12 @@ class Supervisor:
 
     def _phase(self, phase: str, **facts: Any) -> None:
         self.net.update(phase=phase, **facts)
+        self.net.setdefault("phase_times", {}).setdefault(phase, time.time())
         self.net["pids"] = {c.name: c.pid for c in self.children}
         write_net_file(self.run, self.net)
 
     def start(self) -> None:
-        """Chain, IPFS, contract, data, configs, daemons — recording each phase."""
+        """Chain; then IPFS nodes, contract and data side by side; then the daemons."""
         self.run.create()
         self._phase("chain")
         anvil = self.stack.enter_context(
@@ -107,39 +110,60 @@ class Supervisor:
                 accounts=self.spec.clients + 1,
             )
         )
-        self._phase("ipfs", rpc_url=anvil.rpc_url, ws_url=anvil.ws_url, anvil_pid=anvil_pid(anvil))
-        apis = self._start_ipfs()
-        self._phase("contract", ipfs_api=apis[0], ipfs_apis=apis)
-        address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, self.net["clients"]))
-        self._phase("data", contract=address)
-        plan = PartitionPlan(
-            self.spec.partition,
-            self.spec.clients,
-            self.spec.seed,
-            self.spec.alpha,
-            self.spec.shards_per_client,
-            self.spec.samples_per_client,
-            self.spec.test_samples,
+        self._phase("ipfs, contract, data", rpc_url=anvil.rpc_url, ws_url=anvil.ws_url)
+        nodes = self._bundled_nodes()
+        with ThreadPoolExecutor(max_workers=len(nodes) + 1) as pool:
+            started = [pool.submit(node.start) for node in nodes]
+            parted = pool.submit(write_partitions, self._plan(), self.spec.data_dir, self.run.data)
+            clients = self.net["clients"]
+            address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, clients))
+            for f in started:
+                f.result()
+            parts = parted.result()
+        apis = self._connect(nodes)
+        self._phase(
+            "daemons",
+            contract=address,
+            ipfs_api=apis[0],
+            ipfs_apis=apis,
+            client_sizes=list(parts.client_sizes),
         )
-        parts = write_partitions(plan, self.spec.data_dir, self.run.data)
-        self._phase("daemons", client_sizes=list(parts.client_sizes))
         ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
         self._launch(ep, apis, parts.client_paths, parts.test_path)
         self._phase("running")
 
-    def _start_ipfs(self) -> list[str]:
-        """One bundled node per participant, clients dialled to the org's; or the user's Kubo."""
+    def _plan(self) -> PartitionPlan:
+        s = self.spec
+        return PartitionPlan(
+            s.partition,
+            s.clients,
+            s.seed,
+            s.alpha,
+            s.shards_per_client,
+            s.samples_per_client,
+            s.test_samples,
+        )
+
+    def _bundled_nodes(self) -> list[Any]:
+        """One (not yet started) bundled node per participant; none with --ipfs-api."""
         if self.spec.ipfs_api:
-            return [self.spec.ipfs_api] * (self.spec.clients + 1)
+            return []
         from daemons.ipfs_node import BundledIpfsNode
 
         nodes = []
         for i in range(self.spec.clients + 1):
             name = "org" if i == 0 else f"client-{i - 1}"
-            node = BundledIpfsNode(
-                self.run.ipfs / name, log_path=self.run.logs / f"ipfs-{name}.log"
-            )
-            nodes.append(self.stack.enter_context(node))
+            log = self.run.logs / f"ipfs-{name}.log"
+            node = BundledIpfsNode(self.run.ipfs / name, log_path=log)
+            self.stack.callback(node.stop)  # stop() is safe on a node that never started
+            nodes.append(node)
+        return nodes
+
+    def _connect(self, nodes: list[Any]) -> list[str]:
+        """Dial every client's node to the org's (a star: updates and models pass the org)."""
+        if not nodes:
+            assert self.spec.ipfs_api is not None
+            return [self.spec.ipfs_api] * (self.spec.clients + 1)
         hub = nodes[0]
         for node in nodes[1:]:
             swarm_connect(node.api_url, hub.swarm_multiaddr, hub.peer_id)
@@ -174,7 +198,7 @@ class Supervisor:
             code = c.poll()
             if code is None or code == 0:
                 continue
-            if c.restarts >= MAX_RESTARTS:
+            if code in NO_RESTART_CODES or c.restarts >= MAX_RESTARTS:
                 return (
                     f"{c.name} exited with code {code} {c.restarts + 1} times; "
                     f"see {c.log_path}:\n{c.log_tail()}"
@@ -191,12 +215,6 @@ class Supervisor:
         if error:
             self.net["error"] = error
         self._phase("failed" if error else "stopped", exit_codes=codes)
-
-
-def anvil_pid(anvil: Anvil) -> int | None:
-    """anvil's pid, for `testnet down` diagnostics."""
-    proc = getattr(anvil, "_proc", None)
-    return None if proc is None else int(proc.pid)
 
 
 class _Stop(Exception):

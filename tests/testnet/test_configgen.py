@@ -51,3 +51,20 @@ def test_toml_values_round_trip(value: object) -> None:
 def test_toml_refuses_nan() -> None:
     with pytest.raises(ValueError, match="nan"):
         toml_value(float("nan"))
+
+
+@pytest.mark.parametrize("ewc_lambda", [0.0, 2.5])
+def test_generated_configs_pass_the_daemon_config_loader(tmp_path: Path, ewc_lambda: float) -> None:
+    from daemons.config import load_config
+
+    spec = NetSpec(run_dir=tmp_path, clients=3, ewc_lambda=ewc_lambda)
+    clients = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"] * 3
+    org = tmp_path / "org.toml"
+    org.write_text(org_config(spec, EP, "http://127.0.0.1:5001", tmp_path, clients, tmp_path))
+    cfg = load_config(org, "org")
+    assert cfg.training is not None and cfg.federation is not None
+    assert cfg.training.penalty == ("ewc" if ewc_lambda else "none")
+    assert cfg.federation.max_updates == 3
+    client = tmp_path / "client.toml"
+    client.write_text(client_config(EP, "http://127.0.0.1:5002", tmp_path, tmp_path / "c.npz"))
+    assert load_config(client, "client").data is not None
