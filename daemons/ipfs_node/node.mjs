@@ -144,6 +144,10 @@ async function main () {
   const helia = await startHelia(options.repo, options.swarmPort)
   const server = createServer(makeHandler(helia))
   server.requestTimeout = 0
+  // Outlive clients' idle keep-alive (aiohttp: 15 s) so a reused connection is never
+  // closed under a request that is just being written.
+  server.keepAliveTimeout = 120_000
+  server.headersTimeout = 125_000
   const apiPort = await listen(server, options.apiPort)
   let stopping = false
   const shutdown = async (why) => {

@@ -1,0 +1,94 @@
+"""Add and cat throughput through `IpfsStorage` on the bundled IPFS node, one node and two.
+
+Blob sizes: 6.65 MB (the CNN model blob) and 40 MB. "one node": put then get on the same
+node. "two nodes": put on node A, get on node B (swarm-connected over loopback; bitswap).
+Every trial uses fresh random bytes so node B never has the blocks already. Prints the
+median of --trials runs, ratios from this run, and `RESULT` lines.
+
+    .venv/bin/python benchmarks/ipfs_throughput.py [--trials 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from daemons.ipfs_node import BundledIpfsNode
+from daemons.storage import IpfsStorage
+
+SIZES_MB = {"6.65MB": 6.65, "40MB": 40.0}
+MB = 1_000_000
+
+
+async def one_trial(a: IpfsStorage, b: IpfsStorage, size: int) -> dict[str, float]:
+    """Seconds for: add on A, cat on A, cat of another blob (added on A) on B."""
+    data, other = os.urandom(size), os.urandom(size)
+    t0 = time.perf_counter()
+    stored = await a.put(data)
+    t1 = time.perf_counter()
+    assert await a.get(stored.cid, stored.digest, size, timeout_s=120) == data
+    t2 = time.perf_counter()
+    remote = await a.put(other)
+    t3 = time.perf_counter()
+    assert await b.get(remote.cid, remote.digest, size, timeout_s=120) == other
+    t4 = time.perf_counter()
+    return {"add": t1 - t0, "cat_local": t2 - t1, "cat_remote": t4 - t3}
+
+
+async def measure(a_url: str, b_url: str, trials: int) -> dict[str, dict[str, float]]:
+    """Median MB/s per size and operation."""
+    results: dict[str, dict[str, float]] = {}
+    async with IpfsStorage(a_url) as a, IpfsStorage(b_url) as b:
+        await one_trial(a, b, MB)  # warm up connections and JIT
+        for name, mb in SIZES_MB.items():
+            size = int(mb * MB)
+            runs = [await one_trial(a, b, size) for _ in range(trials)]
+            results[name] = {
+                op: size / MB / statistics.median(r[op] for r in runs) for op in runs[0]
+            }
+    return results
+
+
+def report(results: dict[str, dict[str, float]]) -> None:
+    print(f"{'blob':>8} {'add MB/s':>10} {'cat 1 node':>11} {'cat 2 nodes':>12} {'2n/1n':>7}")
+    for name, r in results.items():
+        ratio = r["cat_remote"] / r["cat_local"]
+        print(
+            f"{name:>8} {r['add']:>10.1f} {r['cat_local']:>11.1f} {r['cat_remote']:>12.1f} "
+            f"{ratio:>7.2f}"
+        )
+    big, small = results["40MB"], results["6.65MB"]
+    print(
+        f"40MB/6.65MB throughput ratio: add {big['add'] / small['add']:.2f}, "
+        f"cat across nodes {big['cat_remote'] / small['cat_remote']:.2f}"
+    )
+    for name, r in results.items():
+        print(f"RESULT ipfs_add_{name} {r['add']:.1f} MB/s")
+        print(f"RESULT ipfs_cat_one_node_{name} {r['cat_local']:.1f} MB/s")
+        print(f"RESULT ipfs_cat_two_nodes_{name} {r['cat_remote']:.1f} MB/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fedchain-ipfs-bench-") as tmp:
+        root = Path(tmp)
+        with BundledIpfsNode(root / "a") as a, BundledIpfsNode(root / "b") as b:
+            asyncio.run(_connect_and_measure(a, b, args.trials))
+
+
+async def _connect_and_measure(a: BundledIpfsNode, b: BundledIpfsNode, trials: int) -> None:
+    async with IpfsStorage(b.api_url) as storage:
+        await storage.connect(a.swarm_multiaddr)
+    print(f"nodes: A {a.api_url}, B {b.api_url} (B dialed A); trials per size: {trials}")
+    report(await measure(a.api_url, b.api_url, trials))
+
+
+if __name__ == "__main__":
+    main()
