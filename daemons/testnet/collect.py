@@ -79,10 +79,12 @@ class IpfsReader:
         async with await self._post("cat", cid) as resp:
             if resp.status != 200:
                 raise TestnetError(f"ipfs cat {cid} at {self.api_url}: HTTP {resp.status}")
-            data = await resp.content.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise TestnetError(f"ipfs cat {cid}: more than {max_bytes} bytes")
-        return data
+            data = bytearray()
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise TestnetError(f"ipfs cat {cid}: more than {max_bytes} bytes")
+        return bytes(data)
 
     async def is_pinned(self, cid: str) -> bool:
         """True if `cid` is pinned (recursively or directly) on this node."""
