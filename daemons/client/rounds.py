@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from contracts.errors import ContractRevert, DeadlinePassed
+from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
 from contracts.events import RoundOpened
 from contracts.state import RoundInfo, RoundStatus
 from daemons.client.job import PreviousUpdate, train_update
@@ -149,8 +149,8 @@ class ClientRounds:
             ipfs.timeout_s,
         )
         self.metrics.bytes.labels(direction="in").inc(len(data))
-        params = get_model(config.model).init(jax.random.PRNGKey(0))
-        shapes = jax.tree_util.tree_map(lambda a: np.zeros(np.shape(a), np.float32), params)
+        abstract = jax.eval_shape(get_model(config.model).init, jax.random.PRNGKey(0))
+        shapes = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, np.float32), abstract)
         limits = Limits(
             max_bytes=ipfs.max_blob_bytes,
             passthrough_sections=frozenset({"server_state", "u", "v"}),
@@ -183,7 +183,7 @@ class ClientRounds:
                 f"submit:{r}", "submitUpdate", r, stored.cid, stored.digest, num_samples
             )
         except ContractRevert as exc:
-            late = " (too late)" if isinstance(exc, DeadlinePassed) else ""
+            late = " (too late)" if isinstance(exc, DeadlinePassed | RoundNotOpen) else ""
             self.metrics.updates_rejected.labels(reason=type(exc).__name__).inc()
             name = type(exc).__name__
             log_event(

@@ -272,3 +272,12 @@ fisher_samples = 100
 def messages(daemon: Daemon) -> list[str]:
     """The `msg` of every JSON log record."""
     return [str(r.get("msg", "")) for r in daemon.records()]
+
+
+def restart_chain_fresh(fed: Federation) -> None:
+    """Stop anvil and start a new, empty one on the same port (a chain reset)."""
+    assert fed.anvil is not None
+    port = fed.anvil.port
+    fed.anvil.stop()
+    fed.anvil = Anvil(port=port, log_path=fed.tmp / "anvil-2.log")
+    fed.anvil.start()
