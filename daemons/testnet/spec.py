@@ -39,9 +39,9 @@ class NetSpec:
     block_time_s: float | None = None
     keep_running: bool = False
     ipfs_api: str | None = None
-    epochs: int = 1
-    batch_size: int = 10
-    learning_rate: float = 0.05
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 0.1
     samples_per_client: int = 0
     test_samples: int = 0
     round_duration_s: int = 300
