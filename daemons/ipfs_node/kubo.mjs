@@ -1,6 +1,8 @@
 // Kubo RPC wire details shared by the handlers: argument parsing, durations, and the
 // response and error bodies that Kubo clients (aioipfs, kubo-rpc-client) expect.
 
+import { CID } from 'multiformats/cid'
+
 /** An error a handler raises on purpose: `status` 400 for bad arguments, 500 otherwise. */
 export class RpcError extends Error {
   constructor (message, status = 500) {
@@ -72,8 +74,19 @@ export function parseDuration (raw) {
 }
 
 /** The single `arg` a command needs, with an /ipfs/ prefix stripped. */
-export function cidArg (params, parseCid) {
+export function cidArg (params) {
   const args = params.getAll('arg')
   if (args.length !== 1) throw badArg('argument "ipfs-path" is required (exactly one)')
   return parseCid(args[0])
+}
+
+/** Parses "cid", "/ipfs/cid" into a CID; paths inside a DAG are not supported. */
+export function parseCid (raw) {
+  const path = raw.startsWith('/ipfs/') ? raw.slice('/ipfs/'.length) : raw
+  if (path.includes('/')) throw badArg(`"${raw}": paths inside a DAG are not supported by the bundled node; pass a bare CID`)
+  try {
+    return CID.parse(path)
+  } catch (err) {
+    throw badArg(`invalid CID "${raw}": ${err.message}`)
+  }
 }

@@ -10,6 +10,7 @@ import { CID } from 'multiformats/cid'
 import { base64 } from 'multiformats/bases/base64'
 import { RpcError, badArg, boolArg, cidArg, intArg, sendJson, startStream } from './kubo.mjs'
 import { boundaryOf, parts } from './multipart.mjs'
+import { pinAdd, pinCid, pinLs, pinRm } from './pins.mjs'
 
 export const AGENT_VERSION = 'fedchain-helia/0.1.0/'
 // Kubo lays files out as a balanced DAG with at most 174 links per node.
@@ -17,17 +18,6 @@ const MAX_CHILDREN_PER_NODE = 174
 const DEFAULT_CHUNK_SIZE = 262144
 const MAX_CHUNK_SIZE = 1048576
 const RAW_CODEC = 0x55
-
-/** Parses "cid", "/ipfs/cid" into a CID; paths inside a DAG are not supported. */
-export function parseCid (raw) {
-  const path = raw.startsWith('/ipfs/') ? raw.slice('/ipfs/'.length) : raw
-  if (path.includes('/')) throw badArg(`"${raw}": paths inside a DAG are not supported by the bundled node; pass a bare CID`)
-  try {
-    return CID.parse(path)
-  } catch (err) {
-    throw badArg(`invalid CID "${raw}": ${err.message}`)
-  }
-}
 
 function addOptions (params) {
   const cidVersion = intArg(params, 'cid-version', 0)
@@ -81,20 +71,6 @@ async function importFile (body, blockstore, opts, signal) {
   return root
 }
 
-async function isPinRoot (helia, cid, signal) {
-  try {
-    await helia.pins.get(cid, { signal })
-    return true
-  } catch {
-    return false
-  }
-}
-
-async function pinCid (helia, cid, recursive, signal) {
-  if (await isPinRoot(helia, cid, signal)) return
-  for await (const _ of helia.pins.add(cid, { signal, depth: recursive ? Infinity : 0 })) { /* walk the DAG */ }
-}
-
 async function add (ctx) {
   const opts = addOptions(ctx.params)
   const boundary = boundaryOf(ctx.req.headers['content-type'])
@@ -118,7 +94,7 @@ async function add (ctx) {
 }
 
 async function cat (ctx) {
-  const cid = cidArg(ctx.params, parseCid)
+  const cid = cidArg(ctx.params)
   const offset = intArg(ctx.params, 'offset', 0)
   const length = intArg(ctx.params, 'length', undefined)
   if (offset < 0) throw badArg('cannot specify negative offset')
@@ -140,62 +116,6 @@ async function cat (ctx) {
     }
   }
   ctx.res.end()
-}
-
-async function pinAdd (ctx) {
-  const cids = ctx.params.getAll('arg').map(parseCid)
-  if (cids.length === 0) throw badArg('argument "ipfs-path" is required')
-  const recursive = boolArg(ctx.params, 'recursive', true)
-  for (const cid of cids) await pinCid(ctx.helia, cid, recursive, ctx.signal)
-  sendJson(ctx.res, { Pins: cids.map(String) })
-}
-
-async function pinRm (ctx) {
-  const cids = ctx.params.getAll('arg').map(parseCid)
-  if (cids.length === 0) throw badArg('argument "ipfs-path" is required')
-  for (const cid of cids) {
-    if (!await isPinRoot(ctx.helia, cid, ctx.signal)) throw new RpcError('not pinned or pinned indirectly')
-  }
-  for (const cid of cids) {
-    for await (const _ of ctx.helia.pins.rm(cid, { signal: ctx.signal })) { /* walk the DAG */ }
-  }
-  sendJson(ctx.res, { Pins: cids.map(String) })
-}
-
-const pinType = (pin) => (pin.depth === 0 ? 'direct' : 'recursive')
-
-async function pinLs (ctx) {
-  const wanted = ctx.params.get('type') ?? 'all'
-  if (!['all', 'recursive', 'direct', 'indirect'].includes(wanted)) {
-    throw badArg(`invalid type "${wanted}": use all, recursive, direct or indirect`)
-  }
-  const keys = {}
-  const args = ctx.params.getAll('arg').map(parseCid)
-  for (const cid of args) {
-    const type = await pinTypeOf(ctx.helia, cid, ctx.signal)
-    if (type == null || (wanted !== 'all' && wanted !== type)) throw new RpcError(`path '${cid}' is not pinned`)
-    keys[cid.toString()] = { Type: type }
-  }
-  if (args.length === 0) {
-    for await (const pin of ctx.helia.pins.ls({ signal: ctx.signal })) {
-      if (wanted === 'all' || wanted === pinType(pin)) keys[pin.cid.toString()] = { Type: pinType(pin) }
-    }
-  }
-  if (boolArg(ctx.params, 'stream', false)) {
-    const write = startStream(ctx.res)
-    for (const [cid, { Type }] of Object.entries(keys)) write({ Cid: cid, Type })
-    ctx.res.end()
-    return
-  }
-  sendJson(ctx.res, { Keys: keys })
-}
-
-async function pinTypeOf (helia, cid, signal) {
-  try {
-    return pinType(await helia.pins.get(cid, { signal }))
-  } catch {
-    return (await helia.pins.isPinned(cid, { signal })) ? 'indirect' : null
-  }
 }
 
 function selfAddresses (libp2p) {
@@ -267,7 +187,7 @@ function swarmPeers (ctx) {
 }
 
 async function blockStat (ctx) {
-  const cid = cidArg(ctx.params, parseCid)
+  const cid = cidArg(ctx.params)
   const offline = boolArg(ctx.params, 'offline', false)
   if (offline && !await ctx.helia.blockstore.has(cid, { signal: ctx.signal })) {
     throw new RpcError(`block was not found locally (offline): ipld: could not find ${cid}`)

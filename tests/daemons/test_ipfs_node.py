@@ -3,6 +3,7 @@ errors through unmodified aioipfs, bitswap between two nodes, and a clean proces
 
 from __future__ import annotations
 
+import http.client
 import json
 import lzma
 import os
@@ -170,6 +171,20 @@ async def test_bitswap_moves_a_blob_between_two_nodes(ipfs_pair: IpfsPair) -> No
     peers = rpc(ipfs_pair.a, "swarm/peers")
     assert isinstance(peers, dict)
     assert [p["Peer"] for p in peers["Peers"]] == [ipfs_pair.b.peer_id]
+
+
+def test_idle_keep_alive_connection_stays_open(shared_ipfs_node: BundledIpfsNode) -> None:
+    """Clients reuse idle connections (aiohttp for 15 s); the node must not drop them first."""
+    port = int(shared_ipfs_node.api_url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for _ in range(2):
+            conn.request("POST", "/api/v0/version")
+            resp = conn.getresponse()
+            assert resp.status == 200 and json.loads(resp.read())["Version"]
+            time.sleep(6)  # longer than Node's default 5 s keep-alive
+    finally:
+        conn.close()
 
 
 def process_gone(pid: int) -> bool:

@@ -156,6 +156,24 @@ async def test_gc_removes_unpinned_and_keeps_pinned(ipfs_node: BundledIpfsNode) 
             await storage.get(drop.cid, drop.digest, len(dropped), timeout_s=1)
 
 
+async def test_missing_blocks_are_transient_not_rejected(ipfs_node: BundledIpfsNode) -> None:
+    data = os.urandom(2 * MiB)
+    async with IpfsStorage(ipfs_node.api_url) as storage:
+        stored = await storage.put(data)
+        # Lose the leaf blocks behind the node's back: the root still announces the size.
+        leaves = [
+            block
+            for block in (ipfs_node.repo_dir / "blocks").rglob("*.data")
+            if block.stat().st_size == 262144
+        ]
+        assert len(leaves) == 8
+        for block in leaves:
+            block.unlink()
+        with pytest.raises(TransientError) as info:
+            await storage.get(stored.cid, stored.digest, len(data), timeout_s=1.5)
+    assert isinstance(info.value, IpfsTimeout | IpfsUnavailable)
+
+
 def multihash_of(cid: str) -> bytes:
     """Blocks are stored by multihash, so gc names them with whatever CID codec it likes."""
     return bytes(make_cid(cid).multihash)
