@@ -127,6 +127,7 @@ class Supervisor:
             ipfs_api=apis[0],
             ipfs_apis=apis,
             client_sizes=list(parts.client_sizes),
+            ipfs_pids=[n.pid for n in nodes],
         )
         ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
         self._launch(ep, apis, parts.client_paths, parts.test_path)

@@ -1,0 +1,106 @@
+"""CI end to end: `fedchain testnet up` (3 clients, 3 rounds, logreg) then audit it.
+
+The report, the contract's stored history and the pins on the org's IPFS node must agree;
+`testnet down` must leave no process behind.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from contracts.binding import FederatedRounds
+from contracts.events import decode_log
+from daemons.testnet.collect import IpfsReader
+from daemons.testnet.procs import pid_alive
+
+FEDCHAIN = [sys.executable, "-m", "daemons.cli"]
+ROUNDS, CLIENTS = 3, 3
+
+
+def fedchain(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*FEDCHAIN, *args], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+@pytest.fixture
+def kept_net(tmp_path: Path):
+    """A finished 3x3 testnet left running; always brought down afterwards."""
+    run_dir = tmp_path / "run"
+    args = ["--clients", str(CLIENTS), "--rounds", str(ROUNDS), "--model", "logreg"]
+    args += ["--epochs", "2", "--samples-per-client", "3000", "--test-samples", "2000"]
+    try:
+        res = fedchain(
+            "testnet", "up", *args, "--run-dir", str(run_dir), "--keep-running", timeout_s=240
+        )
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        yield run_dir, res.stdout
+    finally:
+        fedchain("testnet", "down", "--run-dir", str(run_dir), timeout_s=90)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
+    run_dir, stdout = kept_net
+    assert f"report: {run_dir / 'report.html'}" in stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    net = json.loads((run_dir / "testnet.json").read_text())
+    assert summary["finished"] and summary["problems"] == []
+    rows = summary["rounds"]
+    assert [r["round_id"] for r in rows] == [1, 2, 3]
+    assert all(r["status"] == "closed" and r["accuracy"] > 0.6 for r in rows)
+    html = (run_dir / "report.html").read_text()
+    for png in ("accuracy_loss", "participation", "train_loss", "bytes_moved", "round_time"):
+        assert (run_dir / "plots" / f"{png}.png").stat().st_size > 1000
+        assert f"plots/{png}.png" in html
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(net["rpc_url"]))
+    ipfs = IpfsReader(net["ipfs_api"], timeout_s=60)
+    try:
+        contract = FederatedRounds(w3, net["contract"])
+        assert await contract.current_round_id() >= ROUNDS
+        logs = await w3.eth.get_logs({"address": contract.address, "fromBlock": 0})
+        events = [decode_log(raw) for raw in logs]
+        for row in rows:
+            rid = row["round_id"]
+            info = await contract.get_round(rid)
+            assert info.model_cid == row["model_cid"] and info.manifest_cid == row["manifest_cid"]
+            assert row["model_cid"] in html
+            model = await ipfs.cat(info.model_cid)
+            assert hashlib.sha256(model).digest() == info.model_digest
+            assert await ipfs.is_pinned(info.model_cid)
+            assert await ipfs.is_pinned(info.manifest_cid)
+            manifest = json.loads(await ipfs.cat(info.manifest_cid))
+            submitted = {
+                (e.client, e.update_cid)
+                for e in events
+                if type(e).__name__ == "UpdateSubmitted" and e.round_id == rid
+            }
+            included = {(d["client"], d["cid"]) for d in manifest["included"]}
+            assert included == submitted and len(submitted) == CLIENTS == info.num_updates
+            assert {(u["client"], u["cid"]) for u in row["updates"]} == submitted
+            assert manifest["metrics"]["accuracy"] == pytest.approx(row["accuracy"])
+            for u in row["updates"]:
+                assert u["status"] == "included" and u["train"]["train_s"] > 0
+    finally:
+        await ipfs.close()
+        await w3.provider.disconnect()
+
+    res = fedchain("testnet", "down", "--run-dir", str(run_dir), timeout_s=90)
+    assert res.returncode == 0 and "stopped" in res.stdout
+    net = json.loads((run_dir / "testnet.json").read_text())
+    assert net["phase"] == "stopped"
+    pids = [net["supervisor_pid"], *net["pids"].values(), *net["ipfs_pids"]]
+    assert len(pids) == 1 + (1 + CLIENTS) * 2
+    assert not [p for p in pids if pid_alive(p)], "processes left behind"
+    with pytest.raises(OSError):
+        urllib.request.urlopen(net["rpc_url"], data=b"{}", timeout=5)  # anvil is gone
+    assert os.listdir(run_dir / "logs")
