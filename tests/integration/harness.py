@@ -24,7 +24,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
 from contracts.state import RoundInfo, RoundStatus
-from daemons.anvil import Anvil
+from daemons.anvil import Anvil, free_port
 from daemons.ipfs_node import BundledIpfsNode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,6 +125,7 @@ class Federation:
     accounts: list[LocalAccount] = field(default_factory=list)
     contract: FederatedRounds | None = None
     w3: AsyncWeb3[Any] | None = None
+    health_ports: dict[str, int] = field(default_factory=dict)
 
     async def __aenter__(self) -> Federation:
         try:
@@ -182,6 +183,7 @@ timeout_s = 20
 max_blob_bytes = {self.org_options.get("max_blob_bytes", 1 << 20)}
 [service]
 state_dir = "{self.tmp / name}"
+health_port = {self.health_ports.setdefault(name, free_port())}
 """
         if role == "client":
             return common + f'[data]\npath = "{self.data[name]}"\n'

@@ -124,6 +124,12 @@ async def test_chain_reset_stops_both_daemons(tmp_path: Path, fed_data: dict[str
         assert fed.org is not None
         fed.start_all()
         await fed.wait_settled(1, timeout_s=120)
+
+        async def logged_close() -> bool:
+            return "round closed" in messages(fed.org)  # type: ignore[arg-type]
+
+        await fed.wait_for("the org to log the close", logged_close, 30)
+        await _check_http(fed)
         assert fed.org.terminate() == 0, "SIGTERM must exit 0"
         assert fed.clients[0].terminate() == 0
         restart_chain_fresh(fed)
@@ -139,3 +145,24 @@ def test_crafted_blobs_differ() -> None:
     blobs = _crafted(params, "bafy", ["0x" + "1" * 40] * 4)
     assert len({hashlib.sha256(b).digest() for b in blobs.values()}) == 4
     assert len(blobs["too_large"]) > 200_000
+
+
+async def _check_http(fed: Federation) -> None:
+    """/healthz and /metrics of the running org and client."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        org = f"http://127.0.0.1:{fed.health_ports['org']}"
+        async with http.get(f"{org}/healthz") as resp:
+            health = await resp.json()
+        async with http.get(f"{org}/metrics") as resp:
+            text = await resp.text()
+        client = f"http://127.0.0.1:{fed.health_ports['client-0']}"
+        async with http.get(f"{client}/metrics") as resp:
+            client_text = await resp.text()
+    assert health["status"] == "ok" and health["role"] == "org" and health["round_id"] >= 1
+    assert 'fedchain_rounds_total{outcome="closed"} 1.0' in text
+    assert "fedchain_updates_accepted_total 1.0" in text
+    assert 'fedchain_bytes_total{direction="in"}' in text
+    assert "fedchain_aggregate_seconds_count 1.0" in text
+    assert "fedchain_train_seconds_count 1.0" in client_text
