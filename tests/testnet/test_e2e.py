@@ -7,6 +7,7 @@ The report, the contract's stored history and the pins on the org's IPFS node mu
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -104,3 +105,52 @@ async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
     with pytest.raises(OSError):
         urllib.request.urlopen(net["rpc_url"], data=b"{}", timeout=5)  # anvil is gone
     assert os.listdir(run_dir / "logs")
+
+
+def wait_for(pred, timeout_s: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def net_phase(run_dir: Path) -> str:
+    try:
+        return json.loads((run_dir / "testnet.json").read_text()).get("phase", "")
+    except (OSError, ValueError):
+        return ""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("how", ["ctrl-c", "kill-9"])
+def test_interrupting_up_stops_every_process(tmp_path: Path, how: str) -> None:
+    run_dir = tmp_path / "run"
+    args = ["--clients", "1", "--rounds", "500", "--model", "logreg"]
+    args += ["--samples-per-client", "500", "--test-samples", "500", "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(
+        [*FEDCHAIN, "testnet", "up", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: net_phase(run_dir) == "running", 150, "the net to start")
+        net = json.loads((run_dir / "testnet.json").read_text())
+        if how == "ctrl-c":
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=90)
+            assert proc.returncode == 130, out
+            assert f"logs: {run_dir / 'logs'}" in out
+        else:
+            proc.kill()
+            proc.wait(timeout=10)
+        pids = [net["supervisor_pid"], *net["pids"].values(), *net["ipfs_pids"]]
+        wait_for(lambda: not any(pid_alive(p) for p in pids), 60, "every process to exit")
+        assert net_phase(run_dir) == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        fedchain("testnet", "down", "--run-dir", str(run_dir), timeout_s=90)
