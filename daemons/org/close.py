@@ -20,6 +20,7 @@ from daemons.org.collect import base_blob
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.ports import fetch
+from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_point, crash_wanted, log_event
 from models.codec import decode_blob, encode_blob
 from models.strategies import ClientUpdate
@@ -163,13 +164,19 @@ def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:
 
 
 async def _retain(org: OrgRounds, round_id: int) -> None:
-    """Unpin models older than `retention_rounds` (the retention policy, if available)."""
-    old = round_id - org.fed.retention_rounds
-    if old < 1:
+    """Unpin the org's blobs of rounds older than the newest `retention_rounds` (0: keep all)."""
+    keep = org.fed.retention_rounds
+    if keep < 1 or round_id <= keep:
         return
-    info = await org.chain.get_round(old)
-    if info.model_cid:
+    history = []
+    for r in range(1, round_id + 1):
+        info = await org.chain.get_round(r)
+        if r == 1:
+            history.append(RoundBlobs(0, info.base_cid))
+        extras = tuple(c for c in (info.manifest_cid, info.config_cid) if c)
+        history.append(RoundBlobs(r, info.model_cid or None, (), extras))
+    for cid in cids_to_unpin(history, keep):
         try:
-            await org.storage.unpin(info.model_cid)
-        except FedchainError as exc:  # retention is best effort; the round is settled
-            log_event(log, logging.WARNING, "unpin failed", cid=info.model_cid, error=str(exc))
+            await org.storage.unpin(cid)
+        except FedchainError as exc:  # best effort: already unpinned after a restart, say
+            log_event(log, logging.DEBUG, "unpin skipped", cid=cid, error=str(exc))

@@ -45,7 +45,7 @@ def eval_data() -> Dataset:
 
 
 def make_org(
-    tmp_path: Path, min_updates: int = 1, rounds: int = 2
+    tmp_path: Path, min_updates: int = 1, rounds: int = 2, retention: int = 3
 ) -> tuple[OrgRounds, FakeChain, FakeStorage]:
     fed = FederationConfig(
         clients=CLIENTS,
@@ -56,6 +56,7 @@ def make_org(
         model="logreg",
         seed=3,
         eval_data="x",
+        retention_rounds=retention,
     )
     cfg = DaemonConfig(
         path="org.toml",
@@ -186,3 +187,15 @@ async def test_same_inputs_same_model_cid(tmp_path: Path) -> None:
         await org.run_until_idle()
         cids.append(chain.rounds[1].model_cid)
     assert cids[0] == cids[1]
+
+
+async def test_retention_unpins_old_rounds(tmp_path: Path) -> None:
+    org, chain, storage = make_org(tmp_path, rounds=3, retention=1)
+    for _ in range(3):
+        await org.run_until_idle()
+        await submit(org, chain, storage, CLIENTS[0], 0.01)
+        chain.now = chain.rounds[max(chain.rounds)].deadline + 1
+    await org.run_until_idle()
+    r1, r2, r3 = (chain.rounds[r] for r in (1, 2, 3))
+    assert {r1.base_cid, r1.model_cid, r2.model_cid, r1.manifest_cid} <= set(storage.unpinned)
+    assert r3.model_cid not in storage.unpinned and r3.manifest_cid not in storage.unpinned
