@@ -102,6 +102,9 @@ def _run_ipfs(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ipfs"]:  # everything after `ipfs`, --help included, is the node's
+        return _run_ipfs(argparse.Namespace(ipfs_args=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)

@@ -114,8 +114,11 @@ async def _watchdog(interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-async def supervise(tasks: list[TaskFactory], name: str = "service") -> int:
-    """Run `tasks` until a signal, the first one to finish, or the first crash; exit code."""
+async def supervise(tasks: list[TaskFactory], name: str = "service", ready: bool = True) -> int:
+    """Run `tasks` until a signal, the first one to finish, or the first crash; exit code.
+
+    `ready=False`: the tasks send READY=1 themselves once set-up is done (systemd notify).
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -125,7 +128,8 @@ async def supervise(tasks: list[TaskFactory], name: str = "service") -> int:
     if interval is not None:
         running.append(asyncio.create_task(_watchdog(interval), name=f"{name}-watchdog"))
     stopper = asyncio.create_task(stop.wait(), name=f"{name}-signal")
-    sd_notify("READY=1")
+    if ready:
+        sd_notify("READY=1")
     done, _ = await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
     sd_notify("STOPPING=1")
     code = EXIT_OK

@@ -18,7 +18,7 @@ from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
 from daemons.keys import load_account
 from daemons.ports import BlobCache, Web3Chain
-from daemons.service import log_event, race, report_crash, supervise
+from daemons.service import log_event, race, report_crash, sd_notify, supervise
 from daemons.storage import IpfsStorage
 from daemons.wiring import Node, check_chain, http_task, make_tailer, open_node
 from models.data import load_dataset
@@ -31,7 +31,7 @@ async def run_client(cfg: DaemonConfig) -> int:
     account = load_account(cfg.identity, source=cfg.path)
     node = open_node(cfg)
     try:
-        return await supervise([lambda: _main(node, account)], name="client")
+        return await supervise([lambda: _main(node, account)], name="client", ready=False)
     except Exception as exc:  # set-up failures get the same exit-code mapping as crashes
         return report_crash("client", exc)
     finally:
@@ -67,5 +67,6 @@ async def _main(node: Node, account: Any) -> None:
             await tailer.run(on_event)
 
         health = lambda: {"round_id": rounds.round_id, "samples": len(data)}  # noqa: E731
+        sd_notify("READY=1")
         log_event(log, logging.INFO, "client ready", contract=binding.address, samples=len(data))
         await race([tail, *http_task(node, health)], name="client")

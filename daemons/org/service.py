@@ -22,7 +22,7 @@ from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache, Web3Chain
-from daemons.service import log_event, race, report_crash, supervise
+from daemons.service import log_event, race, report_crash, sd_notify, supervise
 from daemons.storage import IpfsStorage
 from daemons.wiring import Node, check_chain, http_task, make_tailer, open_node
 from models.data import load_dataset
@@ -36,7 +36,7 @@ async def run_org(cfg: DaemonConfig) -> int:
     account = load_account(cfg.identity, source=cfg.path)
     node = open_node(cfg)
     try:
-        return await supervise([lambda: _main(node, account)], name="org")
+        return await supervise([lambda: _main(node, account)], name="org", ready=False)
     except Exception as exc:  # set-up failures get the same exit-code mapping as crashes
         return report_crash("org", exc)
     finally:
@@ -73,6 +73,7 @@ async def _main(node: Node, account: Any) -> None:
             await _drive(org, wake, cfg)
 
         health = lambda: {"round_id": org.round_id, "contract": address}  # noqa: E731
+        sd_notify("READY=1")
         log_event(log, logging.INFO, "org ready", contract=address)
         await race([tail, drive, *http_task(node, health)], name="org")
 

@@ -29,12 +29,10 @@ def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
     commands = _commands(build_parser())
     assert ("org", "run") in commands and ("client", "run") in commands
     for path in commands:
-        if path[:1] == ("ipfs",):
-            continue  # forwards its arguments, --help included, to the node command
         with pytest.raises(SystemExit) as info:
             main([*path, "--help"])
         assert info.value.code == 0, path
-        assert "usage: fedchain" in capsys.readouterr().out
+        assert "usage:" in capsys.readouterr().out
 
 
 def test_config_error_exit_code(tmp_path: Path) -> None:
