@@ -13,6 +13,7 @@ import hashlib
 import logging
 from typing import Any
 
+from contracts.errors import BadDeadline
 from contracts.state import RoundInfo
 from contracts.state import RoundStatus as ChainStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
@@ -142,16 +143,16 @@ class OrgRounds:
         config = RoundConfig(new_id, self.fed.model, self.fed.seed, self.training)
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s
-        await self.chain.send(
-            f"open:{new_id}",
-            "openRound",
-            base_cid,
-            base_digest,
-            deadline,
-            self.fed.min_updates,
-            self.fed.max_updates,
-            config_cid,
-        )
+        args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)
+        try:
+            await self.chain.send(f"open:{new_id}", "openRound", *args, config_cid)
+        except BadDeadline:
+            # a stored openRound from before a long outage has a deadline in the past:
+            # that intent is void, so open with a fresh deadline under a new key
+            log_event(
+                log, logging.WARNING, "stale openRound refused; opening afresh", round_id=new_id
+            )
+            await self.chain.send(f"open:{new_id}:{deadline}", "openRound", *args, config_cid)
         log_event(
             log, logging.INFO, "round opened", round_id=new_id, base_cid=base_cid, deadline=deadline
         )

@@ -199,3 +199,22 @@ async def test_retention_unpins_old_rounds(tmp_path: Path) -> None:
     r1, r2, r3 = (chain.rounds[r] for r in (1, 2, 3))
     assert {r1.base_cid, r1.model_cid, r2.model_cid, r1.manifest_cid} <= set(storage.unpinned)
     assert r3.model_cid not in storage.unpinned and r3.manifest_cid not in storage.unpinned
+
+
+async def test_stale_open_round_is_reopened_under_a_new_key(tmp_path: Path) -> None:
+    from contracts.errors import BadDeadline
+
+    org, chain, _ = make_org(tmp_path)
+    real = chain._openRound
+    refused: list[int] = []
+
+    def stale_once(*args: object) -> None:
+        if not refused:
+            refused.append(1)
+            raise BadDeadline("BadDeadline", {})
+        real(*args)  # type: ignore[arg-type]
+
+    chain._openRound = stale_once  # type: ignore[method-assign]
+    await org.run_until_idle()
+    assert refused and chain.rounds[1].status is RoundStatus.OPEN
+    assert [key for key, _, _ in chain.sent] == [f"open:1:{chain.rounds[1].deadline}"]
