@@ -121,14 +121,13 @@ class FederatedRounds:
         gas: int | None = None,
     ) -> dict[str, Any]:
         """An unsigned EIP-1559 tx (gas estimated unless given); estimation reverts are raised."""
-        tx = await _base_tx(self.w3, sender, nonce, await self.chain_id())
-        tx["to"] = self.address
-        tx["data"] = self.contract.encode_abi(fn_name, args=list(args))
-        if gas is None:
-            estimate = await _reverts(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+        call = {"from": to_checksum_address(sender), "to": self.address, "value": 0}
+        call["data"] = self.contract.encode_abi(fn_name, args=list(args))
+        if gas is None:  # estimate first: a call that reverts fails after one round trip
+            estimate = await _reverts(self.w3.eth.estimate_gas(call))  # type: ignore[arg-type]
             gas = int(estimate * GAS_MARGIN)
-        tx["gas"] = gas
-        return tx
+        tx = await _base_tx(self.w3, sender, nonce, await self.chain_id())
+        return {**tx, **call, "gas": gas}
 
     async def transact(
         self, account: LocalAccount, fn_name: str, *args: Any, gas: int | None = None
