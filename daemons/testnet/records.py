@@ -28,6 +28,7 @@ class UpdateRecord:
     weight: float | None = None
     size: int | None = None
     train: Mapping[str, float] = field(default_factory=dict)
+    seen_s: float | None = None  # seconds after the round opened when it was seen on chain
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class RoundRecord:
     timings_s: Mapping[str, float] = field(default_factory=dict)
     wall_s: float | None = None
     bytes_moved: int | None = None
+
+    @property
+    def last_update_s(self) -> float | None:
+        """When the last update of the round was seen, in seconds after the round opened."""
+        times = [u.seen_s for u in self.updates if u.seen_s is not None]
+        return max(times) if times else None
 
     @property
     def slowest_train_s(self) -> float | None:
@@ -142,14 +149,37 @@ def build_rounds(
     manifests: Mapping[str, Mapping[str, Any]],
     blobs: Mapping[str, BlobFacts],
     wall_s: Mapping[int, float],
+    update_s: Mapping[tuple[int, str], float] | None = None,
 ) -> list[RoundRecord]:
-    """The round records in round order; `wall_s` maps a round to its measured wall time."""
+    """The round records in round order, with measured wall and update-arrival times."""
     out = []
+    events = list(events)
     for rid, r in sorted(fold_events(events).items()):
         if r.manifest_cid in manifests:
             r = apply_manifest(r, manifests[r.manifest_cid])
         r = apply_blobs(r, blobs)
+        if update_s:
+            ups = tuple(replace(u, seen_s=update_s.get((rid, u.client))) for u in r.updates)
+            r = replace(r, updates=ups)
         out.append(replace(r, wall_s=wall_s.get(rid)))
+    return out
+
+
+def update_offsets(
+    events: Iterable[Any], seen_s: Mapping[str, float]
+) -> dict[tuple[int, str], float]:
+    """Seconds from a round's RoundOpened to each of its UpdateSubmitted, as first seen."""
+    opened: dict[int, float] = {}
+    out: dict[tuple[int, str], float] = {}
+    for ev in events:
+        key = f"{ev.meta.tx_hash}:{ev.meta.log_index}"
+        kind = type(ev).__name__
+        if key not in seen_s:
+            continue
+        if kind == "RoundOpened":
+            opened[ev.round_id] = seen_s[key]
+        elif kind == "UpdateSubmitted" and ev.round_id in opened:
+            out[(ev.round_id, ev.client)] = seen_s[key] - opened[ev.round_id]
     return out
 
 

@@ -18,7 +18,7 @@ from rich.live import Live
 
 from daemons.testnet import collect, progress
 from daemons.testnet.procs import Child, pid_alive, stop_children
-from daemons.testnet.records import RoundRecord, build_rounds, round_wall_times
+from daemons.testnet.records import RoundRecord, build_rounds, round_wall_times, update_offsets
 from daemons.testnet.report import overhead_s, rich_table, summarize, summary_lines, write_report
 from daemons.testnet.spec import NetSpec, RunDir, TestnetError, read_net_file
 
@@ -171,8 +171,9 @@ class _Feed:
         return self.rounds({})
 
     def rounds(self, facts: dict[str, Any]) -> list[RoundRecord]:
-        wall = round_wall_times(self.watch.events, self.watch.seen_s)
-        return build_rounds(self.watch.events, self.manifests, facts, wall)
+        events, seen = self.watch.events, self.watch.seen_s
+        wall = round_wall_times(events, seen)
+        return build_rounds(events, self.manifests, facts, wall, update_offsets(events, seen))
 
     def _print(self, ev: Any) -> None:
         """Plain lines instead of the live view when stdout is not a terminal (CI logs)."""
@@ -200,6 +201,7 @@ def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) ->
             "wall_s": r.wall_s,
             "slowest_train_s": r.slowest_train_s,
             "overhead_s": overhead_s(r),
+            "last_update_s": r.last_update_s,
             "bytes_moved": r.bytes_moved,
             "model_cid": r.model_cid,
             "manifest_cid": r.manifest_cid,

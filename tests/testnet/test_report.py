@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from contracts.events import LogMeta, RoundClosed, RoundFailed, RoundOpened, UpdateSubmitted
-from daemons.testnet.records import BlobFacts, build_rounds, round_wall_times
+from daemons.testnet.records import BlobFacts, build_rounds, round_wall_times, update_offsets
 from daemons.testnet.report import rich_table, summarize, table_rows, write_report
 
 A, B = "0x" + "aa" * 20, "0x" + "bb" * 20
@@ -34,11 +34,12 @@ BLOBS = {
     "uB1": BlobFacts(2000, {"loss": 9.0, "train_s": 2.5}),
     "model1": BlobFacts(1000),
 }
-SEEN = {f"0x{n:064x}:0": t for n, t in [(1, 10.0), (4, 13.25), (5, 14.0), (6, 20.0)]}
+SEEN = {f"0x{n:064x}:0": t for n, t in [(1, 10.0), (2, 11.0), (4, 13.25), (5, 14.0), (6, 20.0)]}
 
 
 def rounds():
-    return build_rounds(EVENTS, {"man1": MANIFEST}, BLOBS, round_wall_times(EVENTS, SEEN))
+    wall, offsets = round_wall_times(EVENTS, SEEN), update_offsets(EVENTS, SEEN)
+    return build_rounds(EVENTS, {"man1": MANIFEST}, BLOBS, wall, offsets)
 
 
 def test_records_fold_events_manifest_and_blobs() -> None:
@@ -52,6 +53,9 @@ def test_records_fold_events_manifest_and_blobs() -> None:
     assert r1.wall_s == 3.25 and r2.wall_s == 6.0
     assert r1.slowest_train_s == 2.5
     assert r1.updates[0].train["loss"] == 0.7
+    # B's update was never seen by the watcher: only A's arrival time is known
+    assert [u.seen_s for u in r1.updates] == [1.0, None]
+    assert r1.last_update_s == 1.0 and r2.last_update_s is None
 
 
 def test_table_and_summary() -> None:

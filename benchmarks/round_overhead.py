@@ -1,0 +1,94 @@
+"""Round overhead of a real local federation: round wall time minus the slowest client's training.
+
+For N = 1, 4, 16 clients this runs `fedchain testnet up` (anvil automine, one bundled IPFS node
+per participant, org + N client daemons as separate processes) and reads the run's
+summary.json. Per round: wall = RoundOpened seen -> RoundClosed seen (the testnet's chain
+watcher, 0.1 s poll); train = the slowest client's `train_s` from its update's metadata;
+overhead = wall - train (chain + IPFS + codec + validation + aggregation + evaluation +
+scheduling, including the clients' Fisher pass). Round 1 is left out: it includes daemon
+start-up and JIT compilation. Target: overhead <= 1 s per round at 4 clients.
+
+    .venv/bin/python benchmarks/round_overhead.py [--clients 1,4,16] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_S = 1.0
+
+
+def run_net(n: int, args: argparse.Namespace, root: Path) -> dict:
+    """One testnet run with `n` clients; returns its summary.json."""
+    run_dir = root / f"n{n}"
+    cmd = [sys.executable, "-m", "daemons.cli", "testnet", "up", "--clients", str(n)]
+    cmd += ["--rounds", str(args.rounds), "--model", args.model, "--epochs", str(args.epochs)]
+    cmd += ["--samples-per-client", str(args.samples), "--test-samples", "2000"]
+    cmd += ["--run-dir", str(run_dir)]
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
+    if res.returncode != 0:
+        sys.exit(f"testnet with {n} clients failed ({res.returncode}):\n{res.stdout[-4000:]}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["command_s"] = time.monotonic() - t0
+    return summary
+
+
+def per_round(summary: dict) -> list[tuple[float, float, float, float]]:
+    """(wall, slowest train, slowest fisher, last update seen) for every round after the first."""
+    out = []
+    for r in summary["rounds"][1:]:
+        trains = [u["train"].get("train_s", 0.0) for u in r["updates"]]
+        fishers = [u["train"].get("fisher_s", 0.0) for u in r["updates"]]
+        if r["wall_s"] is None or not trains or r["last_update_s"] is None:
+            continue
+        out.append((r["wall_s"], max(trains), max(fishers), r["last_update_s"]))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", default="1,4,16", help="comma-separated client counts")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--model", default="2nn")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--samples", type=int, default=2000, help="samples per client")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds per testnet run")
+    args = p.parse_args()
+    counts = [int(c) for c in args.clients.split(",")]
+    print(
+        f"# {args.model}, {args.epochs} epoch(s) x {args.samples} samples per client, "
+        f"{args.rounds} rounds (round 1 excluded), anvil automine, {os.cpu_count()} CPUs"
+    )
+    cols = ("wall s", "train s", "fisher s", "overhead s", "ovh/wall", "client s", "org s")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fedchain-overhead-") as tmp:
+        for n in counts:
+            stats = per_round(run_net(n, args, Path(tmp)))
+            med = [statistics.median(col) for col in zip(*stats, strict=True)]
+            wall, train, fisher, last = med
+            overhead = statistics.median(s[0] - s[1] for s in stats)
+            client = statistics.median(s[3] - s[1] for s in stats)
+            rows.append((n, wall, train, fisher, overhead, overhead / wall, client, wall - last))
+    print(f"{'N':>3} " + " ".join(f"{c:>10}" for c in cols))
+    for row in rows:
+        print(f"{row[0]:>3} " + " ".join(f"{v:>10.2f}" for v in row[1:]))
+    for n, wall, train, _, overhead, *_ in rows:
+        if n == 4:
+            verdict = "meets" if overhead <= TARGET_S else "misses"
+            print(f"# 4 clients: {verdict} the {TARGET_S:.0f} s overhead target")
+        print(f"RESULT round_overhead_n{n} {overhead:.3f} s")
+        print(f"RESULT round_train_n{n} {train:.3f} s")
+        print(f"RESULT round_wall_n{n} {wall:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
