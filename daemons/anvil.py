@@ -33,6 +33,8 @@ def find_anvil() -> str:
     """Path of the anvil binary: $FEDCHAIN_ANVIL, the npm platform package, or PATH."""
     override = os.environ.get("FEDCHAIN_ANVIL")
     if override:
+        if not os.access(override, os.X_OK):
+            raise AnvilError(f"FEDCHAIN_ANVIL={override} is not an executable: fix or unset it")
         return override
     for candidate in sorted(REPO_ROOT.glob("node_modules/@foundry-rs/anvil-*/bin/anvil")):
         if os.access(candidate, os.X_OK):
