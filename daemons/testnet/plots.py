@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from daemons.testnet.records import RoundRecord
 
@@ -28,6 +30,8 @@ def short(client: str) -> str:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
+    for ax in fig.axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -59,14 +63,26 @@ def plot_participation(rounds: Sequence[RoundRecord], clients: Sequence[str], pa
         for u in r.updates:
             if u.client.lower() in row:
                 grid[row[u.client.lower()]][j] = code[u.status]
-    cmap = ListedColormap(["#dddddd", "#f2c94c", "#27ae60", "#eb5757"])
-    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.35 * max(len(clients), 1)))
-    ax.imshow(grid, cmap=cmap, vmin=0, vmax=3, aspect="auto")
+    colours = ["#dddddd", "#f2c94c", "#27ae60", "#eb5757"]
+    fig, ax = plt.subplots(figsize=(6, 1.4 + 0.3 * max(len(clients), 1)))
+    ax.imshow(grid, cmap=ListedColormap(colours), vmin=0, vmax=3, aspect="auto")
     ax.set_xticks(range(len(rounds)), [str(r.round_id) for r in rounds])
     ax.set_yticks(range(len(clients)), [short(c) for c in clients])
-    ax.set_xlabel("round (grey absent · yellow submitted · green included · red excluded)")
-    ax.set_title(PLOT_FILES["participation"])
-    return _save(fig, path)
+    ax.set_xlabel("round")
+    names = ("absent", "submitted", "included", "excluded")
+    handles = [Patch(color=c, label=n) for c, n in zip(colours, names, strict=True)]
+    ax.legend(
+        handles=handles,
+        ncols=4,
+        fontsize="small",
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        frameon=False,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plot_train_loss(rounds: Sequence[RoundRecord], clients: Sequence[str], path: Path) -> Path:
