@@ -136,6 +136,8 @@ class Federation:
         return self
 
     async def __aexit__(self, exc_type: Any, *exc: Any) -> None:
+        if self.w3 is not None:
+            await self.w3.provider.disconnect()  # type: ignore[attr-defined]
         self.close(failed=exc_type is not None)
 
     async def _setup(self) -> None:

@@ -43,7 +43,7 @@ async def test_killed_client_and_late_client(tmp_path: Path, fed_data: dict[str,
         fed.org.start()
         on_time.start()
         killed.start(FEDCHAIN_SUBMIT_DELAY_S="120")
-        late.start(FEDCHAIN_SUBMIT_DELAY_S="45")
+        late.start(FEDCHAIN_SUBMIT_DELAY_S="35")
         await fed.wait_open(1)
 
         async def training() -> bool:
