@@ -46,6 +46,11 @@ def test_slices_conv_matches_lax_conv() -> None:
     w = jnp.asarray(rng.standard_normal((5, 5, 3, 4)), jnp.float32)
     a, b = jax.jit(conv_same_slices)(x, w), jax.jit(conv_same_lax)(x, w)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    # Training differentiates through it: gradients must agree too.
+    ga = jax.grad(lambda x, w: jnp.sum(conv_same_slices(x, w) ** 2), argnums=(0, 1))(x, w)
+    gb = jax.grad(lambda x, w: jnp.sum(conv_same_lax(x, w) ** 2), argnums=(0, 1))(x, w)
+    for u, v in zip(ga, gb, strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-3, atol=1e-3)
 
 
 def test_slices_conv_hand_checked() -> None:
@@ -54,7 +59,7 @@ def test_slices_conv_hand_checked() -> None:
     np.testing.assert_array_equal(out[0, :, :, 0], [[4, 6, 4], [6, 9, 6], [4, 6, 4]])
 
 
-def test_cnn_slices_and_lax_give_same_logits_and_grads() -> None:
+def test_cnn_slices_and_lax_give_same_logits() -> None:
     from models.networks import cnn_apply_lax, cnn_apply_slices
 
     model = get_model("cnn")
@@ -63,9 +68,6 @@ def test_cnn_slices_and_lax_give_same_logits_and_grads() -> None:
     np.testing.assert_allclose(
         jax.jit(cnn_apply_slices)(params, x), jax.jit(cnn_apply_lax)(params, x), atol=1e-4
     )
-    g1 = jax.grad(lambda p: cnn_apply_slices(p, x).sum())(params)
-    g2 = jax.grad(lambda p: cnn_apply_lax(p, x).sum())(params)
-    np.testing.assert_allclose(g1["conv1"]["w"], g2["conv1"]["w"], rtol=1e-3, atol=1e-4)
 
 
 def test_unknown_model_names_the_choices() -> None:
