@@ -14,6 +14,7 @@ from typing import Any
 from contracts.errors import AlreadySubmitted, DeadlinePassed, RoundNotOpen
 from contracts.state import RoundInfo, RoundStatus
 from daemons.errors import RejectedUpdate
+from daemons.storage import IpfsTimeout
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class FakeStorage:
         return FakeStored(cid, digest, len(data))
 
     async def get(self, cid: str, digest: bytes | None, max_bytes: int, timeout_s: float) -> bytes:
+        if cid not in self.blobs:  # nobody provides it: the real adapter times out
+            raise IpfsTimeout(f"cat {cid}: no provider within {timeout_s} s")
         data = self.blobs[cid]
         if len(data) > max_bytes:
             raise RejectedUpdate("too_large", f"{len(data)} > {max_bytes}")

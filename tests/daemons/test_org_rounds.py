@@ -218,3 +218,19 @@ async def test_stale_open_round_is_reopened_under_a_new_key(tmp_path: Path) -> N
     await org.run_until_idle()
     assert refused and chain.rounds[1].status is RoundStatus.OPEN
     assert [key for key, _, _ in chain.sent] == [f"open:1:{chain.rounds[1].deadline}"]
+
+
+async def test_unretrievable_update_is_rejected_not_fatal(tmp_path: Path) -> None:
+    org, chain, storage = make_org(tmp_path, rounds=1)
+    await org.run_until_idle()
+    await submit(org, chain, storage, CLIENTS[0], 0.01)
+    await submit(org, chain, storage, CLIENTS[1], 0.02)
+    lost = org.ledger.submissions(1)[CLIENTS[1]].cid
+    del storage.blobs[lost]  # its provider went away before the org fetched it
+    org.cache.drop(bytes.fromhex(org.ledger.submissions(1)[CLIENTS[1]].digest[2:]))
+    chain.now = chain.rounds[1].deadline + 1
+    assert (await org.run_until_idle()).action is Action.DONE
+    manifest = decode_manifest(storage.blobs[chain.rounds[1].manifest_cid])
+    assert [i.client for i in manifest.included] == [CLIENTS[0]]
+    assert [(e.client, e.reason) for e in manifest.excluded] == [(CLIENTS[1], "unavailable")]
+    assert org.metrics.updates_rejected.labels(reason="unavailable")._value.get() == 1

@@ -1,0 +1,65 @@
+"""Round config and manifest JSON: deterministic bytes, strict decoding, the documented keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from daemons.config import TrainingConfig
+from daemons.errors import RejectedUpdate
+from daemons.manifest import Excluded, Included, Manifest, decode_manifest, encode_manifest
+from daemons.round_config import RoundConfig, decode_round_config, encode_round_config
+
+
+def test_round_config_round_trip_and_schema() -> None:
+    cfg = RoundConfig(3, "2nn", 5, TrainingConfig(epochs=2, penalty="fedprox"))
+    data = encode_round_config(cfg)
+    assert data == encode_round_config(cfg)  # same round, same bytes, same CID
+    doc = json.loads(data)
+    assert set(doc) == {"format_version", "round_id", "model", "seed", "training"}
+    assert doc["training"]["penalty"] == "fedprox" and doc["format_version"] == 1
+    assert decode_round_config(data) == cfg
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"not json",
+        b'{"format_version": 2, "round_id": 1, "model": "2nn", "seed": 0, "training": {}}',
+        b'{"format_version": 1, "round_id": 1, "model": "vgg", "seed": 0, "training": {}}',
+        b'{"format_version": 1, "round_id": 1, "model": "2nn", "seed": 0, "training": {"x": 1}}',
+        b'{"format_version": 1, "model": "2nn", "seed": 0, "training": {}}',
+    ],
+)
+def test_bad_round_config_is_rejected(doc: bytes) -> None:
+    with pytest.raises(RejectedUpdate) as info:
+        decode_round_config(doc)
+    assert info.value.reason == "round_config"
+
+
+def test_manifest_keys_and_round_trip() -> None:
+    manifest = Manifest(
+        round_id=2,
+        base_cid="bafybase",
+        model_cid="bafymodel",
+        strategy="fedavg",
+        included=(Included("0xA", "bafyA", "0x01", 10, 0.25, {"loss": 0.5}),),
+        excluded=(Excluded("0xB", "bafyB", "non_finite", "params/w has NaN"),),
+        metrics={"accuracy": 0.8, "loss": 0.4, "num_samples": 100.0},
+        timings_s={"fetch_s": 0.1},
+    )
+    doc = json.loads(encode_manifest(manifest))
+    assert set(doc) == {
+        "round_id",
+        "base_cid",
+        "model_cid",
+        "strategy",
+        "included",
+        "excluded",
+        "metrics",
+        "timings_s",
+    }
+    assert set(doc["included"][0]) == {"client", "cid", "digest", "num_samples", "weight", "train"}
+    assert set(doc["excluded"][0]) == {"client", "cid", "reason", "detail"}
+    assert decode_manifest(encode_manifest(manifest)) == manifest
