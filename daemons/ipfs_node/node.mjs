@@ -18,6 +18,7 @@ import { RpcError, parseDuration, sendError } from './kubo.mjs'
 import { COMMANDS } from './rpc.mjs'
 
 const API_PREFIX = '/api/v0/'
+const STREAM_READ_BUFFER_BYTES = 256 * 1024 * 1024
 
 function log (message) {
   process.stderr.write(`${new Date().toISOString()} ipfs-node ${message}\n`)
@@ -57,7 +58,9 @@ async function startHelia (repo, swarmPort) {
       addresses: { listen: [`/ip4/127.0.0.1/tcp/${swarmPort}`] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // A busy receiver may take a while to read a bitswap stream; yamux's default 4 MB read
+      // buffer then aborts it and the blocks are lost (the want hangs). Allow whole blobs.
+      streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: STREAM_READ_BUFFER_BYTES } })],
       peerDiscovery: [],
       services: { identify: identify() }
     },

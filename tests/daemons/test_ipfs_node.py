@@ -3,6 +3,7 @@ errors through unmodified aioipfs, bitswap between two nodes, and a clean proces
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import lzma
@@ -160,13 +161,22 @@ def test_upload_that_almost_contains_the_boundary(shared_ipfs_node: BundledIpfsN
     assert status == 200 and body == data
 
 
-async def test_bitswap_moves_a_blob_between_two_nodes(ipfs_pair: IpfsPair) -> None:
+async def test_bitswap_moves_blobs_between_two_nodes(ipfs_pair: IpfsPair) -> None:
     data = os.urandom(5 * (1 << 20))
     async with IpfsStorage(ipfs_pair.a.api_url) as a, IpfsStorage(ipfs_pair.b.api_url) as b:
         stored = await a.put(data)
         got = await b.get(stored.cid, stored.digest, len(data), timeout_s=30)
         await b.pin(stored.cid, timeout_s=30)
         assert await b.is_pinned(stored.cid)
+        # Several model-sized blobs at once keep B busy while A pushes blocks; with
+        # yamux's default 4 MB read buffer such streams were aborted and the wants hung.
+        for _ in range(2):
+            blobs = [os.urandom(6_650_000) for _ in range(4)]
+            added = [await a.put(blob) for blob in blobs]
+            fetched = await asyncio.gather(
+                *(b.get(s.cid, s.digest, s.size, timeout_s=30) for s in added)
+            )
+            assert fetched == blobs
     assert got == data
     peers = rpc(ipfs_pair.a, "swarm/peers")
     assert isinstance(peers, dict)
