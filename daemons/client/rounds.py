@@ -71,6 +71,7 @@ class ClientRounds:
             )
             return
         await self._submit(info, blob)
+        await self._prune(r)
 
     async def _actionable(self, r: int) -> RoundInfo | None:
         """The round's info if this client should work on it now, else None (logged)."""
@@ -168,6 +169,14 @@ class ClientRounds:
         if "u" not in sections or "v" not in sections:
             return None
         return PreviousUpdate(sections["u"], sections["v"])
+
+    async def _prune(self, round_id: int) -> None:
+        """Keep local copies for the last two rounds only (FedCurv needs the previous update)."""
+        if round_id > 1:
+            self.cache.drop((await self.chain.get_round(round_id - 1)).base_digest)
+        old = self.kv.get(f"client:update:{round_id - 2}")
+        if old:
+            self.cache.drop(bytes.fromhex(old))
 
     async def _submit(self, info: RoundInfo, blob: bytes) -> None:
         """Put the update to IPFS and submit it; a refusal by the chain is logged, not fatal."""

@@ -61,6 +61,7 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
         accuracy=published["accuracy"],
     )
     await _retain(org, r)
+    _forget_local(org, info)
 
 
 async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
@@ -161,6 +162,13 @@ def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:
     from dataclasses import replace
 
     return replace(m, timings_s={k: round(v, 6) for k, v in timings.items()})
+
+
+def _forget_local(org: OrgRounds, info: RoundInfo) -> None:
+    """Drop the local copies of this round's updates and base (IPFS still has what is pinned)."""
+    for sub in org.ledger.submissions(info.round_id).values():
+        org.cache.drop(bytes.fromhex(sub.digest.removeprefix("0x")))
+    org.cache.drop(info.base_digest)
 
 
 async def _retain(org: OrgRounds, round_id: int) -> None:
