@@ -18,6 +18,8 @@ const MAX_CHILDREN_PER_NODE = 174
 const DEFAULT_CHUNK_SIZE = 262144
 const MAX_CHUNK_SIZE = 1048576
 const RAW_CODEC = 0x55
+// Tags starting with 'keep-alive' (@libp2p/interface KEEP_ALIVE) mark peers to reconnect.
+const KEEP_ALIVE_TAG = 'keep-alive-fedchain'
 
 function addOptions (params) {
   const cidVersion = intArg(params, 'cid-version', 0)
@@ -168,7 +170,10 @@ async function swarmConnect (ctx) {
     const peer = /\/p2p\/([^/]+)$/.exec(raw)?.[1]
     if (peer == null) throw badArg(`multiaddr "${raw}" has no /p2p/<peer id> part`)
     try {
-      await ctx.helia.libp2p.dial(addr, { signal: ctx.signal })
+      const conn = await ctx.helia.libp2p.dial(addr, { signal: ctx.signal })
+      // Like Kubo's Peering.Peers: libp2p redials "keep-alive" peers when the connection
+      // drops and after a restart (the peer store lives in the repo's datastore).
+      await ctx.helia.libp2p.peerStore.merge(conn.remotePeer, { tags: { [KEEP_ALIVE_TAG]: { value: 1 } } })
     } catch (err) {
       throw new RpcError(`connect ${peer} failure: ${err.message}`)
     }

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import aioipfs
@@ -181,6 +182,33 @@ async def test_bitswap_moves_blobs_between_two_nodes(ipfs_pair: IpfsPair) -> Non
     peers = rpc(ipfs_pair.a, "swarm/peers")
     assert isinstance(peers, dict)
     assert [p["Peer"] for p in peers["Peers"]] == [ipfs_pair.b.peer_id]
+
+
+async def test_a_restarted_node_redials_its_peer(tmp_path) -> None:
+    with BundledIpfsNode(tmp_path / "a") as a:
+        with BundledIpfsNode(tmp_path / "b") as b:
+            rpc(b, "swarm/connect", arg=a.swarm_multiaddr)
+        with BundledIpfsNode(tmp_path / "b") as b:  # same repo, new swarm port
+            assert wait_for(lambda: peers_of(b) == [a.peer_id], timeout_s=15)
+            data = os.urandom(300_000)
+            async with IpfsStorage(a.api_url) as sa, IpfsStorage(b.api_url) as sb:
+                stored = await sa.put(data)
+                assert await sb.get(stored.cid, stored.digest, len(data), timeout_s=15) == data
+
+
+def peers_of(node: BundledIpfsNode) -> list[str]:
+    reply = rpc(node, "swarm/peers")
+    assert isinstance(reply, dict)
+    return [p["Peer"] for p in reply["Peers"]]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def test_idle_keep_alive_connection_stays_open(shared_ipfs_node: BundledIpfsNode) -> None:
