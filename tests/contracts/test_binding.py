@@ -175,3 +175,12 @@ def test_revert_data_decoding_edge_cases() -> None:
     assert isinstance(
         revert_from_data(bytes.fromhex("4e487b71") + b"\0" * 31 + b"\x11"), errors.Panic
     )
+
+
+async def test_submit_update_stays_under_its_gas_budget(deployed: Deployed) -> None:
+    """Issue 2: submitUpdate < 120,000 gas with a 59-character CIDv1 (no loops, CID in event)."""
+    d = deployed
+    await open_round(d, max_updates=3)
+    for i in range(3):
+        receipt = await d.contract.submit_update(d.clients[i], 1, CID59, sha(f"g{i}"), 60_000)
+        assert len(CID59) == 59 and receipt["gasUsed"] < 120_000
