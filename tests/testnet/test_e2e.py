@@ -154,3 +154,31 @@ def test_interrupting_up_stops_every_process(tmp_path: Path, how: str) -> None:
         if proc.poll() is None:
             proc.kill()
         fedchain("testnet", "down", "--run-dir", str(run_dir), timeout_s=90)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_up_against_a_users_ipfs_node_starts_no_bundled_nodes(tmp_path: Path, ipfs_node) -> None:
+    run_dir = tmp_path / "run"
+    args = ["--clients", "2", "--rounds", "2", "--model", "logreg", "--epochs", "1"]
+    args += ["--samples-per-client", "1000", "--test-samples", "500"]
+    try:
+        res = fedchain(
+            "testnet",
+            "up",
+            *args,
+            "--run-dir",
+            str(run_dir),
+            "--ipfs-api",
+            ipfs_node.api_url,
+            timeout_s=200,
+        )
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    finally:
+        fedchain("testnet", "down", "--run-dir", str(run_dir), timeout_s=90)
+    net = json.loads((run_dir / "testnet.json").read_text())
+    assert net["ipfs_apis"] == [ipfs_node.api_url] * 3 and net["ipfs_pids"] == []
+    assert not list((run_dir / "logs").glob("ipfs-*.log"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [r["status"] for r in summary["rounds"]] == ["closed", "closed"]
+    assert summary["problems"] == []
