@@ -52,7 +52,6 @@ def train_update(
     model = get_model(config.model)
     t = config.training
     seed = train_seed(config.seed, config.round_id, client)
-    params = base.sections["params"]
     penalty = _penalty(base, t.penalty, t.ewc_lambda, t.fedprox_mu, previous)
     train_config = TrainConfig(
         epochs=t.epochs,
@@ -62,33 +61,28 @@ def train_update(
         seed=seed,
     )
     started = time.perf_counter()
-    trained, metrics = local_train(model, params, data, train_config, penalty)
+    trained, metrics = local_train(model, base.sections["params"], data, train_config, penalty)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     fisher = fisher_diagonal(model, trained, data, max_samples=t.fisher_samples, seed=seed)
-    fisher_s = time.perf_counter() - started
+    facts = {"loss": metrics.loss, "accuracy": metrics.accuracy, "train_s": train_s}
+    facts["fisher_s"] = time.perf_counter() - started
+    meta = BlobMetadata(
+        "update", config.round_id, client, base_cid, len(data), config.model, train_metrics=facts
+    )
+    return encode_blob(_sections(trained, fisher, t.penalty), meta)
+
+
+def _sections(trained: Any, fisher: Any, penalty: str) -> dict[str, Any]:
+    """Update sections: params and Fisher, plus FedCurv's u = F, v = F ⊙ θ."""
     sections: dict[str, Any] = {
         "params": params_to_numpy(trained),
         "fisher": params_to_numpy(fisher),
     }
-    if t.penalty == "fedcurv":
+    if penalty == "fedcurv":
         sections["u"] = sections["fisher"]
         sections["v"] = jax.tree_util.tree_map(np.multiply, sections["fisher"], sections["params"])
-    meta = BlobMetadata(
-        kind="update",
-        round_id=config.round_id,
-        client=client,
-        base_cid=base_cid,
-        num_samples=len(data),
-        model_name=config.model,
-        train_metrics={
-            "loss": metrics.loss,
-            "accuracy": metrics.accuracy,
-            "train_s": train_s,
-            "fisher_s": fisher_s,
-        },
-    )
-    return encode_blob(sections, meta)
+    return sections
 
 
 def _penalty(

@@ -192,17 +192,7 @@ class ClientRounds:
                 f"submit:{r}", "submitUpdate", r, stored.cid, stored.digest, num_samples
             )
         except ContractRevert as exc:
-            late = " (too late)" if isinstance(exc, DeadlinePassed | RoundNotOpen) else ""
-            self.metrics.updates_rejected.labels(reason=type(exc).__name__).inc()
-            name = type(exc).__name__
-            log_event(
-                log,
-                logging.WARNING,
-                f"submission refused by the contract: {name}{late}",
-                round_id=r,
-                error=type(exc).__name__,
-                detail=str(exc),
-            )
+            self._refused(r, exc)
             return
         self.metrics.updates_accepted.inc()
         log_event(
@@ -212,4 +202,18 @@ class ClientRounds:
             round_id=r,
             cid=stored.cid,
             num_samples=num_samples,
+        )
+
+    def _refused(self, round_id: int, exc: ContractRevert) -> None:
+        """Log a submission the contract refused (by its error's name) and carry on."""
+        name = type(exc).__name__
+        late = " (too late)" if isinstance(exc, DeadlinePassed | RoundNotOpen) else ""
+        self.metrics.updates_rejected.labels(reason=name).inc()
+        log_event(
+            log,
+            logging.WARNING,
+            f"submission refused by the contract: {name}{late}",
+            round_id=round_id,
+            error=name,
+            detail=str(exc),
         )

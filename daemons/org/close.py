@@ -66,7 +66,7 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
 
 async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     """Aggregate, evaluate, put the model blob and the manifest; returns what was put."""
-    fed, training = org.fed, org.training
+    fed = org.fed
     started = time.perf_counter()
     base = await base_blob(org, info)
     subs = org.ledger.submissions(info.round_id)
@@ -74,29 +74,17 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     updates = [await _load_update(org, s) for s in accepted]
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
-    result = await asyncio.to_thread(
-        aggregate_step,
-        base,
-        updates,
-        fed.strategy,
-        fed.strategy_options,
-        training.fisher_gamma,
-        org.eval_data,
-    )
+    args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
+    result = await asyncio.to_thread(aggregate_step, base, updates, *args)
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     started = time.perf_counter()
     num_samples = sum(s.num_samples for s in accepted if s.client in result.weights)
     meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, fed.model)
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _manifest(org, info, model.cid, subs, result)
-    timings = {
-        "fetch_s": fetch_s,
-        "aggregate_s": result.aggregate_s,
-        "evaluate_s": result.evaluate_s,
-        "publish_s": time.perf_counter() - started,
-    }
-    manifest_blob = encode_manifest(_with_timings(manifest, timings))
-    manifest_cid = (await org.put(manifest_blob)).cid
+    timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
+    timings |= {"evaluate_s": result.evaluate_s, "publish_s": time.perf_counter() - started}
+    manifest_cid = (await org.put(encode_manifest(_with_timings(manifest, timings)))).cid
     return {
         "model_cid": model.cid,
         "model_digest": model.digest.hex(),

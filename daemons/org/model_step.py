@@ -78,34 +78,39 @@ def aggregate_step(
     """Merge the accepted updates into the base model, update the Fisher, evaluate."""
     started = time.perf_counter()
     strategy = get_strategy(strategy_name, **dict(strategy_options))
-    params = base.sections["params"]
-    state = base.sections.get("server_state") or strategy.init(params)
     ordered = sorted(updates, key=lambda u: u.client)
-    result = strategy.aggregate(params, ordered, state) if ordered else None
-    note = "" if result is not None else "no valid update: the base model is kept"
-    sections: Sections = {"params": params, "fisher": base.sections["fisher"]}
-    weights: dict[str, float] = {}
-    excluded: dict[str, str] = {}
-    if result is not None:
-        mean_fisher = result.fisher if result.fisher is not None else _weighted_fisher(ordered)
-        sections["params"] = params_to_numpy(result.params)
-        sections["fisher"] = params_to_numpy(
-            online_fisher(base.sections["fisher"], mean_fisher, fisher_gamma)
-        )
-        weights, excluded = dict(result.weights), dict(result.excluded)
-        state = result.state
-        if result.u is not None and result.v is not None:
-            sections["u"], sections["v"] = params_to_numpy(result.u), params_to_numpy(result.v)
-    _add_state(sections, state)
-    if "u" not in sections:
-        _add_curvature_sums(sections, [u for u in ordered if u.client in weights])
+    sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma)
+    note = "" if ordered else "no valid update: the base model is kept"
     aggregate_s = time.perf_counter() - started
     started = time.perf_counter()
-    model = get_model(base.metadata.model_name)
-    ev = evaluate(model, sections["params"], eval_data)
+    ev = evaluate(get_model(base.metadata.model_name), sections["params"], eval_data)
     metrics = {"accuracy": ev.accuracy, "loss": ev.loss, "num_samples": float(ev.num_samples)}
     evaluate_s = time.perf_counter() - started
     return StepResult(sections, weights, excluded, metrics, note, aggregate_s, evaluate_s)
+
+
+def _merge(
+    base: DecodedBlob, ordered: list[ClientUpdate], strategy: Any, fisher_gamma: float
+) -> tuple[Sections, dict[str, float], dict[str, str]]:
+    """New sections (params, online Fisher, server state, FedCurv sums), weights, exclusions."""
+    params = base.sections["params"]
+    state = base.sections.get("server_state") or strategy.init(params)
+    result = strategy.aggregate(params, ordered, state) if ordered else None
+    sections: Sections = {"params": params, "fisher": base.sections["fisher"]}
+    if result is None:
+        _add_state(sections, state)
+        return sections, {}, {}
+    mean_fisher = result.fisher if result.fisher is not None else _weighted_fisher(ordered)
+    sections["params"] = params_to_numpy(result.params)
+    sections["fisher"] = params_to_numpy(
+        online_fisher(base.sections["fisher"], mean_fisher, fisher_gamma)
+    )
+    _add_state(sections, result.state)
+    if result.u is not None and result.v is not None:
+        sections["u"], sections["v"] = params_to_numpy(result.u), params_to_numpy(result.v)
+    else:
+        _add_curvature_sums(sections, [u for u in ordered if u.client in result.weights])
+    return sections, dict(result.weights), dict(result.excluded)
 
 
 def _zeros(params: Mapping[str, Any]) -> dict[str, Any]:
