@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from contracts.binding import FederatedRounds
+from contracts.errors import ContractPaused
 from contracts.events import ContractEvent, RoundClosed, RoundOpened, UpdateSubmitted
 from daemons.chain.backoff import Backoff, retry
 from daemons.chain.sender import TxSender
@@ -83,7 +84,12 @@ async def _drive(org: OrgRounds, wake: asyncio.Event, cfg: DaemonConfig) -> None
     assert cfg.federation is not None
     announced = False
     while True:
-        decision = await retry(org.run_until_idle, "org step", FOREVER)
+        try:
+            decision = await retry(org.run_until_idle, "org step", FOREVER)
+        except ContractPaused:
+            log_event(log, logging.WARNING, "contract is paused; waiting for unpause")
+            await asyncio.sleep(max(cfg.chain.poll_interval_s, 2.0))
+            continue
         if decision.action is Action.DONE:
             if not announced:
                 log_event(log, logging.INFO, "federation complete", rounds=cfg.federation.rounds)

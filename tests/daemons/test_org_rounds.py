@@ -234,3 +234,29 @@ async def test_unretrievable_update_is_rejected_not_fatal(tmp_path: Path) -> Non
     assert [i.client for i in manifest.included] == [CLIENTS[0]]
     assert [(e.client, e.reason) for e in manifest.excluded] == [(CLIENTS[1], "unavailable")]
     assert org.metrics.updates_rejected.labels(reason="unavailable")._value.get() == 1
+
+
+async def test_paused_contract_waits_instead_of_crashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import dataclasses
+
+    from contracts.errors import ContractPaused
+    from daemons.org import service
+    from daemons.org.decide import Decision
+
+    org, _, _ = make_org(tmp_path)
+    fed = dataclasses.replace(org.fed, exit_when_done=True)
+    cfg = dataclasses.replace(org.cfg, federation=fed, chain=ChainConfig(poll_interval_s=0.01))
+    calls: list[int] = []
+
+    async def paused_then_done() -> Decision:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ContractPaused("ContractPaused", {})
+        return Decision(Action.DONE, "done")
+
+    monkeypatch.setattr(org, "run_until_idle", paused_then_done)
+    await asyncio.wait_for(service._drive(org, asyncio.Event(), cfg), 10)
+    assert len(calls) == 2
