@@ -128,7 +128,6 @@ class BundledIpfsNode:
         if self.running:
             return self
         self.repo_dir.mkdir(parents=True, exist_ok=True)
-        (self.repo_dir / READY_FILE).unlink(missing_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = self.command()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -152,8 +151,9 @@ class BundledIpfsNode:
         ready_file = self.repo_dir / READY_FILE
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            if ready_file.exists():
-                info: dict[str, Any] = json.loads(ready_file.read_text())
+            info = _read_ready(ready_file)
+            # A file left by an earlier node (or another node on this repo) has another pid.
+            if info is not None and self._proc is not None and info.get("pid") == self._proc.pid:
                 return info
             if not self.running:
                 raise IpfsNodeError(
@@ -212,6 +212,14 @@ class BundledIpfsNode:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.stop)
+
+
+def _read_ready(path: Path) -> dict[str, Any] | None:
+    try:
+        info: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,7 @@
 // blockstore and datastore under --repo, and a Kubo-RPC-compatible HTTP API on 127.0.0.1.
 // Run with Node >= 22. Prints one JSON "ready" line (and writes --ready-file) when serving.
 
-import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -44,8 +44,31 @@ function parseOptions () {
   return { ...values, apiPort: port('api-port'), swarmPort: port('swarm-port') }
 }
 
+function isAlive (pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return err.code === 'EPERM'
+  }
+}
+
+/** One node per repo (as Kubo's repo.lock); a lock left by a killed node is taken over. */
+async function lockRepo (repo) {
+  const path = join(repo, 'repo.lock')
+  try {
+    const pid = Number.parseInt(await readFile(path, 'utf8'), 10)
+    if (pid > 0 && pid !== process.pid && isAlive(pid)) {
+      throw new Error(`repo ${repo} is in use by process ${pid}: stop that node or pass another --repo`)
+    }
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err
+  }
+  await writeFile(path, String(process.pid))
+  return path
+}
+
 async function startHelia (repo, swarmPort) {
-  await mkdir(repo, { recursive: true })
   const blockstore = new FsBlockstore(join(repo, 'blocks'))
   const datastore = new FsDatastore(join(repo, 'datastore'))
   await blockstore.open()
@@ -144,6 +167,8 @@ async function writeReady (file, info) {
 
 async function main () {
   const options = parseOptions()
+  await mkdir(options.repo, { recursive: true })
+  const lock = await lockRepo(options.repo)
   const helia = await startHelia(options.repo, options.swarmPort)
   const server = createServer(makeHandler(helia))
   server.requestTimeout = 0
@@ -161,6 +186,7 @@ async function main () {
     server.close()
     server.closeAllConnections()
     await helia.stop()
+    await rm(lock, { force: true })
     process.exit(0)
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))

@@ -20,7 +20,7 @@ from pathlib import Path
 import aioipfs
 import pytest
 
-from daemons.ipfs_node import BundledIpfsNode
+from daemons.ipfs_node import BundledIpfsNode, IpfsNodeError
 from daemons.storage import IpfsStorage
 from tests.fixtures.ipfs import IpfsPair, rpc
 
@@ -211,6 +211,13 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
     return False
 
 
+def test_a_second_node_on_the_same_repo_is_refused(shared_ipfs_node: BundledIpfsNode) -> None:
+    with pytest.raises(IpfsNodeError, match="in use by process"):
+        BundledIpfsNode(shared_ipfs_node.repo_dir).start()
+    assert rpc(shared_ipfs_node, "id")  # the first node is untouched and still ready
+    assert shared_ipfs_node.peer_id
+
+
 def test_idle_keep_alive_connection_stays_open(shared_ipfs_node: BundledIpfsNode) -> None:
     """Clients reuse idle connections (aiohttp for 15 s); the node must not drop them first."""
     port = int(shared_ipfs_node.api_url.rsplit(":", 1)[1])
@@ -244,7 +251,7 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
 
 PARENT = """
 import sys, time
-from daemons.ipfs_node import BundledIpfsNode
+from daemons.ipfs_node import BundledIpfsNode, IpfsNodeError
 node = BundledIpfsNode(sys.argv[1]).start()
 print(node.pid, flush=True)
 time.sleep(120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -128,17 +129,22 @@ def rpc_add_only_hash(node: BundledIpfsNode, data: bytes) -> str:
         return str(json.loads(resp.read())["Hash"])
 
 
-async def test_pins_survive_a_restart(tmp_path) -> None:
+async def test_pins_survive_a_restart_and_a_kill(tmp_path) -> None:
     data = os.urandom(3 * MiB)
     with BundledIpfsNode(tmp_path / "repo") as node:
         peer_id = node.peer_id
         async with IpfsStorage(node.api_url) as storage:
             stored = await storage.put(data)
-    with BundledIpfsNode(tmp_path / "repo") as node:
-        async with IpfsStorage(node.api_url) as storage:
-            assert await storage.is_pinned(stored.cid)
-            assert await storage.get(stored.cid, stored.digest, len(data), timeout_s=10) == data
-        assert node.peer_id == peer_id  # the peer key lives in the repo too
+    for _ in range(2):
+        with BundledIpfsNode(tmp_path / "repo") as node:
+            async with IpfsStorage(node.api_url) as storage:
+                assert await storage.is_pinned(stored.cid)
+                got = await storage.get(stored.cid, stored.digest, len(data), timeout_s=10)
+                assert got == data
+            assert node.peer_id == peer_id  # the peer key lives in the repo too
+            # Then kill -9: the next start finds a stale repo.lock and no clean shutdown.
+            assert node.pid is not None
+            os.kill(node.pid, signal.SIGKILL)
 
 
 async def test_gc_removes_unpinned_and_keeps_pinned(ipfs_node: BundledIpfsNode) -> None:
