@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.table import Table
 
 from daemons.testnet.plots import PLOT_FILES, write_plots
@@ -24,6 +25,19 @@ COLUMNS = (
     "overhead s",
     "MB moved",
     "model CID",
+)
+
+SHORT_COLUMNS = (
+    "round",
+    "status",
+    "upd",
+    "excl",
+    "acc",
+    "loss",
+    "wall s",
+    "train s",
+    "ovh s",
+    "MB",
 )
 
 
@@ -100,8 +114,8 @@ def summary_lines(s: Summary) -> list[str]:
 
 def rich_table(rounds: Sequence[RoundRecord], title: str = "fedchain testnet") -> Table:
     """The per-round table for the terminal."""
-    table = Table(title=title)
-    for col in COLUMNS[:-1]:  # CIDs are in report.html; the terminal keeps the numbers
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in SHORT_COLUMNS:  # CIDs are in report.html; the terminal keeps the numbers
         table.add_column(col, justify="left" if col == "status" else "right", no_wrap=True)
     for row in table_rows(rounds):
         table.add_row(*row[:-1])

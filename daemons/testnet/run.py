@@ -102,6 +102,28 @@ async def wait_running(run: RunDir, sup: Child, console: Console) -> dict[str, A
 POLL_GIVE_UP_S = 60.0
 
 
+async def _follow(
+    run: RunDir, sup: Child, spec: NetSpec, feed: _Feed, out: Outcome, console: Console
+) -> None:
+    """Poll until every planned round settled, the supervisor stopped, or reads keep failing."""
+    live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
+    with live if live is not None else contextlib.nullcontext():
+        while not out.finished:
+            if sup.poll() is not None:
+                error = read_net_file(run).get("error", "no error recorded")
+                out.problems.append(f"the testnet stopped early: {error}")
+                return
+            rounds = await feed.step()
+            if live is not None:
+                live.update(progress.render(read_net_file(run), rounds, spec.rounds))
+            settled = sum(r.status != "open" for r in rounds)
+            out.finished = settled >= spec.rounds and not feed.pending
+            if feed.failing_for_s() > POLL_GIVE_UP_S:
+                out.problems.append(f"cannot read the chain or IPFS: {feed.last_error}")
+                return
+            await asyncio.sleep(0.1)
+
+
 async def watch_rounds(
     run: RunDir, sup: Child, net: dict[str, Any], spec: NetSpec, console: Console
 ) -> Outcome:
@@ -110,23 +132,8 @@ async def watch_rounds(
     ipfs = collect.IpfsReader(net["ipfs_api"])
     feed = _Feed(watch, ipfs, None if console.is_terminal else console)
     out = Outcome()
-    live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
     try:
-        with live if live is not None else contextlib.nullcontext():
-            while not out.finished:
-                if sup.poll() is not None:
-                    error = read_net_file(run).get("error", "no error recorded")
-                    out.problems.append(f"the testnet stopped early: {error}")
-                    break
-                rounds = await feed.step()
-                if live is not None:
-                    live.update(progress.render(read_net_file(run), rounds, spec.rounds))
-                settled = sum(r.status != "open" for r in rounds)
-                out.finished = settled >= spec.rounds and not feed.pending
-                if feed.failing_for_s() > POLL_GIVE_UP_S:
-                    out.problems.append(f"cannot read the chain or IPFS: {feed.last_error}")
-                    break
-                await asyncio.sleep(0.1)
+        await _follow(run, sup, spec, feed, out, console)
         if sup.poll() is None:
             facts, problems = await collect.blob_facts(ipfs, feed.rounds({}))
             out.problems += problems

@@ -95,13 +95,9 @@ def validate(spec: NetSpec) -> NetSpec:
         f"1..{spec.clients} (the number of clients)",
     )
     _check(spec.xla_threads >= 1, "--xla-threads", spec.xla_threads, "an integer >= 1")
-    if spec.ipfs_api is not None:
-        _check(
-            spec.ipfs_api.startswith(("http://", "https://")),
-            "--ipfs-api",
-            spec.ipfs_api,
-            "a Kubo RPC URL such as http://127.0.0.1:5001",
-        )
+    api = spec.ipfs_api
+    ok = api is None or api.startswith(("http://", "https://"))
+    _check(ok, "--ipfs-api", api, "a Kubo RPC URL such as http://127.0.0.1:5001")
     return spec
 
 

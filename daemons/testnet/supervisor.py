@@ -103,13 +103,11 @@ class Supervisor:
         """Chain; then IPFS nodes, contract and data side by side; then the daemons."""
         self.run.create()
         self._phase("chain")
-        anvil = self.stack.enter_context(
-            Anvil(
-                block_time_s=self.spec.block_time_s,
-                log_path=self.run.logs / "anvil.log",
-                accounts=self.spec.clients + 1,
-            )
+        log = self.run.logs / "anvil.log"
+        anvil = Anvil(
+            block_time_s=self.spec.block_time_s, log_path=log, accounts=self.spec.clients + 1
         )
+        self.stack.enter_context(anvil)
         self._phase("ipfs, contract, data", rpc_url=anvil.rpc_url, ws_url=anvil.ws_url)
         nodes = self._bundled_nodes()
         with ThreadPoolExecutor(max_workers=len(nodes) + 1) as pool:
