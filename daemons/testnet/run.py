@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from daemons.errors import ConfigError
 from daemons.testnet import collect, progress
 from daemons.testnet.procs import Child, pid_alive, stop_children
 from daemons.testnet.records import RoundRecord, build_rounds, round_wall_times, update_offsets
@@ -281,6 +282,11 @@ async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0
 
 def up(spec: NetSpec, console: Console) -> int:
     """Run a testnet to the end (or keep it running); 0 when every round settled cleanly."""
+    if not spec.data_dir.is_dir():
+        raise ConfigError(
+            f"testnet option --data={spec.data_dir} is not a directory: run `make setup` "
+            "(installs dataset-fashion-mnist) or pass a directory with the four IDX files"
+        )
     run = RunDir(spec.run_dir.resolve())
     spec = NetSpec(**{**spec.__dict__, "run_dir": run.root})
     prepare_run_dir(run)

@@ -61,3 +61,21 @@ def test_foreign_directory_is_refused(tmp_path: Path) -> None:
 def test_missing_state_file_says_which_run_dir_to_pass(tmp_path: Path) -> None:
     with pytest.raises(TestnetError, match="--run-dir"):
         read_net_file(RunDir(tmp_path))
+
+
+def test_cli_reports_a_missing_dataset_before_starting_anything(tmp_path: Path, capsys) -> None:
+    from daemons.cli import main
+
+    code = main(
+        ["testnet", "up", "--data", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r")]
+    )
+    assert code == 2
+    assert "--data=" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_down_without_a_net_says_so(tmp_path: Path, capsys) -> None:
+    from daemons.cli import main
+
+    assert main(["testnet", "down", "--run-dir", str(tmp_path)]) == 1
+    assert "no testnet was started" in capsys.readouterr().out
