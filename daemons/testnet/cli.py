@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from daemons.config import STRATEGIES
 from daemons.errors import ConfigError, FedchainError
 from daemons.testnet.procs import pid_alive
 from daemons.testnet.spec import (
@@ -51,7 +52,7 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--clients", type=int, default=d.clients, help=f"client daemons ({d.clients})")
     add("--rounds", type=int, default=d.rounds, help=f"rounds to run ({d.rounds})")
     add("--model", choices=MODELS, default=d.model, help=f"network ({d.model})")
-    add("--strategy", default=d.strategy, help=f"aggregation strategy ({d.strategy})")
+    add("--strategy", choices=STRATEGIES, default=d.strategy, help=f"aggregation ({d.strategy})")
     add("--penalty", choices=PENALTIES, default=d.penalty, help=f"local penalty ({d.penalty})")
     add("--ewc-lambda", type=float, default=d.ewc_lambda, help="EWC strength; 0 = off (0)")
     add("--partition", choices=PARTITIONS, default=d.partition, help="data split (iid)")

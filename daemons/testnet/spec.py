@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemons.config import STRATEGIES
 from daemons.errors import ConfigError, FedchainError
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -75,6 +76,7 @@ def validate(spec: NetSpec) -> NetSpec:
     _check(1 <= spec.clients <= 64, "--clients", spec.clients, "an integer from 1 to 64")
     _check(1 <= spec.rounds <= 10_000, "--rounds", spec.rounds, "an integer >= 1")
     _check(spec.model in MODELS, "--model", spec.model, " | ".join(MODELS))
+    _check(spec.strategy in STRATEGIES, "--strategy", spec.strategy, " | ".join(STRATEGIES))
     _check(spec.partition in PARTITIONS, "--partition", spec.partition, " | ".join(PARTITIONS))
     _check(spec.penalty in PENALTIES, "--penalty", spec.penalty, " | ".join(PENALTIES))
     _check(spec.ewc_lambda >= 0, "--ewc-lambda", spec.ewc_lambda, "a number >= 0")

@@ -22,6 +22,7 @@ from daemons.testnet.spec import (
     [
         ({"clients": 0}, "--clients"),
         ({"model": "resnet"}, "--model"),
+        ({"strategy": "fedsgd"}, "--strategy"),
         ({"partition": "zipf"}, "--partition"),
         ({"alpha": 0.0}, "--alpha"),
         ({"block_time_s": 0.0}, "--block-time"),
