@@ -1,0 +1,65 @@
+"""The supervisor's restart policy: like systemd Restart=on-failure with a limit."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemons.testnet.procs import Child, stop_children
+from daemons.testnet.spec import NetSpec, RunDir, read_net_file
+from daemons.testnet.supervisor import MAX_RESTARTS, Supervisor, daemon_env
+
+
+def supervisor_with(tmp_path: Path, code: str) -> Supervisor:
+    sup = Supervisor(NetSpec(run_dir=tmp_path, clients=1))
+    sup.run.create()
+    argv = [sys.executable, "-c", code]
+    sup.children = [Child("client-0", argv, dict(os.environ), sup.run.logs / "client-0.log")]
+    sup.children[0].start()
+    return sup
+
+
+def check_until_verdict(sup: Supervisor, timeout_s: float = 30.0) -> str | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        verdict = sup.check()
+        if verdict is not None:
+            return verdict
+        if all(c.poll() == 0 for c in sup.children):
+            return None
+        time.sleep(0.05)
+    raise AssertionError("no verdict")
+
+
+def test_a_crashing_daemon_is_restarted_then_given_up_on(tmp_path: Path) -> None:
+    sup = supervisor_with(tmp_path, "import sys; print('boom'); sys.exit(1)")
+    verdict = check_until_verdict(sup)
+    assert verdict is not None and "client-0 exited with code 1" in verdict
+    assert sup.children[0].restarts == MAX_RESTARTS
+    assert sup.children[0].exit_codes == [1] * (MAX_RESTARTS + 1)
+    assert "client-0.log" in verdict and "boom" in verdict
+    assert read_net_file(RunDir(tmp_path))["restarts"] == {"client-0": MAX_RESTARTS}
+
+
+@pytest.mark.parametrize("code", [2, 3])
+def test_config_error_and_chain_reset_are_not_restarted(tmp_path: Path, code: int) -> None:
+    sup = supervisor_with(tmp_path, f"import sys; sys.exit({code})")
+    verdict = check_until_verdict(sup)
+    assert verdict is not None and f"code {code}" in verdict
+    assert sup.children[0].restarts == 0
+
+
+def test_a_clean_exit_is_left_alone(tmp_path: Path) -> None:
+    sup = supervisor_with(tmp_path, "pass")
+    assert check_until_verdict(sup) is None
+    assert sup.children[0].restarts == 0
+    stop_children(sup.children)
+
+
+def test_daemon_env_carries_the_key_and_one_xla_thread() -> None:
+    env = daemon_env("0xabc", xla_threads=1)
+    assert env["FEDCHAIN_PRIVATE_KEY"] == "0xabc"
+    assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
+    assert "intra_op_parallelism_threads" not in daemon_env("0xabc", 2).get("XLA_FLAGS", "")
