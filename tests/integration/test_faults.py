@@ -180,8 +180,19 @@ async def _check_http(fed: Federation) -> None:
         async with http.get(f"{client}/metrics") as resp:
             client_text = await resp.text()
     assert health["status"] == "ok" and health["role"] == "org" and health["round_id"] >= 1
-    assert 'fedchain_rounds_total{outcome="closed"} 1.0' in text
-    assert "fedchain_updates_accepted_total 1.0" in text
-    assert 'fedchain_bytes_total{direction="in"}' in text
-    assert "fedchain_aggregate_seconds_count 1.0" in text
-    assert "fedchain_train_seconds_count 1.0" in client_text
+    org_values, client_values = _samples(text), _samples(client_text)
+    assert org_values['fedchain_rounds_total{outcome="closed"}'] >= 1
+    assert org_values["fedchain_updates_accepted_total"] >= 1
+    assert org_values['fedchain_bytes_total{direction="in"}'] > 0
+    assert org_values["fedchain_aggregate_seconds_count"] >= 1
+    assert client_values["fedchain_train_seconds_count"] >= 1
+
+
+def _samples(exposition: str) -> dict[str, float]:
+    """`name{labels}` -> value from the Prometheus text format (the daemons go on running)."""
+    out = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
