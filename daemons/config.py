@@ -35,6 +35,7 @@ STRATEGIES = (
     "fedavgm",
 )
 LOG_FORMATS = ("human", "json")
+MAX_ROUND_DURATION_S = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
 PATH_KEYS |= {("data", "path")}
-NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed"), ("federation", "min_updates")}
+NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
 
 
@@ -260,10 +261,15 @@ def _check_cross(cfg: DaemonConfig) -> None:
     p = cfg.path
     fed = cfg.federation
     if fed is not None:
-        if fed.max_updates < max(fed.min_updates, 1):
+        if fed.max_updates < fed.min_updates:
             raise ConfigError(
                 f"{p}: federation.max_updates = {fed.max_updates} must be >= "
-                f"federation.min_updates = {fed.min_updates} and >= 1"
+                f"federation.min_updates = {fed.min_updates}"
+            )
+        if fed.round_duration_s > MAX_ROUND_DURATION_S:
+            raise ConfigError(
+                f"{p}: federation.round_duration_s = {fed.round_duration_s}; allowed values: "
+                f"1 to {MAX_ROUND_DURATION_S} (the contract's MAX_DURATION, 30 days)"
             )
         for client in fed.clients:
             if not _is_address(client):
