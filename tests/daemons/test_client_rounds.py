@@ -53,12 +53,14 @@ def config(tmp_path: Path) -> DaemonConfig:
     )
 
 
-async def open_round(chain: FakeChain, storage: FakeStorage, deadline: int) -> RoundOpened:
+async def open_round(
+    chain: FakeChain, storage: FakeStorage, deadline: int, penalty: str = "ewc"
+) -> RoundOpened:
     params = params_to_numpy(get_model("logreg").init(jax.random.PRNGKey(0)))
     zeros = jax.tree_util.tree_map(np.zeros_like, params)
     meta = BlobMetadata("model", 0, "0xorg", "", 0, "logreg")
     base = await storage.put(encode_blob({"params": params, "fisher": zeros}, meta))
-    training = TrainingConfig(epochs=1, batch_size=10, fisher_samples=20)
+    training = TrainingConfig(epochs=1, batch_size=10, fisher_samples=20, penalty=penalty)
     cfg = await storage.put(encode_round_config(RoundConfig(1, "logreg", 7, training)))
     r = chain.open_round(base.cid, base.digest, deadline, cfg.cid)
     info = chain.rounds[r]
@@ -156,3 +158,20 @@ async def test_stale_round_is_ignored(tmp_path: Path) -> None:
     stale = dataclasses.replace(first, round_id=2)
     await client.on_round_opened(stale)
     assert [s[2][0] for s in chain.sent] == [2]
+
+
+@pytest.mark.parametrize("penalty", ["none", "fedprox", "fedcurv"])
+async def test_other_penalties(tmp_path: Path, penalty: str) -> None:
+    client, chain, storage, _ = make_client(tmp_path)
+    await client.on_round_opened(await open_round(chain, storage, 2000, penalty))
+    update = decode_blob(storage.blobs[chain.submitted[(1, ME)][0]]).sections
+    if penalty == "fedcurv":
+        assert set(update) == {"params", "fisher", "u", "v"}
+        for u, f, v, p in zip(
+            *(jax.tree_util.tree_leaves(update[k]) for k in ("u", "fisher", "v", "params")),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(u, f)
+            np.testing.assert_allclose(v, f * p, rtol=1e-6)
+    else:
+        assert set(update) == {"params", "fisher"}

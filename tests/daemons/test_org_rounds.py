@@ -103,8 +103,12 @@ async def submit(
         num_samples=100,
         model_name="logreg",
     )
+    curvature = bool(meta_changes.pop("curvature", False))
     fields.update(meta_changes)
-    blob = encode_blob({"params": params, "fisher": fisher}, BlobMetadata(**fields))  # type: ignore[arg-type]
+    sections = {"params": params, "fisher": fisher}
+    if curvature:  # FedCurv: u = F, v = F * params
+        sections |= {"u": fisher, "v": jax.tree_util.tree_map(np.multiply, fisher, params)}
+    blob = encode_blob(sections, BlobMetadata(**fields))  # type: ignore[arg-type]
     stored = await storage.put(blob)
     chain.submit_as(client, r, stored.cid, stored.digest, 100)
     org.record(r, Submission(client, stored.cid, "0x" + stored.digest.hex(), 100))
@@ -260,3 +264,24 @@ async def test_paused_contract_waits_instead_of_crashing(
     monkeypatch.setattr(org, "run_until_idle", paused_then_done)
     await asyncio.wait_for(service._drive(org, asyncio.Event(), cfg), 10)
     assert len(calls) == 2
+
+
+async def test_fedcurv_round_publishes_curvature_sums(tmp_path: Path) -> None:
+    import dataclasses
+
+    org, chain, storage = make_org(tmp_path, rounds=1)
+    org.fed = dataclasses.replace(org.fed, strategy="fedcurv")
+    org.training = dataclasses.replace(org.training, penalty="fedcurv")
+    org.cfg = dataclasses.replace(org.cfg, federation=org.fed, training=org.training)
+    await org.run_until_idle()
+    await submit(org, chain, storage, CLIENTS[0], 0.01, curvature=True)
+    await submit(org, chain, storage, CLIENTS[1], 0.03, curvature=True)
+    await submit(org, chain, storage, CLIENTS[2], 0.02)  # no u, v: wrong key set
+    assert (await org.run_until_idle()).action is Action.DONE
+    closed = chain.rounds[1]
+    manifest = decode_manifest(storage.blobs[closed.manifest_cid])
+    assert [(e.client, e.reason) for e in manifest.excluded] == [(CLIENTS[2], "keys")]
+    model = decode_blob(storage.blobs[closed.model_cid]).sections
+    assert {"u", "v"} <= set(model)
+    for u in leaves(model["u"]):
+        np.testing.assert_allclose(u, 2.0)  # the sum of two clients' Fisher of ones
