@@ -259,26 +259,9 @@ def _check_value(path: Path, base: Path, name: str, key: str, value: Any) -> Any
 def _check_cross(cfg: DaemonConfig) -> None:
     """Checks that involve several keys (counts, addresses, required paths)."""
     p = cfg.path
-    fed = cfg.federation
-    if fed is not None:
-        if fed.max_updates < fed.min_updates:
-            raise ConfigError(
-                f"{p}: federation.max_updates = {fed.max_updates} must be >= "
-                f"federation.min_updates = {fed.min_updates}"
-            )
-        if fed.round_duration_s > MAX_ROUND_DURATION_S:
-            raise ConfigError(
-                f"{p}: federation.round_duration_s = {fed.round_duration_s}; allowed values: "
-                f"1 to {MAX_ROUND_DURATION_S} (the contract's MAX_DURATION, 30 days)"
-            )
-        for client in fed.clients:
-            if not _is_address(client):
-                raise ConfigError(
-                    f"{p}: federation.clients contains {client!r}; allowed values: "
-                    "0x-prefixed 20-byte hex addresses"
-                )
-        if not fed.eval_data:
-            raise ConfigError(f"{p}: federation.eval_data is required (an .npz or IDX dir)")
+    if cfg.federation is not None:
+        penalty = cfg.training.penalty if cfg.training else "ewc"
+        _check_federation(p, cfg.federation, penalty)
     if cfg.data is not None and not cfg.data.path:
         raise ConfigError(f"{p}: data.path is required (an .npz or a directory of IDX files)")
     if cfg.role == "client" and not cfg.chain.contract:
@@ -288,6 +271,33 @@ def _check_cross(cfg: DaemonConfig) -> None:
             f"{p}: chain.contract = {cfg.chain.contract!r}; allowed values: "
             '"" (org: deploy) or a 0x-prefixed 20-byte hex address'
         )
+
+
+def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
+    """[federation] against itself, the contract's bounds and the training penalty."""
+    if fed.max_updates < fed.min_updates:
+        raise ConfigError(
+            f"{p}: federation.max_updates = {fed.max_updates} must be >= "
+            f"federation.min_updates = {fed.min_updates}"
+        )
+    if fed.strategy == "fedcurv" and penalty != "fedcurv":
+        raise ConfigError(
+            f'{p}: federation.strategy = "fedcurv" needs training.penalty = "fedcurv" '
+            f"(clients must send u, v), got {penalty!r}"
+        )
+    if fed.round_duration_s > MAX_ROUND_DURATION_S:
+        raise ConfigError(
+            f"{p}: federation.round_duration_s = {fed.round_duration_s}; allowed values: "
+            f"1 to {MAX_ROUND_DURATION_S} (the contract's MAX_DURATION, 30 days)"
+        )
+    for client in fed.clients:
+        if not _is_address(client):
+            raise ConfigError(
+                f"{p}: federation.clients contains {client!r}; allowed values: "
+                "0x-prefixed 20-byte hex addresses"
+            )
+    if not fed.eval_data:
+        raise ConfigError(f"{p}: federation.eval_data is required (an .npz or IDX dir)")
 
 
 def _is_address(text: str) -> bool:

@@ -59,6 +59,7 @@ def test_org_values_types_and_paths(tmp_path: Path) -> None:
         (ORG.replace("rounds = 3", "rounds = 0"), ["federation.rounds", "> 0"]),
         (ORG.replace("rounds = 3", "rounds = 'x'"), ["federation.rounds", "int"]),
         (ORG.replace("rounds = 3", "min_updates = 0"), ["federation.min_updates", "> 0"]),
+        (ORG.replace("rounds = 3", "strategy = 'fedcurv'"), ["training.penalty", "u, v"]),
         (ORG.replace("rounds = 3", "min_updates = 4"), ["federation.max_updates", ">="]),
         (ORG.replace("rounds = 3", "round_duration_s = 9999999"), ["round_duration_s", "30 days"]),
         (ORG + "\n[data]\npath='x'\n", ["[data]", "allowed sections"]),
