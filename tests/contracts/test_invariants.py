@@ -35,7 +35,7 @@ from tests.contracts.helpers import BASE_CID, CID59, CONFIG_CID, MANIFEST_CID, M
 from tests.contracts.lifecycle_model import MAX_DURATION, Model
 from tests.fixtures.anvil import dev_accounts
 
-EXAMPLES, STEPS = int(os.environ.get("FEDCHAIN_INVARIANT_EXAMPLES", "60")), 50
+EXAMPLES, STEPS = int(os.environ.get("FEDCHAIN_INVARIANT_EXAMPLES", "100")), 50
 AMBIGUOUS_S = 3  # a deadline this close to "now" could fall either side of the next block
 NATURAL = 15  # callers below this act as the natural caller (org, a client); the rest as 0-4
 callers = st.integers(0, NATURAL + 4)  # accounts: 0 = first org, 1-3 = clients, 4 = outsider
