@@ -205,6 +205,12 @@ def main() -> None:
     runs = {m: np.stack(c) for m, c in curves.items()}
     labels = TASK_LABELS[args.task_b]
     plot(runs, args.rounds, labels, args.out)
+    print(f"plot: {args.out}  ({time.perf_counter() - start:.0f} s)")
+    report(runs, args)
+
+
+def report(runs: dict[str, np.ndarray], args: argparse.Namespace) -> None:
+    """Print the summary table and one RESULT line per headline figure."""
     K = args.rounds
     print(
         f"\n{args.clients} clients x {args.samples_per_client} samples, {args.model}, K={K}, "
@@ -214,7 +220,6 @@ def main() -> None:
     for m, r in runs.items():
         a_a, a_b, b_b = (r[:, K - 1, 0].mean(), r[:, -1, 0].mean(), r[:, -1, 1].mean())
         print(f"{m:8s}  {a_a * 100:9.1f}   {a_b * 100:9.1f}   {b_b * 100:9.1f}")
-    print(f"plot: {args.out}  ({time.perf_counter() - start:.0f} s)")
     for m, r in runs.items():
         print(f"RESULT {m}_task_a_after_b {r[:, -1, 0].mean() * 100:.1f} %")
         print(f"RESULT {m}_task_b_after_b {r[:, -1, 1].mean() * 100:.1f} %")
