@@ -31,6 +31,7 @@ from daemons.errors import FedchainError, TransientError
 log = logging.getLogger(__name__)
 
 # the node already has (or already mined) this exact transaction: nothing to do
+FIRST_POLL_S = 0.005  # first receipt poll after a broadcast; doubles up to poll_interval_s
 _HARMLESS_SEND_ERRORS = ("already known", "already imported", "known transaction", "nonce too low")
 
 
@@ -128,11 +129,18 @@ class TxSender:
         return max(int(chain), -1 if stored is None else stored + 1)
 
     async def _deliver(self, entry: OutboxEntry) -> TxReceipt:
-        """Broadcast and wait for the receipt, re-broadcasting now and then; mark it done."""
+        """Broadcast and wait for the receipt, re-broadcasting now and then; mark it done.
+
+        The receipt is asked for right after the broadcast (an automining node has mined the
+        transaction by then), then polled with a short wait doubling up to `poll_interval_s`.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.receipt_timeout_s
-        next_broadcast = loop.time()
-        while loop.time() < deadline:
+        next_broadcast, wait = loop.time(), FIRST_POLL_S
+        while True:
+            if loop.time() >= next_broadcast:  # harmless if the node has (or mined) it
+                await self._broadcast(entry)
+                next_broadcast = loop.time() + self.rebroadcast_s
             receipt = await self._receipt(entry)
             if receipt is not None:
                 self.store.outbox_mark(entry.key, OUTBOX_DONE)
@@ -140,10 +148,10 @@ class TxSender:
             dead = await self._dead_reason(entry)
             if dead is not None:
                 raise TxDropped(dead)
-            if loop.time() >= next_broadcast:
-                await self._broadcast(entry)
-                next_broadcast = loop.time() + self.rebroadcast_s
-            await asyncio.sleep(self.poll_interval_s)
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(wait)
+            wait = min(2 * wait, self.poll_interval_s)
         raise TxNotMined(
             f"transaction {entry.tx_hash} ({entry.key}, nonce {entry.nonce}) was not mined "
             f"within {self.receipt_timeout_s:.0f} s at {self.url}; it stays in the outbox and "

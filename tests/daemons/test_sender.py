@@ -198,3 +198,19 @@ async def test_revert_at_estimation_stores_nothing(deployed: Deployed, tmp_path:
         with pytest.raises(NotOrg):
             await asyncio.wait_for(sender.send("pause", "pause"), 30)
         assert store.outbox_entries() == []
+
+
+async def test_automined_send_does_not_wait_a_poll_interval(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """The receipt is read right after the broadcast, not after a poll_interval_s sleep."""
+    with StateStore(tmp_path / "s.db") as store:
+        sender = TxSender(deployed.contract, deployed.org, store, poll_interval_s=2.0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        receipt = await asyncio.wait_for(
+            sender.send("openRound:1", "openRound", *await open_round_args(deployed)), 30
+        )
+        elapsed = loop.time() - started
+    assert receipt["status"] == 1
+    assert elapsed < 1.0, f"send took {elapsed:.2f} s on automine"
