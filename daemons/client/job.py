@@ -62,9 +62,11 @@ def train_update(
     )
     started = time.perf_counter()
     trained, metrics = local_train(model, base.sections["params"], data, train_config, penalty)
+    trained = jax.block_until_ready(trained)  # JAX dispatches asynchronously: time the work
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     fisher = fisher_diagonal(model, trained, data, max_samples=t.fisher_samples, seed=seed)
+    fisher = jax.block_until_ready(fisher)
     facts = {"loss": metrics.loss, "accuracy": metrics.accuracy, "train_s": train_s}
     facts["fisher_s"] = time.perf_counter() - started
     meta = BlobMetadata(

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
@@ -34,6 +35,8 @@ from models.validation import Limits, validate_blob
 
 log = logging.getLogger("fedchain.client")
 KV = Any
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 class ClientRounds:
@@ -80,14 +83,16 @@ class ClientRounds:
         self.metrics.current_round.set(current)
         if r != current:
             return None
-        info = await self.chain.get_round(r)
-        me = self.chain.address
+        info, submitted, now = await asyncio.gather(  # independent reads: one round trip
+            self.chain.get_round(r),
+            self.chain.has_submitted(r, self.chain.address),
+            self.chain.now_s(),
+        )
         if info.status is not RoundStatus.OPEN:
             return None
-        if await self.chain.has_submitted(r, me):
+        if submitted:
             log_event(log, logging.INFO, "already submitted; skipping", round_id=r)
             return None
-        now = await self.chain.now_s()
         if now > info.deadline:
             log_event(
                 log,
@@ -108,8 +113,9 @@ class ClientRounds:
             cached = self.cache.get(bytes.fromhex(known))
             if cached is not None:
                 return cached
-        config = decode_round_config(await self._config(info))
-        base = await self._base(info, config)
+        config_json, base_data = await _side_by_side(self._config(info), self._fetch_base(info))
+        config = decode_round_config(config_json)
+        base = self._base(base_data, config)
         previous = self._previous(base)
         started = time.perf_counter()
         log_event(
@@ -138,8 +144,8 @@ class ClientRounds:
         )
         return data
 
-    async def _base(self, info: RoundInfo, config: RoundConfig) -> DecodedBlob:
-        """Fetch the base model (digest from chain, size cap) and validate it."""
+    async def _fetch_base(self, info: RoundInfo) -> bytes:
+        """The base model's bytes (digest from chain, size cap), from the cache or IPFS."""
         ipfs = self.cfg.ipfs
         data = await fetch(
             self.storage,
@@ -150,10 +156,14 @@ class ClientRounds:
             ipfs.timeout_s,
         )
         self.metrics.bytes.labels(direction="in").inc(len(data))
+        return data
+
+    def _base(self, data: bytes, config: RoundConfig) -> DecodedBlob:
+        """Validate the base model against the round config's architecture."""
         abstract = jax.eval_shape(get_model(config.model).init, jax.random.PRNGKey(0))
         shapes = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, np.float32), abstract)
         limits = Limits(
-            max_bytes=ipfs.max_blob_bytes,
+            max_bytes=self.cfg.ipfs.max_blob_bytes,
             passthrough_sections=frozenset({"server_state", "u", "v"}),
         )
         expected = {"kind": "model", "model_name": config.model}
@@ -217,3 +227,15 @@ class ClientRounds:
             error=name,
             detail=str(exc),
         )
+
+
+async def _side_by_side(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Await both concurrently; the first failure propagates as is and cancels the other."""
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return tasks[0].result(), tasks[1].result()

@@ -175,3 +175,16 @@ async def test_other_penalties(tmp_path: Path, penalty: str) -> None:
             np.testing.assert_allclose(v, f * p, rtol=1e-6)
     else:
         assert set(update) == {"params", "fisher"}
+
+
+async def test_tampered_base_model_skips_the_round(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Config and base are fetched side by side; a digest failure still skips the round."""
+    client, chain, storage, _ = make_client(tmp_path)
+    event = await open_round(chain, storage, deadline=2000)
+    storage.blobs[event.base_cid] += b"x"
+    with caplog.at_level(logging.ERROR, logger="fedchain.client"):
+        await client.on_round_opened(event)
+    assert chain.sent == []
+    assert any("bad base model" in r.getMessage() for r in caplog.records)
