@@ -103,6 +103,10 @@ class BlobCache:
         data = path.read_bytes()
         return data if hashlib.sha256(data).digest() == digest else None
 
+    def has(self, digest: bytes) -> bool:
+        """Whether a blob with this digest is stored (not re-checked; `get` checks)."""
+        return self._path(digest).exists()
+
     def put(self, data: bytes) -> bytes:
         """Store `data` atomically (write + rename); returns its digest."""
         digest = hashlib.sha256(data).digest()

@@ -75,9 +75,7 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
     ipfs = org.cfg.ipfs
     digest = bytes.fromhex(sub.digest.removeprefix("0x"))
     try:
-        data = await fetch(
-            org.storage, org.cache, sub.cid, digest, ipfs.max_blob_bytes, ipfs.timeout_s
-        )
+        data = await org.prefetch.get(sub.cid, digest)
     except RejectedUpdate as exc:
         return Verdict(exc.reason, exc.detail or str(exc))
     except IpfsTimeout as exc:

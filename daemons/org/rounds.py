@@ -23,6 +23,7 @@ from daemons.org.collect import judge_update
 from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
+from daemons.org.prefetch import Prefetcher
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.round_config import RoundConfig, encode_round_config
 from daemons.service import crash_point, log_event
@@ -56,6 +57,7 @@ class OrgRounds:
         self.fed: FederationConfig = cfg.federation
         self.training: TrainingConfig = cfg.training
         self.ledger, self.cache, self.eval_data, self.metrics = ledger, cache, eval_data, metrics
+        self.prefetch = Prefetcher(storage, cache, cfg.ipfs)
         self.round_id = 0
 
     async def view(self) -> tuple[RoundView, RoundInfo | None]:
@@ -63,7 +65,9 @@ class OrgRounds:
         round_id = await self.chain.current_round_id()
         self.round_id = round_id
         self.metrics.current_round.set(round_id)
-        info = await self.chain.get_round(round_id) if round_id else None
+        info, now_s = await asyncio.gather(  # independent reads: one round trip
+            self.chain.get_round(round_id) if round_id else _no_round(), self.chain.now_s()
+        )
         subs = self.ledger.submissions(round_id)
         view = RoundView(
             round_id=round_id,
@@ -72,7 +76,7 @@ class OrgRounds:
             min_updates=info.min_updates if info else 0,
             max_updates=info.max_updates if info else 0,
             num_updates=info.num_updates if info else 0,
-            now_s=await self.chain.now_s(),
+            now_s=now_s,
             recorded=len(subs),
             pending=sum(1 for s in subs.values() if s.verdict is None),
             rounds=self.fed.rounds,
@@ -161,7 +165,9 @@ class OrgRounds:
     # ---- collecting ----------------------------------------------------------------------
 
     def record(self, round_id: int, sub: Submission) -> None:
-        """Remember an `UpdateSubmitted` (idempotent: a replayed event changes nothing)."""
+        """Remember an `UpdateSubmitted` (idempotent) and, in the current round, start its fetch."""
+        if round_id == self.round_id:
+            self.prefetch.want(sub.cid, _digest(sub))
         if self.ledger.record(round_id, sub):
             log_event(
                 log,
@@ -173,9 +179,16 @@ class OrgRounds:
             )
 
     async def judge_pending(self, info: RoundInfo) -> None:
-        """Fetch and validate each recorded, unjudged update of the round, in client order."""
+        """Fetch and validate each recorded, unjudged update of the round, in client order.
+
+        All their fetches start at once (bounded by the prefetcher); the verdicts are still
+        reached and written one by one in client order.
+        """
         subs = self.ledger.submissions(info.round_id)
-        for client in sorted(c for c, s in subs.items() if s.verdict is None):
+        pending = sorted(c for c, s in subs.items() if s.verdict is None)
+        for client in pending:
+            self.prefetch.want(subs[client].cid, _digest(subs[client]))
+        for client in pending:
             verdict = await judge_update(self, info, subs[client])
             self.ledger.judge(
                 info.round_id, client, verdict.verdict, verdict.detail, train=verdict.train
@@ -190,6 +203,14 @@ class OrgRounds:
         self.cache.put(data)
         self.metrics.bytes.labels(direction="out").inc(len(data))
         return stored
+
+
+async def _no_round() -> None:
+    return None
+
+
+def _digest(sub: Submission) -> bytes:
+    return bytes.fromhex(sub.digest.removeprefix("0x"))
 
 
 def sha256(data: bytes) -> bytes:

@@ -76,7 +76,10 @@ async def _main(node: Node, account: Any) -> None:
         health = lambda: {"round_id": org.round_id, "contract": address}  # noqa: E731
         sd_notify("READY=1")
         log_event(log, logging.INFO, "org ready", contract=address)
-        await race([tail, drive, *http_task(node, health)], name="org")
+        try:
+            await race([tail, drive, *http_task(node, health)], name="org")
+        finally:
+            await org.prefetch.close()
 
 
 async def _drive(org: OrgRounds, wake: asyncio.Event, cfg: DaemonConfig) -> None:

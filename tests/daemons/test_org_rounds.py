@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -285,3 +286,15 @@ async def test_fedcurv_round_publishes_curvature_sums(tmp_path: Path) -> None:
     assert {"u", "v"} <= set(model)
     for u in leaves(model["u"]):
         np.testing.assert_allclose(u, 2.0)  # the sum of two clients' Fisher of ones
+
+
+async def test_an_update_of_the_current_round_is_fetched_when_its_event_arrives(
+    tmp_path: Path,
+) -> None:
+    org, chain, storage = make_org(tmp_path)
+    await org.run_until_idle()  # opens round 1
+    await submit(org, chain, storage, CLIENTS[0], 0.01)
+    digest = bytes.fromhex(org.ledger.submissions(1)[CLIENTS[0]].digest.removeprefix("0x"))
+    await asyncio.sleep(0.05)  # no judge has run: the event alone started the fetch
+    assert org.cache.has(digest)
+    assert org.ledger.submissions(1)[CLIENTS[0]].verdict is None
