@@ -11,6 +11,10 @@ from pathlib import Path
 from daemons.testnet.spec import NetSpec
 
 KEY_ENV = "FEDCHAIN_PRIVATE_KEY"
+# Every daemon gets the websocket doorbell (`ws_url`), which wakes it on each new block; the
+# poll is only the fallback and the deadline check. A short poll costs every daemon (and
+# anvil) a few RPCs per tick, CPU the 2-core testnet needs for training and IPFS.
+POLL_INTERVAL_S = 0.5
 TomlValue = str | int | float | bool | Sequence[str] | Mapping[str, object]
 
 
@@ -60,7 +64,7 @@ def _common(ep: Endpoints, api_url: str, state_dir: Path) -> dict[str, dict[str,
             "contract": ep.contract,
             "confirmations": 0,
             "log_chunk_blocks": 1000,
-            "poll_interval_s": 0.1,
+            "poll_interval_s": POLL_INTERVAL_S,
         },
         "identity": {"private_key_env": KEY_ENV},
         "ipfs": {"api_url": api_url, "timeout_s": 60, "max_blob_bytes": 67108864},
