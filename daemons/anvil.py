@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -18,11 +17,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from daemons.childproc import die_with_parent, terminate
 from daemons.errors import FedchainError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
-_PR_SET_PDEATHSIG = 1
 
 
 class AnvilError(FedchainError):
@@ -50,12 +49,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the kernel sends SIGKILL to anvil when the process that spawned it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @cache
@@ -149,7 +142,7 @@ class Anvil:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
 
     def _wait_ready(self) -> bool:
@@ -185,13 +178,8 @@ class Anvil:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate anvil (SIGTERM lets it dump --state), kill it if it lingers."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            terminate(proc, timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None

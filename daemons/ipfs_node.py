@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from daemons.childproc import terminate
 from daemons.errors import FedchainError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -178,13 +179,7 @@ class BundledIpfsNode:
         proc, self._proc = self._proc, None
         self._info = {}
         if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc, timeout_s)
             if proc.stdin is not None:
                 proc.stdin.close()
         if self._log is not None:

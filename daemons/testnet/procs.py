@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -12,13 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM this child when its parent dies, so no daemon outlives the net."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+from daemons.childproc import die_with_parent
 
 
 @dataclass
@@ -54,7 +47,8 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                # SIGTERM, not SIGKILL: an orphaned daemon still shuts down cleanly.
+                preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None,
             )
 
     def poll(self) -> int | None:
