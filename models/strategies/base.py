@@ -68,6 +68,14 @@ class Strategy(Protocol):
         ...
 
 
+class Stateless:
+    """Mixin for strategies that carry no server state between rounds."""
+
+    def init(self, base_params: Params) -> Params:
+        """Stateless: an empty dict."""
+        return {}
+
+
 def prepare(updates: Sequence[ClientUpdate]) -> tuple[list[ClientUpdate], dict[str, str]]:
     """Sort by client, refuse duplicates, and set aside updates that carry no samples."""
     ordered = sorted(updates, key=lambda u: u.client)

@@ -20,6 +20,7 @@ from models.strategies.base import (
     Combined,
     Flat,
     Params,
+    Stateless,
     aggregate_with,
     check_same_names,
     flat64,
@@ -66,14 +67,10 @@ def _sum_products(params: list[Flat], curv: list[Flat]) -> Flat:
 
 
 @dataclass(frozen=True)
-class FedCurv:
+class FedCurv(Stateless):
     """FedAvg params plus the published sums u = Σ F_i and v = Σ F_i ⊙ θ_i (Shoham et al. 2019)."""
 
     name: str = "fedcurv"
-
-    def init(self, base_params: Params) -> Params:
-        """Stateless."""
-        return {}
 
     def _combine(
         self, updates: list[ClientUpdate], params: list[Flat], base: Flat
@@ -94,7 +91,7 @@ class FedCurv:
 
 
 @dataclass(frozen=True)
-class FisherMerge:
+class FisherMerge(Stateless):
     """θ = Σ F_i θ_i / Σ F_i per coordinate, FedAvg where Σ F_i <= eps (Matena & Raffel 2022)."""
 
     eps: float = 1e-12
@@ -103,10 +100,6 @@ class FisherMerge:
     def __post_init__(self) -> None:
         if not self.eps >= 0.0:
             raise StrategyError(f"fisher_merge eps must be >= 0, got {self.eps}")
-
-    def init(self, base_params: Params) -> Params:
-        """Stateless."""
-        return {}
 
     def _combine(
         self, updates: list[ClientUpdate], params: list[Flat], base: Flat

@@ -11,6 +11,7 @@ from models.strategies.base import (
     Combined,
     Flat,
     Params,
+    Stateless,
     aggregate_with,
     sample_mean,
     sample_shares,
@@ -25,14 +26,10 @@ def combine_fedavg(updates: list[ClientUpdate], params: list[Flat], base: Flat) 
 
 
 @dataclass(frozen=True)
-class FedAvg:
+class FedAvg(Stateless):
     """FedAvg weighted by num_samples (McMahan et al. 2017)."""
 
     name: str = "fedavg"
-
-    def init(self, base_params: Params) -> Params:
-        """Stateless."""
-        return {}
 
     def aggregate(
         self, base_params: Params, updates: Sequence[ClientUpdate], state: Params | None = None

@@ -21,6 +21,7 @@ from models.strategies.base import (
     Combined,
     Flat,
     Params,
+    Stateless,
     aggregate_with,
     weighted_sum,
 )
@@ -50,7 +51,7 @@ def krum_scores(dist: np.ndarray, f: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class MultiKrum:
+class MultiKrum(Stateless):
     """Multi-Krum with f assumed Byzantine clients, averaging the m best (m=None: n − f)."""
 
     f: int = 1
@@ -60,10 +61,6 @@ class MultiKrum:
     def __post_init__(self) -> None:
         if self.f < 0 or (self.m is not None and self.m < 1):
             raise StrategyError(f"{self.name} needs f >= 0 and m >= 1, got f={self.f}, m={self.m}")
-
-    def init(self, base_params: Params) -> Params:
-        """Stateless."""
-        return {}
 
     def _combine(self, updates: list[ClientUpdate], params: list[Flat], base: Flat) -> Combined:
         n = len(updates)

@@ -18,6 +18,7 @@ from models.strategies.base import (
     Combined,
     Flat,
     Params,
+    Stateless,
     aggregate_with,
     ranked,
 )
@@ -47,14 +48,10 @@ def trimmed_mean(params: list[Flat], beta: float) -> Flat:
 
 
 @dataclass(frozen=True)
-class Median:
+class Median(Stateless):
     """Coordinate-wise median (Yin et al. 2018)."""
 
     name: str = "median"
-
-    def init(self, base_params: Params) -> Params:
-        """Stateless."""
-        return {}
 
     def aggregate(
         self, base_params: Params, updates: Sequence[ClientUpdate], state: Params | None = None
@@ -68,7 +65,7 @@ class Median:
 
 
 @dataclass(frozen=True)
-class TrimmedMean:
+class TrimmedMean(Stateless):
     """Coordinate-wise β-trimmed mean (Yin et al. 2018); β in [0, 0.5)."""
 
     beta: float = 0.1
@@ -77,10 +74,6 @@ class TrimmedMean:
     def __post_init__(self) -> None:
         if not 0.0 <= self.beta < 0.5:
             raise StrategyError(f"trimmed_mean beta must be in [0, 0.5), got {self.beta}")
-
-    def init(self, base_params: Params) -> Params:
-        """Stateless."""
-        return {}
 
     def aggregate(
         self, base_params: Params, updates: Sequence[ClientUpdate], state: Params | None = None
