@@ -165,8 +165,8 @@ async def _retain(org: OrgRounds, round_id: int) -> None:
     if keep < 1 or round_id <= keep:
         return
     history = []
-    for r in range(1, round_id + 1):
-        info = await org.chain.get_round(r)
+    infos = await asyncio.gather(*(org.chain.get_round(r) for r in range(1, round_id + 1)))
+    for r, info in enumerate(infos, start=1):  # one round trip, not one per past round
         if r == 1:
             history.append(RoundBlobs(0, info.base_cid))
         extras = tuple(c for c in (info.manifest_cid, info.config_cid) if c)
