@@ -85,6 +85,9 @@ async function startHelia (repo, swarmPort) {
       // buffer then aborts it and the blocks are lost (the want hangs). Allow whole blobs.
       streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: STREAM_READ_BUFFER_BYTES } })],
       peerDiscovery: [],
+      // Every peer of a local testnet dials from 127.0.0.1: libp2p's per-host limit of 5
+      // inbound connections a second would refuse the 6th client's node.
+      connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 256 },
       services: { identify: identify() }
     },
     http: { delegatedRouters: [], recursiveGateways: [] }

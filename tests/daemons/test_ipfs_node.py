@@ -4,6 +4,7 @@ errors through unmodified aioipfs, bitswap between two nodes, and a clean proces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import lzma
@@ -301,3 +302,18 @@ def test_fedchain_ipfs_rejects_a_bad_port(capsys) -> None:
 
     assert run_node_command(["--api-port", "70000"]) == 2
     assert "--api-port" in capsys.readouterr().err
+
+
+def test_a_hub_accepts_many_loopback_peers_at_once(tmp_path) -> None:
+    # Every peer of a local testnet dials from 127.0.0.1; libp2p's default of 5 inbound
+    # connections per host per second refused the 6th client of a 16-client testnet.
+    peers = 7
+    with contextlib.ExitStack() as stack:
+        hub = stack.enter_context(BundledIpfsNode(tmp_path / "hub"))
+        spokes = [
+            stack.enter_context(BundledIpfsNode(tmp_path / f"spoke-{i}")) for i in range(peers)
+        ]
+        for spoke in spokes:
+            rpc(spoke, "swarm/connect", arg=hub.swarm_multiaddr)
+        assert wait_for(lambda: len(peers_of(hub)) == peers, timeout_s=15)
+        assert sorted(peers_of(hub)) == sorted(s.peer_id for s in spokes)
