@@ -45,7 +45,7 @@ bench-deps: setup
 	@$(PY) -m pip install -q -e '.[dev,bench]'
 
 demo: setup
-	@$(VENV)/bin/fedchain testnet up --clients 4 --rounds 5 --model 2nn --partition iid --epochs 5 --batch-size 32 --learning-rate 0.1 --run-dir runs/demo
+	@$(VENV)/bin/fedchain testnet up --clients 4 --rounds 5 --model 2nn --partition iid --epochs 5 --batch-size 32 --learning-rate 0.1 --ewc-lambda 5 --run-dir runs/demo
 
 test: setup
 	@$(VENV)/bin/pytest -q

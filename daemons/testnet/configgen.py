@@ -81,7 +81,8 @@ def training_table(spec: NetSpec) -> dict[str, object]:
     """The [training] table; the org publishes it as the round config."""
     penalty = spec.penalty
     if penalty == "ewc" and spec.ewc_lambda == 0:
-        penalty = "none"  # lambda 0 is plain FedAvg; skip the Fisher work
+        # lambda 0 is plain FedAvg; clients still send the Fisher the org folds in.
+        penalty = "none"
     table: dict[str, object] = {
         "epochs": spec.epochs,
         "batch_size": spec.batch_size,
