@@ -3,8 +3,15 @@
 We use the *empirical* Fisher: squared per-example gradients of ``log p(y_true | x)`` with the
 true label. It is what FL EWC/FedCurv papers and implementations use, it needs one backward
 pass per sample (no label sampling, so no extra randomness), and near a trained optimum it
-approximates the true Fisher. Per-example gradients come from ``vmap(grad)``, a ``lax.scan``
-over fixed-size batches keeps memory at ``batch_size x num_params`` floats.
+approximates the true Fisher. A ``lax.scan`` over fixed-size padded batches bounds memory.
+
+Networks made of dense layers alone (``Model.apply_with_taps``) use Goodfellow 2015,
+"Efficient per-example gradient computations": for ``z = a W + b`` the per-example gradient of
+``W`` is ``a_i (x) delta_i``, so ``sum_i (grad_i W)^2 = (A^2)^T (Delta^2)`` is one matmul and
+``sum_i (grad_i b)^2 = sum_i delta_i^2``. ``Delta`` for a whole batch is one backward pass of
+``sum_i loss_i`` with respect to zero taps on the pre-activations (the examples are independent).
+It is exact, and memory is ``batch_size x num_units``. Other networks use ``vmap(grad)``, with
+memory ``batch_size x num_params``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import numpy as np
 import optax
 
 from models.data import Dataset
-from models.networks import Model
+from models.networks import Model, TappedApply
 from models.training import to_batches
 from models.types import ModelsError, Params
 
@@ -29,21 +36,57 @@ def _neg_log_likelihood(model: Model, params: Params, x: jax.Array, y: jax.Array
     return optax.softmax_cross_entropy_with_integer_labels(logits, y[None])[0]
 
 
-@functools.lru_cache(maxsize=16)
-def _fisher_fn(model: Model, batch_size: int) -> Callable[..., Any]:
-    """Jitted sum of squared per-example gradients over padded, masked batches."""
+BatchSquares = Callable[[Params, jax.Array, jax.Array, jax.Array], Params]
+
+
+def _vmap_squares(model: Model) -> BatchSquares:
+    """Masked sum over a batch of squared per-example gradients, from ``vmap(grad)``."""
     per_example = jax.vmap(
         jax.grad(functools.partial(_neg_log_likelihood, model)), in_axes=(None, 0, 0)
     )
+
+    def squares(params: Params, x: jax.Array, y: jax.Array, mask: jax.Array) -> Params:
+        grads = per_example(params, x, y)
+        return jax.tree_util.tree_map(lambda g: jnp.tensordot(mask, jnp.square(g), axes=1), grads)
+
+    return squares
+
+
+def _dense_layer_squares(a: jax.Array, delta: jax.Array, mask: jax.Array) -> Params:
+    """``sum_i mask_i (a_i (x) delta_i)^2`` and ``sum_i mask_i delta_i^2`` for one dense layer."""
+    d2 = jnp.square(delta)
+    a2 = jnp.square(a) * mask[:, None]
+    return {"w": jnp.matmul(a2.T, d2, precision=jax.lax.Precision.HIGHEST), "b": mask @ d2}
+
+
+def _dense_squares(apply_with_taps: TappedApply) -> BatchSquares:
+    """The same sum for a dense-only network: one backward pass and one matmul per layer."""
+
+    def squares(params: Params, x: jax.Array, y: jax.Array, mask: jax.Array) -> Params:
+        def total_nll(taps: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+            logits, inputs = apply_with_taps(params, x, taps)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).sum(), inputs
+
+        zeros = {k: jnp.zeros((x.shape[0], *layer["b"].shape)) for k, layer in params.items()}
+        deltas, inputs = jax.grad(total_nll, has_aux=True)(zeros)
+        return {k: _dense_layer_squares(inputs[k], deltas[k], mask) for k in params}
+
+    return squares
+
+
+@functools.lru_cache(maxsize=16)
+def _fisher_fn(model: Model, batch_size: int) -> Callable[..., Any]:
+    """Jitted sum of squared per-example gradients over padded, masked batches."""
+    if model.apply_with_taps is not None:
+        squares = _dense_squares(model.apply_with_taps)
+    else:
+        squares = _vmap_squares(model)
 
     def run(params: Params, x: jax.Array, y: jax.Array) -> Params:
         xb, yb, mb = to_batches(x, y, jnp.arange(x.shape[0]), batch_size)
 
         def step(acc: Params, batch: Any) -> tuple[Params, None]:
-            grads = per_example(params, batch[0], batch[1])
-            sq = jax.tree_util.tree_map(
-                lambda g: jnp.tensordot(batch[2], jnp.square(g), axes=1), grads
-            )
+            sq = squares(params, *batch)
             return jax.tree_util.tree_map(jnp.add, acc, sq), None
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jax
@@ -18,15 +18,25 @@ from models.types import ModelsError, Params, PRNGKey
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
 
+Taps = Mapping[str, jax.Array]
+TappedApply = Callable[[Params, jax.Array, Taps], tuple[jax.Array, dict[str, jax.Array]]]
+
 
 @dataclass(frozen=True)
 class Model:
-    """A named network: ``init(rng) -> params`` and ``apply(params, x) -> logits``."""
+    """A named network: ``init(rng) -> params`` and ``apply(params, x) -> logits``.
+
+    ``apply_with_taps(params, x, taps) -> (logits, inputs)`` is set only for networks made of
+    dense layers alone (``params[name] == {"w", "b"}`` for every ``name``): it adds
+    ``taps[name]`` to each layer's pre-activation and returns each layer's input, which is all
+    that per-example gradients of a dense layer need (models/fisher.py).
+    """
 
     name: str
     init: Callable[[PRNGKey], Params]
     apply: Callable[[Params, jax.Array], jax.Array]
     input_shape: tuple[int, ...] = INPUT_SHAPE
+    apply_with_taps: TappedApply | None = None
 
 
 def _dense_init(rng: PRNGKey, fan_in: int, fan_out: int) -> Params:
@@ -83,12 +93,33 @@ def _max_pool_2x2(x: jax.Array) -> jax.Array:
     return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
+def _dense_stack(
+    names: tuple[str, ...], params: Params, x: jax.Array, taps: Taps | None
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Flatten, then dense layers ``names`` with ReLU between them; logits and layer inputs."""
+    inputs: dict[str, jax.Array] = {}
+    h = x.reshape(x.shape[0], -1)
+    for i, name in enumerate(names):
+        if i > 0:
+            h = jax.nn.relu(h)
+        inputs[name] = h
+        h = _dense(params[name], h)
+        if taps is not None:
+            h = h + taps[name]
+    return h, inputs
+
+
+def _dense_model(name: str, init: Callable[[PRNGKey], Params], layers: tuple[str, ...]) -> Model:
+    """A dense-only network whose ``apply`` and ``apply_with_taps`` share one forward pass."""
+
+    def apply(params: Params, x: jax.Array) -> jax.Array:
+        return _dense_stack(layers, params, x, None)[0]
+
+    return Model(name, init, apply, apply_with_taps=functools.partial(_dense_stack, layers))
+
+
 def _logreg_init(rng: PRNGKey) -> Params:
     return {"out": _dense_init(rng, 784, NUM_CLASSES)}
-
-
-def _logreg_apply(params: Params, x: jax.Array) -> jax.Array:
-    return _dense(params["out"], x.reshape(x.shape[0], -1))
 
 
 def _mlp_init(rng: PRNGKey) -> Params:
@@ -98,12 +129,6 @@ def _mlp_init(rng: PRNGKey) -> Params:
         "fc2": _dense_init(k2, 200, 200),
         "out": _dense_init(k3, 200, NUM_CLASSES),
     }
-
-
-def _mlp_apply(params: Params, x: jax.Array) -> jax.Array:
-    h = jax.nn.relu(_dense(params["fc1"], x.reshape(x.shape[0], -1)))
-    h = jax.nn.relu(_dense(params["fc2"], h))
-    return _dense(params["out"], h)
 
 
 def _cnn_init(rng: PRNGKey) -> Params:
@@ -131,8 +156,8 @@ cnn_apply_slices = functools.partial(_cnn_apply, conv=conv_same_slices)
 cnn_apply_lax = functools.partial(_cnn_apply, conv=conv_same_lax)
 
 _MODELS: dict[str, Model] = {
-    "logreg": Model("logreg", _logreg_init, _logreg_apply),
-    "2nn": Model("2nn", _mlp_init, _mlp_apply),
+    "logreg": _dense_model("logreg", _logreg_init, ("out",)),
+    "2nn": _dense_model("2nn", _mlp_init, ("fc1", "fc2", "out")),
     "cnn": Model("cnn", _cnn_init, _cnn_apply),
 }
 MODEL_NAMES = tuple(_MODELS)

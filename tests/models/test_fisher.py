@@ -1,4 +1,10 @@
-"""Fisher diagonal: hand-checked logreg values, equals a per-sample loop, online accumulation."""
+"""Fisher diagonal: hand-checked logreg values, equals a per-sample loop, online accumulation.
+
+The dense-only networks (logreg, 2NN) take the per-example outer-product path; it must equal
+the ``vmap(grad)`` path that every other network takes.
+"""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +14,7 @@ import pytest
 
 from models.data import Dataset
 from models.fisher import fisher_diagonal, online_fisher
-from models.networks import get_model
+from models.networks import Model, get_model
 from models.types import ModelsError
 
 
@@ -45,6 +51,66 @@ def test_2nn_fisher_equals_a_loop_over_samples() -> None:
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-9)
         assert (np.asarray(a) >= 0).all()
+
+
+def _random_setup(name: str, n: int) -> tuple[Model, dict, Dataset]:
+    """Model, params with non-zero biases (mixed ReLU patterns) and random data."""
+    model = get_model(name)
+    params = model.init(jax.random.PRNGKey(0))
+    keys = iter(jax.random.split(jax.random.PRNGKey(1), 16))
+    params = jax.tree.map(lambda t: t + 0.1 * jax.random.normal(next(keys), t.shape), params)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(n, 28, 28, 1)).astype(np.float32)
+    return model, params, Dataset(x, rng.integers(0, 10, n).astype(np.int32))
+
+
+@pytest.mark.parametrize("name", ["logreg", "2nn"])
+@pytest.mark.parametrize("batch_size", [1, 5, 32])
+def test_dense_fast_path_equals_vmap(name: str, batch_size: int) -> None:
+    # 13 samples: batch 5 pads the last batch with 2 repeated samples that must be masked out.
+    model, params, data = _random_setup(name, 13)
+    assert model.apply_with_taps is not None
+    fast = fisher_diagonal(model, params, data, batch_size=batch_size)
+    vmap = fisher_diagonal(
+        dataclasses.replace(model, apply_with_taps=None), params, data, batch_size=batch_size
+    )
+    assert jax.tree.map(jnp.shape, fast) == jax.tree.map(jnp.shape, params)
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(vmap), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7 * float(np.max(b)))
+
+
+def test_dense_fast_path_never_calls_vmap_apply() -> None:
+    def unused(params: dict, x: jax.Array) -> jax.Array:
+        raise AssertionError("the dense path must not fall back to vmap(grad) of apply")
+
+    model, params, data = _random_setup("2nn", 4)
+    fisher_diagonal(dataclasses.replace(model, apply=unused), params, data, batch_size=3)
+
+
+@pytest.mark.parametrize("name", ["logreg", "2nn"])
+def test_taps_shift_pre_activations_and_inputs_feed_the_layers(name: str) -> None:
+    # Zero taps give apply's logits; d(sum loss)/d(tap) summed over the batch is d/d(bias);
+    # each layer's returned input times its d/d(tap) gives d/d(w).
+    model, params, data = _random_setup(name, 6)
+    assert model.apply_with_taps is not None
+    tapped = model.apply_with_taps
+    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+    zeros = {k: jnp.zeros((6, *layer["b"].shape)) for k, layer in params.items()}
+    logits, inputs = tapped(params, x, zeros)
+    np.testing.assert_array_equal(logits, model.apply(params, x))
+
+    def loss(p: dict, taps: dict) -> jax.Array:
+        return optax.softmax_cross_entropy_with_integer_labels(tapped(p, x, taps)[0], y).sum()
+
+    grad_p, grad_taps = jax.grad(loss, argnums=(0, 1))(params, zeros)
+    for k in params:
+        np.testing.assert_allclose(grad_taps[k].sum(0), grad_p[k]["b"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(inputs[k].T @ grad_taps[k], grad_p[k]["w"], rtol=1e-4, atol=1e-5)
+
+
+def test_cnn_has_no_dense_description() -> None:
+    assert get_model("cnn").apply_with_taps is None
 
 
 def test_max_samples_takes_a_seeded_subset() -> None:
