@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer
 from daemons.config import DaemonConfig
 from daemons.http import serve_forever
+from daemons.keys import load_account
 from daemons.metrics import Metrics
-from daemons.service import TaskFactory, log_event
+from daemons.service import TaskFactory, log_event, report_crash, supervise
 
 log = logging.getLogger("fedchain.service")
 
@@ -29,6 +30,21 @@ class Node:
     w3: AsyncWeb3[Any]
     store: StateStore
     metrics: Metrics
+
+
+async def run_daemon(cfg: DaemonConfig, main: Callable[[Node, Any], Awaitable[None]]) -> int:
+    """Load the key, open the node, run `main(node, account)` supervised; return the exit code.
+
+    SIGTERM/SIGINT give 0, a crash non-zero; set-up failures get the same exit-code mapping.
+    """
+    account = load_account(cfg.identity, source=cfg.path)
+    node = open_node(cfg)
+    try:
+        return await supervise([lambda: main(node, account)], name=cfg.role, ready=False)
+    except Exception as exc:
+        return report_crash(cfg.role, exc)
+    finally:
+        node.store.close()
 
 
 def open_node(cfg: DaemonConfig) -> Node:

@@ -16,11 +16,10 @@ from contracts.events import ContractEvent, RoundOpened
 from daemons.chain.sender import TxSender
 from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
-from daemons.keys import load_account
 from daemons.ports import BlobCache, Web3Chain
-from daemons.service import log_event, race, report_crash, sd_notify, supervise
+from daemons.service import log_event, race, sd_notify
 from daemons.storage import IpfsStorage
-from daemons.wiring import Node, check_chain, http_task, make_tailer, open_node
+from daemons.wiring import Node, check_chain, http_task, make_tailer, run_daemon
 from models.data import load_dataset
 
 log = logging.getLogger("fedchain.client")
@@ -28,14 +27,7 @@ log = logging.getLogger("fedchain.client")
 
 async def run_client(cfg: DaemonConfig) -> int:
     """Run the client daemon until SIGTERM/SIGINT (exit 0) or a crash (non-zero)."""
-    account = load_account(cfg.identity, source=cfg.path)
-    node = open_node(cfg)
-    try:
-        return await supervise([lambda: _main(node, account)], name="client", ready=False)
-    except Exception as exc:  # set-up failures get the same exit-code mapping as crashes
-        return report_crash("client", exc)
-    finally:
-        node.store.close()
+    return await run_daemon(cfg, _main)
 
 
 async def _main(node: Node, account: Any) -> None:

@@ -17,15 +17,14 @@ from contracts.events import ContractEvent, RoundClosed, RoundOpened, UpdateSubm
 from daemons.chain.backoff import Backoff, retry
 from daemons.chain.sender import TxSender
 from daemons.config import DaemonConfig
-from daemons.keys import load_account
 from daemons.org.bootstrap import attach_or_deploy, register_clients
 from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache, Web3Chain
-from daemons.service import log_event, race, report_crash, sd_notify, supervise
+from daemons.service import log_event, race, sd_notify
 from daemons.storage import IpfsStorage
-from daemons.wiring import Node, check_chain, http_task, make_tailer, open_node
+from daemons.wiring import Node, check_chain, http_task, make_tailer, run_daemon
 from models.data import load_dataset
 
 log = logging.getLogger("fedchain.org")
@@ -34,14 +33,7 @@ FOREVER = Backoff(attempts=None, base_s=0.2, max_s=10.0)
 
 async def run_org(cfg: DaemonConfig) -> int:
     """Run the org daemon until SIGTERM/SIGINT (0), done with exit_when_done (0), or a crash."""
-    account = load_account(cfg.identity, source=cfg.path)
-    node = open_node(cfg)
-    try:
-        return await supervise([lambda: _main(node, account)], name="org", ready=False)
-    except Exception as exc:  # set-up failures get the same exit-code mapping as crashes
-        return report_crash("org", exc)
-    finally:
-        node.store.close()
+    return await run_daemon(cfg, _main)
 
 
 async def _main(node: Node, account: Any) -> None:
