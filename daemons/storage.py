@@ -150,16 +150,25 @@ class IpfsStorage:
     async def get(self, cid: str, digest: bytes, max_bytes: int, timeout_s: float) -> bytes:
         """The blob `cid`, read only up to max_bytes + 1 and checked against `digest`."""
         _check_get_args(digest, max_bytes, timeout_s)
-        check_cid(cid)
-        data = await self._call(
-            f"cat {cid}", self._read_capped(cid, max_bytes, timeout_s), timeout_s
-        )
+        data = await self.cat(cid, max_bytes, timeout_s)
         if hashlib.sha256(data).digest() != digest:
             actual = hashlib.sha256(data).hexdigest()
             raise ContentRejected(
                 "digest", f"{cid}: sha256 is 0x{actual}, expected 0x{digest.hex()}", cid=cid
             )
         return data
+
+    async def cat(self, cid: str, max_bytes: int, timeout_s: float) -> bytes:
+        """The bytes of `cid`, read only up to max_bytes + 1, with no digest check.
+
+        For content no digest is published for (manifests), or where the caller reports a
+        mismatch instead of refusing it; use `get` for anything a daemon acts on.
+        """
+        _check_read_args(max_bytes, timeout_s)
+        check_cid(cid)
+        return await self._call(
+            f"cat {cid}", self._read_capped(cid, max_bytes, timeout_s), timeout_s
+        )
 
     async def _read_capped(self, cid: str, max_bytes: int, timeout_s: float) -> bytes:
         # `length` asks the node for at most max_bytes + 1; we also stop reading there.
@@ -234,6 +243,10 @@ class IpfsStorage:
 def _check_get_args(digest: bytes, max_bytes: int, timeout_s: float) -> None:
     if len(digest) != 32:
         raise ValueError(f"digest must be 32 raw sha256 bytes, got {len(digest)}")
+    _check_read_args(max_bytes, timeout_s)
+
+
+def _check_read_args(max_bytes: int, timeout_s: float) -> None:
     if max_bytes < 0:
         raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
     if timeout_s <= 0:

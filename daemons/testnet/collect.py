@@ -6,20 +6,22 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from eth_utils import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.events import UnknownEvent, decode_log, event_key
+from daemons.errors import FedchainError
+from daemons.storage import IpfsStorage
 from daemons.testnet.records import BlobFacts, RoundRecord
 from daemons.testnet.spec import TestnetError
 from models.codec import decode_blob
 from models.errors import ModelsError
 
 MAX_BLOB_BYTES = 256 * 1024 * 1024
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+IPFS_TIMEOUT_S = 60.0
 
 
 class ChainWatch:
@@ -58,50 +60,9 @@ class ChainWatch:
         await self.w3.provider.disconnect()
 
 
-@dataclass
-class IpfsReader:
-    """`cat` and `pin/ls` over the Kubo RPC API (the bundled node or a user's Kubo)."""
-
-    api_url: str
-    timeout_s: float = 60.0
-    session: aiohttp.ClientSession | None = field(default=None, repr=False)
-
-    async def _post(self, command: str, arg: str) -> aiohttp.ClientResponse:
-        if self.session is None:
-            self.session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s)
-            )
-        url = f"{self.api_url}/api/v0/{command}"
-        return await self.session.post(url, params={"arg": arg})
-
-    async def cat(self, cid: str, max_bytes: int = MAX_BLOB_BYTES) -> bytes:
-        """The bytes of `cid`, refusing more than `max_bytes`."""
-        async with await self._post("cat", cid) as resp:
-            if resp.status != 200:
-                raise TestnetError(f"ipfs cat {cid} at {self.api_url}: HTTP {resp.status}")
-            data = bytearray()
-            async for chunk in resp.content.iter_chunked(1 << 16):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise TestnetError(f"ipfs cat {cid}: more than {max_bytes} bytes")
-        return bytes(data)
-
-    async def is_pinned(self, cid: str) -> bool:
-        """True if `cid` is pinned (recursively or directly) on this node."""
-        async with await self._post("pin/ls", cid) as resp:
-            if resp.status != 200:
-                return False
-            body = await resp.json(content_type=None)
-        return cid in body.get("Keys", {})
-
-    async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-
-
-async def fetch_manifest(ipfs: IpfsReader, cid: str) -> dict[str, Any]:
+async def fetch_manifest(ipfs: IpfsStorage, cid: str) -> dict[str, Any]:
     """A round manifest as a plain dict (lenient: extra keys are kept)."""
-    doc = json.loads(await ipfs.cat(cid, max_bytes=16 * 1024 * 1024))
+    doc = json.loads(await ipfs.cat(cid, MAX_MANIFEST_BYTES, IPFS_TIMEOUT_S))
     if not isinstance(doc, dict):
         raise TestnetError(f"manifest {cid} is not a JSON object")
     return doc
@@ -115,7 +76,7 @@ def _train_metrics(blob: bytes) -> dict[str, float]:
 
 
 async def blob_facts(
-    ipfs: IpfsReader, rounds: Sequence[RoundRecord]
+    ipfs: IpfsStorage, rounds: Sequence[RoundRecord]
 ) -> tuple[dict[str, BlobFacts], list[str]]:
     """Fetch every model and update blob a round names; check each against its chain digest.
 
@@ -132,8 +93,8 @@ async def blob_facts(
     problems: list[str] = []
     for cid, digest in wanted.items():
         try:
-            blob = await ipfs.cat(cid)
-        except (TestnetError, aiohttp.ClientError, TimeoutError) as e:
+            blob = await ipfs.cat(cid, MAX_BLOB_BYTES, IPFS_TIMEOUT_S)
+        except FedchainError as e:
             problems.append(f"{cid}: not retrievable ({e})")
             continue
         got = "0x" + hashlib.sha256(blob).hexdigest()

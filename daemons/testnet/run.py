@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.live import Live
 
 from daemons.errors import ConfigError
+from daemons.storage import IpfsStorage
 from daemons.testnet import collect, progress
 from daemons.testnet.procs import Child, pid_alive, stop_children
 from daemons.testnet.records import RoundRecord, build_rounds, round_wall_times, update_offsets
@@ -130,29 +131,26 @@ async def watch_rounds(
 ) -> Outcome:
     """Follow the chain until `spec.rounds` rounds are settled or the supervisor stops."""
     watch = collect.ChainWatch(net["rpc_url"], net["contract"])
-    ipfs = collect.IpfsReader(net["ipfs_api"])
-    feed = _Feed(watch, ipfs, None if console.is_terminal else console)
     out = Outcome()
     try:
-        await _follow(run, sup, spec, feed, out, console)
-        if sup.poll() is None:
-            facts, problems = await collect.blob_facts(ipfs, feed.rounds({}))
-            out.problems += problems
-            out.rounds = feed.rounds(facts)
-        else:
-            out.rounds = feed.rounds({})
+        async with IpfsStorage(net["ipfs_api"]) as ipfs:
+            feed = _Feed(watch, ipfs, None if console.is_terminal else console)
+            await _follow(run, sup, spec, feed, out, console)
+            if sup.poll() is None:
+                facts, problems = await collect.blob_facts(ipfs, feed.rounds({}))
+                out.problems += problems
+                out.rounds = feed.rounds(facts)
+            else:
+                out.rounds = feed.rounds({})
     finally:
         await watch.close()
-        await ipfs.close()
     return out
 
 
 class _Feed:
     """Events and manifests read so far; a failed read is retried on the next step."""
 
-    def __init__(
-        self, watch: collect.ChainWatch, ipfs: collect.IpfsReader, log: Console | None
-    ) -> None:
+    def __init__(self, watch: collect.ChainWatch, ipfs: IpfsStorage, log: Console | None) -> None:
         self.watch, self.ipfs, self.log = watch, ipfs, log
         self.manifests: dict[str, dict[str, Any]] = {}
         self.pending: list[str] = []

@@ -18,7 +18,8 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
 from contracts.events import decode_log
-from daemons.testnet.collect import IpfsReader
+from daemons.storage import IpfsStorage
+from daemons.testnet.collect import MAX_BLOB_BYTES
 from daemons.testnet.procs import pid_alive
 
 FEDCHAIN = [sys.executable, "-m", "daemons.cli"]
@@ -64,35 +65,36 @@ async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
         assert f"plots/{png}.png" in html
 
     w3 = AsyncWeb3(AsyncHTTPProvider(net["rpc_url"]))
-    ipfs = IpfsReader(net["ipfs_api"], timeout_s=60)
     try:
-        contract = FederatedRounds(w3, net["contract"])
-        assert await contract.current_round_id() >= ROUNDS
-        logs = await w3.eth.get_logs({"address": contract.address, "fromBlock": 0})
-        events = [decode_log(raw) for raw in logs]
-        for row in rows:
-            rid = row["round_id"]
-            info = await contract.get_round(rid)
-            assert info.model_cid == row["model_cid"] and info.manifest_cid == row["manifest_cid"]
-            assert row["model_cid"] in html
-            model = await ipfs.cat(info.model_cid)
-            assert hashlib.sha256(model).digest() == info.model_digest
-            assert await ipfs.is_pinned(info.model_cid)
-            assert await ipfs.is_pinned(info.manifest_cid)
-            manifest = json.loads(await ipfs.cat(info.manifest_cid))
-            submitted = {
-                (e.client, e.update_cid)
-                for e in events
-                if type(e).__name__ == "UpdateSubmitted" and e.round_id == rid
-            }
-            included = {(d["client"], d["cid"]) for d in manifest["included"]}
-            assert included == submitted and len(submitted) == CLIENTS == info.num_updates
-            assert {(u["client"], u["cid"]) for u in row["updates"]} == submitted
-            assert manifest["metrics"]["accuracy"] == pytest.approx(row["accuracy"])
-            for u in row["updates"]:
-                assert u["status"] == "included" and u["train"]["train_s"] > 0
+        async with IpfsStorage(net["ipfs_api"]) as ipfs:
+            contract = FederatedRounds(w3, net["contract"])
+            assert await contract.current_round_id() >= ROUNDS
+            logs = await w3.eth.get_logs({"address": contract.address, "fromBlock": 0})
+            events = [decode_log(raw) for raw in logs]
+            for row in rows:
+                rid = row["round_id"]
+                info = await contract.get_round(rid)
+                assert (
+                    info.model_cid == row["model_cid"] and info.manifest_cid == row["manifest_cid"]
+                )
+                assert row["model_cid"] in html
+                model = await ipfs.cat(info.model_cid, MAX_BLOB_BYTES, 60)
+                assert hashlib.sha256(model).digest() == info.model_digest
+                assert await ipfs.is_pinned(info.model_cid)
+                assert await ipfs.is_pinned(info.manifest_cid)
+                manifest = json.loads(await ipfs.cat(info.manifest_cid, MAX_BLOB_BYTES, 60))
+                submitted = {
+                    (e.client, e.update_cid)
+                    for e in events
+                    if type(e).__name__ == "UpdateSubmitted" and e.round_id == rid
+                }
+                included = {(d["client"], d["cid"]) for d in manifest["included"]}
+                assert included == submitted and len(submitted) == CLIENTS == info.num_updates
+                assert {(u["client"], u["cid"]) for u in row["updates"]} == submitted
+                assert manifest["metrics"]["accuracy"] == pytest.approx(row["accuracy"])
+                for u in row["updates"]:
+                    assert u["status"] == "included" and u["train"]["train_s"] > 0
     finally:
-        await ipfs.close()
         await w3.provider.disconnect()
 
     res = fedchain("testnet", "down", "--run-dir", str(run_dir), timeout_s=90)
