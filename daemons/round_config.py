@@ -11,16 +11,30 @@ from daemons.config import MODELS, TrainingConfig
 from daemons.errors import RejectedUpdate
 
 FORMAT_VERSION = 1
+# Penalties and strategies that read the Fisher diagonal (EWC's importance, FedCurv's u = F,
+# Fisher-weighted merging). With none of them the Fisher is neither computed nor sent.
+FISHER_PENALTIES = frozenset({"ewc", "fedcurv"})
+FISHER_STRATEGIES = frozenset({"fedcurv", "fisher_merge"})
+
+
+def fisher_in_use(penalty: str, strategy: str) -> bool:
+    """Whether updates and models of a federation carry the Fisher section."""
+    return penalty in FISHER_PENALTIES or strategy in FISHER_STRATEGIES
 
 
 @dataclass(frozen=True)
 class RoundConfig:
-    """What a client needs to train round `round_id`: model name, seed, training recipe."""
+    """What a client needs to train round `round_id`: model name, seed, training recipe.
+
+    `fisher`: whether the update carries the Fisher diagonal (and the base model may); a
+    config without the key (from an older org) means yes.
+    """
 
     round_id: int
     model: str
     seed: int
     training: TrainingConfig
+    fisher: bool = True
 
 
 def encode_round_config(cfg: RoundConfig) -> bytes:
@@ -31,6 +45,7 @@ def encode_round_config(cfg: RoundConfig) -> bytes:
         "model": cfg.model,
         "seed": cfg.seed,
         "training": dataclasses.asdict(cfg.training),
+        "fisher": cfg.fisher,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -53,9 +68,16 @@ def _from_doc(doc: dict[str, Any]) -> RoundConfig:
     unknown = set(doc["training"]) - fields
     if unknown:
         raise ValueError(f"unknown training keys {sorted(unknown)}")
+    training = TrainingConfig(**doc["training"])
+    fisher = doc.get("fisher", True)
+    if not isinstance(fisher, bool):
+        raise ValueError(f"fisher must be true or false, got {fisher!r}")
+    if training.penalty in FISHER_PENALTIES and not fisher:
+        raise ValueError(f"penalty {training.penalty!r} needs the Fisher but fisher is false")
     return RoundConfig(
         round_id=int(doc["round_id"]),
         model=str(doc["model"]),
         seed=int(doc["seed"]),
-        training=TrainingConfig(**doc["training"]),
+        training=training,
+        fisher=fisher,
     )

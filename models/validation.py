@@ -37,6 +37,8 @@ class Limits:
 
     `passthrough_sections` may appear even when the template lacks them (e.g. the org's
     `server_state`, which clients cannot predict); they are parsed and checked finite only.
+    `optional_sections` are template sections a blob may leave out; when present they are
+    checked like any other (e.g. the Fisher, which travels only when the federation uses it).
     """
 
     max_bytes: int = 64 << 20
@@ -46,6 +48,7 @@ class Limits:
     norm_of: str = "delta"
     nonnegative_sections: frozenset[str] = frozenset({"fisher", "u"})
     passthrough_sections: frozenset[str] = frozenset()
+    optional_sections: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.norm_of not in ("delta", "params"):
@@ -147,7 +150,8 @@ def validate_blob(
     flat = decoded.flat()
     skipped = limits.passthrough_sections - set(template)
     checked = {n: a for n, a in flat.items() if n.split(pytree.SEP, 1)[0] not in skipped}
-    want = pytree.flatten(template)
+    absent = limits.optional_sections - set(decoded.sections)
+    want = pytree.flatten({name: t for name, t in template.items() if name not in absent})
     _check_keys(checked, want)
     _check_shapes(checked, want)
     _check_dtypes(checked, limits.allowed_dtypes)

@@ -48,7 +48,10 @@ def train_update(
     client: str,
     previous: PreviousUpdate | None = None,
 ) -> bytes:
-    """Train on `data` from the base model and encode the update blob (params + Fisher)."""
+    """Train on `data` from the base model and encode the update blob.
+
+    The update carries the Fisher diagonal only when the round config asks for it.
+    """
     model = get_model(config.model)
     t = config.training
     seed = train_seed(config.seed, config.round_id, client)
@@ -65,8 +68,10 @@ def train_update(
     trained = jax.block_until_ready(trained)  # JAX dispatches asynchronously: time the work
     train_s = time.perf_counter() - started
     started = time.perf_counter()
-    fisher = fisher_diagonal(model, trained, data, max_samples=t.fisher_samples, seed=seed)
-    fisher = jax.block_until_ready(fisher)
+    fisher = None
+    if config.fisher:
+        fisher = fisher_diagonal(model, trained, data, max_samples=t.fisher_samples, seed=seed)
+        fisher = jax.block_until_ready(fisher)
     facts = {"loss": metrics.loss, "accuracy": metrics.accuracy, "train_s": train_s}
     facts["fisher_s"] = time.perf_counter() - started
     meta = BlobMetadata(
@@ -75,12 +80,12 @@ def train_update(
     return encode_blob(_sections(trained, fisher, t.penalty), meta)
 
 
-def _sections(trained: Any, fisher: Any, penalty: str) -> dict[str, Any]:
-    """Update sections: params and Fisher, plus FedCurv's u = F, v = F ⊙ θ."""
-    sections: dict[str, Any] = {
-        "params": params_to_numpy(trained),
-        "fisher": params_to_numpy(fisher),
-    }
+def _sections(trained: Any, fisher: Any | None, penalty: str) -> dict[str, Any]:
+    """Update sections: params and (if computed) Fisher, plus FedCurv's u = F, v = F ⊙ θ."""
+    sections: dict[str, Any] = {"params": params_to_numpy(trained)}
+    if fisher is None:
+        return sections
+    sections["fisher"] = params_to_numpy(fisher)
     if penalty == "fedcurv":
         sections["u"] = sections["fisher"]
         sections["v"] = jax.tree_util.tree_map(np.multiply, sections["fisher"], sections["params"])
@@ -92,9 +97,11 @@ def _penalty(
 ) -> Any:
     """The configured penalty anchored at the base model (None for "none")."""
     params = base.sections["params"]
-    if kind != "fedcurv":
-        return make_penalty(kind, anchor=params, fisher=base.sections["fisher"], lam=lam, mu=mu)
     zeros = jax.tree_util.tree_map(np.zeros_like, params)
+    if kind != "fedcurv":
+        # a base from rounds that did not use the Fisher has none: zero, as in round 1
+        fisher = base.sections.get("fisher", zeros)
+        return make_penalty(kind, anchor=params, fisher=fisher, lam=lam, mu=mu)
     u_sum, v_sum = base.sections.get("u", zeros), base.sections.get("v", zeros)
     own_u = previous.u if previous else None
     own_v = previous.v if previous else None

@@ -165,6 +165,7 @@ class ClientRounds:
         limits = Limits(
             max_bytes=self.cfg.ipfs.max_blob_bytes,
             passthrough_sections=frozenset({"server_state", "u", "v"}),
+            optional_sections=frozenset({"fisher"}),  # absent where the federation needs none
         )
         expected = {"kind": "model", "model_name": config.model}
         return validate_blob(data, {"params": shapes, "fisher": shapes}, expected, limits)

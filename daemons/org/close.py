@@ -75,7 +75,7 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
-    result = await asyncio.to_thread(aggregate_step, base, updates, *args)
+    result = await asyncio.to_thread(aggregate_step, base, updates, *args, org.with_fisher)
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     started = time.perf_counter()
     num_samples = sum(s.num_samples for s in accepted if s.client in result.weights)

@@ -93,8 +93,14 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
         "model_name": org.cfg.federation.model,
     }
     try:
-        decoded = validate_blob(data, template, expected, Limits(max_bytes=ipfs.max_blob_bytes))
+        decoded = validate_blob(data, template, expected, _limits(org))
     except BlobRejected as exc:
         org.cache.drop(digest)
         return Verdict(exc.reason, exc.detail)
     return Verdict(ACCEPTED, "", dict(decoded.metadata.train_metrics))
+
+
+def _limits(org: OrgRounds) -> Limits:
+    """Blob bounds for updates; the Fisher may be left out where the federation does not use it."""
+    optional = frozenset() if org.with_fisher else frozenset({"fisher"})
+    return Limits(max_bytes=org.cfg.ipfs.max_blob_bytes, optional_sections=optional)

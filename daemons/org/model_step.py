@@ -40,14 +40,15 @@ class StepResult:
     evaluate_s: float
 
 
-def initial_sections(model_name: str, seed: int) -> Sections:
+def initial_sections(model_name: str, seed: int, with_fisher: bool = True) -> Sections:
     """Round-0 model from the seed (deterministic), with an all-zero federation Fisher."""
     params = params_to_numpy(get_model(model_name).init(jax.random.PRNGKey(seed)))
-    return {"params": params, "fisher": _zeros(params)}
+    return {"params": params, "fisher": _zeros(params)} if with_fisher else {"params": params}
 
 
 def update_template(params: Mapping[str, Any], penalty: str) -> Sections:
-    """The exact sections, keys and shapes a client update must have."""
+    """The sections, keys and shapes a client update must have ("fisher" is optional where
+    the federation does not use it: see `collect._judge`)."""
     shapes = _zeros(params)
     template: Sections = {"params": shapes, "fisher": shapes}
     if penalty == "fedcurv":
@@ -74,12 +75,16 @@ def aggregate_step(
     strategy_options: Mapping[str, Any],
     fisher_gamma: float,
     eval_data: Dataset,
+    with_fisher: bool = True,
 ) -> StepResult:
-    """Merge the accepted updates into the base model, update the Fisher, evaluate."""
+    """Merge the accepted updates into the base model, update the Fisher, evaluate.
+
+    Without `with_fisher` the new model has no Fisher section (nothing reads it).
+    """
     started = time.perf_counter()
     strategy = get_strategy(strategy_name, **dict(strategy_options))
     ordered = sorted(updates, key=lambda u: u.client)
-    sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma)
+    sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma, with_fisher)
     note = "" if ordered else "no valid update: the base model is kept"
     aggregate_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -90,21 +95,28 @@ def aggregate_step(
 
 
 def _merge(
-    base: DecodedBlob, ordered: list[ClientUpdate], strategy: Any, fisher_gamma: float
+    base: DecodedBlob,
+    ordered: list[ClientUpdate],
+    strategy: Any,
+    fisher_gamma: float,
+    with_fisher: bool,
 ) -> tuple[Sections, dict[str, float], dict[str, str]]:
     """New sections (params, online Fisher, server state, FedCurv sums), weights, exclusions."""
     params = base.sections["params"]
     state = base.sections.get("server_state") or strategy.init(params)
     result = strategy.aggregate(params, ordered, state) if ordered else None
-    sections: Sections = {"params": params, "fisher": base.sections["fisher"]}
+    sections: Sections = {"params": params}
+    # a base from rounds that did not use the Fisher has none: start from zero, as round 0
+    base_fisher = base.sections.get("fisher") or _zeros(params)
+    if with_fisher:
+        sections["fisher"] = base_fisher
     if result is None:
         _add_state(sections, state)
         return sections, {}, {}
-    mean_fisher = result.fisher if result.fisher is not None else _weighted_fisher(ordered)
     sections["params"] = params_to_numpy(result.params)
-    sections["fisher"] = params_to_numpy(
-        online_fisher(base.sections["fisher"], mean_fisher, fisher_gamma)
-    )
+    if with_fisher:
+        mean_fisher = result.fisher if result.fisher is not None else _weighted_fisher(ordered)
+        sections["fisher"] = params_to_numpy(online_fisher(base_fisher, mean_fisher, fisher_gamma))
     _add_state(sections, result.state)
     if result.u is not None and result.v is not None:
         sections["u"], sections["v"] = params_to_numpy(result.u), params_to_numpy(result.v)
@@ -121,6 +133,8 @@ def _weighted_fisher(updates: list[ClientUpdate]) -> dict[str, Any]:
     """Sample-weighted mean of the clients' Fishers (when the strategy does not give one)."""
     total = float(sum(u.num_samples for u in updates))
     with_fisher = [u for u in updates if u.fisher is not None]
+    if not with_fisher:  # updates from clients that sent none: the Fisher gains nothing
+        return _zeros(updates[0].params)
     weighted = [
         jax.tree_util.tree_map(lambda a, w=u.num_samples / total: np.asarray(a) * w, u.fisher)
         for u in with_fisher

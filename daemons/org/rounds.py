@@ -25,7 +25,7 @@ from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.prefetch import Prefetcher
 from daemons.ports import BlobCache, Chain, Storage
-from daemons.round_config import RoundConfig, encode_round_config
+from daemons.round_config import RoundConfig, encode_round_config, fisher_in_use
 from daemons.service import crash_point, log_event
 from models.codec import encode_blob
 
@@ -59,6 +59,8 @@ class OrgRounds:
         self.ledger, self.cache, self.eval_data, self.metrics = ledger, cache, eval_data, metrics
         self.prefetch = Prefetcher(storage, cache, cfg.ipfs)
         self.round_id = 0
+        # models and updates carry the Fisher only when a penalty or the strategy reads it
+        self.with_fisher = fisher_in_use(self.training.penalty, self.fed.strategy)
 
     async def view(self) -> tuple[RoundView, RoundInfo | None]:
         """The current round on chain, joined with the ledger's submissions for it."""
@@ -133,7 +135,7 @@ class OrgRounds:
 
     async def publish_initial(self) -> tuple[str, bytes]:
         """Build the seeded round-0 model and put it to IPFS (same seed, same CID)."""
-        sections = initial_sections(self.fed.model, self.fed.seed)
+        sections = initial_sections(self.fed.model, self.fed.seed, self.with_fisher)
         meta = model_metadata(0, self.chain.address, "", 0, self.fed.model)
         blob = encode_blob(sections, meta)
         stored = await self.put(blob)
@@ -144,7 +146,7 @@ class OrgRounds:
         """Publish the round config and open round `round_id + 1` on the base model."""
         new_id = round_id + 1
         base_cid, base_digest = await self.next_base(round_id, info)
-        config = RoundConfig(new_id, self.fed.model, self.fed.seed, self.training)
+        config = RoundConfig(new_id, self.fed.model, self.fed.seed, self.training, self.with_fisher)
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s
         args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)

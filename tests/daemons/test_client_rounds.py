@@ -54,14 +54,21 @@ def config(tmp_path: Path) -> DaemonConfig:
 
 
 async def open_round(
-    chain: FakeChain, storage: FakeStorage, deadline: int, penalty: str = "ewc"
+    chain: FakeChain,
+    storage: FakeStorage,
+    deadline: int,
+    penalty: str = "ewc",
+    fisher: bool = True,
+    base_fisher: bool = True,
 ) -> RoundOpened:
     params = params_to_numpy(get_model("logreg").init(jax.random.PRNGKey(0)))
     zeros = jax.tree_util.tree_map(np.zeros_like, params)
     meta = BlobMetadata("model", 0, "0xorg", "", 0, "logreg")
-    base = await storage.put(encode_blob({"params": params, "fisher": zeros}, meta))
+    sections = {"params": params, "fisher": zeros} if base_fisher else {"params": params}
+    base = await storage.put(encode_blob(sections, meta))
     training = TrainingConfig(epochs=1, batch_size=10, fisher_samples=20, penalty=penalty)
-    cfg = await storage.put(encode_round_config(RoundConfig(1, "logreg", 7, training)))
+    round_config = RoundConfig(1, "logreg", 7, training, fisher=fisher)
+    cfg = await storage.put(encode_round_config(round_config))
     r = chain.open_round(base.cid, base.digest, deadline, cfg.cid)
     info = chain.rounds[r]
     return RoundOpened(
@@ -102,6 +109,25 @@ async def test_trains_and_submits_once(tmp_path: Path) -> None:
         jax.tree_util.tree_leaves(base.sections["params"]),
     )
     assert max(float(np.abs(a - b).max()) for a, b in zip(new, old, strict=True)) > 0
+
+
+async def test_no_fisher_is_computed_or_sent_when_the_round_config_says_so(
+    tmp_path: Path,
+) -> None:
+    client, chain, storage, _ = make_client(tmp_path)
+    event = await open_round(chain, storage, 2000, penalty="none", fisher=False, base_fisher=False)
+    await client.on_round_opened(event)
+    update = decode_blob(storage.blobs[chain.submitted[(1, ME)][0]])
+    assert set(update.sections) == {"params"}
+    assert update.metadata.train_metrics["fisher_s"] < 0.01
+
+
+async def test_ewc_on_a_base_without_a_fisher_trains_with_zero_importance(tmp_path: Path) -> None:
+    """The first EWC round after rounds that used no Fisher: the same as round 1."""
+    client, chain, storage, _ = make_client(tmp_path)
+    await client.on_round_opened(await open_round(chain, storage, 2000, base_fisher=False))
+    update = decode_blob(storage.blobs[chain.submitted[(1, ME)][0]])
+    assert set(update.sections) == {"params", "fisher"}
 
 
 async def test_retraining_is_deterministic(tmp_path: Path) -> None:

@@ -9,7 +9,12 @@ import pytest
 from daemons.config import TrainingConfig
 from daemons.errors import RejectedUpdate
 from daemons.manifest import Excluded, Included, Manifest, decode_manifest, encode_manifest
-from daemons.round_config import RoundConfig, decode_round_config, encode_round_config
+from daemons.round_config import (
+    RoundConfig,
+    decode_round_config,
+    encode_round_config,
+    fisher_in_use,
+)
 
 
 def test_round_config_round_trip_and_schema() -> None:
@@ -17,9 +22,34 @@ def test_round_config_round_trip_and_schema() -> None:
     data = encode_round_config(cfg)
     assert data == encode_round_config(cfg)  # same round, same bytes, same CID
     doc = json.loads(data)
-    assert set(doc) == {"format_version", "round_id", "model", "seed", "training"}
+    assert set(doc) == {"format_version", "round_id", "model", "seed", "training", "fisher"}
     assert doc["training"]["penalty"] == "fedprox" and doc["format_version"] == 1
+    assert doc["fisher"] is True
     assert decode_round_config(data) == cfg
+    lean = RoundConfig(3, "2nn", 5, TrainingConfig(penalty="none"), fisher=False)
+    assert decode_round_config(encode_round_config(lean)) == lean
+
+
+def test_a_round_config_without_the_fisher_key_asks_for_the_fisher() -> None:
+    doc = b'{"format_version": 1, "round_id": 1, "model": "2nn", "seed": 0, "training": {}}'
+    assert decode_round_config(doc).fisher is True
+
+
+@pytest.mark.parametrize(
+    ("penalty", "strategy", "expected"),
+    [
+        ("none", "fedavg", False),
+        ("fedprox", "krum", False),
+        ("none", "fisher_merge", True),
+        ("none", "fedcurv", True),
+        ("ewc", "fedavg", True),
+        ("fedcurv", "median", True),
+    ],
+)
+def test_the_fisher_travels_only_where_a_penalty_or_strategy_reads_it(
+    penalty: str, strategy: str, expected: bool
+) -> None:
+    assert fisher_in_use(penalty, strategy) is expected
 
 
 @pytest.mark.parametrize(
@@ -30,6 +60,10 @@ def test_round_config_round_trip_and_schema() -> None:
         b'{"format_version": 1, "round_id": 1, "model": "vgg", "seed": 0, "training": {}}',
         b'{"format_version": 1, "round_id": 1, "model": "2nn", "seed": 0, "training": {"x": 1}}',
         b'{"format_version": 1, "model": "2nn", "seed": 0, "training": {}}',
+        b'{"format_version": 1, "round_id": 1, "model": "2nn", "seed": 0, "training": {},'
+        b' "fisher": "no"}',
+        b'{"format_version": 1, "round_id": 1, "model": "2nn", "seed": 0,'
+        b' "training": {"penalty": "ewc"}, "fisher": false}',
     ],
 )
 def test_bad_round_config_is_rejected(doc: bytes) -> None:

@@ -46,7 +46,11 @@ def eval_data() -> Dataset:
 
 
 def make_org(
-    tmp_path: Path, min_updates: int = 1, rounds: int = 2, retention: int = 3
+    tmp_path: Path,
+    min_updates: int = 1,
+    rounds: int = 2,
+    retention: int = 3,
+    training: TrainingConfig | None = None,
 ) -> tuple[OrgRounds, FakeChain, FakeStorage]:
     fed = FederationConfig(
         clients=CLIENTS,
@@ -67,7 +71,7 @@ def make_org(
         ipfs=IpfsConfig(timeout_s=5, max_blob_bytes=1 << 20),
         service=ServiceConfig(state_dir=str(tmp_path)),
         federation=fed,
-        training=TrainingConfig(),
+        training=training or TrainingConfig(),
     )
     chain, storage = FakeChain(ORG), FakeStorage()
     org = OrgRounds(
@@ -105,8 +109,9 @@ async def submit(
         model_name="logreg",
     )
     curvature = bool(meta_changes.pop("curvature", False))
+    with_fisher = bool(meta_changes.pop("with_fisher", True))
     fields.update(meta_changes)
-    sections = {"params": params, "fisher": fisher}
+    sections = {"params": params, "fisher": fisher} if with_fisher else {"params": params}
     if curvature:  # FedCurv: u = F, v = F * params
         sections |= {"u": fisher, "v": jax.tree_util.tree_map(np.multiply, fisher, params)}
     blob = encode_blob(sections, BlobMetadata(**fields))  # type: ignore[arg-type]
@@ -145,6 +150,37 @@ async def test_round_with_a_rejected_update(tmp_path: Path) -> None:
     org.record(1, subs[CLIENTS[0]])
     assert (await org.run_until_idle()).action is Action.WAIT
     assert len(chain.sent) == 3
+
+
+async def test_a_federation_that_reads_no_fisher_neither_asks_for_nor_publishes_one(
+    tmp_path: Path,
+) -> None:
+    org, chain, storage = make_org(tmp_path, training=TrainingConfig(penalty="none"))
+    await org.run_until_idle()
+    opened = chain.rounds[1]
+    assert json.loads(storage.blobs[opened.config_cid])["fisher"] is False
+    assert set(decode_blob(storage.blobs[opened.base_cid]).sections) == {"params"}
+    await submit(org, chain, storage, CLIENTS[0], 0.01, with_fisher=False)
+    await submit(org, chain, storage, CLIENTS[1], 0.03)  # a Fisher nobody reads: still valid
+    await submit(org, chain, storage, CLIENTS[2], 0.02, with_fisher=False)
+    await org.run_until_idle()
+    closed = chain.rounds[1]
+    manifest = decode_manifest(storage.blobs[closed.manifest_cid])
+    assert len(manifest.included) == 3 and not manifest.excluded
+    assert set(decode_blob(storage.blobs[closed.model_cid]).sections) == {"params"}
+
+
+async def test_an_ewc_federation_rejects_an_update_without_a_fisher(tmp_path: Path) -> None:
+    org, chain, storage = make_org(tmp_path, min_updates=2)
+    await org.run_until_idle()
+    assert json.loads(storage.blobs[chain.rounds[1].config_cid])["fisher"] is True
+    await submit(org, chain, storage, CLIENTS[0], 0.01, with_fisher=False)
+    await submit(org, chain, storage, CLIENTS[1], 0.01)
+    await submit(org, chain, storage, CLIENTS[2], 0.01)
+    await org.run_until_idle()
+    manifest = decode_manifest(storage.blobs[chain.rounds[1].manifest_cid])
+    assert [(e.client, e.reason) for e in manifest.excluded] == [(CLIENTS[0], "keys")]
+    assert "fisher" in manifest.excluded[0].detail
 
 
 async def test_deadline_closes_with_enough_and_fails_with_too_few(tmp_path: Path) -> None:

@@ -184,6 +184,24 @@ def test_missing_section_is_a_key_mismatch() -> None:
     assert isinstance(_reject(_blob(update)), KeySetMismatch)
 
 
+def test_an_optional_section_may_be_left_out_but_is_checked_when_present() -> None:
+    limits = Limits(optional_sections=frozenset({"fisher"}))
+    update = _update()
+    del update["fisher"]
+    decoded = validate_blob(_blob(update), TEMPLATE, META, limits)
+    assert set(decoded.sections) == {"params"}
+    update = _update()
+    update["fisher"]["dense"]["w"] = np.zeros((2, 3), np.float32)
+    error = _reject(_blob(update), limits)
+    assert isinstance(error, ShapeMismatch) and "fisher/dense/w" in error.detail
+    update = _update()
+    del update["fisher"]["dense"]["b"]
+    assert isinstance(_reject(_blob(update), limits), KeySetMismatch)
+    update = _update()
+    del update["params"]  # only the named sections are optional
+    assert isinstance(_reject(_blob(update), limits), KeySetMismatch)
+
+
 def test_shape_mismatch_is_named() -> None:
     update = _update()
     update["params"]["dense"]["w"] = np.zeros((2, 3), np.float32)
