@@ -36,6 +36,7 @@ STRATEGIES = (
 )
 LOG_FORMATS = ("human", "json")
 MAX_ROUND_DURATION_S = 30 * 24 * 3600
+MAX_CHUNK_BYTES = 1024 * 1024  # Kubo's chunker limit; bitswap moves blocks of up to 2 MiB
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class IpfsConfig:
     api_url: str = "http://127.0.0.1:5001"
     timeout_s: float = 60.0
     max_blob_bytes: int = 64 * 1024 * 1024
+    # UnixFS chunk size for what this daemon adds. 1 MiB (Kubo's maximum) keeps a blob of up
+    # to 1 MiB in one raw block: bitswap's cost is per block more than per byte.
+    chunk_bytes: int = MAX_CHUNK_BYTES
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,11 @@ def _check_cross(cfg: DaemonConfig) -> None:
     if cfg.federation is not None:
         penalty = cfg.training.penalty if cfg.training else "ewc"
         _check_federation(p, cfg.federation, penalty)
+    if cfg.ipfs.chunk_bytes > MAX_CHUNK_BYTES:
+        raise ConfigError(
+            f"{p}: ipfs.chunk_bytes = {cfg.ipfs.chunk_bytes}; allowed values: 1 to "
+            f"{MAX_CHUNK_BYTES} (Kubo's chunker limit)"
+        )
     if cfg.data is not None and not cfg.data.path:
         raise ConfigError(f"{p}: data.path is required (an .npz or a directory of IDX files)")
     if cfg.role == "client" and not cfg.chain.contract:

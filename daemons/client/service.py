@@ -45,7 +45,7 @@ async def _main(node: Node, account: Any) -> None:
         )
     chain = Web3Chain(binding, TxSender(binding, account, node.store), account.address)
     data = await asyncio.to_thread(load_dataset, cfg.data.path)
-    async with IpfsStorage(cfg.ipfs.api_url) as storage:
+    async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         rounds = ClientRounds(cfg, chain, storage, node.store, cache, data, node.metrics)
         tailer = make_tailer(node, binding.address)

@@ -45,7 +45,7 @@ async def _main(node: Node, account: Any) -> None:
     binding = FederatedRounds(node.w3, address)
     chain = Web3Chain(binding, TxSender(binding, account, node.store), account.address)
     eval_data = await asyncio.to_thread(load_dataset, cfg.federation.eval_data)
-    async with IpfsStorage(cfg.ipfs.api_url) as storage:
+    async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         await register_clients(chain, cfg.federation.clients)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         org = OrgRounds(cfg, chain, storage, Ledger(node.store), cache, eval_data, node.metrics)

@@ -49,6 +49,7 @@ def test_org_values_types_and_paths(tmp_path: Path) -> None:
     assert cfg.federation.eval_data == str(tmp_path / "data/org.npz")
     assert cfg.service.state_dir == str(tmp_path / "state")
     assert cfg.chain.confirmations == 0
+    assert cfg.ipfs.chunk_bytes == 1048576  # one raw block for a blob of up to 1 MiB
 
 
 @pytest.mark.parametrize(
@@ -65,6 +66,8 @@ def test_org_values_types_and_paths(tmp_path: Path) -> None:
         (ORG + "\n[data]\npath='x'\n", ["[data]", "allowed sections"]),
         (ORG.replace("epochs = 2", "penalty = 'l2'"), ["training.penalty", "ewc"]),
         (ORG.replace(ADDR, "0x12"), ["federation.clients", "20-byte"]),
+        (ORG + "\n[ipfs]\nchunk_bytes = 2097152\n", ["ipfs.chunk_bytes", "1 to 1048576"]),
+        (ORG + "\n[ipfs]\nchunk_bytes = 0\n", ["ipfs.chunk_bytes", "> 0"]),
         ("[chain]\n", ["missing section [federation]"]),
         ("[chain\n", ["not valid TOML"]),
     ],
