@@ -170,7 +170,9 @@ async def _retain(org: OrgRounds, round_id: int) -> None:
         if r == 1:
             history.append(RoundBlobs(0, info.base_cid))
         extras = tuple(c for c in (info.manifest_cid, info.config_cid) if c)
-        history.append(RoundBlobs(r, info.model_cid or None, (), extras))
+        subs = org.ledger.submissions(r).values()
+        updates = tuple(sorted(s.cid for s in subs if s.accepted))
+        history.append(RoundBlobs(r, info.model_cid or None, updates, extras))
     for cid in cids_to_unpin(history, keep):
         try:
             await org.storage.unpin(cid)

@@ -97,6 +97,9 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
     except BlobRejected as exc:
         org.cache.drop(digest)
         return Verdict(exc.reason, exc.detail)
+    # the org keeps what it merges: an accepted update stays retrievable for audit even when
+    # its client goes offline (unpinned with its round, see `close._retain`)
+    await org.storage.pin(sub.cid, timeout_s=ipfs.timeout_s)
     return Verdict(ACCEPTED, "", dict(decoded.metadata.train_metrics))
 
 

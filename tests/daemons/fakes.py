@@ -29,6 +29,7 @@ class FakeStorage:
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.pinned: list[str] = []
         self.unpinned: list[str] = []
 
     async def put(self, data: bytes) -> FakeStored:
@@ -47,6 +48,11 @@ class FakeStorage:
         if digest is not None and hashlib.sha256(data).digest() != digest:
             raise RejectedUpdate("digest", "sha256 mismatch")
         return data
+
+    async def pin(self, cid: str, timeout_s: float | None = None) -> None:
+        if cid not in self.blobs:
+            raise IpfsTimeout(f"pin add {cid}: no provider within {timeout_s} s")
+        self.pinned.append(cid)
 
     async def unpin(self, cid: str) -> None:
         self.unpinned.append(cid)

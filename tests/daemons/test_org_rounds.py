@@ -134,6 +134,7 @@ async def test_round_with_a_rejected_update(tmp_path: Path) -> None:
     manifest = decode_manifest(storage.blobs[closed.manifest_cid])
     assert [i.client for i in manifest.included] == list(CLIENTS[:2])
     assert [(e.client, e.reason) for e in manifest.excluded] == [(CLIENTS[2], "non_finite")]
+    assert storage.pinned == [i.cid for i in manifest.included]  # accepted updates only
     assert manifest.model_cid == closed.model_cid and manifest.base_cid == closed.base_cid
     assert 0.0 <= manifest.metrics["accuracy"] <= 1.0
     assert {"fetch_s", "aggregate_s", "evaluate_s", "publish_s"} <= set(manifest.timings_s)
@@ -240,6 +241,10 @@ async def test_retention_unpins_old_rounds(tmp_path: Path) -> None:
     r1, r2, r3 = (chain.rounds[r] for r in (1, 2, 3))
     assert {r1.base_cid, r1.model_cid, r2.model_cid, r1.manifest_cid} <= set(storage.unpinned)
     assert r3.model_cid not in storage.unpinned and r3.manifest_cid not in storage.unpinned
+    updates = [chain.submitted[(r, CLIENTS[0])][0] for r in (1, 2, 3)]
+    assert storage.pinned == updates  # the org pins each update it accepts ...
+    assert set(updates[:2]) <= set(storage.unpinned)  # ... and unpins it with its round
+    assert updates[2] not in storage.unpinned
 
 
 async def test_stale_open_round_is_reopened_under_a_new_key(tmp_path: Path) -> None:

@@ -90,6 +90,8 @@ async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
                 }
                 included = {(d["client"], d["cid"]) for d in manifest["included"]}
                 assert included == submitted and len(submitted) == CLIENTS == info.num_updates
+                for _, update_cid in included:  # the org keeps what it merged
+                    assert await ipfs.is_pinned(update_cid)
                 assert {(u["client"], u["cid"]) for u in row["updates"]} == submitted
                 assert manifest["metrics"]["accuracy"] == pytest.approx(row["accuracy"])
                 for u in row["updates"]:
