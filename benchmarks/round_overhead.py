@@ -11,6 +11,7 @@ out: it includes daemon start-up and JIT compilation. Target: overhead <= 1 s pe
 4 clients.
 
     .venv/bin/python benchmarks/round_overhead.py [--clients 1,4,16] [--rounds 5] [--keep DIR]
+        [--ewc-lambda 0]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def run_net(n: int, args: argparse.Namespace, root: Path) -> dict:
     cmd = [sys.executable, "-m", "daemons.cli", "testnet", "up", "--clients", str(n)]
     cmd += ["--rounds", str(args.rounds), "--model", args.model, "--epochs", str(args.epochs)]
     cmd += ["--samples-per-client", str(args.samples), "--test-samples", "2000"]
-    cmd += ["--run-dir", str(run_dir)]
+    cmd += ["--ewc-lambda", str(args.ewc_lambda), "--run-dir", str(run_dir)]
     t0 = time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
     if res.returncode != 0:
@@ -67,13 +68,20 @@ def main() -> None:
     p.add_argument("--model", default="2nn")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--samples", type=int, default=2000, help="samples per client")
+    p.add_argument(
+        "--ewc-lambda",
+        type=float,
+        default=0.0,
+        help="EWC strength; > 0 makes updates and models carry the Fisher (default 0: off)",
+    )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per testnet run")
     p.add_argument("--keep", type=Path, help="keep the run dirs (logs, summary) under DIR")
     args = p.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     print(
         f"# {args.model}, {args.epochs} epoch(s) x {args.samples} samples per client, "
-        f"{args.rounds} rounds (round 1 excluded), anvil automine, {os.cpu_count()} CPUs"
+        f"{args.rounds} rounds (round 1 excluded), EWC lambda {args.ewc_lambda:g}, "
+        f"anvil automine, {os.cpu_count()} CPUs"
     )
     cols = [
         "wall s",

@@ -11,9 +11,9 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { unixfs } from '@helia/unixfs'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
-import { FsBlockstore } from 'blockstore-fs'
 import { FsDatastore } from 'datastore-fs'
 import { createHelia } from 'helia'
+import { IndexedFsBlockstore } from './blockstore.mjs'
 import { RpcError, parseDuration, sendError } from './kubo.mjs'
 import { COMMANDS } from './rpc.mjs'
 
@@ -69,7 +69,7 @@ async function lockRepo (repo) {
 }
 
 async function startHelia (repo, swarmPort) {
-  const blockstore = new FsBlockstore(join(repo, 'blocks'))
+  const blockstore = new IndexedFsBlockstore(join(repo, 'blocks'))
   const datastore = new FsDatastore(join(repo, 'datastore'))
   await blockstore.open()
   await datastore.open()

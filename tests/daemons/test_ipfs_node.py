@@ -185,6 +185,22 @@ async def test_bitswap_moves_blobs_between_two_nodes(ipfs_pair: IpfsPair) -> Non
     assert [p["Peer"] for p in peers["Peers"]] == [ipfs_pair.b.peer_id]
 
 
+async def test_blocks_beyond_the_memory_cache_are_read_back_from_disk(tmp_path) -> None:
+    """The node keeps recent blocks in a 64 MB cache: older ones come from the repo."""
+    blobs = [os.urandom(30 << 20) for _ in range(3)]
+    with BundledIpfsNode(tmp_path / "a") as node:
+        async with IpfsStorage(node.api_url, chunk_size=1 << 20) as storage:
+            added = [await storage.put(blob) for blob in blobs]  # 90 MB: the first is evicted
+            for blob, stored in zip(blobs, added, strict=True):
+                got = await storage.get(stored.cid, stored.digest, stored.size, timeout_s=30)
+                assert got == blob
+    with BundledIpfsNode(tmp_path / "a") as node:  # a restart indexes the repo's blocks
+        async with IpfsStorage(node.api_url) as storage:
+            stored = added[1]
+            got = await storage.get(stored.cid, stored.digest, stored.size, timeout_s=10)
+            assert got == blobs[1]
+
+
 async def test_a_restarted_node_redials_its_peer(tmp_path) -> None:
     with BundledIpfsNode(tmp_path / "a") as a:
         with BundledIpfsNode(tmp_path / "b") as b:

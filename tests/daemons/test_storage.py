@@ -166,15 +166,19 @@ async def test_missing_blocks_are_transient_not_rejected(ipfs_node: BundledIpfsN
     data = os.urandom(2 * MiB)
     async with IpfsStorage(ipfs_node.api_url) as storage:
         stored = await storage.put(data)
-        # Lose the leaf blocks behind the node's back: the root still announces the size.
-        leaves = [
-            block
-            for block in (ipfs_node.repo_dir / "blocks").rglob("*.data")
-            if block.stat().st_size == 262144
-        ]
-        assert len(leaves) == 8
-        for block in leaves:
-            block.unlink()
+    # Lose the leaf blocks while the node is down (a running node keeps an index and recent
+    # blocks in memory): the root still announces the size, the leaves are nowhere.
+    ipfs_node.stop()
+    leaves = [
+        block
+        for block in (ipfs_node.repo_dir / "blocks").rglob("*.data")
+        if block.stat().st_size == 262144
+    ]
+    assert len(leaves) == 8
+    for block in leaves:
+        block.unlink()
+    ipfs_node.start()
+    async with IpfsStorage(ipfs_node.api_url) as storage:
         with pytest.raises(TransientError) as info:
             await storage.get(stored.cid, stored.digest, len(data), timeout_s=1.5)
     assert isinstance(info.value, IpfsTimeout | IpfsUnavailable)
