@@ -47,8 +47,10 @@ def initial_sections(model_name: str, seed: int, with_fisher: bool = True) -> Se
 
 
 def update_template(params: Mapping[str, Any], penalty: str) -> Sections:
-    """The sections, keys and shapes a client update must have ("fisher" is optional where
-    the federation does not use it: see `collect._judge`)."""
+    """The sections, keys and shapes a client update must have.
+
+    "fisher" may be left out where the federation does not use it (`collect._limits`).
+    """
     shapes = _zeros(params)
     template: Sections = {"params": shapes, "fisher": shapes}
     if penalty == "fedcurv":
