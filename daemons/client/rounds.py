@@ -26,7 +26,7 @@ from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
 from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest
 from daemons.round_config import RoundConfig, decode_round_config
-from daemons.service import log_event
+from daemons.service import crash_point, crash_wanted, log_event
 from models.codec import DecodedBlob, decode_blob
 from models.data import Dataset
 from models.errors import BlobRejected
@@ -132,6 +132,7 @@ class ClientRounds:
         self.metrics.train_seconds.observe(time.perf_counter() - started)
         digest = self.cache.put(blob)
         self.kv.put(f"client:update:{r}", digest.hex())
+        crash_point("after_train", r)
         return blob
 
     async def _config(self, info: RoundInfo) -> bytes:
@@ -198,10 +199,14 @@ class ClientRounds:
         if delay > 0:  # fault injection for tests: make this client late
             await asyncio.sleep(delay)
         num_samples = len(self.data)
+        crash_point("after_put", r)
+        args = (r, stored.cid, stored.digest, num_samples)
         try:
-            await self.chain.send(
-                f"submit:{r}", "submitUpdate", r, stored.cid, stored.digest, num_samples
-            )
+            if crash_wanted("after_submit_sent", r):
+                # fault injection: the signed tx is durable and broadcast, the receipt never read
+                await self.chain.broadcast_only(f"submit:{r}", "submitUpdate", *args)  # type: ignore[attr-defined]
+                crash_point("after_submit_sent", r)
+            await self.chain.send(f"submit:{r}", "submitUpdate", *args)
         except ContractRevert as exc:
             self._refused(r, exc)
             return

@@ -1,4 +1,5 @@
-"""Three clients, three rounds, real processes; and kill -9 of the org at every step.
+"""Three clients, three rounds, real processes; and kill -9 of the org, and of a client, at
+every step.
 
 Both runs use the same seeds and data, so the final model CID must be identical: the org's
 restart logic (chain as truth, sign-once transactions, deterministic aggregation) is what
@@ -20,6 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 _FINAL_CID: dict[str, str] = {}
 CRASH_STEPS = ("after_open", "after_fetch", "mid_aggregate", "after_publish", "after_close_sent")
+CLIENT_CRASH_STEPS = ("after_train", "after_put", "after_submit_sent")
 
 
 async def _uninterrupted(tmp: Path, data: dict[str, Path]) -> tuple[str, list[float], list[str]]:
@@ -84,3 +86,34 @@ async def test_org_kill9_at_every_step(tmp_path: Path, fed_data: dict[str, Path]
         assert await fed.contract.current_round_id() == 3  # type: ignore[union-attr]
         assert all(i.status is RoundStatus.CLOSED and i.num_updates == 3 for i in infos)
         assert infos[-1].model_cid == expected, "same seeds must give the same final model"
+
+
+async def test_client_kill9_at_every_step(tmp_path: Path, fed_data: dict[str, Path]) -> None:
+    """A client killed after training, after its IPFS put and after broadcasting its
+    submission trains once, submits once, and the federation ends on the same model."""
+    expected = await baseline_cid(tmp_path / "baseline", fed_data)
+    (tmp_path / "crash").mkdir()
+    async with Federation(
+        tmp_path / "crash", fed_data, org_options={"exit_when_done": True}
+    ) as fed:
+        assert fed.org is not None
+        crashing, *others = fed.clients
+        fed.org.start()
+        for client in others:
+            client.start()
+        for step in CLIENT_CRASH_STEPS:
+            crashing.start(FEDCHAIN_CRASH_AT=f"{step}:1")
+            code = crashing.wait(180)
+            assert code == -9, f"client should have been SIGKILLed at {step}:1, exit {code}"
+            assert "FEDCHAIN_CRASH_AT reached: SIGKILL" in messages(crashing)[-1]
+        crashing.start()
+        infos = [await fed.wait_settled(r, timeout_s=180) for r in (1, 2, 3)]
+        assert fed.org.wait(60) == 0
+        assert all(i.status is RoundStatus.CLOSED and i.num_updates == 3 for i in infos)
+        assert infos[-1].model_cid == expected, "same seeds must give the same final model"
+        records = crashing.records()
+        trained = [r for r in records if r.get("msg") == "training" and r.get("round_id") == 1]
+        assert len(trained) == 1, "the update kept after `after_train` is reused, not retrained"
+        said = messages(crashing)
+        assert not [m for m in said if "submission refused" in m], "round 1 was submitted once"
+        assert said.count("update submitted") == 2  # rounds 2, 3; round 1's line was cut off
