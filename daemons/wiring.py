@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from daemons.chain.identity import check_identity
@@ -39,11 +40,13 @@ async def run_daemon(cfg: DaemonConfig, main: Callable[[Node, Any], Awaitable[No
     """
     account = load_account(cfg.identity, source=cfg.path)
     node = open_node(cfg)
+    session = await keep_alive(node.w3)
     try:
         return await supervise([lambda: main(node, account)], name=cfg.role, ready=False)
     except Exception as exc:
         return report_crash(cfg.role, exc)
     finally:
+        await session.close()
         node.store.close()
 
 
@@ -52,6 +55,22 @@ def open_node(cfg: DaemonConfig) -> Node:
     w3 = AsyncWeb3(AsyncHTTPProvider(cfg.chain.rpc_url, request_kwargs={"timeout": 30}))
     store = StateStore(Path(cfg.service.state_dir) / f"{cfg.role}.sqlite")
     return Node(cfg, w3, store, Metrics(cfg.role))
+
+
+async def keep_alive(w3: AsyncWeb3[Any]) -> aiohttp.ClientSession:
+    """Give web3's HTTP provider a pooled session and return it (the caller closes it).
+
+    web3's own session opens a new TCP (and, against an https RPC, TLS) connection for every
+    request. Idle connections are closed after 15 s, before common servers' keep-alive
+    timeouts; a connection the server closed anyway fails as `NodeUnreachable`, retried.
+    """
+    session = aiohttp.ClientSession(
+        raise_for_status=True, connector=aiohttp.TCPConnector(keepalive_timeout=15)
+    )
+    provider = w3.provider
+    assert isinstance(provider, AsyncHTTPProvider)
+    await provider.cache_async_session(session)
+    return session
 
 
 async def check_chain(node: Node) -> None:
