@@ -49,6 +49,8 @@ class ChainConfig:
     confirmations: int = 0
     log_chunk_blocks: int = 1000
     poll_interval_s: float = 0.5
+    fee_bump_after_s: float = 60.0  # re-sign a pending tx with 12.5% higher fees; 0: only
+    max_fee_gwei: float = 0.0  # when the node refuses it as underpriced. Cap; 0: none
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
 PATH_KEYS |= {("data", "path")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed")}
+NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
 
 

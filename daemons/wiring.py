@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from eth_account.signers.local import LocalAccount
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from contracts.binding import FederatedRounds
 from daemons.chain.identity import check_identity
+from daemons.chain.sender import TxSender
 from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer
 from daemons.config import DaemonConfig
@@ -77,6 +80,18 @@ async def check_chain(node: Node) -> None:
     """Stop with `ChainResetError` if the node is not the chain the state dir was built on."""
     contract = node.cfg.chain.contract or node.store.contract()
     await check_identity(node.w3, node.store, contract)
+
+
+def tx_sender(binding: FederatedRounds, account: LocalAccount, node: Node) -> TxSender:
+    """The outbox for `account`, with [chain]'s fee policy."""
+    chain = node.cfg.chain
+    return TxSender(
+        binding,
+        account,
+        node.store,
+        bump_after_s=chain.fee_bump_after_s,
+        max_fee_wei=int(chain.max_fee_gwei * 10**9),
+    )
 
 
 def make_tailer(node: Node, address: str) -> EventTailer:

@@ -4,15 +4,24 @@ The daemon rules (DESIGN.md) make every chain write idempotent: a handler names 
 with a key (e.g. "closeRound:3"); the first `send` signs a transaction, stores it in the
 outbox, and only then broadcasts it. A restart re-broadcasts the very same bytes, so the
 chain sees one transaction per intent however often the daemon dies.
+
+Fees: a transaction not mined within `bump_after_s`, or refused by the node as underpriced
+(the base fee rose past its max fee), is re-signed with the same nonce and fees raised by
+12.5% (and to at least 2 x base fee + tip), up to `max_fee_wei`. The new version is stored
+before it is sent and the old hashes are kept: whichever version is mined settles the
+intent, and the shared nonce means only one can be.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
@@ -33,6 +42,10 @@ log = logging.getLogger(__name__)
 # the node already has (or already mined) this exact transaction: nothing to do
 FIRST_POLL_S = 0.005  # first receipt poll after a broadcast; doubles up to poll_interval_s
 _HARMLESS_SEND_ERRORS = ("already known", "already imported", "known transaction", "nonce too low")
+# the node will not take the transaction at its fees (anvil drops one the base fee overtook)
+_UNDERPRICED_SEND_ERRORS = ("less than block base fee", "underpriced", "fee too low")
+FEE_BUMP = 1.125  # nodes accept a same-nonce replacement only if both fees rise >= 10%
+_SIGNATURE_FIELDS = ("v", "r", "s", "yParity")
 
 
 class TxDropped(FedchainError):
@@ -54,12 +67,16 @@ class TxSender:
         receipt_timeout_s: float = 120.0,
         poll_interval_s: float = 0.1,
         rebroadcast_s: float = 5.0,
+        bump_after_s: float = 60.0,
+        max_fee_wei: int = 0,
     ) -> None:
         self.binding, self.account, self.store = binding, account, store
         self.w3 = binding.w3
         self.url = provider_url(self.w3)
         self.receipt_timeout_s = receipt_timeout_s
         self.poll_interval_s, self.rebroadcast_s = poll_interval_s, rebroadcast_s
+        self.bump_after_s = bump_after_s  # 0: raise fees only when the node refuses them
+        self.max_fee_wei = max_fee_wei  # 0: no cap
         self._lock = asyncio.Lock()
 
     async def send(self, key: str, fn_name: str, *args: Any) -> TxReceipt:
@@ -98,7 +115,7 @@ class TxSender:
             elif await self._dead_reason(entry) is not None:
                 continue
             else:
-                await self._broadcast(entry)
+                await self._send_or_bump(entry)
             settled.append(entry)
         return settled
 
@@ -137,9 +154,13 @@ class TxSender:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.receipt_timeout_s
         next_broadcast, wait = loop.time(), FIRST_POLL_S
+        next_bump = loop.time() + self.bump_after_s
         while True:
+            if self.bump_after_s > 0 and loop.time() >= next_bump:
+                entry = await self._bump(entry, f"not mined after {self.bump_after_s:g} s")
+                next_bump, next_broadcast = loop.time() + self.bump_after_s, loop.time()
             if loop.time() >= next_broadcast:  # harmless if the node has (or mined) it
-                await self._broadcast(entry)
+                entry = await self._send_or_bump(entry)
                 next_broadcast = loop.time() + self.rebroadcast_s
             receipt = await self._receipt(entry)
             if receipt is not None:
@@ -167,14 +188,74 @@ class TxSender:
                 raise
             log.debug("outbox: node already has %s: %s", entry.tx_hash, exc)
 
-    async def _receipt(self, entry: OutboxEntry) -> TxReceipt | None:
+    async def _send_or_bump(self, entry: OutboxEntry) -> OutboxEntry:
+        """Broadcast; if the node refuses the fees, re-sign higher and broadcast that."""
         try:
-            return await node_call(
-                self.url,
-                lambda: self.w3.eth.get_transaction_receipt(entry.tx_hash),  # type: ignore[arg-type]
+            await self._broadcast(entry)
+            return entry
+        except Web3RPCError as exc:
+            if not any(s in str(exc).lower() for s in _UNDERPRICED_SEND_ERRORS):
+                raise
+            refused = str(exc)
+        bumped = await self._bump(entry, f"refused by the node: {refused}")
+        if bumped.tx_hash == entry.tx_hash:
+            raise TxNotMined(
+                f"transaction {entry.tx_hash} ({entry.key}) is refused as underpriced "
+                f"({refused}) and its fees cannot rise further (max fee cap "
+                f"{self.max_fee_wei} wei); it stays in the outbox and is re-sent on the next try"
             )
-        except TransactionNotFound:
-            return None
+        await self._broadcast(bumped)
+        return bumped
+
+    async def _bump(self, entry: OutboxEntry, why: str) -> OutboxEntry:
+        """Re-sign `entry` with the same nonce and higher fees and store it (the entry as is
+        when the cap leaves no room for a >= 10% rise, or when another task bumped it)."""
+        async with self._lock:
+            current = self.store.outbox_get(entry.key)
+            if current is None or current.status != OUTBOX_PENDING:
+                return entry
+            if current.tx_hash != entry.tx_hash:
+                return current  # a concurrent send of the same key bumped it already
+            fields = dict(TypedTransaction.from_bytes(HexBytes(current.raw)).as_dict())
+            if fields.get("type") != 2:
+                return current  # only EIP-1559 transactions are re-priced
+            block = await node_call(self.url, lambda: self.w3.eth.get_block("latest"))
+            fees = _raised_fees(fields, int(block.get("baseFeePerGas", 0)), self.max_fee_wei)
+            if fees is None:
+                log.warning("outbox: %s not re-priced (%s): max fee cap reached", entry.key, why)
+                return current
+            for name in _SIGNATURE_FIELDS:
+                fields.pop(name, None)
+            signed = self.account.sign_transaction({**fields, **fees})
+            bumped = self.store.outbox_supersede(
+                entry.key, bytes(signed.raw_transaction), signed.hash.to_0x_hex()
+            )
+            log.warning(
+                "outbox: %s %s; re-signed as %s (nonce %d) with max fee %d, tip %d wei",
+                entry.key,
+                why,
+                bumped.tx_hash,
+                bumped.nonce,
+                fees["maxFeePerGas"],
+                fees["maxPriorityFeePerGas"],
+            )
+            return bumped
+
+    async def _receipt(self, entry: OutboxEntry) -> TxReceipt | None:
+        """The receipt of whichever version of the entry's transaction was mined, if any."""
+        current = self.store.outbox_get(entry.key)
+        hashes = [entry.tx_hash, *self.store.outbox_superseded(entry.key)]
+        if current is not None and current.tx_hash not in hashes:
+            hashes.insert(0, current.tx_hash)
+        for tx_hash in hashes:
+            try:
+                return await node_call(
+                    self.url,
+                    lambda h=tx_hash: self.w3.eth.get_transaction_receipt(h),  # type: ignore[misc]
+                )
+            except TransactionNotFound:
+                continue
+        return None
 
     async def _dead_reason(self, entry: OutboxEntry) -> str | None:
         """Why the entry can never be mined (and mark it dead), or None while it still can."""
@@ -192,3 +273,16 @@ class TxSender:
         self.store.outbox_mark(entry.key, OUTBOX_DEAD, detail)
         log.error("outbox: %s", detail)
         return detail
+
+
+def _raised_fees(fields: dict[str, Any], base_fee: int, cap: int) -> dict[str, int] | None:
+    """Both fees up by FEE_BUMP, max fee at least 2 x base fee + tip; None if `cap` forbids."""
+    tip = max(math.ceil(fields["maxPriorityFeePerGas"] * FEE_BUMP), 1)
+    needed = math.ceil(fields["maxFeePerGas"] * FEE_BUMP)
+    max_fee = max(needed, 2 * base_fee + tip)
+    if cap:
+        if cap < needed:
+            return None
+        max_fee = min(max_fee, cap)
+        tip = min(tip, max_fee)
+    return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}

@@ -29,6 +29,7 @@ CREATE INDEX IF NOT EXISTS handled_block ON handled (block_number);
 CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY, raw BLOB NOT NULL, tx_hash TEXT NOT NULL,
     nonce INTEGER NOT NULL, status TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS outbox_superseded (tx_hash TEXT PRIMARY KEY, key TEXT NOT NULL);
 """
 
 OUTBOX_PENDING = "pending"
@@ -229,11 +230,40 @@ class StateStore:
         """Persist a signed transaction before it is sent (replaces a dead entry's row)."""
         _check_status(entry.status)
         with self._tx() as db:
+            db.execute("DELETE FROM outbox_superseded WHERE key = ?", (entry.key,))
             db.execute(
                 "INSERT OR REPLACE INTO outbox (key, raw, tx_hash, nonce, status, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (entry.key, entry.raw, entry.tx_hash, entry.nonce, entry.status, entry.detail),
             )
+
+    def outbox_supersede(self, key: str, raw: bytes, tx_hash: str) -> OutboxEntry:
+        """Replace a pending entry's transaction by a re-signed one (same nonce, higher fees).
+
+        The old hash is kept: whichever version is mined settles the entry.
+        """
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT key, raw, tx_hash, nonce, status, detail FROM outbox WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if row is None or row[4] != OUTBOX_PENDING:
+                raise StoreError(f"no pending outbox entry with key {key!r} to supersede")
+            db.execute(
+                "INSERT OR IGNORE INTO outbox_superseded (tx_hash, key) VALUES (?, ?)",
+                (row[2], key),
+            )
+            db.execute("UPDATE outbox SET raw = ?, tx_hash = ? WHERE key = ?", (raw, tx_hash, key))
+        entry = self.outbox_get(key)
+        assert entry is not None
+        return entry
+
+    def outbox_superseded(self, key: str) -> list[str]:
+        """Hashes of the earlier versions of an entry's transaction, oldest first."""
+        rows = self._db.execute(
+            "SELECT tx_hash FROM outbox_superseded WHERE key = ? ORDER BY rowid", (key,)
+        )
+        return [str(r[0]) for r in rows]
 
     def outbox_mark(self, key: str, status: str, detail: str = "") -> None:
         """Set an outbox entry's status (done once mined, dead if it can never be mined)."""

@@ -13,13 +13,19 @@ from typing import Any
 
 from contracts.binding import FederatedRounds
 from contracts.events import ContractEvent, RoundOpened
-from daemons.chain.sender import TxSender
 from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
 from daemons.ports import BlobCache, Web3Chain
 from daemons.service import log_event, race, sd_notify
 from daemons.storage import IpfsStorage
-from daemons.wiring import Node, check_chain, http_task, make_tailer, run_daemon
+from daemons.wiring import (
+    Node,
+    check_chain,
+    http_task,
+    make_tailer,
+    run_daemon,
+    tx_sender,
+)
 from models.data import load_dataset
 
 log = logging.getLogger("fedchain.client")
@@ -43,7 +49,7 @@ async def _main(node: Node, account: Any) -> None:
             "this account is not (yet) a registered client",
             address=account.address,
         )
-    chain = Web3Chain(binding, TxSender(binding, account, node.store), account.address)
+    chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
     data = await asyncio.to_thread(load_dataset, cfg.data.path)
     async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")

@@ -15,7 +15,6 @@ from contracts.binding import FederatedRounds
 from contracts.errors import ContractPaused
 from contracts.events import ContractEvent, RoundClosed, RoundOpened, UpdateSubmitted
 from daemons.chain.backoff import Backoff, retry
-from daemons.chain.sender import TxSender
 from daemons.config import DaemonConfig
 from daemons.org.bootstrap import attach_or_deploy, register_clients
 from daemons.org.decide import Action
@@ -24,7 +23,14 @@ from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache, Web3Chain
 from daemons.service import log_event, race, sd_notify
 from daemons.storage import IpfsStorage
-from daemons.wiring import Node, check_chain, http_task, make_tailer, run_daemon
+from daemons.wiring import (
+    Node,
+    check_chain,
+    http_task,
+    make_tailer,
+    run_daemon,
+    tx_sender,
+)
 from models.data import load_dataset
 
 log = logging.getLogger("fedchain.org")
@@ -43,7 +49,7 @@ async def _main(node: Node, account: Any) -> None:
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)
-    chain = Web3Chain(binding, TxSender(binding, account, node.store), account.address)
+    chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
     eval_data = await asyncio.to_thread(load_dataset, cfg.federation.eval_data)
     async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         await register_clients(chain, cfg.federation.clients)

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.errors import ContractPaused, NotOrg
 from contracts.events import RoundOpened, decode_log
-from daemons.chain.sender import TxDropped, TxSender
+from daemons.chain.sender import TxDropped, TxSender, _raised_fees
 from daemons.chain.store import OUTBOX_DEAD, OUTBOX_DONE, OUTBOX_PENDING, StateStore
 from tests.daemons.chain_helpers import digest, open_round
 from tests.fixtures.anvil import Deployed
@@ -214,3 +214,108 @@ async def test_automined_send_does_not_wait_a_poll_interval(
         elapsed = loop.time() - started
     assert receipt["status"] == 1
     assert elapsed < 1.0, f"send took {elapsed:.2f} s on automine"
+
+
+class Miner:
+    """Automine off; mine a block every `every_s` while in use (as a slow real chain)."""
+
+    def __init__(self, d: Deployed, every_s: float = 0.2) -> None:
+        self.d, self.every_s = d, every_s
+        self.task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            self.d.anvil.rpc("evm_mine")
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._loop())
+
+    async def __aenter__(self) -> Miner:
+        self.d.anvil.rpc("evm_setAutomine", [False])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.d.anvil.rpc("evm_setAutomine", [True])
+
+
+async def test_a_transaction_the_base_fee_overtook_is_re_signed_higher(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    args = await open_round_args(deployed)
+    before = await nonce(deployed, deployed.org)
+    async with Miner(deployed) as miner:
+        with StateStore(tmp_path / "s.db") as store:
+            sender = TxSender(
+                deployed.contract, deployed.org, store, rebroadcast_s=0.2, bump_after_s=0
+            )
+            first = await sender.prepare("openRound:1", "openRound", *args)
+            await sender.broadcast(first)
+            # the base fee jumps past the stored max fee: anvil drops the transaction
+            deployed.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(100 * 10**9)])
+            deployed.anvil.rpc("evm_mine")
+            assert await nonce(deployed, deployed.org) == before
+            miner.start()
+            receipt = await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+            entry = store.outbox_get("openRound:1")
+            superseded = store.outbox_superseded("openRound:1")
+    assert receipt["status"] == 1 and entry is not None and entry.status == OUTBOX_DONE
+    assert receipt["transactionHash"].to_0x_hex() == entry.tx_hash != first.tx_hash
+    assert superseded[0] == first.tx_hash and entry.nonce == first.nonce
+    assert await nonce(deployed, deployed.org) == before + 1
+    assert len(await round_opened_events(deployed)) == 1
+
+
+async def test_a_slow_transaction_is_re_signed_after_bump_after_s(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    args = await open_round_args(deployed)
+    before = await nonce(deployed, deployed.org)
+    async with Miner(deployed, every_s=1.0) as miner:
+        with StateStore(tmp_path / "s.db") as store:
+            sender = TxSender(deployed.contract, deployed.org, store, bump_after_s=0.3)
+            miner.start()
+            receipt = await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+            entry = store.outbox_get("openRound:1")
+            superseded = store.outbox_superseded("openRound:1")
+    assert entry is not None and entry.status == OUTBOX_DONE
+    assert len(superseded) >= 1, "not mined within bump_after_s: re-signed at least once"
+    # one nonce, several versions: exactly one of them is mined, and it settles the intent
+    assert receipt["transactionHash"].to_0x_hex() in {entry.tx_hash, *superseded}
+    assert await nonce(deployed, deployed.org) == before + 1
+    assert len(await round_opened_events(deployed)) == 1
+
+
+async def test_whichever_version_is_mined_settles_the_intent(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """A restart finds the receipt of an earlier version (the bump never reached the node)."""
+    path = tmp_path / "s.db"
+    args = await open_round_args(deployed)
+    before = await nonce(deployed, deployed.org)
+    with StateStore(path) as store:
+        dying = TxSender(deployed.contract, deployed.org, store)
+        first = await dying.prepare("openRound:1", "openRound", *args)
+        await dying.broadcast(first)  # automine: mined; then the daemon re-signs and dies
+        bumped = await dying._bump(first, "test")  # stored, never sent
+        assert bumped.tx_hash != first.tx_hash
+    with StateStore(path) as store:
+        fresh = TxSender(deployed.contract, deployed.org, store)
+        receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+        entry = store.outbox_get("openRound:1")
+    assert receipt["transactionHash"].to_0x_hex() == first.tx_hash
+    assert entry is not None and entry.status == OUTBOX_DONE
+    assert await nonce(deployed, deployed.org) == before + 1
+
+
+def test_raised_fees_rise_enough_and_respect_the_cap() -> None:
+    fields = {"maxFeePerGas": 3_000, "maxPriorityFeePerGas": 1_000}
+    fees = _raised_fees(fields, base_fee=1_000, cap=0)
+    assert fees == {"maxFeePerGas": 3_375, "maxPriorityFeePerGas": 1_125}
+    fees = _raised_fees(fields, base_fee=100_000, cap=0)  # at least 2 x base fee + tip
+    assert fees == {"maxFeePerGas": 201_125, "maxPriorityFeePerGas": 1_125}
+    fees = _raised_fees(fields, base_fee=100_000, cap=5_000)
+    assert fees == {"maxFeePerGas": 5_000, "maxPriorityFeePerGas": 1_125}
+    assert _raised_fees(fields, base_fee=100_000, cap=3_200) is None  # < the 12.5% rise
