@@ -45,6 +45,9 @@ _HARMLESS_SEND_ERRORS = ("already known", "already imported", "known transaction
 # the node will not take the transaction at its fees (anvil drops one the base fee overtook)
 _UNDERPRICED_SEND_ERRORS = ("less than block base fee", "underpriced", "fee too low")
 FEE_BUMP = 1.125  # nodes accept a same-nonce replacement only if both fees rise >= 10%
+# re-pricings on time alone (a tip too low to be picked) before the market must have moved:
+# a stalled chain or node must not escalate fees 12.5% per `bump_after_s` without end
+BLIND_BUMPS = 3
 _SIGNATURE_FIELDS = ("v", "r", "s", "yParity")
 
 
@@ -157,7 +160,8 @@ class TxSender:
         next_bump = loop.time() + self.bump_after_s
         while True:
             if self.bump_after_s > 0 and loop.time() >= next_bump:
-                entry = await self._bump(entry, f"not mined after {self.bump_after_s:g} s")
+                why = f"not mined after {self.bump_after_s:g} s"
+                entry = await self._bump(entry, why, on_time=True)
                 next_bump, next_broadcast = loop.time() + self.bump_after_s, loop.time()
             if loop.time() >= next_broadcast:  # harmless if the node has (or mined) it
                 entry = await self._send_or_bump(entry)
@@ -207,9 +211,10 @@ class TxSender:
         await self._broadcast(bumped)
         return bumped
 
-    async def _bump(self, entry: OutboxEntry, why: str) -> OutboxEntry:
+    async def _bump(self, entry: OutboxEntry, why: str, on_time: bool = False) -> OutboxEntry:
         """Re-sign `entry` with the same nonce and higher fees and store it (the entry as is
-        when the cap leaves no room for a >= 10% rise, or when another task bumped it)."""
+        when the cap leaves no room for a >= 10% rise, when another task bumped it, or, for
+        a bump `on_time`, past BLIND_BUMPS while its max fee still covers the base fee)."""
         async with self._lock:
             current = self.store.outbox_get(entry.key)
             if current is None or current.status != OUTBOX_PENDING:
@@ -220,7 +225,11 @@ class TxSender:
             if fields.get("type") != 2:
                 return current  # only EIP-1559 transactions are re-priced
             block = await node_call(self.url, lambda: self.w3.eth.get_block("latest"))
-            fees = _raised_fees(fields, int(block.get("baseFeePerGas", 0)), self.max_fee_wei)
+            base_fee = int(block.get("baseFeePerGas", 0))
+            versions = 1 + len(self.store.outbox_superseded(entry.key))
+            if on_time and not _worth_repricing(fields, base_fee, versions):
+                return current
+            fees = _raised_fees(fields, base_fee, self.max_fee_wei)
             if fees is None:
                 log.warning("outbox: %s not re-priced (%s): max fee cap reached", entry.key, why)
                 return current
@@ -286,3 +295,11 @@ def _raised_fees(fields: dict[str, Any], base_fee: int, cap: int) -> dict[str, i
         max_fee = min(max_fee, cap)
         tip = min(tip, max_fee)
     return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+
+
+def _worth_repricing(fields: dict[str, Any], base_fee: int, versions: int) -> bool:
+    """A slow transaction is re-priced BLIND_BUMPS times, then only if the base fee rose
+    past what its max fee covers (2 x base fee + tip, as it was signed)."""
+    if versions <= BLIND_BUMPS:
+        return True
+    return int(fields["maxFeePerGas"]) < 2 * base_fee + int(fields["maxPriorityFeePerGas"])

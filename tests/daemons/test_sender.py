@@ -10,7 +10,7 @@ import pytest
 
 from contracts.errors import ContractPaused, NotOrg
 from contracts.events import RoundOpened, decode_log
-from daemons.chain.sender import TxDropped, TxSender, _raised_fees
+from daemons.chain.sender import BLIND_BUMPS, TxDropped, TxSender, _raised_fees, _worth_repricing
 from daemons.chain.store import OUTBOX_DEAD, OUTBOX_DONE, OUTBOX_PENDING, StateStore
 from tests.daemons.chain_helpers import digest, open_round
 from tests.fixtures.anvil import Deployed
@@ -319,3 +319,10 @@ def test_raised_fees_rise_enough_and_respect_the_cap() -> None:
     fees = _raised_fees(fields, base_fee=100_000, cap=5_000)
     assert fees == {"maxFeePerGas": 5_000, "maxPriorityFeePerGas": 1_125}
     assert _raised_fees(fields, base_fee=100_000, cap=3_200) is None  # < the 12.5% rise
+
+
+def test_a_stalled_chain_does_not_escalate_fees_without_end() -> None:
+    fields = {"maxFeePerGas": 3_000, "maxPriorityFeePerGas": 1_000}  # signed at base fee 1000
+    assert all(_worth_repricing(fields, 1_000, v) for v in range(1, BLIND_BUMPS + 1))
+    assert not _worth_repricing(fields, 1_000, BLIND_BUMPS + 1)  # the market did not move
+    assert _worth_repricing(fields, 1_500, BLIND_BUMPS + 1)  # base fee rose past its cover
