@@ -190,6 +190,16 @@ def crash_wanted(step: str, round_id: int, env: Mapping[str, str] | None = None)
     return bool(wanted) and wanted in (f"{step}:{round_id}", step)
 
 
+async def crash_after_broadcast(
+    chain: Any, step: str, round_id: int, key: str, fn_name: str, *args: Any
+) -> None:
+    """Fault injection for tests: at `step:round_id`, sign, persist and broadcast the
+    transaction (`Web3Chain.broadcast_only`), then SIGKILL before its receipt is read."""
+    if crash_wanted(step, round_id):
+        await chain.broadcast_only(key, fn_name, *args)
+        crash_point(step, round_id)
+
+
 def crash_point(step: str, round_id: int, env: Mapping[str, str] | None = None) -> None:
     """Fault injection for tests: SIGKILL this process at `step:round_id` in FEDCHAIN_CRASH_AT."""
     env = os.environ if env is None else env

@@ -188,7 +188,7 @@ class TxSender:
         try:
             await node_call(self.url, lambda: self.w3.eth.send_raw_transaction(entry.raw))
         except Web3RPCError as exc:
-            if not any(s in str(exc).lower() for s in _HARMLESS_SEND_ERRORS):
+            if not _mentions(exc, _HARMLESS_SEND_ERRORS):
                 raise
             log.debug("outbox: node already has %s: %s", entry.tx_hash, exc)
 
@@ -198,7 +198,7 @@ class TxSender:
             await self._broadcast(entry)
             return entry
         except Web3RPCError as exc:
-            if not any(s in str(exc).lower() for s in _UNDERPRICED_SEND_ERRORS):
+            if not _mentions(exc, _UNDERPRICED_SEND_ERRORS):
                 raise
             refused = str(exc)
         bumped = await self._bump(entry, f"refused by the node: {refused}")
@@ -282,6 +282,12 @@ class TxSender:
         self.store.outbox_mark(entry.key, OUTBOX_DEAD, detail)
         log.error("outbox: %s", detail)
         return detail
+
+
+def _mentions(exc: Exception, phrases: tuple[str, ...]) -> bool:
+    """Whether a node's error message contains one of `phrases` (messages vary by client)."""
+    message = str(exc).lower()
+    return any(phrase in message for phrase in phrases)
 
 
 def _raised_fees(fields: dict[str, Any], base_fee: int, cap: int) -> dict[str, int] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -243,20 +243,15 @@ class StateStore:
         The old hash is kept: whichever version is mined settles the entry.
         """
         with self._tx() as db:
-            row = db.execute(
-                "SELECT key, raw, tx_hash, nonce, status, detail FROM outbox WHERE key = ?",
-                (key,),
-            ).fetchone()
-            if row is None or row[4] != OUTBOX_PENDING:
+            old = self.outbox_get(key)
+            if old is None or old.status != OUTBOX_PENDING:
                 raise StoreError(f"no pending outbox entry with key {key!r} to supersede")
             db.execute(
                 "INSERT OR IGNORE INTO outbox_superseded (tx_hash, key) VALUES (?, ?)",
-                (row[2], key),
+                (old.tx_hash, key),
             )
             db.execute("UPDATE outbox SET raw = ?, tx_hash = ? WHERE key = ?", (raw, tx_hash, key))
-        entry = self.outbox_get(key)
-        assert entry is not None
-        return entry
+        return replace(old, raw=raw, tx_hash=tx_hash)
 
     def outbox_superseded(self, key: str) -> list[str]:
         """Hashes of the earlier versions of an entry's transaction, oldest first."""

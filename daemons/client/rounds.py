@@ -26,7 +26,7 @@ from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
 from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest
 from daemons.round_config import RoundConfig, decode_round_config
-from daemons.service import crash_point, crash_wanted, log_event
+from daemons.service import crash_after_broadcast, crash_point, log_event
 from models.codec import DecodedBlob, decode_blob
 from models.data import Dataset
 from models.errors import BlobRejected
@@ -202,10 +202,8 @@ class ClientRounds:
         crash_point("after_put", r)
         args = (r, stored.cid, stored.digest, num_samples)
         try:
-            if crash_wanted("after_submit_sent", r):
-                # fault injection: the signed tx is durable and broadcast, the receipt never read
-                await self.chain.broadcast_only(f"submit:{r}", "submitUpdate", *args)  # type: ignore[attr-defined]
-                crash_point("after_submit_sent", r)
+            step = "after_submit_sent"
+            await crash_after_broadcast(self.chain, step, r, f"submit:{r}", "submitUpdate", *args)
             await self.chain.send(f"submit:{r}", "submitUpdate", *args)
         except ContractRevert as exc:
             self._refused(r, exc)

@@ -21,7 +21,7 @@ from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.ports import fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
-from daemons.service import crash_point, crash_wanted, log_event
+from daemons.service import crash_after_broadcast, crash_point, log_event
 from models.codec import decode_blob, encode_blob
 from models.strategies import ClientUpdate
 
@@ -45,10 +45,7 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
         bytes.fromhex(published["model_digest"]),
         published["manifest_cid"],
     )
-    if crash_wanted("after_close_sent", r):
-        # fault injection: the signed tx is durable and broadcast, the receipt never read
-        await org.chain.broadcast_only(f"close:{r}", "closeRound", *args)  # type: ignore[attr-defined]
-        crash_point("after_close_sent", r)
+    await crash_after_broadcast(org.chain, "after_close_sent", r, f"close:{r}", "closeRound", *args)
     await org.chain.send(f"close:{r}", "closeRound", *args)
     org.metrics.rounds.labels(outcome="closed").inc()
     log_event(
