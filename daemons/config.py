@@ -49,8 +49,10 @@ class ChainConfig:
     confirmations: int = 0
     log_chunk_blocks: int = 1000
     poll_interval_s: float = 0.5
-    fee_bump_after_s: float = 60.0  # re-sign a pending tx with 12.5% higher fees; 0: only
-    max_fee_gwei: float = 0.0  # when the node refuses it as underpriced. Cap; 0: none
+    # a tx pending this long is re-signed with 12.5% higher fees (0: only when the node
+    # refuses it as underpriced); max_fee_gwei caps the max fee per gas (0: no cap)
+    fee_bump_after_s: float = 60.0
+    max_fee_gwei: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -97,11 +97,12 @@ def _penalty(
 ) -> Any:
     """The configured penalty anchored at the base model (None for "none")."""
     params = base.sections["params"]
-    zeros = jax.tree_util.tree_map(np.zeros_like, params)
     if kind != "fedcurv":
-        # a base from rounds that did not use the Fisher has none: zero, as in round 1
-        fisher = base.sections.get("fisher", zeros)
+        fisher = base.sections.get("fisher")
+        if fisher is None and kind == "ewc":  # a base from rounds that used no Fisher: zero,
+            fisher = jax.tree_util.tree_map(np.zeros_like, params)  # as in round 1
         return make_penalty(kind, anchor=params, fisher=fisher, lam=lam, mu=mu)
+    zeros = jax.tree_util.tree_map(np.zeros_like, params)
     u_sum, v_sum = base.sections.get("u", zeros), base.sections.get("v", zeros)
     own_u = previous.u if previous else None
     own_v = previous.v if previous else None

@@ -108,17 +108,17 @@ def _merge(
     state = base.sections.get("server_state") or strategy.init(params)
     result = strategy.aggregate(params, ordered, state) if ordered else None
     sections: Sections = {"params": params}
-    # a base from rounds that did not use the Fisher has none: start from zero, as round 0
-    base_fisher = base.sections.get("fisher") or _zeros(params)
-    if with_fisher:
-        sections["fisher"] = base_fisher
+    if with_fisher:  # a base from rounds that used no Fisher has none: zero, as round 0's
+        sections["fisher"] = base.sections.get("fisher") or _zeros(params)
     if result is None:
         _add_state(sections, state)
         return sections, {}, {}
     sections["params"] = params_to_numpy(result.params)
     if with_fisher:
         mean_fisher = result.fisher if result.fisher is not None else _weighted_fisher(ordered)
-        sections["fisher"] = params_to_numpy(online_fisher(base_fisher, mean_fisher, fisher_gamma))
+        sections["fisher"] = params_to_numpy(
+            online_fisher(sections["fisher"], mean_fisher, fisher_gamma)
+        )
     _add_state(sections, result.state)
     if result.u is not None and result.v is not None:
         sections["u"], sections["v"] = params_to_numpy(result.u), params_to_numpy(result.v)
