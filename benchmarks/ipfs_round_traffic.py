@@ -64,12 +64,12 @@ async def measure(nodes: list[BundledIpfsNode], chunk: int, rounds: int, size: i
         for store in stores[1:]:
             await store.connect(nodes[0].swarm_multiaddr)
         await one_round(stores[0], stores[1:], size)  # warm-up: connections, JIT
-        pids = [n.pid for n in nodes]
-        before, started = [cpu_s(p) for p in pids if p], time.monotonic()
+        pids = [n.pid for n in nodes if n.pid is not None]  # all started: one per node
+        before, started = [cpu_s(p) for p in pids], time.monotonic()
         for _ in range(rounds):
             await one_round(stores[0], stores[1:], size)
         wall = time.monotonic() - started
-        spent = [cpu_s(p) - b for p, b in zip(pids, before, strict=True) if p]
+        spent = [cpu_s(p) - b for p, b in zip(pids, before, strict=True)]
     return Cost(
         wall_ms=wall / rounds * 1e3,
         org_cpu_ms=spent[0] / rounds * 1e3,
