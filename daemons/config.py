@@ -102,6 +102,11 @@ class FederationConfig:
     retention_rounds: int = 3
     eval_data: str = ""
     exit_when_done: bool = False
+    # bounded client influence (models/influence.py, docs/daemons.md); 0 turns a bound off
+    max_update_norm: float = 1000.0
+    max_norm_ratio: float = 10.0
+    max_samples_per_client: int = 1_000_000
+    max_client_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,8 @@ PATH_KEYS |= {("data", "path")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
+NON_NEGATIVE |= {("federation", k) for k in ("max_update_norm", "max_norm_ratio")}
+NON_NEGATIVE |= {("federation", "max_samples_per_client")}
 
 
 def load_config(path: str | Path, role: str) -> DaemonConfig:
@@ -312,6 +319,11 @@ def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
             )
     if not fed.eval_data:
         raise ConfigError(f"{p}: federation.eval_data is required (an .npz or IDX dir)")
+    if not 0 < fed.max_client_share <= 1:
+        raise ConfigError(
+            f"{p}: federation.max_client_share = {fed.max_client_share}; allowed values: "
+            "> 0 and <= 1 (1 = no cap on one client's aggregation weight)"
+        )
 
 
 def _is_address(text: str) -> bool:
