@@ -162,8 +162,6 @@ ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
 REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {"org": ("federation",), "client": ("data",)}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("service", "log_format"): LOG_FORMATS,
-    ("federation", "model"): MODELS,
-    ("federation", "strategy"): STRATEGIES,
     ("training", "optimizer"): OPTIMIZERS,
     ("training", "penalty"): PENALTIES,
 }
@@ -277,6 +275,7 @@ def _check_cross(cfg: DaemonConfig) -> None:
     p = cfg.path
     if cfg.federation is not None:
         penalty = cfg.training.penalty if cfg.training else "ewc"
+        _check_registry(p, cfg.federation)
         _check_federation(p, cfg.federation, penalty)
     if cfg.ipfs.chunk_bytes > MAX_CHUNK_BYTES:
         raise ConfigError(
@@ -292,6 +291,14 @@ def _check_cross(cfg: DaemonConfig) -> None:
             f"{p}: chain.contract = {cfg.chain.contract!r}; allowed values: "
             '"" (org: deploy) or a 0x-prefixed 20-byte hex address'
         )
+
+
+def _check_registry(p: str, fed: FederationConfig) -> None:
+    """Model and strategy (with its options) through the registries (`daemons.startup`)."""
+    from daemons.startup import check_model, check_strategy
+
+    check_model(p, "federation.model", fed.model)
+    check_strategy(p, fed.strategy, fed.strategy_options)
 
 
 def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
