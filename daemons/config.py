@@ -287,10 +287,8 @@ def _check_cross(cfg: DaemonConfig) -> None:
     if cfg.role == "client" and not cfg.chain.contract:
         raise ConfigError(f"{p}: chain.contract is required for a client (the org's address)")
     if cfg.chain.contract and not _is_address(cfg.chain.contract):
-        raise ConfigError(
-            f"{p}: chain.contract = {cfg.chain.contract!r}; allowed values: "
-            '"" (org: deploy) or a 0x-prefixed 20-byte hex address'
-        )
+        allowed = '"" (org: deploy) or a 0x-prefixed 20-byte hex address (EIP-55 if mixed case)'
+        raise _address_error(p, "chain.contract =", cfg.chain.contract, allowed)
 
 
 def _check_registry(p: str, fed: FederationConfig) -> None:
@@ -320,10 +318,8 @@ def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
         )
     for client in fed.clients:
         if not _is_address(client):
-            raise ConfigError(
-                f"{p}: federation.clients contains {client!r}; allowed values: "
-                "0x-prefixed 20-byte hex addresses"
-            )
+            allowed = "0x-prefixed 20-byte hex addresses (EIP-55 checksummed if mixed case)"
+            raise _address_error(p, "federation.clients contains", client, allowed)
     if not fed.eval_data:
         raise ConfigError(f"{p}: federation.eval_data is required (an .npz or IDX dir)")
     if not 0 < fed.max_client_share <= 1:
@@ -334,11 +330,29 @@ def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
 
 
 def _is_address(text: str) -> bool:
-    """True for a 0x-prefixed 40-hex-digit string (checksum is fixed up later)."""
+    """True for a 0x-prefixed 40-hex-digit string whose mixed case, if any, is EIP-55's.
+
+    All-lower or all-upper hex carries no checksum; mixed case is a checksum and must be
+    right, so a mistyped address is refused instead of naming an account nobody controls.
+    """
+    from eth_utils import is_checksum_address
+
     if len(text) != 42 or not text.startswith("0x"):
         return False
     try:
         int(text[2:], 16)
     except ValueError:
         return False
-    return True
+    digits = text[2:]
+    return digits in (digits.lower(), digits.upper()) or bool(is_checksum_address(text))
+
+
+def _address_error(p: str, key: str, text: str, allowed: str) -> ConfigError:
+    """The error for a bad address; a wrong EIP-55 checksum is said so (likely a typo)."""
+    hint = ""
+    if len(text) == 42 and text.startswith("0x") and _is_address(text.lower()):
+        hint = (
+            " (its mixed case is not a valid EIP-55 checksum: most likely a mistyped digit; "
+            "copy the account's address again)"
+        )
+    return ConfigError(f"{p}: {key} {text!r}{hint}; allowed values: {allowed}")
