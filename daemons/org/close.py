@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from contracts.state import RoundInfo
 from daemons.errors import FedchainError
 from daemons.manifest import Excluded, Included, Manifest, encode_manifest
-from daemons.org.collect import base_blob
+from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.ports import fetch
@@ -72,8 +72,10 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
-    result = await asyncio.to_thread(aggregate_step, base, updates, *args, org.with_fisher)
+    bounds = influence_bounds(fed)
+    result = await asyncio.to_thread(aggregate_step, base, updates, *args, org.with_fisher, bounds)
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
+    _log_rejected(org, info, result)
     started = time.perf_counter()
     num_samples = sum(s.num_samples for s in accepted if s.client in result.weights)
     meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, fed.model)
@@ -106,6 +108,21 @@ async def _load_update(org: OrgRounds, sub: Submission) -> ClientUpdate:
     )
 
 
+def _log_rejected(org: OrgRounds, info: RoundInfo, result: StepResult) -> None:
+    """Count and log the updates the round-level bounds rejected (validation, not strategy)."""
+    for client, (reason, detail) in sorted(result.rejected.items()):
+        org.metrics.updates_rejected.labels(reason=reason).inc()
+        log_event(
+            log,
+            logging.WARNING,
+            "update rejected",
+            round_id=info.round_id,
+            client=client,
+            reason=reason,
+            detail=detail,
+        )
+
+
 def _manifest(
     org: OrgRounds,
     info: RoundInfo,
@@ -115,7 +132,10 @@ def _manifest(
 ) -> Manifest:
     included, excluded = [], []
     for client, sub in sorted(subs.items()):
-        if client in result.weights:
+        if client in result.rejected:
+            reason, detail = result.rejected[client]
+            excluded.append(Excluded(client, sub.cid, reason, detail))
+        elif client in result.weights:
             included.append(
                 Included(
                     client,
