@@ -14,6 +14,7 @@ from contracts.state import RoundInfo
 from daemons.errors import RejectedUpdate
 from daemons.org.ledger import ACCEPTED, Submission
 from daemons.org.model_step import update_template
+from daemons.org.unseal import update_plaintext
 from daemons.ports import fetch
 from daemons.service import log_event
 from models.codec import DecodedBlob, decode_blob
@@ -81,6 +82,11 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
     except IpfsTimeout as exc:
         return Verdict("unavailable", f"not retrievable within {ipfs.timeout_s} s: {exc}")
     org.metrics.bytes.labels(direction="in").inc(len(data))
+    try:
+        data = await update_plaintext(org, info, sub, data)
+    except RejectedUpdate as exc:  # sealed to another key, copied, tampered, not encrypted
+        org.cache.drop(digest)
+        return Verdict(exc.reason, exc.detail or str(exc))
     base = await base_blob(org, info)
     assert org.cfg.training is not None and org.cfg.federation is not None
     template = update_template(base.sections["params"], org.cfg.training.penalty)
