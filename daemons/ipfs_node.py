@@ -75,8 +75,11 @@ class BundledIpfsNode:
         log_path: str | Path | None = None,
         start_timeout_s: float = 60.0,
         v8_flags: tuple[str, ...] = V8_FLAGS,
+        swarm_key: str | Path | None = None,
     ) -> None:
         self.repo_dir = Path(repo_dir)
+        # a libp2p private network (docs/security.md): None = REPO/swarm.key if there, as Kubo
+        self.swarm_key = Path(swarm_key) if swarm_key else None
         self.v8_flags = v8_flags
         self.api_port = api_port
         self.swarm_port = swarm_port
@@ -99,6 +102,11 @@ class BundledIpfsNode:
     def swarm_multiaddr(self) -> str:
         """The node's libp2p address with its peer id, for `swarm/connect` on another node."""
         return str(self._ready_info()["swarm"][0])
+
+    @property
+    def private_network(self) -> bool:
+        """Whether the node runs with a swarm key (talks only to nodes with the same key)."""
+        return bool(self._ready_info().get("private_network", False))
 
     @property
     def pid(self) -> int | None:
@@ -130,6 +138,7 @@ class BundledIpfsNode:
             "--parent-pid",
             str(os.getpid()),
             "--exit-on-stdin-close",
+            *(["--swarm-key", str(self.swarm_key)] if self.swarm_key else []),
         ]
 
     def start(self) -> BundledIpfsNode:
@@ -237,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-port", type=int, default=5001, help="RPC API port (0 = any)")
     parser.add_argument("--swarm-port", type=int, default=4001, help="libp2p TCP port (0 = any)")
     parser.add_argument("--log", default=None, help="log file (default: REPO/node.log)")
+    parser.add_argument(
+        "--swarm-key",
+        default=None,
+        help="private network: talk only to nodes with this Kubo swarm.key file "
+        "(default: REPO/swarm.key if present; make one with `fedchain keys swarm`)",
+    )
     return parser
 
 
@@ -247,7 +262,18 @@ def run_node_command(argv: Sequence[str]) -> int:
         if not 0 <= getattr(args, name) <= 65535:
             print(f"fedchain ipfs: --{name.replace('_', '-')} must be 0..65535", file=sys.stderr)
             return 2
-    node = BundledIpfsNode(args.repo, args.api_port, args.swarm_port, log_path=args.log)
+    if args.swarm_key:
+        from daemons.errors import ConfigError
+        from daemons.privacy.swarm_key import read_swarm_key
+
+        try:
+            read_swarm_key(Path(args.swarm_key))
+        except ConfigError as exc:
+            print(f"fedchain ipfs: {exc}", file=sys.stderr)
+            return 2
+    node = BundledIpfsNode(
+        args.repo, args.api_port, args.swarm_port, log_path=args.log, swarm_key=args.swarm_key
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         with node:
@@ -255,6 +281,8 @@ def run_node_command(argv: Sequence[str]) -> int:
             print(f"peer id:    {node.peer_id}", flush=True)
             print(f"swarm:      {node.swarm_multiaddr}", flush=True)
             print(f"repo, log:  {node.repo_dir}, {node.log_path}", flush=True)
+            network = "private (swarm key)" if node.private_network else "public (no swarm key)"
+            print(f"network:    {network}", flush=True)
             code = node._proc.wait() if node._proc is not None else 1
             print(f"fedchain ipfs: node exited ({code}); see {node.log_path}", file=sys.stderr)
             return 1
