@@ -142,6 +142,7 @@ class EncryptionConfig:
     key_env: str = "FEDCHAIN_ENCRYPTION_KEY"
     password_env: str = "FEDCHAIN_ENCRYPTION_PASSWORD"
     auditors: tuple[str, ...] = ()
+    org_key: str = ""  # client: seal only to this org public key (hex); "" = the round config's
 
 
 @dataclass(frozen=True)
@@ -343,12 +344,14 @@ def _check_encryption(p: str, role: str, enc: EncryptionConfig) -> None:
             f"{p}: encryption.auditors and encryption.key_file are org settings; a client "
             "takes the org's and auditors' public keys from the round config"
         )
+    if role == "org" and enc.org_key:
+        raise ConfigError(f"{p}: encryption.org_key is a client setting (the org's own key pin)")
     if len(enc.auditors) > MAX_AUDITORS:
         raise ConfigError(f"{p}: encryption.auditors lists {len(enc.auditors)}; at most 15")
-    for key in enc.auditors:
+    for key in (*enc.auditors, *([enc.org_key] if enc.org_key else [])):
         if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
             raise ConfigError(
-                f"{p}: encryption.auditors contains {key!r}; allowed values: X25519 public "
+                f"{p}: encryption key {key!r}; allowed values: X25519 public "
                 "keys as 64 hex digits (`fedchain keys public FILE` prints one)"
             )
     if len({k.lower() for k in enc.auditors}) != len(enc.auditors):

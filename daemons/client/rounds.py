@@ -155,8 +155,10 @@ class ClientRounds:
     def _seal(self, info: RoundInfo, config: RoundConfig, blob: bytes) -> bytes:
         """The update sealed as the round config asks (kept in state), or `blob` as is."""
         binding = Binding(info.round_id, self.chain.address, info.base_cid)
-        require = self.cfg.encryption.updates == "encrypted"
-        out = seal_for_round(blob, config.encryption, binding, require)
+        enc = self.cfg.encryption
+        out = seal_for_round(
+            blob, config.encryption, binding, enc.updates == "encrypted", enc.org_key
+        )
         if out is not blob:
             self.kv.put(f"client:sealed:{info.round_id}", self.cache.put(out).hex())
         return out

@@ -62,13 +62,19 @@ def org_policy(enc: EncryptionConfig, key: PrivateKey | None) -> UpdateEncryptio
 
 
 def seal_for_round(
-    blob: bytes, policy: UpdateEncryption | None, binding: Binding, require: bool
+    blob: bytes,
+    policy: UpdateEncryption | None,
+    binding: Binding,
+    require: bool,
+    pinned_org_key: str = "",
 ) -> bytes:
     """What a client publishes: `blob` sealed to the round's recipients, or `blob` itself.
 
     `require` (the client's own `[encryption] updates = "encrypted"`): refuse to publish a
     plaintext update when the round config asks for none, so a misconfigured or downgraded
-    org cannot make this client leak its update.
+    org cannot make this client leak its update. `pinned_org_key` (`[encryption] org_key`):
+    refuse a round config that names another org key (e.g. one written with a stolen
+    signing key to harvest updates).
     """
     if policy is None:
         if require:
@@ -78,4 +84,10 @@ def seal_for_round(
                 '[encryption] updates = "encrypted": not sending this round',
             )
         return blob
+    if pinned_org_key and policy.org_key != pinned_org_key.lower():
+        raise RejectedUpdate(
+            "round_config",
+            f"the round config's org key {policy.org_key[:16]}… is not the pinned "
+            f"[encryption] org_key {pinned_org_key[:16]}…: not sending this round",
+        )
     return seal_update(blob, binding, policy.recipients())

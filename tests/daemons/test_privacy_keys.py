@@ -128,6 +128,8 @@ def test_encryption_config() -> None:
         ({"auditors": ["abc"]}, "org", "64 hex digits"),
         ({"auditors": [public_hex(AUDITOR)] * 2}, "org", "twice"),
         ({"auditors": [public_hex(AUDITOR)]}, "client", "org settings"),
+        ({"org_key": public_hex(AUDITOR)}, "org", "client setting"),
+        ({"org_key": "xyz"}, "client", "64 hex digits"),
         ({"key": "x"}, "org", "unknown key encryption.key"),
     ]
     for table, role, match in cases:
@@ -161,3 +163,7 @@ def test_client_seals_as_the_round_asks_and_refuses_a_downgrade() -> None:
     assert seal_for_round(b"update", None, binding, require=False) == b"update"
     with pytest.raises(RejectedUpdate, match="asks for plaintext"):
         seal_for_round(b"update", None, binding, require=True)
+    pinned = seal_for_round(b"u", policy, binding, require=True, pinned_org_key=public_hex(KEY))
+    assert open_update(pinned, KEY, binding, 1 << 20) == b"u"
+    with pytest.raises(RejectedUpdate, match="not the pinned"):
+        seal_for_round(b"u", policy, binding, require=True, pinned_org_key=public_hex(AUDITOR))
