@@ -154,7 +154,12 @@ class OrgRounds:
         new_id = round_id + 1
         base_cid, base_digest = await self.next_base(round_id, info)
         config = RoundConfig(
-            new_id, self.fed.model, self.fed.seed, self.training, self.with_fisher, self.encryption
+            new_id,
+            self.fed.model,
+            self.fed.seed,
+            self.training,
+            self.with_fisher,
+            encryption=self.encryption,
         )
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s

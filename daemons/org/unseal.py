@@ -7,6 +7,7 @@ turn a round's valid updates into rejections (or accept plaintext in an encrypte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from contracts.state import RoundInfo
@@ -19,6 +20,16 @@ from daemons.round_config import decode_round_config
 
 if TYPE_CHECKING:
     from daemons.org.rounds import OrgRounds
+
+
+# what a sealed update's training facts may show in the public manifest: timings only
+PUBLIC_TRAIN_KEYS = frozenset({"train_s", "fisher_s"})
+
+
+def public_train(train: Mapping[str, float], sealed: bool) -> dict[str, float]:
+    """The training facts the manifest may publish; a sealed update's loss and accuracy stay
+    with the org (they describe the client's data as much as the update does)."""
+    return {k: v for k, v in train.items() if not sealed or k in PUBLIC_TRAIN_KEYS}
 
 
 async def round_encryption(org: OrgRounds, info: RoundInfo) -> UpdateEncryption | None:

@@ -141,5 +141,6 @@ async def test_encrypted_federation_rejects_outsiders(
     assert set(included) == {fed.accounts[1].address, fed.accounts[2].address}
     assert {e.client: e.reason for e in manifest.excluded} == expected
     assert included[client0].digest == "0x" + hashlib.sha256(envelope).hexdigest()  # ciphertext
+    assert set(included[client0].train) == {"train_s", "fisher_s"}  # no loss/accuracy leaked
     org_log = fed.org.text()
     assert bytes(org_key).hex() not in org_log and "org password" not in org_log
