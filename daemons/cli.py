@@ -22,6 +22,7 @@ PLUGINS: tuple[tuple[str, str], ...] = (
     ("daemons.testnet.cli", "testnet"),
     ("daemons.init", "init"),
     ("daemons.cli_clients", "clients"),
+    ("daemons.privacy.cli", "keys"),
 )
 
 

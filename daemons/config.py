@@ -35,6 +35,8 @@ STRATEGIES = (
     "fedavgm",
 )
 LOG_FORMATS = ("human", "json")
+UPDATE_MODES = ("public", "encrypted")
+MAX_AUDITORS = 15  # an envelope holds at most 16 recipients: the org and 15 auditors
 MAX_ROUND_DURATION_S = 30 * 24 * 3600
 MAX_CHUNK_BYTES = 1024 * 1024  # Kubo's chunker limit; bitswap moves blocks of up to 2 MiB
 
@@ -132,6 +134,23 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EncryptionConfig:
+    """Encrypted updates (docs/security.md): the policy and where the org's X25519 key is.
+
+    `updates`: on the org, "encrypted" makes every client seal its update to the org's key
+    (and the auditors'); on a client, it refuses a round whose config does not ask for that.
+    The private key is never in the file: a keystore (`key_file`) or hex in env `key_env`.
+    """
+
+    updates: str = "public"
+    key_file: str = ""
+    key_env: str = "FEDCHAIN_ENCRYPTION_KEY"
+    password_env: str = "FEDCHAIN_ENCRYPTION_PASSWORD"
+    auditors: tuple[str, ...] = ()
+    org_key: str = ""  # client: seal only to this org public key (hex); "" = the round config's
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     """One daemon's whole configuration, as loaded from `path`."""
 
@@ -144,6 +163,7 @@ class DaemonConfig:
     federation: FederationConfig | None = None
     training: TrainingConfig | None = None
     data: DataConfig | None = None
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
 
 
 SECTIONS: dict[str, type] = {
@@ -154,19 +174,21 @@ SECTIONS: dict[str, type] = {
     "federation": FederationConfig,
     "training": TrainingConfig,
     "data": DataConfig,
+    "encryption": EncryptionConfig,
 }
 ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "org": ("chain", "identity", "ipfs", "service", "federation", "training"),
-    "client": ("chain", "identity", "ipfs", "service", "data"),
+    "org": ("chain", "identity", "ipfs", "service", "federation", "training", "encryption"),
+    "client": ("chain", "identity", "ipfs", "service", "data", "encryption"),
 }
 REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {"org": ("federation",), "client": ("data",)}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("service", "log_format"): LOG_FORMATS,
     ("training", "optimizer"): OPTIMIZERS,
     ("training", "penalty"): PENALTIES,
+    ("encryption", "updates"): UPDATE_MODES,
 }
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
-PATH_KEYS |= {("data", "path")}
+PATH_KEYS |= {("data", "path"), ("encryption", "key_file")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
@@ -277,6 +299,7 @@ def _check_cross(cfg: DaemonConfig) -> None:
         penalty = cfg.training.penalty if cfg.training else "ewc"
         _check_registry(p, cfg.federation)
         _check_federation(p, cfg.federation, penalty)
+    _check_encryption(p, cfg.role, cfg.encryption)
     if cfg.ipfs.chunk_bytes > MAX_CHUNK_BYTES:
         raise ConfigError(
             f"{p}: ipfs.chunk_bytes = {cfg.ipfs.chunk_bytes}; allowed values: 1 to "
@@ -327,6 +350,27 @@ def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
             f"{p}: federation.max_client_share = {fed.max_client_share}; allowed values: "
             "> 0 and <= 1 (1 = no cap on one client's aggregation weight)"
         )
+
+
+def _check_encryption(p: str, role: str, enc: EncryptionConfig) -> None:
+    """[encryption]: auditors are the org's to name, as 64-hex-digit X25519 public keys."""
+    if role == "client" and (enc.auditors or enc.key_file):
+        raise ConfigError(
+            f"{p}: encryption.auditors and encryption.key_file are org settings; a client "
+            "takes the org's and auditors' public keys from the round config"
+        )
+    if role == "org" and enc.org_key:
+        raise ConfigError(f"{p}: encryption.org_key is a client setting (the org's own key pin)")
+    if len(enc.auditors) > MAX_AUDITORS:
+        raise ConfigError(f"{p}: encryption.auditors lists {len(enc.auditors)}; at most 15")
+    for key in (*enc.auditors, *([enc.org_key] if enc.org_key else [])):
+        if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
+            raise ConfigError(
+                f"{p}: encryption key {key!r}; allowed values: X25519 public "
+                "keys as 64 hex digits (`fedchain keys public FILE` prints one)"
+            )
+    if len({k.lower() for k in enc.auditors}) != len(enc.auditors):
+        raise ConfigError(f"{p}: encryption.auditors lists a key twice")
 
 
 def _is_address(text: str) -> bool:

@@ -19,6 +19,7 @@ from daemons.manifest import Excluded, Included, Manifest, encode_manifest
 from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
+from daemons.org.unseal import update_plaintext
 from daemons.ports import fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_after_broadcast, crash_point, log_event
@@ -68,7 +69,7 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     base = await base_blob(org, info)
     subs = org.ledger.submissions(info.round_id)
     accepted = sorted((s for s in subs.values() if s.accepted), key=lambda s: s.client)
-    updates = [await _load_update(org, s) for s in accepted]
+    updates = [await _load_update(org, info, s) for s in accepted]
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
@@ -92,12 +93,12 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     }
 
 
-async def _load_update(org: OrgRounds, sub: Submission) -> ClientUpdate:
+async def _load_update(org: OrgRounds, info: RoundInfo, sub: Submission) -> ClientUpdate:
     """An accepted update's tensors (from the local cache; IPFS if the cache lost it)."""
     ipfs = org.cfg.ipfs
     digest = bytes.fromhex(sub.digest.removeprefix("0x"))
     data = await fetch(org.storage, org.cache, sub.cid, digest, ipfs.max_blob_bytes, ipfs.timeout_s)
-    sections = decode_blob(data).sections
+    sections = decode_blob(await update_plaintext(org, info, sub, data)).sections
     return ClientUpdate(
         client=sub.client,
         params=sections["params"],

@@ -15,6 +15,7 @@ from daemons.config import FederationConfig
 from daemons.errors import RejectedUpdate
 from daemons.org.ledger import ACCEPTED, Submission
 from daemons.org.model_step import update_limits, update_template
+from daemons.org.unseal import public_train, update_plaintext
 from daemons.ports import fetch
 from daemons.service import log_event
 from models.codec import DecodedBlob, decode_blob
@@ -88,6 +89,11 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
     except IpfsTimeout as exc:
         return Verdict("unavailable", f"not retrievable within {ipfs.timeout_s} s: {exc}")
     org.metrics.bytes.labels(direction="in").inc(len(data))
+    try:
+        plain = await update_plaintext(org, info, sub, data)
+    except RejectedUpdate as exc:  # sealed to another key, copied, tampered, not encrypted
+        org.cache.drop(digest)
+        return Verdict(exc.reason, exc.detail or str(exc))
     base = await base_blob(org, info)
     assert org.cfg.training is not None and org.cfg.federation is not None
     template = update_template(base.sections["params"], org.cfg.training.penalty)
@@ -100,14 +106,14 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
         "model_name": org.cfg.federation.model,
     }
     try:
-        decoded = validate_blob(data, template, expected, _limits(org))
+        decoded = validate_blob(plain, template, expected, _limits(org))
     except BlobRejected as exc:
         org.cache.drop(digest)
         return Verdict(exc.reason, exc.detail)
     # the org keeps what it merges: an accepted update stays retrievable for audit even when
     # its client goes offline (unpinned with its round, see `close._retain`)
     await org.storage.pin(sub.cid, timeout_s=ipfs.timeout_s)
-    return Verdict(ACCEPTED, "", dict(decoded.metadata.train_metrics))
+    return Verdict(ACCEPTED, "", public_train(decoded.metadata.train_metrics, plain is not data))
 
 
 def samples_verdict(num_samples: int, max_samples: int) -> Verdict | None:

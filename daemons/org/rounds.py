@@ -13,6 +13,8 @@ import hashlib
 import logging
 from typing import Any
 
+from nacl.public import PrivateKey
+
 from contracts.errors import BadDeadline
 from contracts.state import RoundInfo
 from contracts.state import RoundStatus as ChainStatus
@@ -26,6 +28,7 @@ from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.prefetch import Prefetcher
 from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
+from daemons.privacy.policy import org_policy
 from daemons.round_config import RoundConfig, encode_round_config, fisher_in_use
 from daemons.service import crash_point, log_event
 from models.codec import encode_blob
@@ -52,6 +55,7 @@ class OrgRounds:
         cache: BlobCache,
         eval_data: Any,
         metrics: Metrics,
+        update_key: PrivateKey | None = None,
     ) -> None:
         assert cfg.federation is not None and cfg.training is not None
         self.cfg, self.chain, self.storage = cfg, chain, storage
@@ -62,6 +66,9 @@ class OrgRounds:
         self.round_id = 0
         # models and updates carry the Fisher only when a penalty or the strategy reads it
         self.with_fisher = fisher_in_use(self.training.penalty, self.fed.strategy)
+        # [encryption] updates = "encrypted": clients seal updates to this key (docs/security.md)
+        self.update_key = update_key
+        self.encryption = org_policy(cfg.encryption, update_key)
 
     async def view(self) -> tuple[RoundView, RoundInfo | None]:
         """The current round on chain, joined with the ledger's submissions for it."""
@@ -158,7 +165,14 @@ class OrgRounds:
         """Publish the round config and open round `round_id + 1` on the base model."""
         new_id = round_id + 1
         base_cid, base_digest = await self.next_base(round_id, info)
-        config = RoundConfig(new_id, self.fed.model, self.fed.seed, self.training, self.with_fisher)
+        config = RoundConfig(
+            new_id,
+            self.fed.model,
+            self.fed.seed,
+            self.training,
+            self.with_fisher,
+            encryption=self.encryption,
+        )
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s
         args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)

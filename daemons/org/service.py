@@ -21,6 +21,7 @@ from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache, Web3Chain
+from daemons.privacy.keys import load_update_key
 from daemons.service import log_event, race, sd_notify
 from daemons.startup import load_data
 from daemons.storage import IpfsStorage
@@ -45,6 +46,7 @@ async def run_org(cfg: DaemonConfig) -> int:
 async def _main(node: Node, account: Any) -> None:
     cfg = node.cfg
     assert cfg.federation is not None
+    update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
     fed = cfg.federation
     eval_data = await asyncio.to_thread(load_data, cfg.path, "federation.eval_data", fed.eval_data)
@@ -55,7 +57,8 @@ async def _main(node: Node, account: Any) -> None:
     async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         await register_clients(chain, cfg.federation.clients)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
-        org = OrgRounds(cfg, chain, storage, Ledger(node.store), cache, eval_data, node.metrics)
+        ledger = Ledger(node.store)
+        org = OrgRounds(cfg, chain, storage, ledger, cache, eval_data, node.metrics, update_key)
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
 

@@ -72,6 +72,8 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=d.seed, help="seed for data split and model (0)")
     add("--data", type=Path, default=DEFAULT_DATA_DIR, help="Fashion-MNIST IDX directory")
     add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon (1)")
+    add("--no-swarm-key", action="store_true", help="bundled nodes without a private network")
+    add("--encrypt-updates", action="store_true", help="clients seal updates to the org's key")
 
 
 def spec_from_args(a: argparse.Namespace) -> NetSpec:
@@ -101,6 +103,8 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             seed=a.seed,
             data_dir=a.data,
             xla_threads=a.xla_threads,
+            swarm_key=not a.no_swarm_key,
+            encrypt_updates=a.encrypt_updates,
         )
     )
 
