@@ -42,6 +42,7 @@ class Manifest:
     metrics: dict[str, float]
     timings_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    headline: str = ""  # the task's headline metric in `metrics` ("" in older manifests)
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -49,6 +50,8 @@ def encode_manifest(m: Manifest) -> bytes:
     doc: dict[str, Any] = asdict(m)
     if not m.note:
         doc.pop("note")
+    if not m.headline:
+        doc.pop("headline")
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
@@ -65,4 +68,5 @@ def decode_manifest(data: bytes) -> Manifest:
         metrics=dict(doc["metrics"]),
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
+        headline=doc.get("headline", ""),
     )

@@ -115,6 +115,7 @@ def org_config(
         "round_duration_s": spec.round_duration_s,
         "min_updates": spec.min_updates,
         "max_updates": len(clients),
+        "task": spec.task,
         "model": spec.model,
         "seed": spec.seed,
         "strategy": spec.strategy,
@@ -129,11 +130,16 @@ def org_config(
 
 
 def client_config(
-    ep: Endpoints, api_url: str, state_dir: Path, data_path: Path, encrypted: bool = False
+    ep: Endpoints,
+    api_url: str,
+    state_dir: Path,
+    data_path: Path,
+    encrypted: bool = False,
+    task: str = "fashion_mnist",
 ) -> str:
     """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update)."""
     tables = _common(ep, api_url, state_dir)
-    tables["data"] = {"path": str(data_path)}
+    tables["data"] = {"path": str(data_path), "task": task}
     if encrypted:
         tables["encryption"] = {"updates": "encrypted"}
     return render_toml(tables)
