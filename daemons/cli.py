@@ -23,6 +23,7 @@ PLUGINS: tuple[tuple[str, str], ...] = (
     ("daemons.init", "init"),
     ("daemons.cli_clients", "clients"),
     ("daemons.privacy.cli", "keys"),
+    ("daemons.task_cli", "data, new"),
 )
 
 
