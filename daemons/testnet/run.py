@@ -207,6 +207,8 @@ def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) ->
             "status": r.status,
             "accuracy": r.accuracy,
             "loss": r.loss,
+            "headline": r.headline,
+            "metrics": dict(r.metrics),
             "wall_s": r.wall_s,
             "slowest_train_s": r.slowest_train_s,
             "overhead_s": overhead_s(r),
@@ -236,7 +238,7 @@ def finish(run: RunDir, out: Outcome, net: dict[str, Any], spec: NetSpec, t0: fl
     facts = {
         "run dir": str(run.root),
         "clients": str(spec.clients),
-        "model / strategy": f"{spec.model} / {spec.strategy}",
+        "task / model / strategy": f"{spec.task} / {spec.model} / {spec.strategy}",
         "partition": spec.partition,
         "training": f"{spec.epochs} epoch(s), batch {spec.batch_size}, lr {spec.learning_rate}",
         "penalty": f"{spec.penalty} (lambda {spec.ewc_lambda})",
