@@ -113,3 +113,14 @@ def test_plugin_strategy_by_module_path() -> None:
         get_strategy(f"{TOY}:MeanStrategy", nope=1)
     with pytest.raises(StrategyError, match="lacks"):
         get_strategy(f"{TOY}:make")
+
+
+def test_tabular_tasks_say_how_to_install_scikit_learn(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from models.tasks import tabular
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if it were not installed
+    monkeypatch.setattr(tabular, "_raw", tabular._raw.__wrapped__)  # bypass the cache
+    with pytest.raises(Exception, match=r"pip install 'fedchain\[tabular\]'"):
+        tabular._raw("diabetes")

@@ -22,7 +22,7 @@ pytest.importorskip("flax")
 pytest.importorskip("equinox")
 
 
-def testnet(cwd: Path, run_dir: Path, *args: str) -> list[dict[str, Any]]:
+def run_testnet(cwd: Path, run_dir: Path, *args: str) -> list[dict[str, Any]]:
     """Run a testnet to the end; the summary's rows (all rounds must have closed)."""
     argv = [*FEDCHAIN, "testnet", "up", *SMALL, *args, "--run-dir", str(run_dir)]
     res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=420, check=False)
@@ -35,7 +35,7 @@ def testnet(cwd: Path, run_dir: Path, *args: str) -> list[dict[str, Any]]:
 @pytest.mark.slow
 @pytest.mark.timeout(480)
 def test_flax_task_with_a_plugin_strategy(tmp_path: Path) -> None:
-    rows = testnet(
+    rows = run_testnet(
         ROOT,
         tmp_path / "run",
         "--task",
@@ -60,7 +60,7 @@ def test_flax_task_with_a_plugin_strategy(tmp_path: Path) -> None:
 @pytest.mark.timeout(480)
 def test_equinox_regression_task_with_ewc(tmp_path: Path) -> None:
     args = ["--task", "examples.equinox_task:task", "--penalty", "ewc", "--ewc-lambda", "1"]
-    rows = testnet(ROOT, tmp_path / "run", *args)
+    rows = run_testnet(ROOT, tmp_path / "run", *args)
     assert all(r["headline"] == "rmse" and r["accuracy"] is None for r in rows)
     assert set(rows[-1]["metrics"]) >= {"rmse", "mae", "loss"}
     assert rows[-1]["metrics"]["rmse"] < 75  # the target's std is ~77: the model learned
@@ -78,5 +78,7 @@ def test_new_task_project_runs_at_once(tmp_path: Path) -> None:
         check=True,
     )
     assert "testnet.sh" in res.stdout
-    rows = testnet(proj, tmp_path / "run", "--task", "clinic.task:task", "--partition", "dirichlet")
+    rows = run_testnet(
+        proj, tmp_path / "run", "--task", "clinic.task:task", "--partition", "dirichlet"
+    )
     assert rows[-1]["headline"] == "accuracy" and rows[-1]["metrics"]["accuracy"] > 0.7
