@@ -7,11 +7,17 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import BlockIdentifier, TxReceipt
 
 from contracts.artifact import Artifact, load_artifact
-from contracts.errors import ContractError, ContractRevert, UnknownRevert, revert_from_data
+from contracts.errors import (
+    ContractError,
+    ContractRevert,
+    UnknownRevert,
+    revert_data,
+    revert_from_data,
+)
 from contracts.state import RoundInfo, UpdateInfo
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -34,11 +40,24 @@ def as_digest(value: bytes, name: str = "digest") -> bytes:
 
 
 async def _reverts(awaitable: Any) -> Any:
-    """Await a web3 call; turn revert data into the named ContractRevert subclass."""
+    """Await a web3 call; turn revert data into the named ContractRevert subclass.
+
+    Nodes differ in where the data is: web3 raises `ContractLogicError` with anvil's hex
+    string, or with ganache's nested object; an error web3 does not recognise as a revert
+    (`Web3RPCError`) is one too if its message says so and its data holds revert data.
+    """
     try:
         return await awaitable
     except ContractLogicError as exc:
-        data = exc.data if isinstance(exc.data, str) else None
+        data = revert_data(exc.data)
+        if data is None:
+            data = revert_data([a for a in exc.args if not isinstance(a, str)])
+        raise revert_from_data(data) from exc
+    except Web3RPCError as exc:
+        error: Any = (exc.rpc_response or {}).get("error") or {}
+        data = revert_data(error.get("data")) if isinstance(error, dict) else None
+        if data is None or "revert" not in str(exc).lower():
+            raise
         raise revert_from_data(data) from exc
 
 

@@ -16,10 +16,10 @@ from daemons.chain.fees import BLIND_BUMPS, raised_fees, worth_repricing
 from daemons.chain.sender import TxDropped, TxSender
 from daemons.chain.store import OUTBOX_DEAD, OUTBOX_DONE, OUTBOX_PENDING, StateStore
 from tests.daemons.chain_helpers import digest, open_round
-from tests.fixtures.anvil import Deployed
+from tests.fixtures.anvil import ALL_NODES, Deployed
 from tests.fixtures.rpc_proxy import RpcProxy
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.evm_nodes(*ALL_NODES)]
 
 
 class Crash(BaseException):
@@ -37,6 +37,15 @@ def crash_on_broadcast(sender: TxSender) -> None:
 
 async def nonce(d: Deployed, account: Any) -> int:
     return int(await d.w3.eth.get_transaction_count(account.address, "latest"))
+
+
+async def mined_nonce(d: Deployed, account: Any, wanted: int, timeout_s: float = 10) -> int:
+    """The account's nonce once it reaches `wanted` (automine mines just after the send)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (got := await nonce(d, account)) < wanted and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return got
 
 
 async def open_round_args(d: Deployed, cid: str = "bafyround") -> tuple[Any, ...]:
@@ -120,7 +129,7 @@ async def test_crash_after_send_before_receipt_waits_for_the_same_tx(
         entry = await dying.prepare("openRound:1", "openRound", *args)
         assert entry == await dying.prepare("openRound:1", "openRound", *args)
         await dying.broadcast(entry)  # ...and the daemon dies before reading the receipt
-        assert await nonce(deployed, deployed.org) == before + 1
+        assert await mined_nonce(deployed, deployed.org, before + 1) == before + 1
         assert store.outbox_get("openRound:1").status == OUTBOX_PENDING  # type: ignore[union-attr]
     with StateStore(path) as store:
         fresh = TxSender(deployed.contract, deployed.org, store)
@@ -151,7 +160,7 @@ async def test_nonce_taken_by_another_tx_marks_the_entry_dead(
         if chain == "making_blocks":
             miner.start()
         else:
-            deployed.anvil.rpc("evm_setAutomine", [True])
+            deployed.anvil.set_automine(True)
         with StateStore(path) as store:
             fresh = TxSender(deployed.contract, deployed.org, store, **grace)  # type: ignore[arg-type]
             with pytest.raises(TxDropped, match="can never be mined"):
@@ -238,21 +247,23 @@ class Miner:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.every_s)
-            self.d.anvil.rpc("evm_mine")
+            self.d.anvil.mine()
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._loop())
 
     async def __aenter__(self) -> Miner:
-        self.d.anvil.rpc("evm_setAutomine", [False])
+        self.d.anvil.set_automine(False)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self.task is not None:
             self.task.cancel()
-        self.d.anvil.rpc("evm_setAutomine", [True])
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.d.anvil.set_automine(True)
 
 
+@pytest.mark.evm_nodes("anvil")  # anvil_setNextBlockBaseFeePerGas: anvil only
 async def test_a_transaction_the_base_fee_overtook_is_re_signed_higher(
     deployed: Deployed, tmp_path: Path
 ) -> None:
@@ -401,6 +412,7 @@ async def test_reconcile_does_not_drop_a_lagging_receipt(
     assert statuses == {"add:outsider": OUTBOX_DONE, "openRound:1": OUTBOX_DONE}
 
 
+@pytest.mark.evm_nodes("anvil")  # anvil_setNextBlockBaseFeePerGas: anvil only
 async def test_re_pricing_an_older_entry_while_signing_a_new_one_does_not_deadlock(
     deployed: Deployed, tmp_path: Path
 ) -> None:

@@ -14,9 +14,9 @@ from daemons.chain.backoff import Backoff, NodeUnreachable
 from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer
 from tests.daemons.chain_helpers import mine, open_round, rpc, submit
-from tests.fixtures.anvil import Deployed
+from tests.fixtures.anvil import ALL_NODES, Deployed
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.evm_nodes(*ALL_NODES)]
 ONE_TRY = Backoff(attempts=1)
 
 
@@ -53,7 +53,7 @@ async def test_chunked_backfill_hands_every_event_in_order(
     deployed: Deployed, tmp_path: Path
 ) -> None:
     round_id = await open_round(deployed)
-    await mine(deployed.w3, 5)
+    await mine(deployed, 5)
     for i in range(3):
         await submit(deployed, i, round_id)
     ranges: list[tuple[int, int]] = []
@@ -120,7 +120,7 @@ async def test_confirmations_hold_back_recent_blocks(deployed: Deployed, tmp_pat
         for _ in range(2):
             await asyncio.wait_for(tail.sync(rec), 30)
             assert RoundOpened not in [type(e) for e in rec.events]
-            await mine(deployed.w3, 1)
+            await mine(deployed, 1)
         await asyncio.wait_for(tail.sync(rec), 30)
         assert type(rec.events[-1]) is RoundOpened
 
@@ -185,7 +185,7 @@ async def test_reorg_within_window_is_replayed(deployed: Deployed, tmp_path: Pat
         assert isinstance(before.events[-1], UpdateSubmitted)
         assert await rpc(w3, "evm_revert", snapshot) is True
         await submit(deployed, 1, round_id)
-        await mine(w3, 1)
+        await mine(deployed, 1)
         after = Recorder()
         await asyncio.wait_for(tail.sync(after), 30)
         assert not store.is_handled(orphaned)
