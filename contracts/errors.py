@@ -15,6 +15,10 @@ class ContractError(Exception):
     """Root of every error the contracts package raises on purpose."""
 
 
+class ContractGone(ContractError):
+    """The contract's address has no code (any more): the chain was reset under a daemon."""
+
+
 class ContractRevert(ContractError):
     """The contract reverted; `error_name` is the Solidity error, `error_args` its arguments."""
 

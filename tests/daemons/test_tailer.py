@@ -10,9 +10,11 @@ import pytest
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.events import ContractEvent, RoundOpened, UpdateSubmitted, decode_log, event_key
+from daemons.anvil import Anvil
 from daemons.chain.backoff import Backoff, NodeUnreachable
 from daemons.chain.store import StateStore
-from daemons.chain.tailer import EventTailer
+from daemons.chain.tailer import EventTailer, ReorgTooDeep
+from daemons.errors import ChainResetError
 from tests.daemons.chain_helpers import mine, open_round, rpc, submit
 from tests.fixtures.anvil import ALL_NODES, Deployed
 
@@ -208,3 +210,24 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     w3 = AsyncWeb3(AsyncHTTPProvider("http://127.0.0.1:9"))
     with StateStore(tmp_path / "s.db") as store, pytest.raises(ValueError, match="chunk_blocks"):
         EventTailer(w3, "0x" + "11" * 20, store, chunk_blocks=0)
+
+
+@pytest.mark.evm_nodes("anvil")  # it replaces the node: the session's shared ganache must stay
+async def test_a_chain_reset_under_a_running_tailer_is_a_reset_not_a_reorg(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """The node is replaced by a fresh chain on the same URL while the daemon runs."""
+    round_id = await open_round(deployed)
+    await submit(deployed, 0, round_id)
+    with StateStore(tmp_path / "s.db") as store:
+        tail = tailer(deployed, store)
+        await tail.check_identity()
+        await asyncio.wait_for(tail.sync(Recorder()), 30)
+        port = deployed.anvil.port
+        deployed.anvil.stop()
+        with Anvil(port=port, log_path=tmp_path / "fresh.log") as fresh:
+            fresh.mine(3)
+            with pytest.raises(ChainResetError, match=r"^chain was reset") as err:
+                await asyncio.wait_for(tail.sync(Recorder()), 30)
+    assert not isinstance(err.value, ReorgTooDeep)
+    assert "confirmations" not in str(err.value), "a reset is not fixed by more confirmations"
