@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
@@ -432,3 +435,27 @@ async def test_re_pricing_an_older_entry_while_signing_a_new_one_does_not_deadlo
             statuses = {e.key: e.status for e in store.outbox_entries()}
     assert statuses == {"add:outsider": OUTBOX_DONE, "openRound:1": OUTBOX_DONE}
     assert await deployed.contract.is_client(deployed.outsider.address)
+
+
+async def test_a_transaction_signed_below_the_base_fee_is_re_priced(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """Each node words "fee too low" its own way; the base fee says it for all of them."""
+    args = await open_round_args(deployed)
+    with StateStore(tmp_path / "s.db") as store:
+        sender = TxSender(deployed.contract, deployed.org, store, bump_after_s=0)
+        entry = await sender.prepare("openRound:1", "openRound", *args)
+        fields = dict(TypedTransaction.from_bytes(HexBytes(entry.raw)).as_dict())
+        for name in ("v", "r", "s", "yParity"):
+            fields.pop(name, None)
+        cheap = deployed.org.sign_transaction(
+            {**fields, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
+        )
+        stored = replace(entry, raw=bytes(cheap.raw_transaction), tx_hash=cheap.hash.to_0x_hex())
+        store.outbox_put(stored)
+        receipt = await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+        settled = store.outbox_get("openRound:1")
+        superseded = store.outbox_superseded("openRound:1")
+    assert receipt["status"] == 1 and settled is not None and settled.status == OUTBOX_DONE
+    assert superseded == [stored.tx_hash] and settled.tx_hash != stored.tx_hash
+    assert len(await round_opened_events(deployed)) == 1
