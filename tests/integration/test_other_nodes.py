@@ -12,10 +12,11 @@ import pytest
 from contracts.state import RoundStatus
 from daemons.devchain import DevChain
 from daemons.ganache import Ganache
+from daemons.hardhat import Hardhat
 from tests.integration.harness import Federation, messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
-NODES: dict[str, type[DevChain]] = {"ganache": Ganache}
+NODES: dict[str, type[DevChain]] = {"ganache": Ganache, "hardhat": Hardhat}
 
 
 @pytest.mark.parametrize("kind", sorted(NODES))
