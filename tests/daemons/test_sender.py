@@ -229,7 +229,8 @@ async def test_automined_send_does_not_wait_a_poll_interval(
 ) -> None:
     """The receipt is read right after the broadcast, not after a poll_interval_s sleep."""
     with StateStore(tmp_path / "s.db") as store:
-        sender = TxSender(deployed.contract, deployed.org, store, poll_interval_s=2.0)
+        # a poll interval far above a send's round trips, even to a Node.js chain under load
+        sender = TxSender(deployed.contract, deployed.org, store, poll_interval_s=10.0)
         loop = asyncio.get_running_loop()
         started = loop.time()
         receipt = await asyncio.wait_for(
@@ -237,7 +238,7 @@ async def test_automined_send_does_not_wait_a_poll_interval(
         )
         elapsed = loop.time() - started
     assert receipt["status"] == 1
-    assert elapsed < 1.0, f"send took {elapsed:.2f} s on automine"
+    assert elapsed < 5.0, f"send took {elapsed:.2f} s on automine (a poll interval: 10 s)"
 
 
 class Miner:
