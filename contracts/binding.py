@@ -7,11 +7,18 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, Web3RPCError
 from web3.types import BlockIdentifier, TxReceipt
 
 from contracts.artifact import Artifact, load_artifact
-from contracts.errors import ContractError, ContractRevert, UnknownRevert, revert_from_data
+from contracts.errors import (
+    ContractError,
+    ContractGone,
+    ContractRevert,
+    UnknownRevert,
+    revert_data,
+    revert_from_data,
+)
 from contracts.state import RoundInfo, UpdateInfo
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -26,6 +33,39 @@ class TxFailed(ContractError):
     """A mined transaction failed and replaying it did not reproduce a revert."""
 
 
+class EvmTargetMismatch(ContractError):
+    """The node's chain rules predate the EVM target the contract was compiled for."""
+
+
+# PUSH0 PUSH0 RETURN as init code: returns empty code on Shanghai and later, and fails
+# with an invalid opcode on an older chain (PUSH0, EIP-3855, came with Shanghai)
+PUSH0_PROBE = "0x5f5ff3"
+
+
+async def lacks_push0(w3: AsyncWeb3) -> bool:
+    """Whether the node's EVM rejects PUSH0 (its hardfork is older than Shanghai)."""
+    try:
+        await w3.eth.call({"data": PUSH0_PROBE})  # type: ignore[typeddict-item]
+    except (ContractLogicError, Web3RPCError):
+        return True
+    return False
+
+
+async def _target_mismatch(w3: AsyncWeb3, artifact: Artifact) -> EvmTargetMismatch | None:
+    """The error to raise if a failed deployment is the node lacking the EVM target."""
+    if not await lacks_push0(w3):
+        return None
+    url = getattr(w3.provider, "endpoint_uri", "the node")
+    return EvmTargetMismatch(
+        f"the node at {url} cannot run FederatedRounds: it was compiled for EVM target "
+        f"{artifact.evm_version!r}, which uses PUSH0 (Shanghai and later), and the node's "
+        "chain rules are older (PUSH0 is an invalid opcode there). Run the node with the "
+        "Shanghai rules or later (anvil --hardfork shanghai, ganache --chain.hardfork "
+        "shanghai), or recompile for an older target: `node scripts/compile_contract.mjs "
+        "--evm-version paris` (rewrites contracts/FederatedRounds.json)"
+    )
+
+
 def as_digest(value: bytes, name: str = "digest") -> bytes:
     """Check that `value` is a 32-byte sha256 digest (raw bytes, not hex)."""
     if not isinstance(value, bytes | bytearray) or len(value) != 32:
@@ -34,11 +74,24 @@ def as_digest(value: bytes, name: str = "digest") -> bytes:
 
 
 async def _reverts(awaitable: Any) -> Any:
-    """Await a web3 call; turn revert data into the named ContractRevert subclass."""
+    """Await a web3 call; turn revert data into the named ContractRevert subclass.
+
+    Nodes differ in where the data is: web3 raises `ContractLogicError` with anvil's hex
+    string, or with ganache's nested object; an error web3 does not recognise as a revert
+    (`Web3RPCError`) is one too if its message says so and its data holds revert data.
+    """
     try:
         return await awaitable
     except ContractLogicError as exc:
-        data = exc.data if isinstance(exc.data, str) else None
+        data = revert_data(exc.data)
+        if data is None:
+            data = revert_data([a for a in exc.args if not isinstance(a, str)])
+        raise revert_from_data(data) from exc
+    except Web3RPCError as exc:
+        error: Any = (exc.rpc_response or {}).get("error") or {}
+        data = revert_data(error.get("data")) if isinstance(error, dict) else None
+        if data is None or "revert" not in str(exc).lower():
+            raise
         raise revert_from_data(data) from exc
 
 
@@ -58,20 +111,39 @@ class FederatedRounds:
         artifact = load_artifact()
         tx = await _base_tx(w3, account.address, None)
         tx["data"] = artifact.bytecode
-        tx["gas"] = int(await w3.eth.estimate_gas(tx) * GAS_MARGIN)  # type: ignore[arg-type]
+        try:
+            tx["gas"] = int(await w3.eth.estimate_gas(tx) * GAS_MARGIN)  # type: ignore[arg-type]
+        except (ContractLogicError, Web3RPCError) as exc:
+            mismatch = await _target_mismatch(w3, artifact)
+            if mismatch is not None:
+                raise mismatch from exc
+            raise
         signed = account.sign_transaction(tx)
         tx_hash = await w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = await w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
         if receipt["status"] != 1 or not receipt["contractAddress"]:
+            mismatch = await _target_mismatch(w3, artifact)
+            if mismatch is not None:
+                raise mismatch
             raise TxFailed(f"deploying FederatedRounds failed: tx {tx_hash.to_0x_hex()}")
         return cls(w3, receipt["contractAddress"], artifact)
 
     # ----- views -----
 
     async def call(self, fn_name: str, *args: Any, block: BlockIdentifier = "latest") -> Any:
-        """Call a view; reverts raise the named ContractRevert subclass."""
+        """Call a view; reverts raise the named ContractRevert subclass, and an address
+        without code (a chain reset under a running daemon) raises ContractGone."""
         fn = self.contract.functions[fn_name](*args)
-        return await _reverts(fn.call(block_identifier=block))
+        try:
+            return await _reverts(fn.call(block_identifier=block))
+        except BadFunctionCallOutput:
+            if await self.w3.eth.get_code(self.address, block_identifier=block):
+                raise
+            url = getattr(self.w3.provider, "endpoint_uri", "the node")
+            raise ContractGone(
+                f"contract {self.address} has no code on the node at {url} (at block "
+                f"{block!r}): the chain was reset; if intended, remove the daemon's state dir"
+            ) from None
 
     async def org(self) -> str:
         return str(await self.call("org"))
@@ -250,4 +322,11 @@ async def _base_tx(
     }
 
 
-__all__ = ["BadArgument", "FederatedRounds", "TxFailed", "UnknownRevert", "as_digest"]
+__all__ = [
+    "BadArgument",
+    "EvmTargetMismatch",
+    "FederatedRounds",
+    "TxFailed",
+    "UnknownRevert",
+    "as_digest",
+]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from contracts.errors import ContractGone
 from daemons.errors import ChainResetError, ConfigError, FedchainError
 
 log = logging.getLogger("fedchain.service")
@@ -28,6 +29,7 @@ EXIT_CONFIG = 2
 EXIT_CHAIN_RESET = 3
 
 TaskFactory = Callable[[], Awaitable[None]]
+RESET_PREFIX = "chain was reset: "
 STOP_TIMEOUT_S = 30.0  # cancelled tasks get this long to finish; then the process goes on
 
 
@@ -185,8 +187,11 @@ def report_crash(name: str, exc: BaseException | None) -> int:
     """Log why the service stopped and map the error to an exit code."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    if isinstance(exc, ChainResetError):
-        log_event(log, logging.ERROR, f"{name} stopped: chain was reset: {exc}")
+    if isinstance(exc, ChainResetError | ContractGone):
+        text = str(exc)  # said once: the message may start with it already
+        if not text.startswith(RESET_PREFIX):
+            text = RESET_PREFIX + text
+        log_event(log, logging.ERROR, f"{name} stopped: {text}")
         return EXIT_CHAIN_RESET
     if isinstance(exc, ConfigError):
         log_event(log, logging.ERROR, f"{name} stopped: configuration error: {exc}")

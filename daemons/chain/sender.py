@@ -46,7 +46,12 @@ SLOW_RECEIPT_S = 30.0  # a receipt wait this long gets a WARNING (and again each
 FIRST_POLL_S = 0.005  # first receipt poll after a broadcast; doubles up to poll_interval_s
 _HARMLESS_SEND_ERRORS = ("already known", "already imported", "known transaction", "nonce too low")
 # the node will not take the transaction at its fees (anvil drops one the base fee overtook)
-_UNDERPRICED_SEND_ERRORS = ("less than block base fee", "underpriced", "fee too low")
+_UNDERPRICED_SEND_ERRORS = (
+    "less than block base fee",  # anvil
+    "underpriced",  # geth, anvil, Hardhat: "replacement transaction underpriced"
+    "fee too low",
+    "too low for the next block",  # ganache, Hardhat: "maxFeePerGas (X) is too low for ..."
+)
 _SIGNATURE_FIELDS = ("v", "r", "s", "yParity")
 
 
@@ -200,21 +205,36 @@ class TxSender:
         )
 
     async def _broadcast(self, entry: OutboxEntry) -> None:
-        """Send the stored bytes; "already known" / "nonce too low" mean the node has it."""
+        """Send the stored bytes unless their nonce is spent; a refusal is harmless if the
+        node has or mined it.
+
+        Both are read from the chain: the account's nonce is past the entry's (mined, or
+        dead, which the receipt and dead checks settle). ganache 7 mines a re-sent mined
+        transaction a second time (same hash, a new failed receipt), so a spent nonce is
+        never re-sent. Nodes word refusals differently (anvil "nonce too low", ganache
+        "the tx doesn't have the correct nonce"); the wording list is only a fast path.
+        """
+        if await self._nonce_used(entry):  # mined (or dead): nothing to send
+            return  # ganache would even mine a re-sent mined tx again, as a failed one
         try:
             await node_call(self.url, lambda: self.w3.eth.send_raw_transaction(entry.raw))
         except Web3RPCError as exc:
-            if not _mentions(exc, _HARMLESS_SEND_ERRORS):
+            if not (_mentions(exc, _HARMLESS_SEND_ERRORS) or await self._nonce_used(entry)):
                 raise
             log.debug("outbox: node already has %s: %s", entry.tx_hash, exc)
 
     async def _send_or_bump(self, entry: OutboxEntry, locked: bool = False) -> OutboxEntry:
-        """Broadcast; if the node refuses the fees, re-sign higher and broadcast that."""
+        """Broadcast; if the node refuses the fees, re-sign higher and broadcast that.
+
+        Refused fees are recognised by the chain's base fee (the entry's max fee is below
+        it) or, for what state cannot show (a same-nonce transaction in the pool paying
+        more), by the node's wording (anvil, geth, ganache, Hardhat each have their own).
+        """
         try:
             await self._broadcast(entry)
             return entry
         except Web3RPCError as exc:
-            if not _mentions(exc, _UNDERPRICED_SEND_ERRORS):
+            if not (_mentions(exc, _UNDERPRICED_SEND_ERRORS) or await self._below_base_fee(entry)):
                 raise
             refused = str(exc)
         bumped = await self._bump(entry, f"refused by the node: {refused}", locked=locked)
@@ -226,6 +246,22 @@ class TxSender:
             )
         await self._broadcast(bumped)
         return bumped
+
+    async def _nonce_used(self, entry: OutboxEntry) -> bool:
+        """Whether the account's mined nonce is past the entry's (its nonce is spent)."""
+        address = self.account.address
+        mined = await node_call(
+            self.url, lambda: self.w3.eth.get_transaction_count(address, "latest")
+        )
+        return int(mined) > entry.nonce
+
+    async def _below_base_fee(self, entry: OutboxEntry) -> bool:
+        """Whether the entry's max fee per gas is below the latest block's base fee."""
+        fields = dict(TypedTransaction.from_bytes(HexBytes(entry.raw)).as_dict())
+        if fields.get("type") != 2:
+            return False
+        block = await node_call(self.url, lambda: self.w3.eth.get_block("latest"))
+        return int(fields["maxFeePerGas"]) < int(block.get("baseFeePerGas", 0))
 
     async def _bump(
         self, entry: OutboxEntry, why: str, on_time: bool = False, locked: bool = False

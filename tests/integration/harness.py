@@ -25,6 +25,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from contracts.binding import FederatedRounds
 from contracts.state import RoundInfo, RoundStatus
 from daemons.anvil import Anvil, free_port
+from daemons.devchain import DevChain
 from daemons.ipfs_node import BundledIpfsNode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,9 +120,10 @@ class Federation:
     max_updates: int = 3
     block_time_s: float | None = None
     org_options: dict[str, Any] = field(default_factory=dict)
+    node_kind: type[DevChain] = Anvil  # the EVM node: anvil, or e.g. Ganache
     extra_clients: int = 0
     encryption: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> [encryption]
-    anvil: Anvil | None = None
+    anvil: DevChain | None = None
     ipfs: BundledIpfsNode | None = None
     org: Daemon | None = None
     clients: list[Daemon] = field(default_factory=list)
@@ -144,7 +146,9 @@ class Federation:
         self.close(failed=exc_type is not None)
 
     async def _setup(self) -> None:
-        self.anvil = Anvil(block_time_s=self.block_time_s, log_path=self.tmp / "anvil.log")
+        self.anvil = self.node_kind(
+            block_time_s=self.block_time_s, log_path=self.tmp / f"{self.node_kind.kind}.log"
+        )
         self.anvil.start()
         self.ipfs = BundledIpfsNode(self.tmp / "ipfs", log_path=self.tmp / "ipfs.log")
         self.ipfs.start()
