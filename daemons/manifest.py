@@ -42,7 +42,9 @@ class Manifest:
     metrics: dict[str, float]
     timings_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
-    headline: str = ""  # the task's headline metric in `metrics` ("" in older manifests)
+    # the name of the task's headline metric in `metrics` (JSON keys are sorted, so the
+    # order of `metrics` cannot say it); "" = absent, as in older manifests
+    headline_metric: str = ""
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -50,8 +52,8 @@ def encode_manifest(m: Manifest) -> bytes:
     doc: dict[str, Any] = asdict(m)
     if not m.note:
         doc.pop("note")
-    if not m.headline:
-        doc.pop("headline")
+    if not m.headline_metric:
+        doc.pop("headline_metric")
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
@@ -68,5 +70,5 @@ def decode_manifest(data: bytes) -> Manifest:
         metrics=dict(doc["metrics"]),
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
-        headline=doc.get("headline", ""),
+        headline_metric=doc.get("headline_metric", ""),
     )

@@ -164,7 +164,7 @@ def _manifest(
         excluded=tuple(excluded),
         metrics=result.metrics,
         note=result.note,
-        headline=next(iter(result.metrics)),
+        headline_metric=next(iter(result.metrics)),
     )
 
 
