@@ -37,6 +37,7 @@ from daemons.init_files import (
     swarm_key_text,
     write_swarm_key,
 )
+from daemons.privacy.swarm_key import read_swarm_key
 
 ORG = "org"
 ADDRESSES_FILE = "addresses.txt"
@@ -117,8 +118,8 @@ def _check_args(args: argparse.Namespace, root: Path) -> None:
     if args.client:
         if not args.contract:
             raise ConfigError("--client needs --contract (the org's printed contract address)")
-        if args.swarm_key and not Path(args.swarm_key).is_file():
-            raise ConfigError(f"--swarm-key {args.swarm_key}: no such file")
+        if args.swarm_key:  # a missing or malformed key file is refused by name
+            read_swarm_key(Path(args.swarm_key))
     elif args.clients < 1:
         raise ConfigError("--clients must be >= 1 (add more later with `fedchain init --client`)")
     elif args.min_updates > args.clients:

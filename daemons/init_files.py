@@ -21,11 +21,12 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 
 from daemons.errors import ConfigError
+from daemons.privacy.swarm_key import HEADER
 
 KEYSTORE_FILE = "keystore.json"
 SWARM_KEY_FILE = "swarm.key"  # Kubo reads $IPFS_PATH/swarm.key; keep the same name
 PASSWORD_ENV = "FEDCHAIN_KEYSTORE_PASSWORD"
-SWARM_KEY_HEADER = "/key/swarm/psk/1.0.0/\n/base16/\n"
+SWARM_KEY_HEADER = HEADER  # one definition of Kubo's format: daemons/privacy/swarm_key.py
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache, Web3Chain
-from daemons.privacy.keys import load_update_key
+from daemons.privacy.keys import load_update_key, public_hex
 from daemons.service import log_event, race, sd_notify
 from daemons.startup import load_data
 from daemons.storage import IpfsStorage
@@ -49,6 +49,14 @@ async def _main(node: Node, account: Any) -> None:
     assert cfg.federation is not None
     update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
+    if update_key is not None:
+        log_event(
+            log,
+            logging.INFO,
+            "updates are sealed to this org's key",
+            public_key=public_hex(update_key),
+            auditors=len(cfg.encryption.auditors),
+        )
     fed = cfg.federation
     task = await asyncio.to_thread(org_task, cfg)  # a bad task or strategy: exit 2, now
     where = "federation.eval_data"

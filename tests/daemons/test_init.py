@@ -145,6 +145,7 @@ def test_one_client_folder_for_a_partner(tmp_path, password, federation: Path, c
         (["--clients", "2", "--min-updates", "3"], "--min-updates 3 > --clients 2"),
         (["--contract", "0x1234"], "--contract '0x1234' is not"),
         (["--data", "/nonexistent"], "--data /nonexistent: not a directory"),
+        (["--client", "x", "--contract", "0x" + "11" * 20, "--swarm-key", "/no.key"], "not found"),
     ],
 )
 def test_bad_arguments_are_config_errors(tmp_path, password, capsys, argv, message) -> None:
