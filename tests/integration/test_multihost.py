@@ -6,9 +6,12 @@ fixed ports (8545, 5001, 4001) are the ones a real host would use and collide wi
 Names resolve per host (/etc/netns/NS/hosts): `chain.fed` is the org host's IP everywhere
 except on client-1, whose link is shaped to 20 Mbit/s (tc tbf both ways) and whose traffic
 to the org goes through a delay proxy (+50 ms RTT): there `chain.fed` is the proxy on its
-loopback, and its ORG_PEER names the proxy's port. Mid-round 1, before client-1 has
-submitted, its link is cut (its bridge port detached: packets vanish) for CUT_S seconds and
-restored: it must catch up and round 1 must close with both updates, as round 2 after it.
+loopback, and its ORG_PEER names the proxy's port. Mid-round 1, once client-1 is training,
+its link is cut (its bridge port detached: packets vanish, TCP notices only by its timers)
+for CUT_S seconds, longer than its training, so its submission meets a dead link; then it is
+restored: the client must catch up (its tx sent, its update fetched from its node) and round
+1 must close with both updates (the deadline is far: the contract lets it close early at
+max_updates), as must round 2.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLIENTS = ("client-0", "client-1")
 HOSTS = ("org", *CLIENTS, "partner")
 SHAPED = "client-1"
-RTT_MS, RATE_MBIT, CUT_S = 50, 20, 15
+RTT_MS, RATE_MBIT, CUT_S = 50, 20, 40
 PASSWORD = "walkthrough-password"
 PROXY_SWARM_PORT = 14001
 
@@ -188,10 +191,15 @@ def run_walkthrough(lab: Lab, tmp_path: Path) -> None:
     shaped = addresses[SHAPED]
     wait_for("the org to deploy", chain.has_code, 300, poll_s=1)
     wait_for("round 1 to open", lambda: chain.call(lambda c, _: c.current_round_id()) == 1, 300)
+    training = "training round_id=1"
+    wait_for("client-1 to train", lambda: training in lab.log_tail(SHAPED, "client", 100), 300)
     assert not chain.call(lambda c, _: c.has_submitted(1, shaped)), "no time left to cut it"
-    lab.cut(SHAPED)
+    lab.cut(SHAPED)  # it trains on, then must submit and serve its update through a dead link
+    cut_at = time.monotonic()
     time.sleep(CUT_S)
+    assert not chain.call(lambda c, _: c.has_submitted(1, shaped)), "the cut let a tx through"
     lab.restore(SHAPED)
+    restored_at = time.monotonic()
 
     def settled(round_id: int) -> bool:
         if chain.call(lambda c, _: c.current_round_id()) < round_id:  # type: ignore[operator]
@@ -199,7 +207,12 @@ def run_walkthrough(lab: Lab, tmp_path: Path) -> None:
         info = chain.call(lambda c, _: c.get_round(round_id))
         return info.status != RoundStatus.OPEN  # type: ignore[attr-defined]
 
+    wait_for("round 1 to settle", lambda: settled(1), 600, poll_s=1)
+    caught_up_s = time.monotonic() - restored_at
     wait_for("round 2 to settle", lambda: settled(2), 600, poll_s=2)
+    (lab.log_dir / "timeline.txt").write_text(
+        f"cut for {restored_at - cut_at:.1f} s; round 1 closed {caught_up_s:.1f} s after restore\n"
+    )
     for round_id in (1, 2):
         info = chain.call(lambda c, _, r=round_id: c.get_round(r))
         assert info.status == RoundStatus.CLOSED, (round_id, info)  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 # the fence may be indented (a block inside a numbered list): its lines lose that indent
 _BLOCK = re.compile(
-    r"<!-- walkthrough ([^>]*?) -->[ \t]*\n[ \t]*\n?([ \t]*)```sh\n(.*?)\n\2```", re.DOTALL
+    r"<!-- walkthrough ([^>]*?) -->[ \t]*\n(?:[ \t]*\n)*([ \t]*)```sh\n(.*?)\n\2```", re.DOTALL
 )
 
 
@@ -41,7 +41,7 @@ def read_steps(path: Path = DOC) -> list[Step]:
         tags = dict(w.split("=", 1) for w in words if "=" in w)
         if "host" not in tags or "name" not in tags:
             raise ValueError(
-                f"{path}: walkthrough marker {match.group(0)[:60]!r} needs host= name="
+                f"{path}: walkthrough marker {match.group(0)[:60]!r} needs host= and name="
             )
         script = textwrap.dedent(match.group(3))
         steps.append(Step(tags["host"], tags["name"], "background" in words, script))
