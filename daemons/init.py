@@ -34,9 +34,8 @@ from daemons.init_files import (
     new_keystore,
     org_tables,
     render,
-    swarm_key_text,
-    write_swarm_key,
 )
+from daemons.privacy.swarm_key import new_swarm_key, read_swarm_key, write_swarm_key
 
 ORG = "org"
 ADDRESSES_FILE = "addresses.txt"
@@ -117,8 +116,8 @@ def _check_args(args: argparse.Namespace, root: Path) -> None:
     if args.client:
         if not args.contract:
             raise ConfigError("--client needs --contract (the org's printed contract address)")
-        if args.swarm_key and not Path(args.swarm_key).is_file():
-            raise ConfigError(f"--swarm-key {args.swarm_key}: no such file")
+        if args.swarm_key:
+            read_swarm_key(Path(args.swarm_key))  # ConfigError naming the file if it is bad
     elif args.clients < 1:
         raise ConfigError("--clients must be >= 1 (add more later with `fedchain init --client`)")
     elif args.min_updates > args.clients:
@@ -169,7 +168,7 @@ def _make_federation(args: argparse.Namespace, root: Path, password: str) -> lis
     if args.data:
         _split_data(args, org, clients)
     if args.private:
-        key = swarm_key_text()
+        key = new_swarm_key()
         for person in (org, *clients):
             write_swarm_key(person.folder / "ipfs" / SWARM_KEY_FILE, key)
     _write_org(args, org, [c.address for c in clients], args.contract)
@@ -184,7 +183,7 @@ def _make_client_only(args: argparse.Namespace, root: Path, password: str) -> Pa
         args.client, "client", new_keystore(folder / KEYSTORE_FILE, password), folder
     )
     if args.swarm_key:
-        write_swarm_key(folder / "ipfs" / SWARM_KEY_FILE, Path(args.swarm_key).read_text())
+        write_swarm_key(folder / "ipfs" / SWARM_KEY_FILE, read_swarm_key(Path(args.swarm_key)))
     if args.data:
         _split_data(args, None, [person])
     _write_client(args, person, to_checksum_address(args.contract))
