@@ -55,10 +55,22 @@ def register(subparsers: Any) -> None:
     who = p.add_mutually_exclusive_group()
     who.add_argument("--clients", type=_count, default=2, metavar="N", help="clients (default 2)")
     who.add_argument("--client", metavar="NAME", help="only one client's folder DIR/NAME")
-    p.add_argument("--rpc-url", default="http://127.0.0.1:8545", help="the chain's JSON-RPC URL")
+    p.add_argument(
+        "--rpc-url",
+        default="http://127.0.0.1:8545",
+        help="the chain's JSON-RPC URL (default: %(default)s)",
+    )
     p.add_argument("--ws-url", default="", help="optional websocket URL (new-block doorbell)")
-    p.add_argument("--contract", default="", help="the deployed contract (default: see below)")
-    p.add_argument("--ipfs-api", default="http://127.0.0.1:5001", help="each host's IPFS RPC API")
+    p.add_argument(
+        "--contract",
+        default="",
+        help="an already deployed contract (default: where the org's new key deploys it)",
+    )
+    p.add_argument(
+        "--ipfs-api",
+        default="http://127.0.0.1:5001",
+        help="each host's own IPFS RPC API (default: %(default)s)",
+    )
     p.add_argument(
         "--state-root", default="", help="state dirs under ROOT/NAME (default: NAME/state)"
     )
@@ -69,10 +81,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--samples-per-client", type=_count, default=0, metavar="N", help="0 = all")
     p.add_argument("--test-samples", type=_count, default=0, metavar="N", help="org's, 0 = all")
     fed = p.add_argument_group("federation plan (the org's [federation]; edit the file for more)")
-    fed.add_argument("--rounds", type=_positive, default=5)
-    fed.add_argument("--round-duration-s", type=_positive, default=120)
-    fed.add_argument("--min-updates", type=_positive, default=1)
-    fed.add_argument("--model", choices=MODELS, default="2nn")
+    fed.add_argument("--rounds", type=_positive, default=5, help="(default: %(default)s)")
+    fed.add_argument(
+        "--round-duration-s", type=_positive, default=120, help="(default: %(default)s)"
+    )
+    fed.add_argument("--min-updates", type=_positive, default=1, help="(default: %(default)s)")
+    fed.add_argument("--model", choices=MODELS, default="2nn", help="(default: %(default)s)")
     fed.add_argument("--seed", type=_count, default=0, help="model init and data split seed")
     p.set_defaults(func=run_init)
 

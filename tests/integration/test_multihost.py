@@ -144,10 +144,16 @@ class Walkthrough:
         return res.stdout
 
 
+def node_info(repo: Path) -> dict[str, object]:
+    """What a bundled node wrote to REPO/api.json when it became ready."""
+    info: dict[str, object] = json.loads((repo / "api.json").read_text())
+    return info
+
+
 def org_peer(work: Path, ip: str) -> str:
     """The org node's `swarm:` address on the org's IP (what step 5 prints)."""
-    info = json.loads((work / "fed" / "org" / "ipfs" / "api.json").read_text())
-    return next(a for a in info["swarm"] if a.startswith(f"/ip4/{ip}/"))
+    swarm = node_info(work / "fed" / "org" / "ipfs")["swarm"]
+    return next(a for a in swarm if a.startswith(f"/ip4/{ip}/"))  # type: ignore[attr-defined]
 
 
 def test_walkthrough_on_separate_hosts_with_a_shaped_and_cut_client(lab: Lab, tmp_path) -> None:
@@ -176,6 +182,7 @@ def run_walkthrough(lab: Lab, tmp_path: Path) -> None:
     walk.run("org-ipfs", "org")
     wait_for("the org's IPFS node", lambda: (work / "fed/org/ipfs/api.json").exists(), 60)
     peer = org_peer(work, org_ip)
+    assert node_info(work / "fed/org/ipfs")["private_network"]  # --private: the swarm key
     walk.run("org", "org")
     assert "contract" in walk.run("deployed", "org")
     for client in CLIENTS:
@@ -185,6 +192,10 @@ def run_walkthrough(lab: Lab, tmp_path: Path) -> None:
         walk.run("client-ipfs", client, CLIENT=client, ORG_PEER=seen)
         walk.run("client", client, CLIENT=client)
 
+    for client in CLIENTS:
+        repo = work / "fed" / client / "ipfs"
+        wait_for(f"{client}'s IPFS node", lambda r=repo: (r / "api.json").exists(), 120)
+        assert node_info(repo)["private_network"]
     config = load_config(work / "fed" / "client-0" / "client.toml", "client")
     chain.contract = config.chain.contract
     addresses = dict(line.split() for line in (work / "fed/addresses.txt").read_text().splitlines())
@@ -228,7 +239,9 @@ def run_walkthrough(lab: Lab, tmp_path: Path) -> None:
     check = walk.run("check", "org")
     assert check.count("closed") >= 2, check
 
-    out = walk.run("partner-init", "partner", CONTRACT=chain.contract)
+    swarm_key = str(work / "fed" / "org" / "ipfs" / "swarm.key")
+    out = walk.run("partner-init", "partner", CONTRACT=chain.contract, SWARM_KEY=swarm_key)
+    assert (work / "partner/carol/ipfs/swarm.key").read_text() == Path(swarm_key).read_text()
     carol = dict(line.split() for line in (work / "partner/addresses.txt").read_text().splitlines())
     assert f"send {carol['carol']} to the org" in out
     listing = walk.run("partner-add", "org", CAROL=carol["carol"])
