@@ -103,7 +103,7 @@ COMMENTS = {
     ("ipfs", "api_url"): "this host's own IPFS node (keep its RPC API on 127.0.0.1)",
     ("service", "state_dir"): "durable cursor and outbox: back it up, never share it",
     ("federation", "clients"): "changed by `fedchain clients add/remove` (chain + this file)",
-    ("data", "path"): ".npz with x (N,28,28,1) and y, or a directory of IDX files",
+    ("data", "path"): "this client's share (`fedchain init --task` / `fedchain data split`)",
 }
 
 

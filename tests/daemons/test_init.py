@@ -141,6 +141,19 @@ def test_one_client_folder_for_a_partner(tmp_path, password, federation: Path, c
     assert f"send {address} to the org" in capsys.readouterr().out
 
 
+def test_any_task_splits_its_own_data_set(tmp_path, password) -> None:
+    """A built-in tabular task (scikit-learn ships its data): no --data needed."""
+    argv = ["init", str(tmp_path / "f"), "--clients", "2", "--task", "breast_cancer"]
+    assert main(argv) == 0
+    org = load_config(tmp_path / "f" / "org" / "org.toml", "org")
+    assert org.federation is not None and org.federation.task == "breast_cancer"
+    sizes = [
+        len(np.load(tmp_path / "f" / f"client-{i}" / "data" / "train.npz")["y"]) for i in (0, 1)
+    ]
+    assert min(sizes) > 0
+    assert (tmp_path / "f" / "org" / "data" / "test.npz").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -148,7 +161,8 @@ def test_one_client_folder_for_a_partner(tmp_path, password, federation: Path, c
         (["--clients", "0"], "--clients must be >= 1"),
         (["--clients", "2", "--min-updates", "3"], "--min-updates 3 > --clients 2"),
         (["--contract", "0x1234"], "--contract '0x1234' is not"),
-        (["--data", "/nonexistent"], "--data /nonexistent: not a directory"),
+        (["--data", "/nonexistent"], "--data /nonexistent: no such file"),
+        (["--task", "nope"], "init --task nope:"),
     ],
 )
 def test_bad_arguments_are_config_errors(tmp_path, password, capsys, argv, message) -> None:
