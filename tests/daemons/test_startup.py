@@ -97,3 +97,51 @@ def test_client_with_an_unreadable_data_file_exits_2(tmp_path: Path, content: by
     assert proc.returncode == 2, proc.stderr
     assert "data.path" in proc.stderr and str(data) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("configured", "registered", "warns"),
+    [((), set(), True), ((), None, True), ((ADDR,), set(), False), ((), {ADDR}, False)],
+)
+def test_no_clients_warning(
+    configured: tuple[str, ...], registered: set[str] | None, warns: bool
+) -> None:
+    from daemons.startup import no_clients_warning
+
+    message = no_clients_warning(configured, registered)
+    assert (message is not None) is warns
+    if message:
+        assert "[federation].clients" in message
+
+
+async def test_registered_clients_replays_the_contract_logs(w3, anvil) -> None:  # type: ignore[no-untyped-def]
+    from contracts.binding import FederatedRounds
+    from daemons.startup import registered_clients
+    from tests.fixtures.anvil import dev_accounts
+
+    org, a, b = dev_accounts(anvil)[:3]
+    contract = await FederatedRounds.deploy(w3, org)
+    assert await registered_clients(w3, contract.address) == set()
+    await contract.add_clients(org, [a.address, b.address])
+    await contract.remove_client(org, a.address)
+    assert await registered_clients(w3, contract.address) == {b.address}
+
+
+async def test_registration_waits_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    from daemons.startup import Registration
+
+    answers = iter([False, False, True])
+
+    async def is_client(address: str) -> bool:
+        return next(answers)
+
+    gate = Registration(is_client, ADDR)
+    with caplog.at_level(logging.INFO, logger="fedchain"):
+        await asyncio.wait_for(gate.wait("0xC0", interval_s=0.01, remind_s=3600), 10)
+    assert gate.registered
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("not a registered client" in m for m in said) == 1  # once, not per poll
+    assert said[-1] == "registered as a client"
