@@ -305,7 +305,6 @@ def _check_cross(cfg: DaemonConfig) -> None:
     p = cfg.path
     if cfg.federation is not None:
         penalty = cfg.training.penalty if cfg.training else "ewc"
-        _check_registry(p, cfg.federation)
         _check_federation(p, cfg.federation, penalty)
     _check_encryption(p, cfg.role, cfg.encryption)
     if cfg.ipfs.chunk_bytes > MAX_CHUNK_BYTES:
@@ -320,14 +319,6 @@ def _check_cross(cfg: DaemonConfig) -> None:
     if cfg.chain.contract and not _is_address(cfg.chain.contract):
         allowed = '"" (org: deploy) or a 0x-prefixed 20-byte hex address (EIP-55 if mixed case)'
         raise _address_error(p, "chain.contract =", cfg.chain.contract, allowed)
-
-
-def _check_registry(p: str, fed: FederationConfig) -> None:
-    """Model and strategy (with its options) through the registries (`daemons.startup`)."""
-    from daemons.startup import check_model, check_strategy
-
-    check_model(p, "federation.model", fed.model)
-    check_strategy(p, fed.strategy, fed.strategy_options)
 
 
 def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:

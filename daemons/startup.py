@@ -22,6 +22,15 @@ _log = logging.getLogger("fedchain.client")
 _TOY = 8  # updates in the strategy dry run: enough for krum/trimmed_mean to do real work
 
 
+def check_config(cfg: Any) -> None:
+    """The checks of a `DaemonConfig` that need the registries (run by `run_daemon` at start,
+    not by `load_config`, so the chain CLI need not import JAX to read a config)."""
+    fed = cfg.federation
+    if fed is not None:
+        check_model(cfg.path, "federation.model", fed.model)
+        check_strategy(cfg.path, fed.strategy, fed.strategy_options)
+
+
 def check_model(path: str, key: str, name: str) -> None:
     """The model `name` is registered (ConfigError naming `key` and the choices otherwise)."""
     from models.networks import get_model

@@ -24,6 +24,7 @@ from daemons.keys import load_account
 from daemons.metrics import Metrics
 from daemons.reach import Reachability
 from daemons.service import TaskFactory, log_event, report_crash, sd_notify, supervise
+from daemons.startup import check_config
 
 log = logging.getLogger("fedchain.service")
 
@@ -43,6 +44,7 @@ async def run_daemon(cfg: DaemonConfig, main: Callable[[Node, Any], Awaitable[No
 
     SIGTERM/SIGINT give 0, a crash non-zero; set-up failures get the same exit-code mapping.
     """
+    check_config(cfg)  # registries: model, strategy and its options (exit 2 on error)
     account = load_account(cfg.identity, source=cfg.path)
     node = open_node(cfg)
     session = await keep_alive(node.w3)

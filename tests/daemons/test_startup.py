@@ -13,6 +13,7 @@ import pytest
 
 from daemons.config import load_config
 from daemons.errors import ConfigError
+from daemons.startup import check_config
 
 REPO = Path(__file__).resolve().parents[2]
 ADDR = "0x" + "11" * 20
@@ -49,7 +50,7 @@ def test_bad_names_and_options_are_config_errors(
 ) -> None:
     path = org_toml(tmp_path, federation)
     with pytest.raises(ConfigError) as info:
-        load_config(path, "org")
+        check_config(load_config(path, "org"))  # what `run_daemon` does first
     message = str(info.value)
     assert str(path) in message
     for needle in needles:
@@ -58,7 +59,9 @@ def test_bad_names_and_options_are_config_errors(
 
 def test_good_options_load(tmp_path: Path) -> None:
     path = org_toml(tmp_path, 'strategy = "krum"\nstrategy_options = {f = 2}')
-    assert load_config(path, "org").federation.strategy_options == {"f": 2}  # type: ignore[union-attr]
+    cfg = load_config(path, "org")
+    check_config(cfg)
+    assert cfg.federation.strategy_options == {"f": 2}  # type: ignore[union-attr]
 
 
 def run_daemon(role: str, config: Path) -> subprocess.CompletedProcess[str]:
@@ -79,6 +82,14 @@ def test_org_with_a_missing_eval_file_exits_2_naming_it(tmp_path: Path) -> None:
     assert "federation.eval_data" in proc.stderr and "nowhere/org-test.npz" in proc.stderr
     assert "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_org_with_bad_strategy_options_exits_2_at_start(tmp_path: Path) -> None:
+    # before: found at the first round close, then the org crash-looped under systemd
+    np.savez(tmp_path / "org.npz", x=np.zeros((2, 28, 28, 1), np.float32), y=np.zeros(2, np.int32))
+    proc = run_daemon("org", org_toml(tmp_path, 'strategy = "krum"\nstrategy_options = {f = 1.5}'))
+    assert proc.returncode == 2, proc.stderr
+    assert "federation.strategy_options" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("content", [b"not an npz at all", None])
