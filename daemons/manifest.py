@@ -45,6 +45,8 @@ class Manifest:
     # the name of the task's headline metric in `metrics` (JSON keys are sorted, so the
     # order of `metrics` cannot say it); "" = absent, as in older manifests
     headline_metric: str = ""
+    # the [federation] influence bounds the round was judged by (docs/daemons.md), for audit
+    bounds: dict[str, float] = field(default_factory=dict)
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -54,6 +56,8 @@ def encode_manifest(m: Manifest) -> bytes:
         doc.pop("note")
     if not m.headline_metric:
         doc.pop("headline_metric")
+    if not m.bounds:  # manifests from before the bounds existed stay byte-identical
+        doc.pop("bounds")
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
@@ -71,4 +75,5 @@ def decode_manifest(data: bytes) -> Manifest:
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
         headline_metric=doc.get("headline_metric", ""),
+        bounds=dict(doc.get("bounds", {})),
     )
