@@ -27,19 +27,21 @@ def check_config(cfg: Any) -> None:
     not by `load_config`, so the chain CLI need not import JAX to read a config)."""
     fed = cfg.federation
     if fed is not None:
-        check_model(cfg.path, "federation.model", fed.model)
+        check_task(cfg.path, fed.task, fed.model)
         check_strategy(cfg.path, fed.strategy, fed.strategy_options)
 
 
-def check_model(path: str, key: str, name: str) -> None:
-    """The model `name` is registered (ConfigError naming `key` and the choices otherwise)."""
-    from models.networks import get_model
-    from models.types import ModelsError
+def check_task(path: str, task: str, model: str) -> None:
+    """The task (built-in or a plug-in `module:attribute`) loads with `model` (ConfigError
+    naming the keys otherwise): the task registry is the one that knows a task's models."""
+    from models.tasks.loader import get_task
 
     try:
-        get_model(name)
-    except ModelsError as exc:
-        raise ConfigError(f"{path}: {key} = {name!r}: {exc}") from None
+        get_task(task, model)
+    except Exception as exc:  # TaskError, or whatever a user's plug-in module raises
+        raise ConfigError(
+            f"{path}: federation.task = {task!r}, federation.model = {model!r}: {exc}"
+        ) from None
 
 
 def check_strategy(path: str, name: str, options: dict[str, Any]) -> None:

@@ -64,6 +64,19 @@ def test_good_options_load(tmp_path: Path) -> None:
     assert cfg.federation.strategy_options == {"f": 2}  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(("task", "model"), [("breast_cancer", "mlp"), ("diabetes", "linear")])
+def test_every_task_model_passes_the_start_check(tmp_path: Path, task: str, model: str) -> None:
+    # the task registry knows a task's models; models.networks alone knows only Fashion-MNIST's
+    cfg = load_config(org_toml(tmp_path, f'task = "{task}"\nmodel = "{model}"'), "org")
+    check_config(cfg)
+
+
+def test_an_unimportable_plugin_task_is_a_config_error(tmp_path: Path) -> None:
+    cfg = load_config(org_toml(tmp_path, 'task = "nosuch.module:Task"'), "org")
+    with pytest.raises(ConfigError, match=r"federation\.task"):
+        check_config(cfg)
+
+
 def run_daemon(role: str, config: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FEDCHAIN_PRIVATE_KEY": KEY}
     return subprocess.run(
