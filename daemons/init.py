@@ -15,7 +15,6 @@ import getpass
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from eth_utils import is_address, to_checksum_address
 
 from daemons.config import TrainingConfig, load_config
 from daemons.errors import ConfigError
+from daemons.init_data import check_task, split_data
 from daemons.init_files import (
     KEYSTORE_FILE,
     ORG_COMMENTS,
@@ -149,18 +149,7 @@ def _check_args(args: argparse.Namespace, root: Path) -> None:
     if args.data and not Path(args.data).exists():
         raise ConfigError(f"--data {args.data}: no such file or directory")
     if args.data or args.task:
-        _check_task(args.task or registry.DEFAULT_TASK, args.model)
-
-
-def _check_task(name: str, model: str) -> None:
-    """The task and model exist (before any key is made)."""
-    from models.errors import ModelsError
-    from models.tasks import get_task
-
-    try:
-        get_task(name, model)
-    except (ModelsError, ValueError) as exc:
-        raise ConfigError(f"init --task {name}: {exc}") from None
+        check_task(args.task or registry.DEFAULT_TASK, args.model)
 
 
 def read_password(env: dict[str, str] | None = None) -> str:
@@ -203,7 +192,7 @@ def _make_federation(args: argparse.Namespace, root: Path, password: str) -> lis
         to_checksum_address(args.contract) if args.contract else create_address(org.address, 0)
     )
     if args.data or args.task:
-        _split_data(args, org, clients)
+        split_data(args, org, clients)
     if args.private:
         key = new_swarm_key()
         for person in (org, *clients):
@@ -222,46 +211,9 @@ def _make_client_only(args: argparse.Namespace, root: Path, password: str) -> Pa
     if args.swarm_key:
         write_swarm_key(folder / "ipfs" / SWARM_KEY_FILE, read_swarm_key(Path(args.swarm_key)))
     if args.data or args.task:
-        _split_data(args, None, [person])
+        split_data(args, None, [person])
     _write_client(args, person, to_checksum_address(args.contract))
     return person
-
-
-def _split_data(
-    args: argparse.Namespace, org: Participant | None, clients: list[Participant]
-) -> None:
-    """Each client's share in CLIENT/data/train.npz, the org's test set in ORG/data/test.npz.
-
-    The same split as `fedchain data split` (the task's source, models/data.py partitions).
-    """
-    from daemons.testnet.partition import PartitionPlan, write_partitions
-    from models.errors import ModelsError
-    from models.tasks import get_task
-
-    plan = PartitionPlan(
-        args.partition,
-        len(clients),
-        seed=args.seed,
-        samples_per_client=args.samples_per_client,
-        test_samples=args.test_samples,
-    )
-    name = args.task or registry.DEFAULT_TASK
-    with tempfile.TemporaryDirectory(dir=clients[0].folder.parent) as tmp:
-        try:
-            task = get_task(name, args.model)
-            source = Path(args.data) if args.data else None
-            result = write_partitions(plan, source, Path(tmp), task)
-        except (ModelsError, ValueError) as exc:
-            raise ConfigError(f"init --task {name}: {exc}") from None
-        for client, path in zip(clients, result.client_paths, strict=True):
-            _move(path, client.folder / "data" / "train.npz")
-        if org is not None:
-            _move(result.test_path, org.folder / "data" / "test.npz")
-
-
-def _move(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(src, dst)
 
 
 def _write_org(
