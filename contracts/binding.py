@@ -19,6 +19,7 @@ from contracts.errors import (
     revert_data,
     revert_from_data,
 )
+from contracts.evm_target import EvmTargetMismatch, target_mismatch
 from contracts.state import RoundInfo, UpdateInfo
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -31,39 +32,6 @@ class BadArgument(ContractError, ValueError):
 
 class TxFailed(ContractError):
     """A mined transaction failed and replaying it did not reproduce a revert."""
-
-
-class EvmTargetMismatch(ContractError):
-    """The node's chain rules predate the EVM target the contract was compiled for."""
-
-
-# PUSH0 PUSH0 RETURN as init code: returns empty code on Shanghai and later, and fails
-# with an invalid opcode on an older chain (PUSH0, EIP-3855, came with Shanghai)
-PUSH0_PROBE = "0x5f5ff3"
-
-
-async def lacks_push0(w3: AsyncWeb3) -> bool:
-    """Whether the node's EVM rejects PUSH0 (its hardfork is older than Shanghai)."""
-    try:
-        await w3.eth.call({"data": PUSH0_PROBE})  # type: ignore[typeddict-item]
-    except (ContractLogicError, Web3RPCError):
-        return True
-    return False
-
-
-async def _target_mismatch(w3: AsyncWeb3, artifact: Artifact) -> EvmTargetMismatch | None:
-    """The error to raise if a failed deployment is the node lacking the EVM target."""
-    if not await lacks_push0(w3):
-        return None
-    url = getattr(w3.provider, "endpoint_uri", "the node")
-    return EvmTargetMismatch(
-        f"the node at {url} cannot run FederatedRounds: it was compiled for EVM target "
-        f"{artifact.evm_version!r}, which uses PUSH0 (Shanghai and later), and the node's "
-        "chain rules are older (PUSH0 is an invalid opcode there). Run the node with the "
-        "Shanghai rules or later (anvil --hardfork shanghai, ganache --chain.hardfork "
-        "shanghai), or recompile for an older target: `node scripts/compile_contract.mjs "
-        "--evm-version paris` (rewrites contracts/FederatedRounds.json)"
-    )
 
 
 def as_digest(value: bytes, name: str = "digest") -> bytes:
@@ -114,7 +82,7 @@ class FederatedRounds:
         try:
             tx["gas"] = int(await w3.eth.estimate_gas(tx) * GAS_MARGIN)  # type: ignore[arg-type]
         except (ContractLogicError, Web3RPCError) as exc:
-            mismatch = await _target_mismatch(w3, artifact)
+            mismatch = await target_mismatch(w3, artifact)
             if mismatch is not None:
                 raise mismatch from exc
             raise
@@ -122,7 +90,7 @@ class FederatedRounds:
         tx_hash = await w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = await w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
         if receipt["status"] != 1 or not receipt["contractAddress"]:
-            mismatch = await _target_mismatch(w3, artifact)
+            mismatch = await target_mismatch(w3, artifact)
             if mismatch is not None:
                 raise mismatch
             raise TxFailed(f"deploying FederatedRounds failed: tx {tx_hash.to_0x_hex()}")

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -181,6 +182,26 @@ async def cancel_all(tasks: list[asyncio.Task[Any]], name: str) -> None:
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: no "exception never retrieved" noise
+
+
+def stray_threads() -> list[threading.Thread]:
+    """Live non-daemon threads besides the main one: they would keep the process alive."""
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
+
+
+def exit_past_stray_threads(code: int) -> int:
+    """Return `code` for a normal exit, or, if a non-daemon thread (a library's, a stuck
+    worker) would keep the interpreter from exiting, log it and leave now with `code`:
+    a daemon that stopped must not stay alive, idle, after its last log line."""
+    stray = stray_threads()
+    if not stray:
+        return code
+    names = ", ".join(t.name for t in stray)
+    log_event(log, logging.WARNING, f"exiting past {len(stray)} live thread(s): {names}")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(code)
 
 
 def report_crash(name: str, exc: BaseException | None) -> int:

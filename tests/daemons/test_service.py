@@ -145,6 +145,24 @@ async def test_a_crash_ends_the_service_even_if_a_task_will_not_stop(
         release.set()
 
 
+def test_a_stray_thread_does_not_keep_a_stopped_daemon_alive() -> None:
+    """A non-daemon thread that never ends would hang the interpreter's exit forever."""
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from daemons.service import exit_past_stray_threads, setup_logging
+        setup_logging()
+        threading.Thread(target=lambda: time.sleep(3600), name="stuck-worker").start()
+        raise SystemExit(exit_past_stray_threads(1))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 1
+    assert "exiting past 1 live thread(s): stuck-worker" in proc.stderr
+
+
 def test_reset_message_says_chain_was_reset_once(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR, logger="fedchain.service"):
         assert report_crash("org", ChainResetError("chain was reset: genesis differs")) == 3
