@@ -228,6 +228,7 @@ class OrgRounds:
         dp = {}
         if self.privacy is not None:
             dp = {"epsilon_after": self.privacy.epsilon(self.ledger, new_id)}
+            self.metrics.privacy_epsilon.set(dp["epsilon_after"])
         log_event(
             log,
             logging.INFO,

@@ -102,6 +102,7 @@ async def test_budget_stops_before_the_round_that_would_exceed_it(tmp_path: Path
     assert manifest.privacy["epsilon"] == pytest.approx(one)
     assert manifest.privacy["epsilon_budget"] == pytest.approx((one + two) / 2)
     assert (await org.run_until_idle()).action is Action.BUDGET  # and stays stopped
+    assert b"fedchain_privacy_epsilon " + str(one).encode()[:6] in org.metrics.render()
 
 
 async def test_local_round_config_asks_clients_to_noise(tmp_path: Path) -> None:
