@@ -153,3 +153,16 @@ def test_load_secret_from_env_or_file_and_clear_errors(tmp_path: Path) -> None:
         load_secret(cfg, {"FEDCHAIN_DP_SECRET": "zz" * 32})
     with pytest.raises(ConfigError, match="cannot read"):
         load_secret(PrivacyConfig(mode="central", secret_file=str(tmp_path / "none")), {})
+
+
+async def test_same_secret_same_model_cid_other_secret_other_noise(tmp_path: Path) -> None:
+    cids = []
+    for name, secret in (("a", SECRET), ("b", SECRET), ("c", b"\x07" * 32)):
+        org, chain, storage = dp_org(tmp_path / name)
+        org.privacy = OrgPrivacy(org.privacy.cfg, CONTRACT, secret)
+        await org.run_until_idle()
+        for i, client in enumerate(CLIENTS):
+            await submit(org, chain, storage, client, 0.01 * (i + 1), with_fisher=False)
+        await org.run_until_idle()
+        cids.append(chain.rounds[1].model_cid)
+    assert cids[0] == cids[1] != cids[2]  # a restarted org republishes the same model
