@@ -166,3 +166,22 @@ async def test_same_secret_same_model_cid_other_secret_other_noise(tmp_path: Pat
         await org.run_until_idle()
         cids.append(chain.rounds[1].model_cid)
     assert cids[0] == cids[1] != cids[2]  # a restarted org republishes the same model
+
+
+async def test_central_dp_clips_instead_of_the_round_level_norm_screen(tmp_path: Path) -> None:
+    # a change 100x the others': the ratio screen (max_norm_ratio 10) rejects it without DP;
+    # under central DP it is clipped to C like every other, and nobody's verdict depends on it
+    verdicts = []
+    for name, dp in (("plain", False), ("dp", True)):
+        if dp:
+            org, chain, storage = dp_org(tmp_path / name)
+        else:
+            training = TrainingConfig(penalty="none")
+            org, chain, storage = make_org(tmp_path / name, training=training)
+        await org.run_until_idle()
+        for client, shift in zip(CLIENTS, (0.01, 0.012, 1.0), strict=True):
+            await submit(org, chain, storage, client, shift, with_fisher=False)
+        await org.run_until_idle()
+        manifest = decode_manifest(storage.blobs[chain.rounds[1].manifest_cid])
+        verdicts.append(sorted(e.reason for e in manifest.excluded))
+    assert verdicts == [["norm"], []]
