@@ -47,6 +47,7 @@ class Manifest:
     headline_metric: str = ""
     # the [federation] influence bounds the round was judged by (docs/daemons.md), for audit
     bounds: dict[str, float] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)  # DP parameters and ε (docs/privacy.md)
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -58,6 +59,8 @@ def encode_manifest(m: Manifest) -> bytes:
         doc.pop("headline_metric")
     if not m.bounds:  # manifests from before the bounds existed stay byte-identical
         doc.pop("bounds")
+    if not m.privacy:  # absent = no DP, as in manifests from before it existed
+        doc.pop("privacy")
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
@@ -76,4 +79,5 @@ def decode_manifest(data: bytes) -> Manifest:
         note=doc.get("note", ""),
         headline_metric=doc.get("headline_metric", ""),
         bounds=dict(doc.get("bounds", {})),
+        privacy=dict(doc.get("privacy", {})),
     )

@@ -52,6 +52,13 @@ class RoundRecord:
     headline: str = ""
     wall_s: float | None = None
     bytes_moved: int | None = None
+    privacy: Mapping[str, Any] = field(default_factory=dict)  # the manifest's DP record
+
+    @property
+    def epsilon(self) -> float | None:
+        """ε spent after this round, when the federation runs DP (docs/privacy.md)."""
+        eps = self.privacy.get("epsilon")
+        return None if eps is None else float(eps)  # "inf" parses too
 
     @property
     def last_update_s(self) -> float | None:
@@ -120,6 +127,7 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},
         metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
         headline=str(manifest.get("headline_metric", "accuracy" if "accuracy" in metrics else "")),
+        privacy=dict(manifest.get("privacy", {})),
     )
 
 

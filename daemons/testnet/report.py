@@ -24,6 +24,7 @@ COLUMNS = (
     "train s",
     "overhead s",
     "MB moved",
+    "ε",
     "model CID",
 )
 
@@ -38,6 +39,7 @@ SHORT_COLUMNS = (
     "train s",
     "ovh s",
     "MB",
+    "ε",
 )
 
 
@@ -51,6 +53,7 @@ class Summary:
     best_accuracy: float | None
     total_wall_s: float | None
     total_mb: float
+    privacy: str = ""  # "(ε, δ) = ... after round N" when the federation runs DP
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -82,6 +85,7 @@ def table_rows(rounds: Sequence[RoundRecord]) -> list[tuple[str, ...]]:
                 _fmt(r.slowest_train_s, ".2f"),
                 _fmt(overhead_s(r), ".2f"),
                 _fmt(mb, ".2f"),
+                "-" if r.epsilon is None else format(r.epsilon, ".3g"),  # "-": no DP
                 r.model_cid or "-",
             )
         )
@@ -99,6 +103,19 @@ def summarize(rounds: Sequence[RoundRecord]) -> Summary:
         best_accuracy=max(accs) if accs else None,
         total_wall_s=sum(walls) if walls else None,
         total_mb=sum(r.bytes_moved or 0 for r in rounds) / 1e6,
+        privacy=_privacy_line(rounds),
+    )
+
+
+def _privacy_line(rounds: Sequence[RoundRecord]) -> str:
+    """The last DP round's (ε, δ) and mechanism, or "" without DP."""
+    dp = [r for r in rounds if r.epsilon is not None]
+    if not dp:
+        return ""
+    last = dp[-1]
+    mode, delta = last.privacy.get("mode", "?"), last.privacy.get("delta", "?")
+    return (
+        f"privacy ({mode} DP): (ε, δ) = ({last.epsilon:.3g}, {delta}) after round {last.round_id}"
     )
 
 
@@ -106,6 +123,7 @@ def summary_lines(s: Summary) -> list[str]:
     """The summary as short human lines."""
     return [
         f"rounds closed {s.rounds_closed}, failed {s.rounds_failed}",
+        *([s.privacy] if s.privacy else []),
         f"final test accuracy {_fmt(s.final_accuracy, '.4f')} "
         f"(best {_fmt(s.best_accuracy, '.4f')})",
         f"round wall time total {_fmt(s.total_wall_s, '.1f')} s, {s.total_mb:.1f} MB moved",
