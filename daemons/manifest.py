@@ -42,6 +42,8 @@ class Manifest:
     metrics: dict[str, float]
     timings_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    # the forgetting ledger: metrics on each held-out set of an earlier task or data
+    heldout: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -49,6 +51,8 @@ def encode_manifest(m: Manifest) -> bytes:
     doc: dict[str, Any] = asdict(m)
     if not m.note:
         doc.pop("note")
+    if not m.heldout:
+        doc.pop("heldout")
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
@@ -65,4 +69,5 @@ def decode_manifest(data: bytes) -> Manifest:
         metrics=dict(doc["metrics"]),
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
+        heldout={k: dict(v) for k, v in doc.get("heldout", {}).items()},
     )

@@ -35,6 +35,9 @@ class RoundConfig:
     seed: int
     training: TrainingConfig
     fisher: bool = True
+    # what `fedchain verify` needs to replay the round (daemons/verify/pins.py); None: an
+    # older org that pinned nothing
+    replay: dict[str, Any] | None = None
 
 
 def encode_round_config(cfg: RoundConfig) -> bytes:
@@ -47,6 +50,8 @@ def encode_round_config(cfg: RoundConfig) -> bytes:
         "training": dataclasses.asdict(cfg.training),
         "fisher": cfg.fisher,
     }
+    if cfg.replay is not None:
+        doc["replay"] = cfg.replay
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -80,4 +85,11 @@ def _from_doc(doc: dict[str, Any]) -> RoundConfig:
         seed=int(doc["seed"]),
         training=training,
         fisher=fisher,
+        replay=_replay(doc.get("replay")),
     )
+
+
+def _replay(value: Any) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"replay must be a table, got {type(value).__name__}")
+    return value

@@ -72,11 +72,14 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
-    result = await asyncio.to_thread(aggregate_step, base, updates, *args, org.with_fisher)
+    result = await asyncio.to_thread(
+        aggregate_step, base, updates, *args, org.with_fisher, org.heldout
+    )
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     started = time.perf_counter()
-    num_samples = sum(s.num_samples for s in accepted if s.client in result.weights)
-    meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, fed.model)
+    meta = model_metadata(
+        info.round_id, org.chain.address, info.base_cid, result.num_samples, fed.model
+    )
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _manifest(org, info, model.cid, subs, result)
     timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
@@ -113,34 +116,41 @@ def _manifest(
     subs: dict[str, Submission],
     result: StepResult,
 ) -> Manifest:
-    included, excluded = [], []
-    for client, sub in sorted(subs.items()):
-        if client in result.weights:
-            included.append(
-                Included(
-                    client,
-                    sub.cid,
-                    sub.digest,
-                    sub.num_samples,
-                    result.weights[client],
-                    dict(sub.train),
-                )
-            )
-        elif sub.accepted:
-            reason = result.excluded.get(client, "not_weighted")
-            excluded.append(Excluded(client, sub.cid, "strategy", reason))
-        else:
-            excluded.append(Excluded(client, sub.cid, sub.verdict or "unjudged", sub.detail))
+    included, excluded = manifest_entries(subs, result.weights, result.excluded)
     return Manifest(
         round_id=info.round_id,
         base_cid=info.base_cid,
         model_cid=model_cid,
         strategy=org.fed.strategy,
-        included=tuple(included),
-        excluded=tuple(excluded),
+        included=included,
+        excluded=excluded,
         metrics=result.metrics,
         note=result.note,
+        heldout=result.heldout,
     )
+
+
+def manifest_entries(
+    subs: dict[str, Submission], weights: dict[str, float], strategy_excluded: dict[str, str]
+) -> tuple[tuple[Included, ...], tuple[Excluded, ...]]:
+    """Every submission, in client order, as included (with its weight) or excluded (why).
+
+    Pure, so `fedchain verify` rebuilds the entries from its own verdicts and compares.
+    """
+    included, excluded = [], []
+    for client, sub in sorted(subs.items()):
+        if client in weights:
+            included.append(
+                Included(
+                    client, sub.cid, sub.digest, sub.num_samples, weights[client], dict(sub.train)
+                )
+            )
+        elif sub.accepted:
+            reason = strategy_excluded.get(client, "not_weighted")
+            excluded.append(Excluded(client, sub.cid, "strategy", reason))
+        else:
+            excluded.append(Excluded(client, sub.cid, sub.verdict or "unjudged", sub.detail))
+    return tuple(included), tuple(excluded)
 
 
 def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:

@@ -7,6 +7,7 @@ reason code that lands in the ledger, the metrics and the round's manifest.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -83,27 +84,67 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
     org.metrics.bytes.labels(direction="in").inc(len(data))
     base = await base_blob(org, info)
     assert org.cfg.training is not None and org.cfg.federation is not None
-    template = update_template(base.sections["params"], org.cfg.training.penalty)
-    expected = {
-        "kind": "update",
-        "round_id": info.round_id,
-        "client": sub.client,
-        "base_cid": info.base_cid,
-        "num_samples": sub.num_samples,
-        "model_name": org.cfg.federation.model,
-    }
-    try:
-        decoded = validate_blob(data, template, expected, _limits(org))
-    except BlobRejected as exc:
+    verdict, _ = check_update(
+        data,
+        base.sections["params"],
+        UpdateClaim(info.round_id, sub.client, info.base_cid, sub.num_samples),
+        org.cfg.federation.model,
+        org.cfg.training.penalty,
+        org_limits(org),
+    )
+    if verdict.verdict != ACCEPTED:
         org.cache.drop(digest)
-        return Verdict(exc.reason, exc.detail)
+        return verdict
     # the org keeps what it merges: an accepted update stays retrievable for audit even when
     # its client goes offline (unpinned with its round, see `close._retain`)
     await org.storage.pin(sub.cid, timeout_s=ipfs.timeout_s)
-    return Verdict(ACCEPTED, "", dict(decoded.metadata.train_metrics))
+    return verdict
 
 
-def _limits(org: OrgRounds) -> Limits:
+@dataclass(frozen=True)
+class UpdateClaim:
+    """What the chain says an update is: its round, client, base and sample count."""
+
+    round_id: int
+    client: str
+    base_cid: str
+    num_samples: int
+
+
+def check_update(
+    data: bytes,
+    base_params: Mapping[str, Any],
+    claim: UpdateClaim,
+    model_name: str,
+    penalty: str,
+    limits: Limits,
+) -> tuple[Verdict, DecodedBlob | None]:
+    """Validate one fetched update against its base and claim: a verdict, and the blob if kept.
+
+    Pure (no I/O), so `fedchain verify` re-runs exactly the org's judgement.
+    """
+    template = update_template(base_params, penalty)
+    expected = {
+        "kind": "update",
+        "round_id": claim.round_id,
+        "client": claim.client,
+        "base_cid": claim.base_cid,
+        "num_samples": claim.num_samples,
+        "model_name": model_name,
+    }
+    try:
+        decoded = validate_blob(data, template, expected, limits)
+    except BlobRejected as exc:
+        return Verdict(exc.reason, exc.detail), None
+    return Verdict(ACCEPTED, "", dict(decoded.metadata.train_metrics)), decoded
+
+
+def update_limits(max_blob_bytes: int, with_fisher: bool) -> Limits:
     """Blob bounds for updates; the Fisher may be left out where the federation does not use it."""
-    optional = frozenset() if org.with_fisher else frozenset({"fisher"})
-    return Limits(max_bytes=org.cfg.ipfs.max_blob_bytes, optional_sections=optional)
+    optional = frozenset() if with_fisher else frozenset({"fisher"})
+    return Limits(max_bytes=max_blob_bytes, optional_sections=optional)
+
+
+def org_limits(org: OrgRounds) -> Limits:
+    """The bounds this org applies to updates (pinned in the round config for replay)."""
+    return update_limits(org.cfg.ipfs.max_blob_bytes, org.with_fisher)

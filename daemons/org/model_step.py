@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -38,6 +38,8 @@ class StepResult:
     note: str
     aggregate_s: float
     evaluate_s: float
+    num_samples: int = 0
+    heldout: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def initial_sections(model_name: str, seed: int, with_fisher: bool = True) -> Sections:
@@ -49,7 +51,7 @@ def initial_sections(model_name: str, seed: int, with_fisher: bool = True) -> Se
 def update_template(params: Mapping[str, Any], penalty: str) -> Sections:
     """The sections, keys and shapes a client update must have.
 
-    "fisher" may be left out where the federation does not use it (`collect._limits`).
+    "fisher" may be left out where the federation does not use it (`collect.update_limits`).
     """
     shapes = _zeros(params)
     template: Sections = {"params": shapes, "fisher": shapes}
@@ -70,6 +72,43 @@ def model_metadata(round_id: int, org: str, base_cid: str, num_samples: int, mod
     )
 
 
+@dataclass(frozen=True)
+class Merged:
+    """The new model's sections, the strategy's weights and exclusions, the sample count."""
+
+    sections: Sections
+    weights: dict[str, float]
+    excluded: dict[str, str]
+    num_samples: int
+    note: str
+
+
+def merge_step(
+    base: DecodedBlob,
+    updates: list[ClientUpdate],
+    strategy_name: str,
+    strategy_options: Mapping[str, Any],
+    fisher_gamma: float,
+    with_fisher: bool = True,
+) -> Merged:
+    """Merge the accepted updates into the base model and update the Fisher (no evaluation).
+
+    What the model blob's bytes depend on, and nothing else: `fedchain verify` replays it.
+    """
+    strategy = get_strategy(strategy_name, **dict(strategy_options))
+    ordered = sorted(updates, key=lambda u: u.client)
+    sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma, with_fisher)
+    note = "" if ordered else "no valid update: the base model is kept"
+    num_samples = sum(u.num_samples for u in ordered if u.client in weights)
+    return Merged(sections, weights, excluded, num_samples, note)
+
+
+def eval_metrics(model_name: str, params: Mapping[str, Any], data: Dataset) -> dict[str, float]:
+    """The manifest's metrics of `params` on one held-out set."""
+    ev = evaluate(get_model(model_name), dict(params), data)
+    return {"accuracy": ev.accuracy, "loss": ev.loss, "num_samples": float(ev.num_samples)}
+
+
 def aggregate_step(
     base: DecodedBlob,
     updates: list[ClientUpdate],
@@ -78,22 +117,32 @@ def aggregate_step(
     fisher_gamma: float,
     eval_data: Dataset,
     with_fisher: bool = True,
+    heldout: Mapping[str, Dataset] | None = None,
 ) -> StepResult:
     """Merge the accepted updates into the base model, update the Fisher, evaluate.
 
-    Without `with_fisher` the new model has no Fisher section (nothing reads it).
+    Without `with_fisher` the new model has no Fisher section (nothing reads it). `heldout`:
+    the forgetting ledger's sets (earlier tasks or data), each evaluated too.
     """
     started = time.perf_counter()
-    strategy = get_strategy(strategy_name, **dict(strategy_options))
-    ordered = sorted(updates, key=lambda u: u.client)
-    sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma, with_fisher)
-    note = "" if ordered else "no valid update: the base model is kept"
+    merged = merge_step(base, updates, strategy_name, strategy_options, fisher_gamma, with_fisher)
     aggregate_s = time.perf_counter() - started
     started = time.perf_counter()
-    ev = evaluate(get_model(base.metadata.model_name), sections["params"], eval_data)
-    metrics = {"accuracy": ev.accuracy, "loss": ev.loss, "num_samples": float(ev.num_samples)}
+    name, params = base.metadata.model_name, merged.sections["params"]
+    metrics = eval_metrics(name, params, eval_data)
+    ledger = {k: eval_metrics(name, params, d) for k, d in sorted((heldout or {}).items())}
     evaluate_s = time.perf_counter() - started
-    return StepResult(sections, weights, excluded, metrics, note, aggregate_s, evaluate_s)
+    return StepResult(
+        merged.sections,
+        merged.weights,
+        merged.excluded,
+        metrics,
+        merged.note,
+        aggregate_s,
+        evaluate_s,
+        merged.num_samples,
+        ledger,
+    )
 
 
 def _merge(

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from contracts.errors import BadDeadline
@@ -19,7 +20,7 @@ from contracts.state import RoundStatus as ChainStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
 from daemons.org.close import close_round
-from daemons.org.collect import judge_update
+from daemons.org.collect import judge_update, org_limits
 from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
@@ -27,6 +28,7 @@ from daemons.org.prefetch import Prefetcher
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.round_config import RoundConfig, encode_round_config, fisher_in_use
 from daemons.service import crash_point, log_event
+from daemons.verify.pins import dataset_digest, replay_pins
 from models.codec import encode_blob
 
 log = logging.getLogger("fedchain.org")
@@ -51,6 +53,7 @@ class OrgRounds:
         cache: BlobCache,
         eval_data: Any,
         metrics: Metrics,
+        heldout: Mapping[str, Any] | None = None,
     ) -> None:
         assert cfg.federation is not None and cfg.training is not None
         self.cfg, self.chain, self.storage = cfg, chain, storage
@@ -61,6 +64,8 @@ class OrgRounds:
         self.round_id = 0
         # models and updates carry the Fisher only when a penalty or the strategy reads it
         self.with_fisher = fisher_in_use(self.training.penalty, self.fed.strategy)
+        self.heldout: dict[str, Any] = dict(heldout or {})
+        self._pins: dict[str, Any] | None = None
 
     async def view(self) -> tuple[RoundView, RoundInfo | None]:
         """The current round on chain, joined with the ledger's submissions for it."""
@@ -146,7 +151,9 @@ class OrgRounds:
         """Publish the round config and open round `round_id + 1` on the base model."""
         new_id = round_id + 1
         base_cid, base_digest = await self.next_base(round_id, info)
-        config = RoundConfig(new_id, self.fed.model, self.fed.seed, self.training, self.with_fisher)
+        config = RoundConfig(
+            new_id, self.fed.model, self.fed.seed, self.training, self.with_fisher, self.pins()
+        )
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s
         args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)
@@ -198,6 +205,18 @@ class OrgRounds:
             crash_point("after_fetch", info.round_id)
 
     # ---- helpers -------------------------------------------------------------------------
+
+    def pins(self) -> dict[str, Any]:
+        """What `fedchain verify` needs to replay a round (computed once: digests of the data)."""
+        if self._pins is None:
+            self._pins = replay_pins(
+                self.fed.strategy,
+                self.fed.strategy_options,
+                org_limits(self),
+                dataset_digest(self.eval_data),
+                {name: dataset_digest(d) for name, d in self.heldout.items()},
+            )
+        return self._pins
 
     async def put(self, data: bytes) -> Any:
         """Put a blob to IPFS (pinned) and keep a local copy; counts bytes out."""

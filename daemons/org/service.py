@@ -51,10 +51,15 @@ async def _main(node: Node, account: Any) -> None:
     binding = FederatedRounds(node.w3, address)
     chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
     eval_data = await asyncio.to_thread(load_dataset, cfg.federation.eval_data)
+    heldout = {
+        name: await asyncio.to_thread(load_dataset, path)
+        for name, path in sorted(cfg.federation.heldout_data.items())
+    }
     async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         await register_clients(chain, cfg.federation.clients)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
-        org = OrgRounds(cfg, chain, storage, Ledger(node.store), cache, eval_data, node.metrics)
+        ledger = Ledger(node.store)
+        org = OrgRounds(cfg, chain, storage, ledger, cache, eval_data, node.metrics, heldout)
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
 
