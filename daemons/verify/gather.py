@@ -19,6 +19,7 @@ from contracts.events import ContractEvent, RoundClosed, RoundFailed, RoundOpene
 from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer
 from daemons.errors import FedchainError, RejectedUpdate, TransientError
+from daemons.ports import raw_cid_digest
 from daemons.round_config import decode_round_config
 from daemons.verify.facts import Blob, RoundFacts
 
@@ -100,7 +101,11 @@ async def _blob(get: Getter, cid: str, digest: bytes | None, max_bytes: int) -> 
 
 
 def storage_getter(storage: Any, timeout_s: float) -> Getter:
-    """`get` with the chain's digest where there is one, `cat` (no digest) otherwise."""
+    """`get` with a digest (the chain's, or a raw CID's own), `cat` where there is none.
+
+    Round configs and manifests are single raw blocks, so their CID is their sha256: they
+    are checked here too, whatever the IPFS node serving them does.
+    """
 
     async def get(cid: str, digest: bytes | None, max_bytes: int) -> bytes:
         if digest is None:
@@ -115,7 +120,9 @@ def storage_getter(storage: Any, timeout_s: float) -> Getter:
 async def fetch_blobs(facts: RoundFacts, get: Getter, max_blob_bytes: int) -> RoundFacts:
     """The round's config, base, updates (with the pinned size cap), manifest and model."""
     opened = facts.opened
-    config = await _blob(get, opened.config_cid, None, CONFIG_MAX_BYTES)
+    config = await _blob(
+        get, opened.config_cid, raw_cid_digest(opened.config_cid), CONFIG_MAX_BYTES
+    )
     base = await _blob(get, opened.base_cid, opened.base_digest, max_blob_bytes)
     cap = _pinned_cap(config) or max_blob_bytes
     jobs = [_blob(get, ev.update_cid, ev.digest, cap) for ev in facts.updates]
@@ -123,7 +130,8 @@ async def fetch_blobs(facts: RoundFacts, get: Getter, max_blob_bytes: int) -> Ro
     updates = {ev.client: b for ev, b in zip(facts.updates, blobs, strict=True)}
     manifest = model = Blob(reason="unavailable", detail="the round is not closed")
     if facts.closed is not None:
-        manifest = await _blob(get, facts.closed.manifest_cid, None, MANIFEST_MAX_BYTES)
+        cid = facts.closed.manifest_cid
+        manifest = await _blob(get, cid, raw_cid_digest(cid), MANIFEST_MAX_BYTES)
         model = await _blob(get, facts.closed.model_cid, facts.closed.model_digest, max_blob_bytes)
     return replace(
         facts, config=config, base=base, update_blobs=updates, manifest=manifest, model=model

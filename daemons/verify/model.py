@@ -81,8 +81,10 @@ def _entries_check(
     wrong = []
     for client in sorted(set(want_in) | set(have_in)):
         a, b = want_in.get(client), have_in.get(client)
-        if a is None or b is None:
-            wrong.append(f"{client} {'not ' if a is None else ''}included by the replay")
+        if a is None:
+            wrong.append(f"{client} included in the manifest but not by the replay")
+        elif b is None:
+            wrong.append(f"{client} included by the replay but not in the manifest")
         elif a.weight != b.weight:
             wrong.append(f"{client} weight {b.weight!r} in the manifest, {a.weight!r} replayed")
         elif a != b:

@@ -41,6 +41,7 @@ class Daemon:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    module: str = "daemons.cli"  # tests may run a patched daemon (tests/integration/dishonest_org)
 
     def start(self, **env: str) -> None:
         """Start (or restart) the daemon; extra env vars such as FEDCHAIN_CRASH_AT."""
@@ -57,7 +58,7 @@ class Daemon:
                 [
                     sys.executable,
                     "-m",
-                    "daemons.cli",
+                    self.module,
                     self.role,
                     "run",
                     "--config",
