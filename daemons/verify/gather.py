@@ -100,18 +100,26 @@ async def _blob(get: Getter, cid: str, digest: bytes | None, max_bytes: int) -> 
         return Blob(reason="unavailable", detail=str(exc))
 
 
-def storage_getter(storage: Any, timeout_s: float) -> Getter:
+def storage_getter(storage: Any, timeout_s: float, keep: int = 4) -> Getter:
     """`get` with a digest (the chain's, or a raw CID's own), `cat` where there is none.
 
     Round configs and manifests are single raw blocks, so their CID is their sha256: they
     are checked here too, whatever the IPFS node serving them does.
     """
 
+    recent: dict[tuple[str, bytes], bytes] = {}  # a round's model is the next one's base
+
     async def get(cid: str, digest: bytes | None, max_bytes: int) -> bytes:
         if digest is None:
             data: bytes = await storage.cat(cid, max_bytes, timeout_s)
-        else:
-            data = await storage.get(cid, digest, max_bytes, timeout_s)
+            return data
+        cached = recent.get((cid, digest))
+        if cached is not None and len(cached) <= max_bytes:
+            return cached
+        data = await storage.get(cid, digest, max_bytes, timeout_s)
+        recent[(cid, digest)] = data
+        while len(recent) > keep:
+            del recent[next(iter(recent))]
         return data
 
     return get
@@ -123,16 +131,18 @@ async def fetch_blobs(facts: RoundFacts, get: Getter, max_blob_bytes: int) -> Ro
     config = await _blob(
         get, opened.config_cid, raw_cid_digest(opened.config_cid), CONFIG_MAX_BYTES
     )
-    base = await _blob(get, opened.base_cid, opened.base_digest, max_blob_bytes)
     cap = _pinned_cap(config) or max_blob_bytes
-    jobs = [_blob(get, ev.update_cid, ev.digest, cap) for ev in facts.updates]
-    blobs = await asyncio.gather(*jobs)
-    updates = {ev.client: b for ev, b in zip(facts.updates, blobs, strict=True)}
-    manifest = model = Blob(reason="unavailable", detail="the round is not closed")
+    jobs = [_blob(get, opened.base_cid, opened.base_digest, max_blob_bytes)]
+    jobs += [_blob(get, ev.update_cid, ev.digest, cap) for ev in facts.updates]
     if facts.closed is not None:
         cid = facts.closed.manifest_cid
-        manifest = await _blob(get, cid, raw_cid_digest(cid), MANIFEST_MAX_BYTES)
-        model = await _blob(get, facts.closed.model_cid, facts.closed.model_digest, max_blob_bytes)
+        jobs.append(_blob(get, cid, raw_cid_digest(cid), MANIFEST_MAX_BYTES))
+        jobs.append(_blob(get, facts.closed.model_cid, facts.closed.model_digest, max_blob_bytes))
+    base, *rest = await asyncio.gather(*jobs)  # one round trip's latency, not one per blob
+    n = len(facts.updates)
+    updates = {ev.client: b for ev, b in zip(facts.updates, rest[:n], strict=True)}
+    not_closed = Blob(reason="unavailable", detail="the round is not closed")
+    manifest, model = rest[n:] if facts.closed is not None else (not_closed, not_closed)
     return replace(
         facts, config=config, base=base, update_blobs=updates, manifest=manifest, model=model
     )

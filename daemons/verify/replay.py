@@ -9,7 +9,7 @@ to the model digest on chain; the metrics and the forgetting ledger re-evaluated
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from daemons.errors import RejectedUpdate
@@ -155,10 +155,12 @@ def _closed_checks(
     tolerance = None if same else inputs.tolerance
     replayed = replay_model(facts, cfg, base, judged, manifest, _strategy(cfg, manifest), tolerance)
     checks += replayed.checks
-    params = _published_params(facts) or replayed.merged.sections["params"]
-    checks += _metric_checks(
-        cfg, manifest, params, inputs, None if same else inputs.metric_tolerance
-    )
+
+    def params() -> Any:  # the published model's, which the org's metrics are about
+        return _published_params(facts) or replayed.merged.sections["params"]
+
+    tolerance = None if same else inputs.metric_tolerance
+    checks += _metric_checks(cfg, manifest, params, inputs, tolerance)
     return checks
 
 
@@ -201,7 +203,11 @@ def _published_params(facts: RoundFacts) -> Any:
 
 
 def _metric_checks(
-    cfg: RoundConfig, manifest: Manifest, params: Any, inputs: ReplayInputs, tolerance: float | None
+    cfg: RoundConfig,
+    manifest: Manifest,
+    params: Callable[[], Any],
+    inputs: ReplayInputs,
+    tolerance: float | None,
 ) -> list[Check]:
     """Re-evaluate the model on the eval set and each forgetting-ledger set the verifier has."""
     pinned = cfg.replay or {}
@@ -232,5 +238,5 @@ def _metric_checks(
                 unchecked(label, f"the given data is not the set the org pinned ({digest[:18]}…)")
             )
         else:
-            checks.append(metrics_check(label, cfg.model, params, data, recorded, tolerance))
+            checks.append(metrics_check(label, cfg.model, params(), data, recorded, tolerance))
     return checks
