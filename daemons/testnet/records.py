@@ -49,6 +49,8 @@ class RoundRecord:
     timings_s: Mapping[str, float] = field(default_factory=dict)
     wall_s: float | None = None
     bytes_moved: int | None = None
+    # the forgetting ledger: metrics on each held-out set of an earlier task (manifest)
+    heldout: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def last_update_s(self) -> float | None:
@@ -115,6 +117,7 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         accuracy=_opt_float(metrics.get("accuracy")),
         loss=_opt_float(metrics.get("loss")),
         timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},
+        heldout={k: dict(v) for k, v in manifest.get("heldout", {}).items()},
     )
 
 
