@@ -55,7 +55,8 @@ class RoundReport:
     round_id: int
     state: str
     checks: tuple[Check, ...]
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # the verifier's wall time for the round, and of it fetching blobs
+    fetch_s: float = 0.0
 
     @property
     def verdict(self) -> str:
@@ -107,6 +108,7 @@ def json_report(reports: Sequence[RoundReport]) -> str:
                 "state": r.state,
                 "verdict": r.verdict,
                 "elapsed_s": round(r.elapsed_s, 6),
+                "fetch_s": round(r.fetch_s, 6),
                 "checks": [asdict(c) for c in r.checks],
             }
             for r in reports

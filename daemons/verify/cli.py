@@ -135,8 +135,10 @@ async def _verify(args: argparse.Namespace, target: Any) -> int:
         for r in selected(facts, args.rounds):
             started = time.perf_counter()
             full = await fetch_blobs(facts[r], get, target.max_blob_bytes)
+            fetch_s = time.perf_counter() - started
             report = await asyncio.to_thread(verify_round, full, facts.get(r - 1), inputs, here)
-            reports.append(replace(report, elapsed_s=time.perf_counter() - started))
+            elapsed_s = time.perf_counter() - started
+            reports.append(replace(report, elapsed_s=elapsed_s, fetch_s=fetch_s))
     if args.json:
         print(json_report(reports))
     elif reports:
