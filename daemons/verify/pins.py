@@ -9,6 +9,7 @@ mismatch is a dishonest org or merely a different platform.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import platform
@@ -24,6 +25,7 @@ PINS_VERSION = 1
 _LIBRARIES = ("jax", "jaxlib", "numpy", "optax", "ml_dtypes")
 
 
+@functools.lru_cache(maxsize=None)
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)

@@ -36,7 +36,7 @@ META = LogMeta(1, "0x00", "0x00", 0)
 
 
 def make_org(
-    tmp_path: Path, heldout: dict[str, Any] | None = None, **fed: Any
+    tmp_path: Path, heldout: dict[str, Any] | None = None, max_blob_bytes: int = 1 << 20, **fed: Any
 ) -> tuple[OrgRounds, FakeChain, FakeStorage]:
     """An org over fakes: logreg, 3 clients, min 1 update; `fed` overrides [federation]."""
     values: dict[str, Any] = dict(
@@ -54,7 +54,7 @@ def make_org(
         role="org",
         chain=ChainConfig(),
         identity=IdentityConfig(),
-        ipfs=IpfsConfig(timeout_s=5, max_blob_bytes=1 << 20),
+        ipfs=IpfsConfig(timeout_s=5, max_blob_bytes=max_blob_bytes),
         service=ServiceConfig(state_dir=str(tmp_path)),
         federation=FederationConfig(**(values | fed)),
         training=TrainingConfig(),
