@@ -25,7 +25,7 @@ PINS_VERSION = 1
 _LIBRARIES = ("jax", "jaxlib", "numpy", "optax", "ml_dtypes")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
