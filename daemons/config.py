@@ -102,6 +102,11 @@ class FederationConfig:
     retention_rounds: int = 3
     eval_data: str = ""
     exit_when_done: bool = False
+    # bounded client influence (models/influence.py, docs/daemons.md); 0 turns a bound off
+    max_update_norm: float = 1000.0
+    max_norm_ratio: float = 10.0
+    max_samples_per_client: int = 1_000_000
+    max_client_share: float = 0.5
     # the forgetting ledger: name -> held-out set of an earlier task or data (.npz or IDX
     # dir); every round's manifest records the model's metrics on each
     heldout_data: dict[str, str] = field(default_factory=dict)
@@ -160,8 +165,6 @@ ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
 REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {"org": ("federation",), "client": ("data",)}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("service", "log_format"): LOG_FORMATS,
-    ("federation", "model"): MODELS,
-    ("federation", "strategy"): STRATEGIES,
     ("training", "optimizer"): OPTIMIZERS,
     ("training", "penalty"): PENALTIES,
 }
@@ -171,6 +174,8 @@ PATH_TABLES = {("federation", "heldout_data")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
+NON_NEGATIVE |= {("federation", k) for k in ("max_update_norm", "max_norm_ratio")}
+NON_NEGATIVE |= {("federation", "max_samples_per_client")}
 
 
 def load_config(path: str | Path, role: str) -> DaemonConfig:
@@ -286,6 +291,7 @@ def _check_cross(cfg: DaemonConfig) -> None:
     p = cfg.path
     if cfg.federation is not None:
         penalty = cfg.training.penalty if cfg.training else "ewc"
+        _check_registry(p, cfg.federation)
         _check_federation(p, cfg.federation, penalty)
     if cfg.ipfs.chunk_bytes > MAX_CHUNK_BYTES:
         raise ConfigError(
@@ -297,10 +303,16 @@ def _check_cross(cfg: DaemonConfig) -> None:
     if cfg.role == "client" and not cfg.chain.contract:
         raise ConfigError(f"{p}: chain.contract is required for a client (the org's address)")
     if cfg.chain.contract and not _is_address(cfg.chain.contract):
-        raise ConfigError(
-            f"{p}: chain.contract = {cfg.chain.contract!r}; allowed values: "
-            '"" (org: deploy) or a 0x-prefixed 20-byte hex address'
-        )
+        allowed = '"" (org: deploy) or a 0x-prefixed 20-byte hex address (EIP-55 if mixed case)'
+        raise _address_error(p, "chain.contract =", cfg.chain.contract, allowed)
+
+
+def _check_registry(p: str, fed: FederationConfig) -> None:
+    """Model and strategy (with its options) through the registries (`daemons.startup`)."""
+    from daemons.startup import check_model, check_strategy
+
+    check_model(p, "federation.model", fed.model)
+    check_strategy(p, fed.strategy, fed.strategy_options)
 
 
 def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
@@ -322,20 +334,41 @@ def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
         )
     for client in fed.clients:
         if not _is_address(client):
-            raise ConfigError(
-                f"{p}: federation.clients contains {client!r}; allowed values: "
-                "0x-prefixed 20-byte hex addresses"
-            )
+            allowed = "0x-prefixed 20-byte hex addresses (EIP-55 checksummed if mixed case)"
+            raise _address_error(p, "federation.clients contains", client, allowed)
     if not fed.eval_data:
         raise ConfigError(f"{p}: federation.eval_data is required (an .npz or IDX dir)")
+    if not 0 < fed.max_client_share <= 1:
+        raise ConfigError(
+            f"{p}: federation.max_client_share = {fed.max_client_share}; allowed values: "
+            "> 0 and <= 1 (1 = no cap on one client's aggregation weight)"
+        )
 
 
 def _is_address(text: str) -> bool:
-    """True for a 0x-prefixed 40-hex-digit string (checksum is fixed up later)."""
+    """True for a 0x-prefixed 40-hex-digit string whose mixed case, if any, is EIP-55's.
+
+    All-lower or all-upper hex carries no checksum; mixed case is a checksum and must be
+    right, so a mistyped address is refused instead of naming an account nobody controls.
+    """
+    from eth_utils import is_checksum_address
+
     if len(text) != 42 or not text.startswith("0x"):
         return False
     try:
         int(text[2:], 16)
     except ValueError:
         return False
-    return True
+    digits = text[2:]
+    return digits in (digits.lower(), digits.upper()) or bool(is_checksum_address(text))
+
+
+def _address_error(p: str, key: str, text: str, allowed: str) -> ConfigError:
+    """The error for a bad address; a wrong EIP-55 checksum is said so (likely a typo)."""
+    hint = ""
+    if len(text) == 42 and text.startswith("0x") and _is_address(text.lower()):
+        hint = (
+            " (its mixed case is not a valid EIP-55 checksum: most likely a mistyped digit; "
+            "copy the account's address again)"
+        )
+    return ConfigError(f"{p}: {key} {text!r}{hint}; allowed values: {allowed}")

@@ -15,6 +15,7 @@ import { FsDatastore } from 'datastore-fs'
 import { createHelia } from 'helia'
 import { IndexedFsBlockstore } from './blockstore.mjs'
 import { RpcError, parseDuration, sendError } from './kubo.mjs'
+import { parsePeers, startPeering } from './peering.mjs'
 import { COMMANDS } from './rpc.mjs'
 
 const API_PREFIX = '/api/v0/'
@@ -30,6 +31,9 @@ function parseOptions () {
       repo: { type: 'string' },
       'api-port': { type: 'string', default: '0' },
       'swarm-port': { type: 'string', default: '0' },
+      // the libp2p listen address: loopback unless peers on other hosts must reach this node
+      'swarm-host': { type: 'string', default: '127.0.0.1' },
+      peer: { type: 'string', multiple: true, default: [] },
       'ready-file': { type: 'string' },
       'parent-pid': { type: 'string' },
       'exit-on-stdin-close': { type: 'boolean', default: false }
@@ -41,7 +45,20 @@ function parseOptions () {
     if (!(n >= 0 && n <= 65535)) throw new Error(`--${name} must be a TCP port 0..65535 (0 = any free port)`)
     return n
   }
-  return { ...values, apiPort: port('api-port'), swarmPort: port('swarm-port') }
+  return {
+    ...values,
+    apiPort: port('api-port'),
+    swarmPort: port('swarm-port'),
+    swarmListen: listenAddr(values['swarm-host'], port('swarm-port')),
+    peers: parsePeers(values.peer)
+  }
+}
+
+/** `/ip4/HOST/tcp/PORT` (or /ip6/) for --swarm-host; a name would need DNS, so IPs only. */
+function listenAddr (host, port) {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return `/ip4/${host}/tcp/${port}`
+  if (host.includes(':')) return `/ip6/${host}/tcp/${port}`
+  throw new Error(`--swarm-host ${host}: use an IP address (127.0.0.1, 0.0.0.0, an interface's IP or ::)`)
 }
 
 function isAlive (pid) {
@@ -68,7 +85,7 @@ async function lockRepo (repo) {
   return path
 }
 
-async function startHelia (repo, swarmPort) {
+async function startHelia (repo, swarmListen) {
   const blockstore = new IndexedFsBlockstore(join(repo, 'blocks'))
   const datastore = new FsDatastore(join(repo, 'datastore'))
   await blockstore.open()
@@ -76,9 +93,10 @@ async function startHelia (repo, swarmPort) {
   const helia = createHelia({
     blockstore,
     datastore,
-    // Only loopback TCP: no bootstrap, DHT, mDNS, relays, or public HTTP gateways.
+    // Only TCP on --swarm-host (loopback by default) and the --peer nodes: no bootstrap,
+    // DHT, mDNS, relays, or public HTTP gateways.
     libp2p: {
-      addresses: { listen: [`/ip4/127.0.0.1/tcp/${swarmPort}`] },
+      addresses: { listen: [swarmListen] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       // A busy receiver may take a while to read a bitswap stream; yamux's default 4 MB read
@@ -172,7 +190,8 @@ async function main () {
   const options = parseOptions()
   await mkdir(options.repo, { recursive: true })
   const lock = await lockRepo(options.repo)
-  const helia = await startHelia(options.repo, options.swarmPort)
+  const helia = await startHelia(options.repo, options.swarmListen)
+  const stopPeering = startPeering(helia.libp2p, options.peers, log)
   const server = createServer(makeHandler(helia))
   server.requestTimeout = 0
   // Outlive clients' idle keep-alive (aiohttp: 15 s) so a reused connection is never
@@ -188,6 +207,7 @@ async function main () {
     setTimeout(() => process.exit(1), 5000).unref()
     server.close()
     server.closeAllConnections()
+    stopPeering()
     await helia.stop()
     await rm(lock, { force: true })
     process.exit(0)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from contracts.state import RoundInfo
 from daemons.errors import FedchainError
 from daemons.manifest import Excluded, Included, Manifest, encode_manifest
-from daemons.org.collect import base_blob
+from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.ports import fetch
@@ -72,10 +72,12 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
+    bounds = influence_bounds(fed)
     result = await asyncio.to_thread(
-        aggregate_step, base, updates, *args, org.with_fisher, org.heldout
+        aggregate_step, base, updates, *args, org.with_fisher, bounds, org.heldout
     )
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
+    _log_rejected(org, info, result)
     started = time.perf_counter()
     meta = model_metadata(
         info.round_id, org.chain.address, info.base_cid, result.num_samples, fed.model
@@ -109,6 +111,21 @@ async def _load_update(org: OrgRounds, sub: Submission) -> ClientUpdate:
     )
 
 
+def _log_rejected(org: OrgRounds, info: RoundInfo, result: StepResult) -> None:
+    """Count and log the updates the round-level bounds rejected (validation, not strategy)."""
+    for client, (reason, detail) in sorted(result.rejected.items()):
+        org.metrics.updates_rejected.labels(reason=reason).inc()
+        log_event(
+            log,
+            logging.WARNING,
+            "update rejected",
+            round_id=info.round_id,
+            client=client,
+            reason=reason,
+            detail=detail,
+        )
+
+
 def _manifest(
     org: OrgRounds,
     info: RoundInfo,
@@ -116,7 +133,7 @@ def _manifest(
     subs: dict[str, Submission],
     result: StepResult,
 ) -> Manifest:
-    included, excluded = manifest_entries(subs, result.weights, result.excluded)
+    included, excluded = manifest_entries(subs, result.weights, result.excluded, result.rejected)
     return Manifest(
         round_id=info.round_id,
         base_cid=info.base_cid,
@@ -131,15 +148,22 @@ def _manifest(
 
 
 def manifest_entries(
-    subs: dict[str, Submission], weights: dict[str, float], strategy_excluded: dict[str, str]
+    subs: dict[str, Submission],
+    weights: dict[str, float],
+    strategy_excluded: dict[str, str],
+    rejected: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[tuple[Included, ...], tuple[Excluded, ...]]:
     """Every submission, in client order, as included (with its weight) or excluded (why).
 
-    Pure, so `fedchain verify` rebuilds the entries from its own verdicts and compares.
+    `rejected`: the round-level influence bounds' verdicts (reason, detail). Pure, so
+    `fedchain verify` rebuilds the entries from its own verdicts and compares.
     """
     included, excluded = [], []
     for client, sub in sorted(subs.items()):
-        if client in weights:
+        if client in (rejected or {}):
+            reason, detail = (rejected or {})[client]
+            excluded.append(Excluded(client, sub.cid, reason, detail))
+        elif client in weights:
             included.append(
                 Included(
                     client, sub.cid, sub.digest, sub.num_samples, weights[client], dict(sub.train)

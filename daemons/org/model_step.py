@@ -20,9 +20,11 @@ from models.codec import BlobMetadata, DecodedBlob
 from models.data import Dataset
 from models.evaluate import evaluate
 from models.fisher import online_fisher
+from models.influence import InfluenceBounds, screen
 from models.networks import get_model
 from models.strategies import ClientUpdate, get_strategy
 from models.training import params_to_numpy
+from models.validation import Limits
 
 Sections = dict[str, dict[str, Any]]
 
@@ -38,6 +40,7 @@ class StepResult:
     note: str
     aggregate_s: float
     evaluate_s: float
+    rejected: dict[str, tuple[str, str]] = field(default_factory=dict)
     num_samples: int = 0
     heldout: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -51,13 +54,23 @@ def initial_sections(model_name: str, seed: int, with_fisher: bool = True) -> Se
 def update_template(params: Mapping[str, Any], penalty: str) -> Sections:
     """The sections, keys and shapes a client update must have.
 
-    "fisher" may be left out where the federation does not use it (`collect.update_limits`).
+    "fisher" may be left out where the federation does not use it (`update_limits`).
     """
     shapes = _zeros(params)
     template: Sections = {"params": shapes, "fisher": shapes}
     if penalty == "fedcurv":
         template.update({"u": shapes, "v": shapes})
     return template
+
+
+def update_limits(max_bytes: int, with_fisher: bool, max_update_norm: float) -> Limits:
+    """Blob bounds for one update: size, optional Fisher, absolute cap on ||params - base||.
+
+    `max_update_norm` 0 means no absolute cap (the round-level rule in `aggregate_step` stays).
+    """
+    optional = frozenset() if with_fisher else frozenset({"fisher"})
+    max_norm = max_update_norm if max_update_norm > 0 else None
+    return Limits(max_bytes=max_bytes, optional_sections=optional, max_norm=max_norm)
 
 
 def model_metadata(round_id: int, org: str, base_cid: str, num_samples: int, model: str) -> Any:
@@ -74,13 +87,18 @@ def model_metadata(round_id: int, org: str, base_cid: str, num_samples: int, mod
 
 @dataclass(frozen=True)
 class Merged:
-    """The new model's sections, the strategy's weights and exclusions, the sample count."""
+    """The new model's sections, the strategy's weights and exclusions, the sample count.
+
+    `rejected`: updates the round-level influence bounds refused (reason, detail);
+    `num_samples`: the included updates' claimed counts (the model's metadata).
+    """
 
     sections: Sections
     weights: dict[str, float]
     excluded: dict[str, str]
     num_samples: int
     note: str
+    rejected: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def merge_step(
@@ -90,17 +108,26 @@ def merge_step(
     strategy_options: Mapping[str, Any],
     fisher_gamma: float,
     with_fisher: bool = True,
+    bounds: InfluenceBounds | None = None,
 ) -> Merged:
-    """Merge the accepted updates into the base model and update the Fisher (no evaluation).
+    """Screen the accepted updates (`bounds`), merge them into the base, update the Fisher.
 
-    What the model blob's bytes depend on, and nothing else: `fedchain verify` replays it.
+    No evaluation: what the model blob's bytes depend on, and nothing else, so `fedchain
+    verify` replays exactly this. Updates the round-level norm rule rejects are in
+    `rejected`; the others reach the strategy with their sample counts capped
+    (`models.influence`).
     """
     strategy = get_strategy(strategy_name, **dict(strategy_options))
+    claimed = {u.client: u.num_samples for u in updates}
+    rejected: dict[str, tuple[str, str]] = {}
+    if bounds is not None:
+        screened = screen(base.sections["params"], updates, bounds)
+        updates, rejected = screened.updates, screened.rejected
     ordered = sorted(updates, key=lambda u: u.client)
     sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma, with_fisher)
     note = "" if ordered else "no valid update: the base model is kept"
-    num_samples = sum(u.num_samples for u in ordered if u.client in weights)
-    return Merged(sections, weights, excluded, num_samples, note)
+    num_samples = sum(n for client, n in claimed.items() if client in weights)
+    return Merged(sections, weights, excluded, num_samples, note, rejected)
 
 
 def eval_metrics(model_name: str, params: Mapping[str, Any], data: Dataset) -> dict[str, float]:
@@ -117,15 +144,17 @@ def aggregate_step(
     fisher_gamma: float,
     eval_data: Dataset,
     with_fisher: bool = True,
+    bounds: InfluenceBounds | None = None,
     heldout: Mapping[str, Dataset] | None = None,
 ) -> StepResult:
-    """Merge the accepted updates into the base model, update the Fisher, evaluate.
+    """Screen and merge the accepted updates (`merge_step`), then evaluate the new model.
 
     Without `with_fisher` the new model has no Fisher section (nothing reads it). `heldout`:
     the forgetting ledger's sets (earlier tasks or data), each evaluated too.
     """
     started = time.perf_counter()
-    merged = merge_step(base, updates, strategy_name, strategy_options, fisher_gamma, with_fisher)
+    args = (strategy_name, strategy_options, fisher_gamma, with_fisher, bounds)
+    merged = merge_step(base, updates, *args)
     aggregate_s = time.perf_counter() - started
     started = time.perf_counter()
     name, params = base.metadata.model_name, merged.sections["params"]
@@ -140,6 +169,7 @@ def aggregate_step(
         merged.note,
         aggregate_s,
         evaluate_s,
+        merged.rejected,
         merged.num_samples,
         ledger,
     )

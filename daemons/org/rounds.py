@@ -20,11 +20,12 @@ from contracts.state import RoundStatus as ChainStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
 from daemons.org.close import close_round
-from daemons.org.collect import judge_update, org_limits
+from daemons.org.collect import influence_bounds, judge_update, org_limits
 from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.prefetch import Prefetcher
+from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.round_config import RoundConfig, encode_round_config, fisher_in_use
 from daemons.service import crash_point, log_event
@@ -91,16 +92,28 @@ class OrgRounds:
         return view, info
 
     async def step(self) -> Decision:
-        """Decide and carry out one step; returns the decision (WAIT/DONE mean: idle)."""
+        """Decide and carry out one step; returns the decision (WAIT/DONE mean: idle).
+
+        A step that takes longer than `poll_interval_s` x OVERDUE_POLLS logs a WARNING
+        (and again as long as it lasts): an action the org waits on is visible."""
         view, info = await self.view()
         decision = decide(view)
-        if decision.action not in (Action.WAIT, Action.DONE):
-            log_event(
-                log,
-                logging.INFO,
-                f"{decision.action.value}: {decision.reason}",
-                round_id=view.round_id,
-            )
+        if decision.action in (Action.WAIT, Action.DONE):
+            return decision
+        log_event(
+            log,
+            logging.INFO,
+            f"{decision.action.value}: {decision.reason}",
+            round_id=view.round_id,
+        )
+        after_s = self.cfg.chain.poll_interval_s * OVERDUE_POLLS
+        what = f"{decision.action.value} of round {view.round_id}"
+        async with overdue(log, what, after_s, round_id=view.round_id):
+            await self._act(decision, view, info)
+        return decision
+
+    async def _act(self, decision: Decision, view: RoundView, info: RoundInfo | None) -> None:
+        """Carry out one decided step (open, judge, close or fail)."""
         if decision.action is Action.OPEN:
             await self.open_next(view.round_id, info)
         elif decision.action is Action.JUDGE:
@@ -119,7 +132,6 @@ class OrgRounds:
                 round_id=view.round_id,
                 num_updates=view.num_updates,
             )
-        return decision
 
     async def run_until_idle(self) -> Decision:
         """Step until there is nothing to do right now."""
@@ -215,6 +227,8 @@ class OrgRounds:
                 org_limits(self),
                 dataset_digest(self.eval_data),
                 {name: dataset_digest(d) for name, d in self.heldout.items()},
+                influence_bounds(self.fed),
+                self.fed.max_samples_per_client,
             )
         return self._pins
 

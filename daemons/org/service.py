@@ -22,6 +22,7 @@ from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache, Web3Chain
 from daemons.service import log_event, race, sd_notify
+from daemons.startup import load_data
 from daemons.storage import IpfsStorage
 from daemons.wiring import (
     Node,
@@ -31,7 +32,6 @@ from daemons.wiring import (
     run_daemon,
     tx_sender,
 )
-from models.data import load_dataset
 
 log = logging.getLogger("fedchain.org")
 FOREVER = Backoff(attempts=None, base_s=0.2, max_s=10.0)
@@ -46,15 +46,16 @@ async def _main(node: Node, account: Any) -> None:
     cfg = node.cfg
     assert cfg.federation is not None
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
+    fed = cfg.federation
+    eval_data = await asyncio.to_thread(load_data, cfg.path, "federation.eval_data", fed.eval_data)
+    heldout = {  # the forgetting ledger's sets, loaded (and refused if bad) before the chain
+        name: await asyncio.to_thread(load_data, cfg.path, f"federation.heldout_data.{name}", path)
+        for name, path in sorted(fed.heldout_data.items())
+    }
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)
     chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
-    eval_data = await asyncio.to_thread(load_dataset, cfg.federation.eval_data)
-    heldout = {
-        name: await asyncio.to_thread(load_dataset, path)
-        for name, path in sorted(cfg.federation.heldout_data.items())
-    }
     async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         await register_clients(chain, cfg.federation.clients)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")

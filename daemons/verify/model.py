@@ -27,6 +27,7 @@ from models import pytree
 from models.codec import DecodedBlob, decode_blob, encode_blob
 from models.data import Dataset
 from models.errors import BlobRejected
+from models.influence import InfluenceBounds
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def replay_model(
     manifest: Manifest,
     strategy: tuple[str, Mapping[str, Any]],
     tolerance: float | None,
+    bounds: InfluenceBounds | None = None,
 ) -> Replayed:
     """Merge the updates the replay accepted; compare weights, exclusions and model digest.
 
@@ -55,8 +57,8 @@ def replay_model(
     assert facts.closed is not None
     name, options = strategy
     gamma = cfg.training.fisher_gamma
-    merged = merge_step(base, judged.updates, name, options, gamma, cfg.fisher)
-    entries = manifest_entries(judged.subs, merged.weights, merged.excluded)
+    merged = merge_step(base, judged.updates, name, options, gamma, cfg.fisher, bounds)
+    entries = manifest_entries(judged.subs, merged.weights, merged.excluded, merged.rejected)
     checks = [_entries_check(entries, manifest)]
     meta = model_metadata(
         facts.round_id, facts.closer, facts.opened.base_cid, merged.num_samples, cfg.model

@@ -9,6 +9,7 @@ mismatch is a dishonest org or merely a different platform.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib.metadata
@@ -19,6 +20,7 @@ from dataclasses import fields
 from typing import Any
 
 from models.data import Dataset
+from models.influence import InfluenceBounds
 from models.validation import Limits
 
 PINS_VERSION = 1
@@ -79,9 +81,13 @@ def replay_pins(
     limits: Limits,
     eval_digest: str,
     heldout_digests: Mapping[str, str],
+    bounds: InfluenceBounds | None = None,
+    max_samples_per_client: int = 0,
 ) -> dict[str, Any]:
     """The `replay` document of a round config (deterministic for one org on one platform)."""
     return {
+        "influence": None if bounds is None else dataclasses.asdict(bounds),
+        "max_samples_per_client": max_samples_per_client,
         "pins_version": PINS_VERSION,
         "fedchain": _version("fedchain"),
         "strategy": strategy,
@@ -91,6 +97,11 @@ def replay_pins(
         "eval_data": eval_digest,
         "heldout_data": dict(sorted(heldout_digests.items())),
     }
+
+
+def bounds_from_doc(doc: Mapping[str, Any] | None) -> InfluenceBounds | None:
+    """The org's round-level influence bounds from its pin (None: it screened nothing)."""
+    return None if doc is None else InfluenceBounds(**doc)
 
 
 def platform_differences(pinned: Mapping[str, Any], here: Mapping[str, str]) -> list[str]:

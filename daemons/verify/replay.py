@@ -14,14 +14,13 @@ from typing import Any
 
 from daemons.errors import RejectedUpdate
 from daemons.manifest import Manifest, decode_manifest
-from daemons.org.collect import update_limits
-from daemons.org.model_step import initial_sections, model_metadata
+from daemons.org.model_step import initial_sections, model_metadata, update_limits
 from daemons.round_config import RoundConfig, decode_round_config
 from daemons.verify import pins as pinning
 from daemons.verify.checks import DIFFERS, Check, RoundReport, mismatch, ok, unchecked
 from daemons.verify.facts import ReplayInputs, RoundFacts
 from daemons.verify.model import metrics_check, replay_model
-from daemons.verify.updates import judge_updates
+from daemons.verify.updates import judge_updates, settle_deferred
 from models.codec import decode_blob, encode_blob
 from models.errors import BlobRejected
 
@@ -145,15 +144,25 @@ def _closed_checks(
         base = decode_blob(facts.base.data or b"")
     except BlobRejected as exc:
         return [*checks, mismatch("model", f"the base model does not parse: {exc}")]
-    limits = _limits(cfg)
+    pins = cfg.replay or {}
     judged = judge_updates(
-        facts, cfg, base.sections["params"], limits, manifest, inputs.open_update
+        facts,
+        cfg,
+        base.sections["params"],
+        _limits(cfg),
+        manifest,
+        inputs.open_update,
+        int(pins.get("max_samples_per_client", 0)),
     )
     checks += judged.checks
     if judged.blind:
+        checks += settle_deferred(judged, None)
         return [*checks, unchecked("model", f"included updates not retrievable: {judged.blind}")]
     tolerance = None if same else inputs.tolerance
-    replayed = replay_model(facts, cfg, base, judged, manifest, _strategy(cfg, manifest), tolerance)
+    strategy = _strategy(cfg, manifest)
+    bounds = pinning.bounds_from_doc(pins.get("influence"))
+    replayed = replay_model(facts, cfg, base, judged, manifest, strategy, tolerance, bounds)
+    checks += settle_deferred(judged, replayed.merged.rejected)
     checks += replayed.checks
 
     def params() -> Any:  # the published model's, which the org's metrics are about
@@ -166,7 +175,7 @@ def _closed_checks(
 
 def _limits(cfg: RoundConfig) -> Any:
     if cfg.replay is None or "limits" not in cfg.replay:
-        return update_limits(DEFAULT_MAX_BLOB_BYTES, cfg.fisher)
+        return update_limits(DEFAULT_MAX_BLOB_BYTES, cfg.fisher, 0.0)
     return pinning.limits_from_doc(cfg.replay["limits"])
 
 

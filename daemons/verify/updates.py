@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemons.manifest import Excluded, Included, Manifest
-from daemons.org.collect import UpdateClaim, Verdict, check_update
+from daemons.org.collect import UpdateClaim, Verdict, check_update, samples_verdict
 from daemons.org.ledger import ACCEPTED, Submission
 from daemons.round_config import RoundConfig
 from daemons.verify.checks import Check, mismatch, ok, unchecked
@@ -33,6 +33,9 @@ class Judged:
     updates: list[ClientUpdate] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     blind: list[str] = field(default_factory=list)  # kept by the org, not checkable here
+    # valid updates the org excluded with a reason: right only if the round-level bounds
+    # (over all of the round's updates) reject them with it; settled by `settle_deferred`
+    deferred: dict[str, tuple[str, Excluded]] = field(default_factory=dict)
 
 
 def short(client: str) -> str:
@@ -54,6 +57,7 @@ def judge_updates(
     limits: Limits,
     manifest: Manifest,
     open_update: OpenUpdate | None = None,
+    max_samples: int = 0,
 ) -> Judged:
     """Re-validate every submitted update and compare with the manifest's entry for it."""
     entries: dict[str, Included | Excluded] = {e.client: e for e in manifest.included}
@@ -77,7 +81,7 @@ def judge_updates(
             continue
         blob = facts.update_blobs.get(ev.client, Blob(reason=UNAVAILABLE, detail="not fetched"))
         claim = UpdateClaim(facts.round_id, ev.client, facts.opened.base_cid, ev.num_samples)
-        ours, decoded = _revalidate(blob, base_params, claim, cfg, limits, open_update)
+        ours, decoded = _revalidate(blob, base_params, claim, cfg, limits, open_update, max_samples)
         _compare(judged, name, sub, entry, ours, decoded)
     return judged
 
@@ -100,8 +104,12 @@ def _revalidate(
     cfg: RoundConfig,
     limits: Limits,
     open_update: OpenUpdate | None,
+    max_samples: int,
 ) -> tuple[Verdict, Any]:
     """The org's verdict, re-reached: a fetch failure's reason, else `check_update`'s."""
+    too_many = samples_verdict(claim.num_samples, max_samples)
+    if too_many is not None:  # the org refuses these before fetching anything
+        return too_many, None
     if blob.data is None:
         return Verdict(blob.reason, blob.detail), None
     data = blob.data
@@ -135,7 +143,9 @@ def _compare(
         judged.checks.append(unchecked(name, f"the org says not retrievable in time; now: {now}"))
         judged.subs[sub.client] = _with_detail(kept, entry)
         return
-    if ours.verdict != theirs:
+    if ours.verdict == ACCEPTED and isinstance(entry, Excluded) and theirs != ACCEPTED:
+        judged.deferred[sub.client] = (name, entry)
+    elif ours.verdict != theirs:
         judged.checks.append(
             mismatch(name, f"manifest: {_describe(entry)}; re-validation: {_describe_ours(ours)}")
         )
@@ -178,3 +188,19 @@ def _describe_ours(ours: Verdict) -> str:
     if ours.verdict == ACCEPTED:
         return "valid"
     return f"rejected as {ours.verdict!r} ({ours.detail})"
+
+
+def settle_deferred(judged: Judged, rejected: Mapping[str, tuple[str, str]] | None) -> list[Check]:
+    """Valid updates the manifest excludes: confirmed only by the replayed round-level bounds.
+
+    `rejected`: what the replayed screen refused (None: the replay could not run).
+    """
+    checks = []
+    for client, (name, entry) in sorted(judged.deferred.items()):
+        if rejected is None:
+            checks.append(unchecked(name, f"{_describe(entry)}: round-level bounds not replayed"))
+        elif client in rejected and rejected[client][0] == entry.reason:
+            checks.append(ok(name, f"rejected: {entry.reason} (round-level bound)"))
+        else:
+            checks.append(mismatch(name, f"manifest: {_describe(entry)}; re-validation: valid"))
+    return checks

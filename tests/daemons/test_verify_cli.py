@@ -12,7 +12,7 @@ import pytest
 from daemons.cli import build_parser, main
 from daemons.config import parse_config
 from daemons.errors import ConfigError
-from daemons.org.collect import update_limits
+from daemons.org.model_step import update_limits
 from daemons.verify.checks import MISMATCH, Check, RoundReport, failed, json_report, table
 from daemons.verify.cli import round_range
 from daemons.verify.pins import (
@@ -74,7 +74,9 @@ def test_limits_round_trip_through_the_pin() -> None:
     limits = Limits(max_bytes=1234, max_norm=5.0, optional_sections=frozenset({"fisher"}))
     doc = json.loads(json.dumps(limits_doc(limits)))
     assert limits_from_doc(doc) == limits
-    assert limits_from_doc(limits_doc(update_limits(99, False))) == update_limits(99, False)
+    assert limits_from_doc(limits_doc(update_limits(99, False, 7.0))) == update_limits(
+        99, False, 7.0
+    )
     with pytest.raises(ValueError, match="does not know"):
         limits_from_doc({**doc, "from_the_future": 1})
 

@@ -168,10 +168,14 @@ async def test_failed_round_keeps_the_base(tmp_path: Path) -> None:
     await org.run_until_idle()
     await org.run_until_idle()
     assert chain.rounds[1].status.name == "FAILED" and 2 in chain.rounds
+    chain.now += 120  # and round 2 too: it must have opened on round 1's base
+    await org.run_until_idle()
     reports = verify_all(chain, storage)
+    assert [r.state for r in reports[:2]] == ["failed", "failed"]
     got = statuses(reports[0])
     assert (got["failed"], got["base"]) == (OK, OK) and reports[0].state == "failed"
-    assert statuses(reports[1])["base"] == OK  # round 2 opened on round 1's base
+    assert statuses(reports[1])["base"] == OK
+    assert "round 1's base (it failed)" in {c.name: c.detail for c in reports[1].checks}["base"]
     assert not failed(reports)
 
 
@@ -202,3 +206,29 @@ async def test_forgetting_ledger_is_recorded_and_reevaluated(tmp_path: Path) -> 
     )
     [lied] = verify_all(chain, storage, ReplayInputs(heldout={"task-a": old_task}), r1=facts)
     assert statuses(lied)["heldout task-a"] == MISMATCH
+
+
+async def test_round_level_bounds_are_replayed(tmp_path: Path) -> None:
+    """An outlier the org's round-level norm rule rejected is confirmed by replaying the rule."""
+    org, chain, storage = make_org(tmp_path)
+    await org.run_until_idle()
+    for client, shift in zip(CLIENTS, (0.01, 0.02, 5.0), strict=True):
+        await submit(org, chain, storage, client, shift)
+    await org.run_until_idle()
+    manifest = decode_manifest(storage.blobs[chain.rounds[1].manifest_cid])
+    assert [(e.client, e.reason) for e in manifest.excluded] == [(CLIENTS[2], "norm")]
+    cfg = decode_round_config(storage.blobs[chain.rounds[1].config_cid])
+    assert cfg.replay is not None and cfg.replay["influence"]["max_norm_ratio"] == 10.0
+    [report] = [r for r in verify_all(chain, storage) if r.round_id == 1]
+    name = f"update {CLIENTS[2][:6]}…{CLIENTS[2][-4:]}"
+    details = {c.name: c.detail for c in report.checks}
+    assert statuses(report)[name] == OK and "round-level bound" in details[name]
+    assert statuses(report)["model"] == OK
+    # replayed without the pinned bounds, the outlier would be merged: the pin matters
+    doc = json.loads(storage.blobs[chain.rounds[1].config_cid])
+    doc["replay"]["influence"] = None
+    unpinned = dataclasses.replace(
+        round_facts(chain, storage, 1), config=Blob(json.dumps(doc).encode())
+    )
+    [lost] = [r for r in verify_all(chain, storage, r1=unpinned) if r.round_id == 1]
+    assert statuses(lost)[name] == MISMATCH
