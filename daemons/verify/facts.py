@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from contracts.events import RoundClosed, RoundFailed, RoundOpened, UpdateSubmitted
 from models.data import Dataset
 
-# (blob, round_id, client) -> the plain update; the crypto part's open-update function
-OpenUpdate = Callable[[bytes, int, str], bytes]
+# (blob, round_id, client, base_cid) -> the plain update: the privacy part's open-update
+# function with the auditor's key; raises with a `.reason` for an envelope it refuses
+OpenUpdate = Callable[[bytes, int, str, str], bytes]
 
 
 @dataclass(frozen=True)

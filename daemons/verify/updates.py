@@ -115,9 +115,11 @@ def _revalidate(
     data = blob.data
     if open_update is not None:
         try:
-            data = open_update(data, claim.round_id, claim.client)
-        except Exception as exc:  # the opener's own error type is the crypto part's
-            return Verdict("decrypt", f"{type(exc).__name__}: {exc}"), None
+            data = open_update(data, claim.round_id, claim.client, claim.base_cid)
+        except Exception as exc:  # the opener's error type is the privacy part's, with .reason
+            return Verdict(
+                getattr(exc, "reason", "decrypt"), getattr(exc, "detail", str(exc))
+            ), None
     return check_update(data, base_params, claim, cfg.model, cfg.training.penalty, limits)
 
 

@@ -232,3 +232,32 @@ async def test_round_level_bounds_are_replayed(tmp_path: Path) -> None:
     )
     [lost] = [r for r in verify_all(chain, storage, r1=unpinned) if r.round_id == 1]
     assert statuses(lost)[name] == MISMATCH
+
+
+async def test_the_open_update_hook_is_called_with_the_binding(tmp_path: Path) -> None:
+    """Sealed updates (here: a toy prefix, not cryptography) are opened before re-validation."""
+    _, chain, storage = await two_rounds(tmp_path)
+    facts = round_facts(chain, storage, 2)
+    sealed = {c: Blob(b"SEALED" + (b.data or b"")) for c, b in facts.update_blobs.items()}
+    r2 = dataclasses.replace(facts, update_blobs=sealed)
+    calls: list[tuple[int, str, str]] = []
+
+    def open_update(data: bytes, round_id: int, client: str, base_cid: str) -> bytes:
+        calls.append((round_id, client, base_cid))
+        return data.removeprefix(b"SEALED")
+
+    [_, opened] = verify_all(chain, storage, ReplayInputs(open_update=open_update), r2=r2)
+    assert statuses(opened)["model"] == OK and not opened.mismatches()
+    round2 = sorted(c for c in calls if c[0] == 2)  # round 1 goes through it too, unsealed
+    assert round2 == [(2, c, facts.opened.base_cid) for c in sorted(CLIENTS)]
+    [_, closed] = verify_all(chain, storage, r2=r2)  # no key: the envelopes do not parse
+    assert statuses(closed)["model"] == MISMATCH
+
+    class Refused(Exception):
+        reason, detail = "not_recipient", "not sealed to this key"
+
+    def refuse(data: bytes, round_id: int, client: str, base_cid: str) -> bytes:
+        raise Refused()
+
+    [_, refused] = verify_all(chain, storage, ReplayInputs(open_update=refuse), r2=r2)
+    assert any("rejected as 'not_recipient'" in c.detail for c in refused.mismatches())
