@@ -77,10 +77,13 @@ class BundledIpfsNode:
         v8_flags: tuple[str, ...] = V8_FLAGS,
         swarm_host: str = "127.0.0.1",
         peers: Sequence[str] = (),
+        swarm_key: str | Path | None = None,
     ) -> None:
         self.repo_dir = Path(repo_dir)
         self.swarm_host = swarm_host  # libp2p listen IP; 0.0.0.0 or a LAN IP for other hosts
         self.peers = tuple(peers)  # multiaddrs with /p2p/ID kept connected (Kubo Peering.Peers)
+        # a libp2p private network (docs/security.md): None = REPO/swarm.key if there, as Kubo
+        self.swarm_key = Path(swarm_key) if swarm_key else None
         self.v8_flags = v8_flags
         self.api_port = api_port
         self.swarm_port = swarm_port
@@ -108,6 +111,11 @@ class BundledIpfsNode:
     def swarm_multiaddrs(self) -> list[str]:
         """Every address the node listens on (one per interface when listening on 0.0.0.0)."""
         return [str(a) for a in self._ready_info()["swarm"]]
+
+    @property
+    def private_network(self) -> bool:
+        """Whether the node runs with a swarm key (talks only to nodes with the same key)."""
+        return bool(self._ready_info().get("private_network", False))
 
     @property
     def pid(self) -> int | None:
@@ -141,6 +149,7 @@ class BundledIpfsNode:
             "--parent-pid",
             str(os.getpid()),
             "--exit-on-stdin-close",
+            *(["--swarm-key", str(self.swarm_key)] if self.swarm_key else []),
         ]
 
     def start(self) -> BundledIpfsNode:
@@ -263,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
         "redialed when the link drops, as Kubo's Peering.Peers)",
     )
     parser.add_argument("--log", default=None, help="log file (default: REPO/node.log)")
+    parser.add_argument(
+        "--swarm-key",
+        default=None,
+        help="private network: talk only to nodes with this Kubo swarm.key file "
+        "(default: REPO/swarm.key if present; make one with `fedchain keys swarm`)",
+    )
     return parser
 
 
@@ -284,6 +299,15 @@ def run_node_command(argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.swarm_key:
+        from daemons.errors import ConfigError
+        from daemons.privacy.swarm_key import read_swarm_key
+
+        try:
+            read_swarm_key(Path(args.swarm_key))
+        except ConfigError as exc:
+            print(f"fedchain ipfs: {exc}", file=sys.stderr)
+            return 2
     node = BundledIpfsNode(
         args.repo,
         args.api_port,
@@ -291,6 +315,7 @@ def run_node_command(argv: Sequence[str]) -> int:
         log_path=args.log,
         swarm_host=args.swarm_host,
         peers=args.peer,
+        swarm_key=args.swarm_key,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -300,6 +325,8 @@ def run_node_command(argv: Sequence[str]) -> int:
             for addr in node.swarm_multiaddrs:
                 print(f"swarm:      {addr}", flush=True)
             print(f"repo, log:  {node.repo_dir}, {node.log_path}", flush=True)
+            network = "private (swarm key)" if node.private_network else "public (no swarm key)"
+            print(f"network:    {network}", flush=True)
             code = node._proc.wait() if node._proc is not None else 1
             print(f"fedchain ipfs: node exited ({code}); see {node.log_path}", file=sys.stderr)
             return 1

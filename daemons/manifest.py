@@ -42,6 +42,7 @@ class Manifest:
     metrics: dict[str, float]
     timings_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    headline: str = ""  # the task's headline metric in `metrics` ("" in older manifests)
     # the forgetting ledger: metrics on each held-out set of an earlier task or data
     heldout: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -51,6 +52,8 @@ def encode_manifest(m: Manifest) -> bytes:
     doc: dict[str, Any] = asdict(m)
     if not m.note:
         doc.pop("note")
+    if not m.headline:
+        doc.pop("headline")
     if not m.heldout:
         doc.pop("heldout")
     return json.dumps(doc, sort_keys=True, indent=2).encode()
@@ -69,5 +72,6 @@ def decode_manifest(data: bytes) -> Manifest:
         metrics=dict(doc["metrics"]),
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
+        headline=doc.get("headline", ""),
         heldout={k: dict(v) for k, v in doc.get("heldout", {}).items()},
     )

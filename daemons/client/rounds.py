@@ -14,9 +14,6 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-import jax
-import numpy as np
-
 from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
 from contracts.events import RoundOpened
 from contracts.state import RoundInfo, RoundStatus
@@ -25,13 +22,19 @@ from daemons.config import DaemonConfig
 from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
 from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest
+from daemons.privacy.envelope import Binding
+from daemons.privacy.policy import seal_for_round
 from daemons.round_config import RoundConfig, decode_round_config
 from daemons.service import crash_after_broadcast, crash_point, log_event
+from daemons.task_setup import client_task
 from models.codec import DecodedBlob, decode_blob
 from models.data import Dataset
 from models.errors import BlobRejected
-from models.networks import get_model
-from models.validation import Limits, validate_blob
+from models.registry import DEFAULT_TASK
+from models.schema import FederationSchema
+from models.task import Task
+from models.tasks.loader import zeros_template
+from models.validation import validate_blob
 
 log = logging.getLogger("fedchain.client")
 KV = Any
@@ -55,6 +58,7 @@ class ClientRounds:
         self.cfg, self.chain, self.storage, self.kv = cfg, chain, storage, kv
         self.cache, self.data, self.metrics = cache, data, metrics
         self.round_id = 0
+        self.task_ref = cfg.data.task if cfg.data is not None else DEFAULT_TASK
 
     async def on_round_opened(self, event: RoundOpened) -> None:
         """Handle a `RoundOpened` (possibly replayed or stale) for this client."""
@@ -106,16 +110,32 @@ class ClientRounds:
         return info
 
     async def _update_blob(self, info: RoundInfo) -> bytes:
-        """The encoded update for this round: from state if already trained, else train now."""
+        """The bytes to publish for this round: from state if already made, else train now.
+
+        In an encrypted round that is the envelope sealed to the org and the auditors
+        (docs/security.md); the plaintext update stays in the local cache (FedCurv reads it).
+        """
         r = info.round_id
-        known = self.kv.get(f"client:update:{r}")
-        if known is not None:
-            cached = self.cache.get(bytes.fromhex(known))
-            if cached is not None:
-                return cached
-        config_json, base_data = await _side_by_side(self._config(info), self._fetch_base(info))
-        config = decode_round_config(config_json)
-        base = self._base(base_data, config)
+        sealed = self._cached(f"client:sealed:{r}")
+        if sealed is not None:
+            return sealed
+        config_json, blob = None, self._cached(f"client:update:{r}")
+        if blob is None:
+            config_json, base_data = await _side_by_side(self._config(info), self._fetch_base(info))
+            blob = await self._train(info, decode_round_config(config_json), base_data)
+        if config_json is None:  # restarted between training and sealing
+            config_json = await self._config(info)
+        return self._seal(info, decode_round_config(config_json), blob)
+
+    def _cached(self, kv_key: str) -> bytes | None:
+        known = self.kv.get(kv_key)
+        return self.cache.get(bytes.fromhex(known)) if known is not None else None
+
+    async def _train(self, info: RoundInfo, config: RoundConfig, base_data: bytes) -> bytes:
+        """Train from the base model by the round config; keep the update blob in state."""
+        r = info.round_id
+        task = client_task(self.task_ref, config.task, config.model)  # refuses a mismatch
+        base = self._base(base_data, config, task)
         previous = self._previous(base)
         started = time.perf_counter()
         log_event(
@@ -126,14 +146,24 @@ class ClientRounds:
             samples=len(self.data),
             penalty=config.training.penalty,
         )
-        blob = await asyncio.to_thread(
-            train_update, base, info.base_cid, config, self.data, self.chain.address, previous
-        )
+        args = (base, info.base_cid, config, self.data, self.chain.address, previous, task)
+        blob = await asyncio.to_thread(train_update, *args)
         self.metrics.train_seconds.observe(time.perf_counter() - started)
         digest = self.cache.put(blob)
         self.kv.put(f"client:update:{r}", digest.hex())
         crash_point("after_train", r)
         return blob
+
+    def _seal(self, info: RoundInfo, config: RoundConfig, blob: bytes) -> bytes:
+        """The update sealed as the round config asks (kept in state), or `blob` as is."""
+        binding = Binding(info.round_id, self.chain.address, info.base_cid)
+        enc = self.cfg.encryption
+        out = seal_for_round(
+            blob, config.encryption, binding, enc.updates == "encrypted", enc.org_key
+        )
+        if out is not blob:
+            self.kv.put(f"client:sealed:{info.round_id}", self.cache.put(out).hex())
+        return out
 
     async def _config(self, info: RoundInfo) -> bytes:
         """The round config JSON, checked against the sha256 inside its raw-block CID."""
@@ -159,17 +189,12 @@ class ClientRounds:
         self.metrics.bytes.labels(direction="in").inc(len(data))
         return data
 
-    def _base(self, data: bytes, config: RoundConfig) -> DecodedBlob:
-        """Validate the base model against the round config's architecture."""
-        abstract = jax.eval_shape(get_model(config.model).init, jax.random.PRNGKey(0))
-        shapes = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, np.float32), abstract)
-        limits = Limits(
-            max_bytes=self.cfg.ipfs.max_blob_bytes,
-            passthrough_sections=frozenset({"server_state", "u", "v"}),
-            optional_sections=frozenset({"fisher"}),  # absent where the federation needs none
-        )
+    def _base(self, data: bytes, config: RoundConfig, task: Task) -> DecodedBlob:
+        """Validate the base model against the shapes of the task's parameter template."""
+        schema = FederationSchema(zeros_template(task), config.training.penalty)
+        limits = schema.model_limits(self.cfg.ipfs.max_blob_bytes)
         expected = {"kind": "model", "model_name": config.model}
-        return validate_blob(data, {"params": shapes, "fisher": shapes}, expected, limits)
+        return validate_blob(data, schema.model_template(), expected, limits)
 
     def _previous(self, base: DecodedBlob) -> PreviousUpdate | None:
         """FedCurv: this client's u, v from the round that produced the base model."""
@@ -186,9 +211,10 @@ class ClientRounds:
         """Keep local copies for the last two rounds only (FedCurv needs the previous update)."""
         if round_id > 1:
             self.cache.drop((await self.chain.get_round(round_id - 1)).base_digest)
-        old = self.kv.get(f"client:update:{round_id - 2}")
-        if old:
-            self.cache.drop(bytes.fromhex(old))
+        for kind in ("update", "sealed"):
+            old = self.kv.get(f"client:{kind}:{round_id - 2}")
+            if old:
+                self.cache.drop(bytes.fromhex(old))
 
     async def _submit(self, info: RoundInfo, blob: bytes) -> None:
         """Put the update to IPFS and submit it; a refusal by the chain is logged, not fatal."""

@@ -10,6 +10,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { unixfs } from '@helia/unixfs'
 import { identify } from '@libp2p/identify'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { FsDatastore } from 'datastore-fs'
 import { createHelia } from 'helia'
@@ -35,6 +36,7 @@ function parseOptions () {
       'swarm-host': { type: 'string', default: '127.0.0.1' },
       peer: { type: 'string', multiple: true, default: [] },
       'ready-file': { type: 'string' },
+      'swarm-key': { type: 'string' },
       'parent-pid': { type: 'string' },
       'exit-on-stdin-close': { type: 'boolean', default: false }
     }
@@ -85,7 +87,26 @@ async function lockRepo (repo) {
   return path
 }
 
-async function startHelia (repo, swarmListen) {
+/**
+ * The private-network key, as Kubo finds it: --swarm-key FILE, else REPO/swarm.key if present.
+ * LIBP2P_FORCE_PNET=1 (Kubo's variable) refuses to start without one.
+ */
+async function loadSwarmKey (repo, file) {
+  const path = file ?? join(repo, 'swarm.key')
+  let psk
+  try {
+    psk = await readFile(path)
+  } catch (err) {
+    if (err.code !== 'ENOENT' || file != null) throw new Error(`cannot read swarm key ${path}: ${err.message}`)
+  }
+  if (psk == null && process.env.LIBP2P_FORCE_PNET === '1') {
+    throw new Error(`LIBP2P_FORCE_PNET=1 but no swarm key: pass --swarm-key FILE or put one at ${path}`)
+  }
+  if (psk != null) preSharedKey({ psk })() // a malformed key file fails here, at start
+  return psk == null ? null : { psk, path }
+}
+
+async function startHelia (repo, swarmListen, swarmKey = null) {
   const blockstore = new IndexedFsBlockstore(join(repo, 'blocks'))
   const datastore = new FsDatastore(join(repo, 'datastore'))
   await blockstore.open()
@@ -106,7 +127,10 @@ async function startHelia (repo, swarmListen) {
       // Every peer of a local testnet dials from 127.0.0.1: libp2p's per-host limit of 5
       // inbound connections a second would refuse the 6th client's node.
       connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 256 },
-      services: { identify: identify() }
+      services: { identify: identify() },
+      // A private network: every connection is XSalsa20-wrapped with the pre-shared key
+      // before the noise handshake, so a node without the key cannot even start one.
+      ...(swarmKey == null ? {} : { connectionProtector: preSharedKey({ psk: swarmKey.psk }) })
     },
     http: { delegatedRouters: [], recursiveGateways: [] }
   })
@@ -190,7 +214,8 @@ async function main () {
   const options = parseOptions()
   await mkdir(options.repo, { recursive: true })
   const lock = await lockRepo(options.repo)
-  const helia = await startHelia(options.repo, options.swarmListen)
+  const swarmKey = await loadSwarmKey(options.repo, options['swarm-key'])
+  const helia = await startHelia(options.repo, options.swarmListen, swarmKey)
   const stopPeering = startPeering(helia.libp2p, options.peers, log)
   const server = createServer(makeHandler(helia))
   server.requestTimeout = 0
@@ -217,8 +242,10 @@ async function main () {
   watchParent(options, shutdown)
   const peerId = helia.libp2p.peerId.toString()
   const swarm = helia.libp2p.getMultiaddrs().map(String)
-  await writeReady(options['ready-file'], { api: `http://127.0.0.1:${apiPort}`, peer_id: peerId, swarm, pid: process.pid })
+  const privateNetwork = swarmKey != null
+  await writeReady(options['ready-file'], { api: `http://127.0.0.1:${apiPort}`, peer_id: peerId, swarm, pid: process.pid, private_network: privateNetwork })
   log(`ready: api http://127.0.0.1:${apiPort} peer ${peerId} swarm ${swarm.join(' ')}`)
+  log(privateNetwork ? `private network: swarm key ${swarmKey.path}` : 'public network: no swarm key')
 }
 
 main().catch((err) => {

@@ -19,6 +19,7 @@ from daemons.manifest import Excluded, Included, Manifest, encode_manifest
 from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
+from daemons.org.unseal import update_plaintext
 from daemons.ports import fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_after_broadcast, crash_point, log_event
@@ -55,7 +56,7 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
         round_id=r,
         model_cid=published["model_cid"],
         manifest_cid=published["manifest_cid"],
-        accuracy=published["accuracy"],
+        **published["headline"],
     )
     await _retain(org, r)
     _forget_local(org, info)
@@ -68,19 +69,20 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     base = await base_blob(org, info)
     subs = org.ledger.submissions(info.round_id)
     accepted = sorted((s for s in subs.values() if s.accepted), key=lambda s: s.client)
-    updates = [await _load_update(org, s) for s in accepted]
+    updates = [await _load_update(org, info, s) for s in accepted]
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
     bounds = influence_bounds(fed)
     result = await asyncio.to_thread(
-        aggregate_step, base, updates, *args, org.with_fisher, bounds, org.heldout
+        aggregate_step, base, updates, *args, org.with_fisher, bounds, org.task.task, org.heldout
     )
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     _log_rejected(org, info, result)
     started = time.perf_counter()
+    model_name = org.task.task.model
     meta = model_metadata(
-        info.round_id, org.chain.address, info.base_cid, result.num_samples, fed.model
+        info.round_id, org.chain.address, info.base_cid, result.num_samples, model_name
     )
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _manifest(org, info, model.cid, subs, result)
@@ -91,16 +93,16 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
         "model_cid": model.cid,
         "model_digest": model.digest.hex(),
         "manifest_cid": manifest_cid,
-        "accuracy": result.metrics["accuracy"],
+        "headline": dict(list(result.metrics.items())[:1]),  # the task's headline metric
     }
 
 
-async def _load_update(org: OrgRounds, sub: Submission) -> ClientUpdate:
+async def _load_update(org: OrgRounds, info: RoundInfo, sub: Submission) -> ClientUpdate:
     """An accepted update's tensors (from the local cache; IPFS if the cache lost it)."""
     ipfs = org.cfg.ipfs
     digest = bytes.fromhex(sub.digest.removeprefix("0x"))
     data = await fetch(org.storage, org.cache, sub.cid, digest, ipfs.max_blob_bytes, ipfs.timeout_s)
-    sections = decode_blob(data).sections
+    sections = decode_blob(await update_plaintext(org, info, sub, data)).sections
     return ClientUpdate(
         client=sub.client,
         params=sections["params"],
@@ -133,7 +135,8 @@ def _manifest(
     subs: dict[str, Submission],
     result: StepResult,
 ) -> Manifest:
-    included, excluded = manifest_entries(subs, result.weights, result.excluded, result.rejected)
+    entries = manifest_entries(subs, result.weights, result.excluded, result.rejected)
+    included, excluded = entries
     return Manifest(
         round_id=info.round_id,
         base_cid=info.base_cid,
@@ -143,6 +146,7 @@ def _manifest(
         excluded=excluded,
         metrics=result.metrics,
         note=result.note,
+        headline=next(iter(result.metrics)),
         heldout=result.heldout,
     )
 

@@ -15,7 +15,7 @@ from contracts.state import RoundInfo
 from daemons.config import FederationConfig
 from daemons.errors import RejectedUpdate
 from daemons.org.ledger import ACCEPTED, Submission
-from daemons.org.model_step import update_limits, update_template
+from daemons.org.unseal import public_train, update_plaintext
 from daemons.ports import fetch
 from daemons.service import log_event
 from models.codec import DecodedBlob, decode_blob
@@ -89,16 +89,18 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
     except IpfsTimeout as exc:
         return Verdict("unavailable", f"not retrievable within {ipfs.timeout_s} s: {exc}")
     org.metrics.bytes.labels(direction="in").inc(len(data))
+    try:
+        plain = await update_plaintext(org, info, sub, data)
+    except RejectedUpdate as exc:  # sealed to another key, copied, tampered, not encrypted
+        org.cache.drop(digest)
+        return Verdict(exc.reason, exc.detail or str(exc))
     base = await base_blob(org, info)
     assert org.cfg.training is not None and org.cfg.federation is not None
-    verdict, _ = check_update(
-        data,
-        base.sections["params"],
-        UpdateClaim(info.round_id, sub.client, info.base_cid, sub.num_samples),
-        org.cfg.federation.model,
-        org.cfg.training.penalty,
-        org_limits(org),
-    )
+    # shapes from the task's parameter template; values from the base (norm of the change)
+    template = org.schema.update_template(base.sections["params"])
+    claim = UpdateClaim(info.round_id, sub.client, info.base_cid, sub.num_samples)
+    model_name, sealed = org.task.task.model, plain is not data
+    verdict, _ = check_update(plain, template, claim, model_name, org_limits(org), sealed)
     if verdict.verdict != ACCEPTED:
         org.cache.drop(digest)
         return verdict
@@ -119,18 +121,18 @@ class UpdateClaim:
 
 
 def check_update(
-    data: bytes,
-    base_params: Mapping[str, Any],
+    plain: bytes,
+    template: Mapping[str, Any],
     claim: UpdateClaim,
     model_name: str,
-    penalty: str,
     limits: Limits,
+    sealed: bool = False,
 ) -> tuple[Verdict, DecodedBlob | None]:
-    """Validate one fetched update against its base and claim: a verdict, and the blob if kept.
+    """Validate one (opened) update against its template and claim: a verdict, and the blob.
 
-    Pure (no I/O), so `fedchain verify` re-runs exactly the org's judgement.
+    Pure (no I/O), so `fedchain verify` re-runs exactly the org's judgement. `sealed`: it
+    came encrypted, so only its timings may be published (`public_train`).
     """
-    template = update_template(base_params, penalty)
     expected = {
         "kind": "update",
         "round_id": claim.round_id,
@@ -140,10 +142,10 @@ def check_update(
         "model_name": model_name,
     }
     try:
-        decoded = validate_blob(data, template, expected, limits)
+        decoded = validate_blob(plain, template, expected, limits)
     except BlobRejected as exc:
         return Verdict(exc.reason, exc.detail), None
-    return Verdict(ACCEPTED, "", dict(decoded.metadata.train_metrics)), decoded
+    return Verdict(ACCEPTED, "", public_train(decoded.metadata.train_metrics, sealed)), decoded
 
 
 def samples_verdict(num_samples: int, max_samples: int) -> Verdict | None:
@@ -158,8 +160,10 @@ def samples_verdict(num_samples: int, max_samples: int) -> Verdict | None:
 
 
 def org_limits(org: OrgRounds) -> Limits:
-    """The bounds this org applies to each update (pinned in the round config for replay)."""
-    return update_limits(org.cfg.ipfs.max_blob_bytes, org.with_fisher, org.fed.max_update_norm)
+    """Blob bounds for updates (pinned in the round config for replay); the Fisher may be left
+    out where the federation does not use it."""
+    max_norm = org.fed.max_update_norm if org.fed.max_update_norm > 0 else None
+    return org.schema.update_limits(org.cfg.ipfs.max_blob_bytes, max_norm=max_norm)
 
 
 def influence_bounds(fed: FederationConfig) -> InfluenceBounds:

@@ -22,7 +22,9 @@ from models.evaluate import evaluate
 from models.fisher import online_fisher
 from models.influence import InfluenceBounds, screen
 from models.networks import get_model
+from models.schema import FederationSchema
 from models.strategies import ClientUpdate, get_strategy
+from models.task import Task
 from models.training import params_to_numpy
 from models.validation import Limits
 
@@ -45,22 +47,21 @@ class StepResult:
     heldout: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def initial_sections(model_name: str, seed: int, with_fisher: bool = True) -> Sections:
-    """Round-0 model from the seed (deterministic), with an all-zero federation Fisher."""
-    params = params_to_numpy(get_model(model_name).init(jax.random.PRNGKey(seed)))
+def initial_sections(
+    model_name: str, seed: int, with_fisher: bool = True, task: Task | None = None
+) -> Sections:
+    """Round-0 model from the seed (deterministic), with an all-zero federation Fisher.
+
+    `task` None: Fashion-MNIST's network `model_name`.
+    """
+    init = task.init if task is not None else get_model(model_name).init
+    params = params_to_numpy(init(jax.random.PRNGKey(seed)))
     return {"params": params, "fisher": _zeros(params)} if with_fisher else {"params": params}
 
 
 def update_template(params: Mapping[str, Any], penalty: str) -> Sections:
-    """The sections, keys and shapes a client update must have.
-
-    "fisher" may be left out where the federation does not use it (`update_limits`).
-    """
-    shapes = _zeros(params)
-    template: Sections = {"params": shapes, "fisher": shapes}
-    if penalty == "fedcurv":
-        template.update({"u": shapes, "v": shapes})
-    return template
+    """The sections, keys and shapes a client update must have (`FederationSchema`)."""
+    return FederationSchema.of(params, penalty, "fedavg").update_template()
 
 
 def update_limits(max_bytes: int, with_fisher: bool, max_update_norm: float) -> Limits:
@@ -130,10 +131,10 @@ def merge_step(
     return Merged(sections, weights, excluded, num_samples, note, rejected)
 
 
-def eval_metrics(model_name: str, params: Mapping[str, Any], data: Dataset) -> dict[str, float]:
-    """The manifest's metrics of `params` on one held-out set."""
-    ev = evaluate(get_model(model_name), dict(params), data)
-    return {"accuracy": ev.accuracy, "loss": ev.loss, "num_samples": float(ev.num_samples)}
+def eval_metrics(model: Any, params: Mapping[str, Any], data: Dataset) -> dict[str, float]:
+    """The manifest's metrics of `params` on one held-out set (the task's, headline first)."""
+    ev = evaluate(model, dict(params), data)
+    return {**ev.metrics, "num_samples": float(ev.num_samples)}
 
 
 def aggregate_step(
@@ -145,21 +146,24 @@ def aggregate_step(
     eval_data: Dataset,
     with_fisher: bool = True,
     bounds: InfluenceBounds | None = None,
+    task: Task | None = None,
     heldout: Mapping[str, Dataset] | None = None,
 ) -> StepResult:
     """Screen and merge the accepted updates (`merge_step`), then evaluate the new model.
 
-    Without `with_fisher` the new model has no Fisher section (nothing reads it). `heldout`:
-    the forgetting ledger's sets (earlier tasks or data), each evaluated too.
+    Without `with_fisher` the new model has no Fisher section (nothing reads it). `metrics`
+    holds the task's metrics, headline first (`task` None: Fashion-MNIST's network named in
+    the base's metadata). `heldout`: the forgetting ledger's sets, each evaluated too.
     """
     started = time.perf_counter()
     args = (strategy_name, strategy_options, fisher_gamma, with_fisher, bounds)
     merged = merge_step(base, updates, *args)
     aggregate_s = time.perf_counter() - started
     started = time.perf_counter()
-    name, params = base.metadata.model_name, merged.sections["params"]
-    metrics = eval_metrics(name, params, eval_data)
-    ledger = {k: eval_metrics(name, params, d) for k, d in sorted((heldout or {}).items())}
+    model = task if task is not None else get_model(base.metadata.model_name)
+    params = merged.sections["params"]
+    metrics = eval_metrics(model, params, eval_data)
+    ledger = {k: eval_metrics(model, params, d) for k, d in sorted((heldout or {}).items())}
     evaluate_s = time.perf_counter() - started
     return StepResult(
         merged.sections,

@@ -12,7 +12,10 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
+
+from nacl.public import PrivateKey
 
 from contracts.errors import BadDeadline
 from contracts.state import RoundInfo
@@ -27,10 +30,13 @@ from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.prefetch import Prefetcher
 from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
-from daemons.round_config import RoundConfig, encode_round_config, fisher_in_use
+from daemons.privacy.policy import org_policy
+from daemons.round_config import RoundConfig, encode_round_config
 from daemons.service import crash_point, log_event
+from daemons.task_setup import OrgTask, org_task
 from daemons.verify.pins import dataset_digest, replay_pins
 from models.codec import encode_blob
+from models.schema import FederationSchema
 
 log = logging.getLogger("fedchain.org")
 
@@ -54,6 +60,8 @@ class OrgRounds:
         cache: BlobCache,
         eval_data: Any,
         metrics: Metrics,
+        update_key: PrivateKey | None = None,
+        task: OrgTask | None = None,
         heldout: Mapping[str, Any] | None = None,
     ) -> None:
         assert cfg.federation is not None and cfg.training is not None
@@ -63,10 +71,25 @@ class OrgRounds:
         self.ledger, self.cache, self.eval_data, self.metrics = ledger, cache, eval_data, metrics
         self.prefetch = Prefetcher(storage, cache, cfg.ipfs)
         self.round_id = 0
-        # models and updates carry the Fisher only when a penalty or the strategy reads it
-        self.with_fisher = fisher_in_use(self.training.penalty, self.fed.strategy)
-        self.heldout: dict[str, Any] = dict(heldout or {})
+        self.task = task or org_task(cfg)
+        # [encryption] updates = "encrypted": clients seal updates to this key (docs/security.md)
+        self.update_key = update_key
+        self.encryption = org_policy(cfg.encryption, update_key)
+        self.heldout: dict[str, Any] = dict(heldout or {})  # the forgetting ledger's sets
         self._pins: dict[str, Any] | None = None
+
+    @property
+    def schema(self) -> FederationSchema:
+        """The blob layout for the current penalty and strategy (task shapes fixed at start)."""
+        base = self.task.schema
+        if (base.penalty, base.strategy) == (self.training.penalty, self.fed.strategy):
+            return base
+        return replace(base, penalty=self.training.penalty, strategy=self.fed.strategy)
+
+    @property
+    def with_fisher(self) -> bool:
+        """Models and updates carry the Fisher only when a penalty or the strategy reads it."""
+        return self.schema.fisher
 
     async def view(self) -> tuple[RoundView, RoundInfo | None]:
         """The current round on chain, joined with the ledger's submissions for it."""
@@ -152,8 +175,9 @@ class OrgRounds:
 
     async def publish_initial(self) -> tuple[str, bytes]:
         """Build the seeded round-0 model and put it to IPFS (same seed, same CID)."""
-        sections = initial_sections(self.fed.model, self.fed.seed, self.with_fisher)
-        meta = model_metadata(0, self.chain.address, "", 0, self.fed.model)
+        task = self.task.task
+        sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
+        meta = model_metadata(0, self.chain.address, "", 0, task.model)
         blob = encode_blob(sections, meta)
         stored = await self.put(blob)
         log_event(log, logging.INFO, "initial model published", cid=stored.cid, seed=self.fed.seed)
@@ -164,7 +188,14 @@ class OrgRounds:
         new_id = round_id + 1
         base_cid, base_digest = await self.next_base(round_id, info)
         config = RoundConfig(
-            new_id, self.fed.model, self.fed.seed, self.training, self.with_fisher, self.pins()
+            new_id,
+            self.task.task.model,
+            self.fed.seed,
+            self.training,
+            self.with_fisher,
+            encryption=self.encryption,
+            task=self.task.identity,
+            replay=self.pins(),
         )
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s

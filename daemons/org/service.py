@@ -21,9 +21,11 @@ from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache, Web3Chain
+from daemons.privacy.keys import load_update_key
 from daemons.service import log_event, race, sd_notify
 from daemons.startup import load_data
 from daemons.storage import IpfsStorage
+from daemons.task_setup import org_task
 from daemons.wiring import (
     Node,
     check_chain,
@@ -45,11 +47,16 @@ async def run_org(cfg: DaemonConfig) -> int:
 async def _main(node: Node, account: Any) -> None:
     cfg = node.cfg
     assert cfg.federation is not None
+    update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
     fed = cfg.federation
-    eval_data = await asyncio.to_thread(load_data, cfg.path, "federation.eval_data", fed.eval_data)
+    task = await asyncio.to_thread(org_task, cfg)  # a bad task or strategy: exit 2, now
+    where = "federation.eval_data"
+    eval_data = await asyncio.to_thread(load_data, cfg.path, where, fed.eval_data, task.task, "org")
     heldout = {  # the forgetting ledger's sets, loaded (and refused if bad) before the chain
-        name: await asyncio.to_thread(load_data, cfg.path, f"federation.heldout_data.{name}", path)
+        name: await asyncio.to_thread(
+            load_data, cfg.path, f"federation.heldout_data.{name}", path, task.task, "org"
+        )
         for name, path in sorted(fed.heldout_data.items())
     }
     await check_chain(node)
@@ -60,7 +67,9 @@ async def _main(node: Node, account: Any) -> None:
         await register_clients(chain, cfg.federation.clients)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         ledger = Ledger(node.store)
-        org = OrgRounds(cfg, chain, storage, ledger, cache, eval_data, node.metrics, heldout)
+        org = OrgRounds(
+            cfg, chain, storage, ledger, cache, eval_data, node.metrics, update_key, task, heldout
+        )
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
 

@@ -12,18 +12,17 @@ from typing import Any
 
 from rich.console import Console
 
-from daemons.config import STRATEGIES
 from daemons.errors import ConfigError, FedchainError
 from daemons.testnet.procs import pid_alive
 from daemons.testnet.spec import (
-    DEFAULT_DATA_DIR,
-    MODELS,
     PARTITIONS,
     PENALTIES,
+    STRATEGIES,
     NetSpec,
     RunDir,
     validate,
 )
+from models import registry
 
 DEFAULT_RUN_DIR = Path("runs/testnet")
 
@@ -51,8 +50,11 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
     add("--clients", type=int, default=d.clients, help=f"client daemons ({d.clients})")
     add("--rounds", type=int, default=d.rounds, help=f"rounds to run ({d.rounds})")
-    add("--model", choices=MODELS, default=d.model, help=f"network ({d.model})")
-    add("--strategy", choices=STRATEGIES, default=d.strategy, help=f"aggregation ({d.strategy})")
+    tasks = " | ".join(registry.TASKS)
+    add("--task", default=d.task, help=f"{tasks} or package.module:attr ({d.task})")
+    add("--model", default=d.model, help="the task's network (default: the task's first)")
+    strategies = ", ".join(STRATEGIES)
+    add("--strategy", default=d.strategy, help=f"{strategies} or package.module:Class (fedavg)")
     add("--penalty", choices=PENALTIES, default=d.penalty, help=f"local penalty ({d.penalty})")
     add("--ewc-lambda", type=float, default=d.ewc_lambda, help="EWC strength; 0 = off (0)")
     add("--partition", choices=PARTITIONS, default=d.partition, help="data split (iid)")
@@ -70,8 +72,10 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--round-duration", type=int, default=d.round_duration_s, help="round deadline, s")
     add("--min-updates", type=int, default=d.min_updates, help="updates needed to close (1)")
     add("--seed", type=int, default=d.seed, help="seed for data split and model (0)")
-    add("--data", type=Path, default=DEFAULT_DATA_DIR, help="Fashion-MNIST IDX directory")
+    add("--data", type=Path, default=None, help="the task's data set (Fashion-MNIST: IDX dir)")
     add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon (1)")
+    add("--no-swarm-key", action="store_true", help="bundled nodes without a private network")
+    add("--encrypt-updates", action="store_true", help="clients seal updates to the org's key")
 
 
 def spec_from_args(a: argparse.Namespace) -> NetSpec:
@@ -81,6 +85,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             run_dir=a.run_dir,
             clients=a.clients,
             rounds=a.rounds,
+            task=a.task,
             model=a.model,
             strategy=a.strategy,
             penalty=a.penalty,
@@ -101,6 +106,8 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             seed=a.seed,
             data_dir=a.data,
             xla_threads=a.xla_threads,
+            swarm_key=not a.no_swarm_key,
+            encrypt_updates=a.encrypt_updates,
         )
     )
 

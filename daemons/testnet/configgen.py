@@ -11,6 +11,7 @@ from pathlib import Path
 from daemons.testnet.spec import NetSpec
 
 KEY_ENV = "FEDCHAIN_PRIVATE_KEY"
+ENCRYPTION_KEY_ENV = "FEDCHAIN_ENCRYPTION_KEY"
 # Every daemon gets the websocket doorbell (`ws_url`), which wakes it on each new block; the
 # poll is only the fallback and the deadline check. A short poll costs every daemon (and
 # anvil) a few RPCs per tick, CPU the 2-core testnet needs for training and IPFS.
@@ -114,6 +115,7 @@ def org_config(
         "round_duration_s": spec.round_duration_s,
         "min_updates": spec.min_updates,
         "max_updates": len(clients),
+        "task": spec.task,
         "model": spec.model,
         "seed": spec.seed,
         "strategy": spec.strategy,
@@ -122,11 +124,22 @@ def org_config(
         "eval_data": str(eval_data),
     }
     tables["training"] = training_table(spec)
+    if spec.encrypt_updates:  # the key itself comes from the env (supervisor.daemon_env)
+        tables["encryption"] = {"updates": "encrypted", "key_env": ENCRYPTION_KEY_ENV}
     return render_toml(tables)
 
 
-def client_config(ep: Endpoints, api_url: str, state_dir: Path, data_path: Path) -> str:
-    """One client daemon's TOML."""
+def client_config(
+    ep: Endpoints,
+    api_url: str,
+    state_dir: Path,
+    data_path: Path,
+    encrypted: bool = False,
+    task: str = "fashion_mnist",
+) -> str:
+    """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update)."""
     tables = _common(ep, api_url, state_dir)
-    tables["data"] = {"path": str(data_path)}
+    tables["data"] = {"path": str(data_path), "task": task}
+    if encrypted:
+        tables["encryption"] = {"updates": "encrypted"}
     return render_toml(tables)

@@ -47,6 +47,9 @@ class RoundRecord:
     accuracy: float | None = None
     loss: float | None = None
     timings_s: Mapping[str, float] = field(default_factory=dict)
+    # every metric of the task's evaluation, and the name of its headline (manifest "headline")
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    headline: str = ""
     wall_s: float | None = None
     bytes_moved: int | None = None
     # the forgetting ledger: metrics on each held-out set of an earlier task (manifest)
@@ -117,6 +120,8 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         accuracy=_opt_float(metrics.get("accuracy")),
         loss=_opt_float(metrics.get("loss")),
         timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},
+        metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+        headline=str(manifest.get("headline", "accuracy" if "accuracy" in metrics else "")),
         heldout={k: dict(v) for k, v in manifest.get("heldout", {}).items()},
     )
 

@@ -11,13 +11,14 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from daemons.errors import ConfigError
+from daemons.errors import ConfigError, RejectedUpdate
 from daemons.verify.checks import RoundReport, failed, json_report, table
 from daemons.verify.facts import OpenUpdate, ReplayInputs, RoundFacts
 
@@ -47,7 +48,15 @@ def register(subparsers: Any) -> None:
         metavar="NAME=FILE",
         help="a forgetting-ledger set: re-check its metrics (repeatable)",
     )
-    p.add_argument("--auditor-key", metavar="FILE", help="private key to open encrypted updates")
+    p.add_argument(
+        "--auditor-key", metavar="FILE", help="encryption key file to open sealed updates with"
+    )
+    p.add_argument(
+        "--auditor-password-env",
+        default="FEDCHAIN_AUDITOR_PASSWORD",
+        metavar="VAR",
+        help="environment variable holding the key file's password",
+    )
     p.add_argument(
         "--tolerance",
         type=float,
@@ -95,19 +104,43 @@ def load_inputs(args: argparse.Namespace) -> ReplayInputs:
         heldout=heldout,
         tolerance=args.tolerance,
         metric_tolerance=args.metric_tolerance,
-        open_update=_opener(args.auditor_key),
+        open_update=_opener(args.auditor_key, args.auditor_password_env),
     )
 
 
-def _opener(path: str | None) -> OpenUpdate | None:
-    """The crypto part's open-update function with the auditor's key (None: no key given)."""
+def _opener(path: str | None, password_env: str) -> OpenUpdate | None:
+    """The privacy part's `open_update` with the auditor's key (None: no key given).
+
+    The key file is an encryption keystore (`fedchain keys encryption --out FILE`), its
+    password in the environment variable `password_env`.
+    """
     if path is None:
         return None
+    import os
+
+    from daemons.privacy.envelope import Binding, open_update
+    from daemons.privacy.keys import read_key_file
+
     if not Path(path).is_file():
         raise ConfigError(f"--auditor-key {path}: no such file")
-    raise ConfigError(
-        "--auditor-key: this build has no update encryption (daemons.privacy is absent)"
-    )
+    key = read_key_file(Path(path), password_env, os.environ, "--auditor-key")
+
+    mine = bytes(key.public_key)
+
+    def opener(envelope: bytes, claim: Any, required: Sequence[Any]) -> bytes:
+        if mine not in {bytes(k) for k in required}:  # not this round's org or auditor
+            raise RejectedUpdate("unavailable", "the round does not seal updates to this key")
+        binding = Binding(claim.round_id, claim.client, claim.base_cid)
+        try:
+            return open_update(envelope, key, binding, len(envelope), required)
+        except RejectedUpdate as exc:
+            if exc.reason != "not_recipient":
+                raise
+            # not sealed to a key the round requires: what the org's own check calls it
+            detail = f"not sealed to required auditor {mine.hex()}"
+            raise RejectedUpdate("recipients", detail) from None
+
+    return opener
 
 
 def selected(facts: dict[int, RoundFacts], rounds: tuple[int, int] | None) -> list[int]:

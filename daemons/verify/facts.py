@@ -6,15 +6,17 @@ build a round by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from contracts.events import RoundClosed, RoundFailed, RoundOpened, UpdateSubmitted
 from models.data import Dataset
 
-# (blob, round_id, client, base_cid) -> the plain update: the privacy part's open-update
-# function with the auditor's key; raises with a `.reason` for an envelope it refuses
-OpenUpdate = Callable[[bytes, int, str, str], bytes]
+# (envelope, its claim (round, client, base CID), the round's required recipients) -> the
+# plain update: the privacy part's `open_update` with the auditor's key; raises with a
+# `.reason` for an envelope it refuses
+OpenUpdate = Callable[[bytes, Any, Sequence[Any]], bytes]
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,11 @@ from daemons.verify import pins as pinning
 from daemons.verify.checks import DIFFERS, Check, RoundReport, mismatch, ok, unchecked
 from daemons.verify.facts import ReplayInputs, RoundFacts
 from daemons.verify.model import metrics_check, replay_model
+from daemons.verify.task import round_task
 from daemons.verify.updates import judge_updates, settle_deferred
 from models.codec import decode_blob, encode_blob
 from models.errors import BlobRejected
+from models.types import ModelsError
 
 DEFAULT_MAX_BLOB_BYTES = 64 * 1024 * 1024
 
@@ -88,7 +90,10 @@ def base_check(facts: RoundFacts, prev: RoundFacts | None, cfg: RoundConfig | No
     if facts.round_id == 1:
         if cfg is None:
             return unchecked("base", "no readable round config: initial model not re-derived")
-        sections = initial_sections(cfg.model, cfg.seed, cfg.fisher)
+        rt, _ = round_task(cfg, str((cfg.replay or {}).get("strategy", "fedavg")))
+        if rt is None:
+            return unchecked("base", "the pinned task is not installed here: no initial model")
+        sections = initial_sections(cfg.model, cfg.seed, cfg.fisher, rt.task)
         blob = encode_blob(sections, model_metadata(0, facts.opener, "", 0, cfg.model))
         if hashlib.sha256(blob).digest() != opened.base_digest:
             return mismatch(
@@ -145,10 +150,19 @@ def _closed_checks(
     except BlobRejected as exc:
         return [*checks, mismatch("model", f"the base model does not parse: {exc}")]
     pins = cfg.replay or {}
+    strategy = _strategy(cfg, manifest)
+    rt, task_check = round_task(cfg, strategy[0])
+    checks.append(task_check)
+    if rt is None:
+        return [*checks, unchecked("model", "no task to replay the round with")]
+    try:
+        template = rt.schema.update_template(base.sections["params"])
+    except ModelsError as exc:
+        return [*checks, mismatch("base", f"the base does not fit the pinned task: {exc}")]
     judged = judge_updates(
         facts,
         cfg,
-        base.sections["params"],
+        template,
         _limits(cfg),
         manifest,
         inputs.open_update,
@@ -159,7 +173,6 @@ def _closed_checks(
         checks += settle_deferred(judged, None)
         return [*checks, unchecked("model", f"included updates not retrievable: {judged.blind}")]
     tolerance = None if same else inputs.tolerance
-    strategy = _strategy(cfg, manifest)
     bounds = pinning.bounds_from_doc(pins.get("influence"))
     replayed = replay_model(facts, cfg, base, judged, manifest, strategy, tolerance, bounds)
     checks += settle_deferred(judged, replayed.merged.rejected)
@@ -169,7 +182,7 @@ def _closed_checks(
         return _published_params(facts) or replayed.merged.sections["params"]
 
     tolerance = None if same else inputs.metric_tolerance
-    checks += _metric_checks(cfg, manifest, params, inputs, tolerance)
+    checks += _metric_checks(rt.task, cfg, manifest, params, inputs, tolerance)
     return checks
 
 
@@ -212,6 +225,7 @@ def _published_params(facts: RoundFacts) -> Any:
 
 
 def _metric_checks(
+    task: Any,
     cfg: RoundConfig,
     manifest: Manifest,
     params: Callable[[], Any],
@@ -247,5 +261,5 @@ def _metric_checks(
                 unchecked(label, f"the given data is not the set the org pinned ({digest[:18]}…)")
             )
         else:
-            checks.append(metrics_check(label, cfg.model, params(), data, recorded, tolerance))
+            checks.append(metrics_check(label, task, params(), data, recorded, tolerance))
     return checks

@@ -53,7 +53,7 @@ def org_verdict(entry: Included | Excluded) -> str:
 def judge_updates(
     facts: RoundFacts,
     cfg: RoundConfig,
-    base_params: Mapping[str, Any],
+    template: Mapping[str, Any],
     limits: Limits,
     manifest: Manifest,
     open_update: OpenUpdate | None = None,
@@ -81,7 +81,7 @@ def judge_updates(
             continue
         blob = facts.update_blobs.get(ev.client, Blob(reason=UNAVAILABLE, detail="not fetched"))
         claim = UpdateClaim(facts.round_id, ev.client, facts.opened.base_cid, ev.num_samples)
-        ours, decoded = _revalidate(blob, base_params, claim, cfg, limits, open_update, max_samples)
+        ours, decoded = _revalidate(blob, template, claim, cfg, limits, open_update, max_samples)
         _compare(judged, name, sub, entry, ours, decoded)
     return judged
 
@@ -99,7 +99,7 @@ def _identity(entry: Included | Excluded, sub: Submission) -> str:
 
 def _revalidate(
     blob: Blob,
-    base_params: Mapping[str, Any],
+    template: Mapping[str, Any],
     claim: UpdateClaim,
     cfg: RoundConfig,
     limits: Limits,
@@ -112,15 +112,16 @@ def _revalidate(
         return too_many, None
     if blob.data is None:
         return Verdict(blob.reason, blob.detail), None
-    data = blob.data
-    if open_update is not None:
+    data, sealed = blob.data, cfg.encryption is not None
+    if sealed and open_update is None:
+        return Verdict(UNAVAILABLE, "sealed to the org and its auditors: pass --auditor-key"), None
+    if sealed and open_update is not None and cfg.encryption is not None:
         try:
-            data = open_update(data, claim.round_id, claim.client, claim.base_cid)
+            data = open_update(data, claim, cfg.encryption.recipients())
         except Exception as exc:  # the opener's error type is the privacy part's, with .reason
-            return Verdict(
-                getattr(exc, "reason", "decrypt"), getattr(exc, "detail", str(exc))
-            ), None
-    return check_update(data, base_params, claim, cfg.model, cfg.training.penalty, limits)
+            reason, detail = getattr(exc, "reason", "decrypt"), getattr(exc, "detail", str(exc))
+            return Verdict(reason, detail), None
+    return check_update(data, template, claim, cfg.model, limits, sealed)
 
 
 def _compare(
@@ -135,7 +136,7 @@ def _compare(
     theirs = org_verdict(entry)
     kept = Submission(sub.client, sub.cid, sub.digest, sub.num_samples, theirs, "", {})
     if ours.verdict == UNAVAILABLE:
-        judged.checks.append(unchecked(name, f"not retrievable here: {ours.detail}"))
+        judged.checks.append(unchecked(name, f"not checked here: {ours.detail}"))
         if theirs == ACCEPTED:
             judged.blind.append(sub.client)
         judged.subs[sub.client] = _with_detail(kept, entry)

@@ -234,30 +234,56 @@ async def test_round_level_bounds_are_replayed(tmp_path: Path) -> None:
     assert statuses(lost)[name] == MISMATCH
 
 
-async def test_the_open_update_hook_is_called_with_the_binding(tmp_path: Path) -> None:
-    """Sealed updates (here: a toy prefix, not cryptography) are opened before re-validation."""
+async def test_sealed_updates_are_opened_with_the_auditor_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round whose updates are sealed (real FCENV envelopes) to the org and an auditor:
+    with the auditor's key file verify opens and replays them; without it, it says so."""
+    from daemons.privacy.envelope import Binding, seal_update
+    from daemons.privacy.keys import generate, public_hex, write_key_file
+    from daemons.privacy.policy import UpdateEncryption
+    from daemons.verify.cli import _opener
+
     _, chain, storage = await two_rounds(tmp_path)
     facts = round_facts(chain, storage, 2)
-    sealed = {c: Blob(b"SEALED" + (b.data or b"")) for c, b in facts.update_blobs.items()}
-    r2 = dataclasses.replace(facts, update_blobs=sealed)
-    calls: list[tuple[int, str, str]] = []
+    org_key, auditor, outsider = generate(), generate(), generate()
+    policy = UpdateEncryption(public_hex(org_key), (public_hex(auditor),))
+    cfg = decode_round_config(facts.config.data or b"")
+    config = Blob(encode_round_config(dataclasses.replace(cfg, encryption=policy)))
+    sealed = {
+        c: Blob(
+            seal_update(b.data or b"", Binding(2, c, facts.opened.base_cid), policy.recipients())
+        )
+        for c, b in facts.update_blobs.items()
+    }
+    r2 = dataclasses.replace(facts, config=config, update_blobs=sealed)
+    monkeypatch.setenv("AUDITOR_PW", "pw")
+    write_key_file(tmp_path / "auditor.key", auditor, "pw")
+    write_key_file(tmp_path / "outsider.key", outsider, "pw")
 
-    def open_update(data: bytes, round_id: int, client: str, base_cid: str) -> bytes:
-        calls.append((round_id, client, base_cid))
-        return data.removeprefix(b"SEALED")
-
-    [_, opened] = verify_all(chain, storage, ReplayInputs(open_update=open_update), r2=r2)
-    assert statuses(opened)["model"] == OK and not opened.mismatches()
-    round2 = sorted(c for c in calls if c[0] == 2)  # round 1 goes through it too, unsealed
-    assert round2 == [(2, c, facts.opened.base_cid) for c in sorted(CLIENTS)]
-    [_, closed] = verify_all(chain, storage, r2=r2)  # no key: the envelopes do not parse
-    assert statuses(closed)["model"] == MISMATCH
-
-    class Refused(Exception):
-        reason, detail = "not_recipient", "not sealed to this key"
-
-    def refuse(data: bytes, round_id: int, client: str, base_cid: str) -> bytes:
-        raise Refused()
-
-    [_, refused] = verify_all(chain, storage, ReplayInputs(open_update=refuse), r2=r2)
-    assert any("rejected as 'not_recipient'" in c.detail for c in refused.mismatches())
+    opener = _opener(str(tmp_path / "auditor.key"), "AUDITOR_PW")
+    [_, opened] = verify_all(chain, storage, ReplayInputs(open_update=opener), r2=r2)
+    assert statuses(opened)["model"] == OK and not opened.mismatches(), opened
+    [_, blind] = verify_all(chain, storage, r2=r2)
+    got = statuses(blind)
+    assert got["model"] == UNCHECKED and not blind.mismatches()
+    assert all(v == UNCHECKED for k, v in got.items() if k.startswith("update "))
+    assert (
+        "pass --auditor-key"
+        in {c.name: c.detail for c in blind.checks}[f"update {CLIENTS[0][:6]}…{CLIENTS[0][-4:]}"]
+    )
+    # a key the round does not seal to: the verifier's problem, not the org's
+    wrong = _opener(str(tmp_path / "outsider.key"), "AUDITOR_PW")
+    [_, other] = verify_all(chain, storage, ReplayInputs(open_update=wrong), r2=r2)
+    assert statuses(other)["model"] == UNCHECKED and not other.mismatches()
+    # an update not sealed to the auditor, yet included: the org should have refused it
+    victim = CLIENTS[1]
+    only_org = seal_update(
+        facts.update_blobs[victim].data or b"",
+        Binding(2, victim, facts.opened.base_cid),
+        policy.recipients()[:1],
+    )
+    skipped = dataclasses.replace(r2, update_blobs={**sealed, victim: Blob(only_org)})
+    [_, caught] = verify_all(chain, storage, ReplayInputs(open_update=opener), r2=skipped)
+    bad = {c.name: c.detail for c in caught.mismatches()}
+    assert "rejected as 'recipients'" in bad[f"update {victim[:6]}…{victim[-4:]}"]

@@ -62,7 +62,7 @@ def make_org(
     chain, storage = FakeChain(ORG), FakeStorage()
     ledger, cache = Ledger(MemKV()), BlobCache(tmp_path / "blobs")
     metrics = Metrics("org")
-    org = OrgRounds(cfg, chain, storage, ledger, cache, eval_data(), metrics, heldout)
+    org = OrgRounds(cfg, chain, storage, ledger, cache, eval_data(), metrics, heldout=heldout)
     return org, chain, storage
 
 
