@@ -101,7 +101,9 @@ async def test_a_dishonest_org_is_caught_and_each_lie_named(
     def bad(r: int) -> dict[str, str]:
         return {n: c["detail"] for n, c in checks(doc, r).items() if c["status"] == "MISMATCH"}
 
-    assert set(bad(2)) == {"model"} and "max |Δ| = 0.01" in bad(2)["model"]
+    assert "max |Δ| = 0.01" in bad(2)["model"]
+    # its manifest's metrics are the honest model's, not the published one's: caught too
+    assert set(bad(2)) == {"model", "metrics"}
     updates = [n for n in bad(3) if n.startswith("update ")]
     assert len(updates) == 1, bad(3)
     assert (
