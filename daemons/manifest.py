@@ -42,7 +42,11 @@ class Manifest:
     metrics: dict[str, float]
     timings_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
-    headline: str = ""  # the task's headline metric in `metrics` ("" in older manifests)
+    # the name of the task's headline metric in `metrics` (JSON keys are sorted, so the
+    # order of `metrics` cannot say it); "" = absent, as in older manifests
+    headline_metric: str = ""
+    # the [federation] influence bounds the round was judged by (docs/daemons.md), for audit
+    bounds: dict[str, float] = field(default_factory=dict)
     # the forgetting ledger: metrics on each held-out set of an earlier task or data
     heldout: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -52,8 +56,10 @@ def encode_manifest(m: Manifest) -> bytes:
     doc: dict[str, Any] = asdict(m)
     if not m.note:
         doc.pop("note")
-    if not m.headline:
-        doc.pop("headline")
+    if not m.headline_metric:
+        doc.pop("headline_metric")
+    if not m.bounds:  # manifests from before the bounds existed stay byte-identical
+        doc.pop("bounds")
     if not m.heldout:
         doc.pop("heldout")
     return json.dumps(doc, sort_keys=True, indent=2).encode()
@@ -72,6 +78,7 @@ def decode_manifest(data: bytes) -> Manifest:
         metrics=dict(doc["metrics"]),
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
-        headline=doc.get("headline", ""),
+        headline_metric=doc.get("headline_metric", ""),
+        bounds=dict(doc.get("bounds", {})),
         heldout={k: dict(v) for k, v in doc.get("heldout", {}).items()},
     )

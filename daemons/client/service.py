@@ -16,8 +16,8 @@ from contracts.events import ContractEvent, RoundOpened
 from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
 from daemons.ports import BlobCache, Web3Chain
-from daemons.service import log_event, race, sd_notify
-from daemons.startup import load_data
+from daemons.service import log_event, race
+from daemons.startup import Registration, load_data
 from daemons.storage import IpfsStorage
 from daemons.task_setup import load_task
 from daemons.wiring import (
@@ -25,6 +25,8 @@ from daemons.wiring import (
     check_chain,
     http_task,
     make_tailer,
+    reachability,
+    ready_task,
     run_daemon,
     tx_sender,
 )
@@ -45,13 +47,7 @@ async def _main(node: Node, account: Any) -> None:
     data = await asyncio.to_thread(load_data, cfg.path, "data.path", cfg.data.path, task)
     await check_chain(node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
-    if not await binding.is_client(account.address):
-        log_event(
-            log,
-            logging.WARNING,
-            "this account is not (yet) a registered client",
-            address=account.address,
-        )
+    registration = Registration(binding.is_client, account.address)
     chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
     async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
@@ -63,10 +59,22 @@ async def _main(node: Node, account: Any) -> None:
             if isinstance(event, RoundOpened):
                 await rounds.on_round_opened(event)
 
+        reach = reachability(node, storage)
+
         async def tail() -> None:
+            # no training before the account is registered and IPFS has answered once
+            await registration.wait(binding.address, max(cfg.chain.poll_interval_s, 1.0))
+            await reach.ipfs_ready.wait()
             await tailer.run(on_event)
 
-        health = lambda: {"round_id": rounds.round_id, "samples": len(data)}  # noqa: E731
-        sd_notify("READY=1")
-        log_event(log, logging.INFO, "client ready", contract=binding.address, samples=len(data))
-        await race([tail, *http_task(node, health)], name="client")
+        def health() -> dict[str, Any]:
+            doc = {"round_id": rounds.round_id, "samples": len(data), **reach.health()}
+            return doc | {"registered": registration.registered}
+
+        def announce() -> None:
+            log_event(
+                log, logging.INFO, "client ready", contract=binding.address, samples=len(data)
+            )
+
+        tasks = [tail, reach.run, ready_task(reach, announce), *http_task(node, health)]
+        await race(tasks, name="client")

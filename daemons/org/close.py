@@ -146,9 +146,17 @@ def _manifest(
         excluded=excluded,
         metrics=result.metrics,
         note=result.note,
-        headline=next(iter(result.metrics)),
+        headline_metric=next(iter(result.metrics)),
+        bounds=_bounds(org),
         heldout=result.heldout,
     )
+
+
+def _bounds(org: OrgRounds) -> dict[str, float]:
+    """The influence bounds in force (0 = off), recorded so an auditor can replay the round."""
+    fed = org.fed
+    keys = ("max_update_norm", "max_norm_ratio", "max_samples_per_client", "max_client_share")
+    return {k: float(getattr(fed, k)) for k in keys}
 
 
 def manifest_entries(

@@ -21,9 +21,9 @@ from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache, Web3Chain
-from daemons.privacy.keys import load_update_key
-from daemons.service import log_event, race, sd_notify
-from daemons.startup import load_data
+from daemons.privacy.keys import load_update_key, public_hex
+from daemons.service import log_event, race
+from daemons.startup import load_data, no_clients_warning, registered_clients
 from daemons.storage import IpfsStorage
 from daemons.task_setup import org_task
 from daemons.wiring import (
@@ -31,6 +31,8 @@ from daemons.wiring import (
     check_chain,
     http_task,
     make_tailer,
+    reachability,
+    ready_task,
     run_daemon,
     tx_sender,
 )
@@ -49,6 +51,14 @@ async def _main(node: Node, account: Any) -> None:
     assert cfg.federation is not None
     update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
+    if update_key is not None:
+        log_event(
+            log,
+            logging.INFO,
+            "updates are sealed to this org's key",
+            public_key=public_hex(update_key),
+            auditors=len(cfg.encryption.auditors),
+        )
     fed = cfg.federation
     task = await asyncio.to_thread(org_task, cfg)  # a bad task or strategy: exit 2, now
     where = "federation.eval_data"
@@ -65,6 +75,9 @@ async def _main(node: Node, account: Any) -> None:
     chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
     async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
         await register_clients(chain, cfg.federation.clients)
+        warning = no_clients_warning(fed.clients, await registered_clients(node.w3, address))
+        if warning is not None:
+            log_event(log, logging.WARNING, warning, contract=address)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         ledger = Ledger(node.store)
         org = OrgRounds(
@@ -86,11 +99,15 @@ async def _main(node: Node, account: Any) -> None:
         async def drive() -> None:
             await _drive(org, wake, cfg)
 
-        health = lambda: {"round_id": org.round_id, "contract": address}  # noqa: E731
-        sd_notify("READY=1")
-        log_event(log, logging.INFO, "org ready", contract=address)
+        reach = reachability(node, storage)
+        health = lambda: {"round_id": org.round_id, "contract": address, **reach.health()}  # noqa: E731
+
+        def announce() -> None:
+            log_event(log, logging.INFO, "org ready", contract=address)
+
+        tasks = [tail, drive, reach.run, ready_task(reach, announce), *http_task(node, health)]
         try:
-            await race([tail, drive, *http_task(node, health)], name="org")
+            await race(tasks, name="org")
         finally:
             await org.prefetch.close()
 

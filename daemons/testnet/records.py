@@ -47,7 +47,7 @@ class RoundRecord:
     accuracy: float | None = None
     loss: float | None = None
     timings_s: Mapping[str, float] = field(default_factory=dict)
-    # every metric of the task's evaluation, and the name of its headline (manifest "headline")
+    # every metric of the task's evaluation, and its headline's name (manifest headline_metric)
     metrics: Mapping[str, float] = field(default_factory=dict)
     headline: str = ""
     wall_s: float | None = None
@@ -121,7 +121,7 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         loss=_opt_float(metrics.get("loss")),
         timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},
         metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
-        headline=str(manifest.get("headline", "accuracy" if "accuracy" in metrics else "")),
+        headline=str(manifest.get("headline_metric", "accuracy" if "accuracy" in metrics else "")),
         heldout={k: dict(v) for k, v in manifest.get("heldout", {}).items()},
     )
 
