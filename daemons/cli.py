@@ -25,6 +25,7 @@ PLUGINS: tuple[tuple[str, str], ...] = (
     ("daemons.cli_clients", "clients"),
     ("daemons.privacy.cli", "keys"),
     ("daemons.task_cli", "data, new"),
+    ("daemons.verify.cli", "verify"),
 )
 
 

@@ -111,6 +111,9 @@ class FederationConfig:
     max_norm_ratio: float = 10.0
     max_samples_per_client: int = 1_000_000
     max_client_share: float = 0.5
+    # the forgetting ledger: name -> held-out set of an earlier task or data (.npz or IDX
+    # dir); every round's manifest records the model's metrics on each
+    heldout_data: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
 PATH_KEYS |= {("data", "path"), ("encryption", "key_file"), ("privacy", "secret_file")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed"), ("training", "momentum")}
+PATH_TABLES = {("federation", "heldout_data")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
 NON_NEGATIVE |= {("federation", k) for k in ("max_update_norm", "max_norm_ratio")}
@@ -363,7 +367,19 @@ def _check_value(path: Path, base: Path, name: str, key: str, value: Any) -> Any
             raise ConfigError(f"{path}: {where} = {value!r}; allowed values: > 0")
     if (name, key) in PATH_KEYS and value:
         return str((base / value).resolve()) if not Path(value).is_absolute() else value
+    if (name, key) in PATH_TABLES:
+        return _path_table(path, base, where, value)
     return value
+
+
+def _path_table(path: Path, base: Path, where: str, table: dict[str, Any]) -> dict[str, str]:
+    """A table of name -> path, each resolved like a path key."""
+    out = {}
+    for label, value in table.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: {where}.{label} must be a path string, got {value!r}")
+        out[label] = str((base / value).resolve()) if not Path(value).is_absolute() else value
+    return out
 
 
 def _check_cross(cfg: DaemonConfig) -> None:

@@ -48,6 +48,8 @@ class Manifest:
     # the [federation] influence bounds the round was judged by (docs/daemons.md), for audit
     bounds: dict[str, float] = field(default_factory=dict)
     privacy: dict[str, Any] = field(default_factory=dict)  # DP parameters and ε (docs/privacy.md)
+    # the forgetting ledger: metrics on each held-out set of an earlier task or data
+    heldout: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -61,6 +63,8 @@ def encode_manifest(m: Manifest) -> bytes:
         doc.pop("bounds")
     if not m.privacy:  # absent = no DP, as in manifests from before it existed
         doc.pop("privacy")
+    if not m.heldout:
+        doc.pop("heldout")
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
@@ -80,4 +84,5 @@ def decode_manifest(data: bytes) -> Manifest:
         headline_metric=doc.get("headline_metric", ""),
         bounds=dict(doc.get("bounds", {})),
         privacy=dict(doc.get("privacy", {})),
+        heldout={k: dict(v) for k, v in doc.get("heldout", {}).items()},
     )

@@ -53,6 +53,9 @@ class RoundConfig:
     encryption: UpdateEncryption | None = None
     task: Mapping[str, Any] | None = None
     privacy: RoundPrivacy | None = None
+    # what `fedchain verify` needs to replay the round (daemons/verify/pins.py); None: an
+    # older org that pinned nothing
+    replay: dict[str, Any] | None = None
 
 
 def _training_doc(training: TrainingConfig) -> dict[str, Any]:
@@ -79,6 +82,8 @@ def encode_round_config(cfg: RoundConfig) -> bytes:
         doc["task"] = dict(cfg.task)
     if cfg.privacy is not None:  # absent key = no DP: older configs keep their bytes and CIDs
         doc["privacy"] = dataclasses.asdict(cfg.privacy)
+    if cfg.replay is not None:
+        doc["replay"] = cfg.replay
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -124,7 +129,14 @@ def _from_doc(doc: dict[str, Any]) -> RoundConfig:
         encryption=None if encryption is None else UpdateEncryption.from_json(encryption),
         task=task,
         privacy=privacy,
+        replay=_replay(doc.get("replay")),
     )
+
+
+def _replay(value: Any) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"replay must be a table, got {type(value).__name__}")
+    return value
 
 
 def _check_identity(task: Any) -> None:

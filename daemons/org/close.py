@@ -20,8 +20,7 @@ from daemons.manifest import Excluded, Included, Manifest, encode_manifest
 from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
-from daemons.org.privacy import public_train
-from daemons.org.unseal import update_plaintext
+from daemons.org.unseal import public_train, update_plaintext
 from daemons.ports import fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_after_broadcast, crash_point, log_event
@@ -80,14 +79,15 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     # under central DP, clipping bounds every client's influence; the round-level screen
     # would let one client's update decide whether another's is merged (docs/privacy.md)
     bounds = influence_bounds(fed) if dp is None else None
-    step = (*args, org.with_fisher, bounds, org.task.task, dp)
+    step = (*args, org.with_fisher, bounds, org.task.task, dp, org.heldout)
     result = await asyncio.to_thread(aggregate_step, base, updates, *step)
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     _log_rejected(org, info, result)
     started = time.perf_counter()
-    num_samples = sum(s.num_samples for s in accepted if s.client in result.weights)
     model_name = org.task.task.model
-    meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, model_name)
+    meta = model_metadata(
+        info.round_id, org.chain.address, info.base_cid, result.num_samples, model_name
+    )
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _with_privacy(org, _manifest(org, info, model.cid, subs, result), dp)
     timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
@@ -139,38 +139,22 @@ def _manifest(
     subs: dict[str, Submission],
     result: StepResult,
 ) -> Manifest:
-    included, excluded = [], []
-    for client, sub in sorted(subs.items()):
-        if client in result.rejected:
-            reason, detail = result.rejected[client]
-            excluded.append(Excluded(client, sub.cid, reason, detail))
-        elif client in result.weights:
-            included.append(
-                Included(
-                    client,
-                    sub.cid,
-                    sub.digest,
-                    sub.num_samples,
-                    result.weights[client],
-                    public_train(sub.train, org.privacy),
-                )
-            )
-        elif sub.accepted:
-            reason = result.excluded.get(client, "not_weighted")
-            excluded.append(Excluded(client, sub.cid, "strategy", reason))
-        else:
-            excluded.append(Excluded(client, sub.cid, sub.verdict or "unjudged", sub.detail))
+    entries = manifest_entries(
+        subs, result.weights, result.excluded, result.rejected, org.privacy is not None
+    )
+    included, excluded = entries
     return Manifest(
         round_id=info.round_id,
         base_cid=info.base_cid,
         model_cid=model_cid,
         strategy=org.fed.strategy,
-        included=tuple(included),
-        excluded=tuple(excluded),
+        included=included,
+        excluded=excluded,
         metrics=result.metrics,
         note=result.note,
         headline_metric=next(iter(result.metrics)),
         bounds=_bounds(org),
+        heldout=result.heldout,
     )
 
 
@@ -202,6 +186,43 @@ def _with_privacy(org: OrgRounds, m: Manifest, dp: DpFedAvg | None) -> Manifest:
     epsilon = org.privacy.epsilon(org.ledger, m.round_id)
     denominator = None if dp is None else dp.denominator
     return replace(m, privacy=org.privacy.record(epsilon, m.round_id, denominator))
+
+
+def manifest_entries(
+    subs: dict[str, Submission],
+    weights: dict[str, float],
+    strategy_excluded: dict[str, str],
+    rejected: dict[str, tuple[str, str]] | None = None,
+    private: bool = False,
+) -> tuple[tuple[Included, ...], tuple[Excluded, ...]]:
+    """Every submission, in client order, as included (with its weight) or excluded (why).
+
+    `rejected`: the round-level influence bounds' verdicts (reason, detail). Pure, so
+    `fedchain verify` rebuilds the entries from its own verdicts and compares. `private`: a
+    DP federation, whose manifests keep no per-client training facts (`public_train`).
+    """
+    included, excluded = [], []
+    for client, sub in sorted(subs.items()):
+        if client in (rejected or {}):
+            reason, detail = (rejected or {})[client]
+            excluded.append(Excluded(client, sub.cid, reason, detail))
+        elif client in weights:
+            included.append(
+                Included(
+                    client,
+                    sub.cid,
+                    sub.digest,
+                    sub.num_samples,
+                    weights[client],
+                    public_train(sub.train, private),
+                )
+            )
+        elif sub.accepted:
+            reason = strategy_excluded.get(client, "not_weighted")
+            excluded.append(Excluded(client, sub.cid, "strategy", reason))
+        else:
+            excluded.append(Excluded(client, sub.cid, sub.verdict or "unjudged", sub.detail))
+    return tuple(included), tuple(excluded)
 
 
 def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:

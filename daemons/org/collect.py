@@ -7,6 +7,7 @@ reason code that lands in the ledger, the metrics and the round's manifest.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -97,23 +98,54 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
     assert org.cfg.training is not None and org.cfg.federation is not None
     # shapes from the task's parameter template; values from the base (norm of the change)
     template = org.schema.update_template(base.sections["params"])
-    expected = {
-        "kind": "update",
-        "round_id": info.round_id,
-        "client": sub.client,
-        "base_cid": info.base_cid,
-        "num_samples": sub.num_samples,
-        "model_name": org.task.task.model,
-    }
-    try:
-        decoded = validate_blob(plain, template, expected, _limits(org))
-    except BlobRejected as exc:
+    claim = UpdateClaim(info.round_id, sub.client, info.base_cid, sub.num_samples)
+    model_name, sealed = org.task.task.model, plain is not data
+    verdict, _ = check_update(plain, template, claim, model_name, org_limits(org), sealed)
+    if verdict.verdict != ACCEPTED:
         org.cache.drop(digest)
-        return Verdict(exc.reason, exc.detail)
+        return verdict
     # the org keeps what it merges: an accepted update stays retrievable for audit even when
     # its client goes offline (unpinned with its round, see `close._retain`)
     await org.storage.pin(sub.cid, timeout_s=ipfs.timeout_s)
-    return Verdict(ACCEPTED, "", public_train(decoded.metadata.train_metrics, plain is not data))
+    return verdict
+
+
+@dataclass(frozen=True)
+class UpdateClaim:
+    """What the chain says an update is: its round, client, base and sample count."""
+
+    round_id: int
+    client: str
+    base_cid: str
+    num_samples: int
+
+
+def check_update(
+    plain: bytes,
+    template: Mapping[str, Any],
+    claim: UpdateClaim,
+    model_name: str,
+    limits: Limits,
+    sealed: bool = False,
+) -> tuple[Verdict, DecodedBlob | None]:
+    """Validate one (opened) update against its template and claim: a verdict, and the blob.
+
+    Pure (no I/O), so `fedchain verify` re-runs exactly the org's judgement. `sealed`: it
+    came encrypted, so only its timings may be published (`public_train`).
+    """
+    expected = {
+        "kind": "update",
+        "round_id": claim.round_id,
+        "client": claim.client,
+        "base_cid": claim.base_cid,
+        "num_samples": claim.num_samples,
+        "model_name": model_name,
+    }
+    try:
+        decoded = validate_blob(plain, template, expected, limits)
+    except BlobRejected as exc:
+        return Verdict(exc.reason, exc.detail), None
+    return Verdict(ACCEPTED, "", public_train(decoded.metadata.train_metrics, sealed)), decoded
 
 
 def samples_verdict(num_samples: int, max_samples: int) -> Verdict | None:
@@ -127,8 +159,9 @@ def samples_verdict(num_samples: int, max_samples: int) -> Verdict | None:
     return None
 
 
-def _limits(org: OrgRounds) -> Limits:
-    """Blob bounds for updates; the Fisher may be left out where the federation does not use it."""
+def org_limits(org: OrgRounds) -> Limits:
+    """Blob bounds for updates (pinned in the round config for replay); the Fisher may be left
+    out where the federation does not use it."""
     max_norm = org.fed.max_update_norm if org.fed.max_update_norm > 0 else None
     return org.schema.update_limits(org.cfg.ipfs.max_blob_bytes, max_norm=max_norm)
 

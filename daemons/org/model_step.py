@@ -43,6 +43,8 @@ class StepResult:
     aggregate_s: float
     evaluate_s: float
     rejected: dict[str, tuple[str, str]] = field(default_factory=dict)
+    num_samples: int = 0
+    heldout: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def initial_sections(
@@ -84,6 +86,60 @@ def model_metadata(round_id: int, org: str, base_cid: str, num_samples: int, mod
     )
 
 
+@dataclass(frozen=True)
+class Merged:
+    """The new model's sections, the strategy's weights and exclusions, the sample count.
+
+    `rejected`: updates the round-level influence bounds refused (reason, detail);
+    `num_samples`: the included updates' claimed counts (the model's metadata).
+    """
+
+    sections: Sections
+    weights: dict[str, float]
+    excluded: dict[str, str]
+    num_samples: int
+    note: str
+    rejected: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def merge_step(
+    base: DecodedBlob,
+    updates: list[ClientUpdate],
+    strategy_name: str,
+    strategy_options: Mapping[str, Any],
+    fisher_gamma: float,
+    with_fisher: bool = True,
+    bounds: InfluenceBounds | None = None,
+    strategy: Strategy | None = None,
+) -> Merged:
+    """Screen the accepted updates (`bounds`), merge them into the base, update the Fisher.
+
+    No evaluation: what the model blob's bytes depend on, and nothing else, so `fedchain
+    verify` replays exactly this. Updates the round-level norm rule rejects are in
+    `rejected`; the others reach the strategy with their sample counts capped
+    (`models.influence`). A given `strategy` (the round's central DP-FedAvg, `models.dp`)
+    replaces the named one.
+    """
+    if strategy is None:
+        strategy = get_strategy(strategy_name, **dict(strategy_options))
+    claimed = {u.client: u.num_samples for u in updates}
+    rejected: dict[str, tuple[str, str]] = {}
+    if bounds is not None:
+        screened = screen(base.sections["params"], updates, bounds)
+        updates, rejected = screened.updates, screened.rejected
+    ordered = sorted(updates, key=lambda u: u.client)
+    sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma, with_fisher)
+    note = "" if ordered else "no valid update: the base model is kept"
+    num_samples = sum(n for client, n in claimed.items() if client in weights)
+    return Merged(sections, weights, excluded, num_samples, note, rejected)
+
+
+def eval_metrics(model: Any, params: Mapping[str, Any], data: Dataset) -> dict[str, float]:
+    """The manifest's metrics of `params` on one held-out set (the task's, headline first)."""
+    ev = evaluate(model, dict(params), data)
+    return {**ev.metrics, "num_samples": float(ev.num_samples)}
+
+
 def aggregate_step(
     base: DecodedBlob,
     updates: list[ClientUpdate],
@@ -95,32 +151,37 @@ def aggregate_step(
     bounds: InfluenceBounds | None = None,
     task: Task | None = None,
     strategy: Strategy | None = None,
+    heldout: Mapping[str, Dataset] | None = None,
 ) -> StepResult:
-    """Screen the accepted updates (`bounds`), merge them into the base, update Fisher, evaluate.
+    """Screen and merge the accepted updates (`merge_step`), then evaluate the new model.
 
-    Without `with_fisher` the new model has no Fisher section (nothing reads it). Updates
-    the round-level norm rule rejects are in `rejected`; the others reach the strategy with
-    their sample counts capped (`models.influence`). `metrics` holds the task's metrics,
-    headline first (`task` None: Fashion-MNIST's network named in the base's metadata). A
+    Without `with_fisher` the new model has no Fisher section (nothing reads it). `metrics`
+    holds the task's metrics, headline first (`task` None: Fashion-MNIST's network named in
+    the base's metadata). `heldout`: the forgetting ledger's sets, each evaluated too. A
     given `strategy` (the round's central DP-FedAvg, `models.dp`) replaces the named one.
     """
     started = time.perf_counter()
-    if strategy is None:
-        strategy = get_strategy(strategy_name, **dict(strategy_options))
-    rejected: dict[str, tuple[str, str]] = {}
-    if bounds is not None:
-        screened = screen(base.sections["params"], updates, bounds)
-        updates, rejected = screened.updates, screened.rejected
-    ordered = sorted(updates, key=lambda u: u.client)
-    sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma, with_fisher)
-    note = "" if ordered else "no valid update: the base model is kept"
+    args = (strategy_name, strategy_options, fisher_gamma, with_fisher, bounds, strategy)
+    merged = merge_step(base, updates, *args)
     aggregate_s = time.perf_counter() - started
     started = time.perf_counter()
     model = task if task is not None else get_model(base.metadata.model_name)
-    ev = evaluate(model, sections["params"], eval_data)
-    metrics = {**ev.metrics, "num_samples": float(ev.num_samples)}
+    params = merged.sections["params"]
+    metrics = eval_metrics(model, params, eval_data)
+    ledger = {k: eval_metrics(model, params, d) for k, d in sorted((heldout or {}).items())}
     evaluate_s = time.perf_counter() - started
-    return StepResult(sections, weights, excluded, metrics, note, aggregate_s, evaluate_s, rejected)
+    return StepResult(
+        merged.sections,
+        merged.weights,
+        merged.excluded,
+        metrics,
+        merged.note,
+        aggregate_s,
+        evaluate_s,
+        merged.rejected,
+        merged.num_samples,
+        ledger,
+    )
 
 
 def _merge(

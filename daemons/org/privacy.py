@@ -18,13 +18,13 @@ from typing import Any
 from daemons.config import PrivacyConfig
 from daemons.errors import ConfigError
 from daemons.org.ledger import Ledger, Submission
+from daemons.org.unseal import public_train as sealed_train
 from daemons.round_config import RoundPrivacy
 from models import accountant
 from models.dp import MIN_SECRET_BYTES, DpFedAvg, fixed_weights, noise_key
 
 ADJACENCY = "zero_out"  # one client's clipped change replaced by zero (Kairouz et al. 2021)
 # what a client's training facts may say in a DP federation: timings, nothing about its data
-PUBLIC_TRAIN_KEYS = frozenset({"train_s", "fisher_s"})
 
 
 def load_secret(
@@ -140,6 +140,4 @@ def spent_noise(ledger: Ledger, round_id: int) -> list[float | None]:
 
 def public_train(train: Mapping[str, float], privacy: OrgPrivacy | None) -> dict[str, float]:
     """A client's training facts as the manifest may show them (no loss/accuracy under DP)."""
-    if privacy is None or not privacy.on:
-        return dict(train)
-    return {k: v for k, v in train.items() if k in PUBLIC_TRAIN_KEYS}
+    return sealed_train(train, privacy is not None and privacy.on)

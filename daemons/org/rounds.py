@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +23,7 @@ from contracts.state import RoundStatus as ChainStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
 from daemons.org.close import close_round
-from daemons.org.collect import judge_update
+from daemons.org.collect import influence_bounds, judge_update, org_limits
 from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
@@ -35,6 +36,7 @@ from daemons.privacy.policy import org_policy
 from daemons.round_config import RoundConfig, encode_round_config
 from daemons.service import crash_point, log_event
 from daemons.task_setup import OrgTask, org_task
+from daemons.verify.pins import dataset_digest, replay_pins
 from models.codec import encode_blob
 from models.schema import FederationSchema
 
@@ -63,6 +65,7 @@ class OrgRounds:
         update_key: PrivateKey | None = None,
         task: OrgTask | None = None,
         privacy: OrgPrivacy | None = None,
+        heldout: Mapping[str, Any] | None = None,
     ) -> None:
         assert cfg.federation is not None and cfg.training is not None
         self.cfg, self.chain, self.storage = cfg, chain, storage
@@ -77,6 +80,8 @@ class OrgRounds:
         self.update_key = update_key
         self.encryption = org_policy(cfg.encryption, update_key)
         self.privacy = privacy if privacy is not None and privacy.on else None
+        self.heldout: dict[str, Any] = dict(heldout or {})  # the forgetting ledger's sets
+        self._pins: dict[str, Any] | None = None
 
     @property
     def schema(self) -> FederationSchema:
@@ -206,6 +211,7 @@ class OrgRounds:
             encryption=self.encryption,
             task=self.task.identity,
             privacy=privacy,
+            replay=self.pins(),
         )
         if self.privacy is not None:  # before openRound: ε counts every round ever opened
             self.privacy.record_open(self.ledger, new_id)
@@ -274,6 +280,20 @@ class OrgRounds:
             crash_point("after_fetch", info.round_id)
 
     # ---- helpers -------------------------------------------------------------------------
+
+    def pins(self) -> dict[str, Any]:
+        """What `fedchain verify` needs to replay a round (computed once: digests of the data)."""
+        if self._pins is None:
+            self._pins = replay_pins(
+                self.fed.strategy,
+                self.fed.strategy_options,
+                org_limits(self),
+                dataset_digest(self.eval_data),
+                {name: dataset_digest(d) for name, d in self.heldout.items()},
+                influence_bounds(self.fed),
+                self.fed.max_samples_per_client,
+            )
+        return self._pins
 
     async def put(self, data: bytes) -> Any:
         """Put a blob to IPFS (pinned) and keep a local copy; counts bytes out."""

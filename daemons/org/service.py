@@ -65,6 +65,12 @@ async def _main(node: Node, account: Any) -> None:
     task = await asyncio.to_thread(org_task, cfg)  # a bad task or strategy: exit 2, now
     where = "federation.eval_data"
     eval_data = await asyncio.to_thread(load_data, cfg.path, where, fed.eval_data, task.task, "org")
+    heldout = {  # the forgetting ledger's sets, loaded (and refused if bad) before the chain
+        name: await asyncio.to_thread(
+            load_data, cfg.path, f"federation.heldout_data.{name}", path, task.task, "org"
+        )
+        for name, path in sorted(fed.heldout_data.items())
+    }
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)
@@ -88,6 +94,7 @@ async def _main(node: Node, account: Any) -> None:
             update_key,
             task,
             privacy,
+            heldout=heldout,
         )
         wake = asyncio.Event()
         tailer = make_tailer(node, address)

@@ -60,6 +60,9 @@ class RoundRecord:
         eps = self.privacy.get("epsilon")
         return None if eps is None else float(eps)  # "inf" parses too
 
+    # the forgetting ledger: metrics on each held-out set of an earlier task (manifest)
+    heldout: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
     @property
     def last_update_s(self) -> float | None:
         """When the last update of the round was seen, in seconds after the round opened."""
@@ -128,6 +131,7 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
         headline=str(manifest.get("headline_metric", "accuracy" if "accuracy" in metrics else "")),
         privacy=dict(manifest.get("privacy", {})),
+        heldout={k: dict(v) for k, v in manifest.get("heldout", {}).items()},
     )
 
 

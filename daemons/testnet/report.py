@@ -165,8 +165,31 @@ def render_html(
         f"<h2>Run</h2><table>{fact_rows}</table>"
         f"<h2>Rounds</h2><table><tr>{head}</tr>{body}</table>"
         f"<h2>Plots</h2>{figs}"
-        f"<h2>Updates</h2>{_updates_html(rounds)}</body></html>\n"
+        f"<h2>Updates</h2>{_updates_html(rounds)}{heldout_html(rounds)}</body></html>\n"
     )
+
+
+def heldout_rows(rounds: Sequence[RoundRecord]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The forgetting ledger: set names, and per round the accuracy on each ("-": not recorded)."""
+    names = sorted({name for r in rounds for name in r.heldout})
+    rows = [
+        (str(r.round_id), *(_fmt(r.heldout.get(n, {}).get("accuracy"), ".4f") for n in names))
+        for r in rounds
+        if r.heldout
+    ]
+    return names, rows
+
+
+def heldout_html(rounds: Sequence[RoundRecord]) -> str:
+    """The forgetting-ledger table (accuracy per round on each held-out set), or nothing."""
+    names, rows = heldout_rows(rounds)
+    if not names:
+        return ""
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in ("round", *names))
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    title = "<h2>Forgetting ledger (accuracy on held-out sets)</h2>"
+    return f"{title}<table><tr>{head}</tr>{body}</table>"
 
 
 def _updates_html(rounds: Sequence[RoundRecord]) -> str:

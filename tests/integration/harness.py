@@ -43,6 +43,7 @@ class Daemon:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     env: dict[str, str] = field(default_factory=dict)  # on every start (e.g. an encryption key)
+    module: str = "daemons.cli"  # tests may run a patched daemon (tests/integration/dishonest_org)
 
     def start(self, **env: str) -> None:
         """Start (or restart) the daemon; extra env vars such as FEDCHAIN_CRASH_AT."""
@@ -60,7 +61,7 @@ class Daemon:
                 [
                     sys.executable,
                     "-m",
-                    "daemons.cli",
+                    self.module,
                     self.role,
                     "run",
                     "--config",

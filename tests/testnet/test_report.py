@@ -4,7 +4,13 @@ from pathlib import Path
 
 from contracts.events import LogMeta, RoundClosed, RoundFailed, RoundOpened, UpdateSubmitted
 from daemons.testnet.records import BlobFacts, build_rounds, round_wall_times, update_offsets
-from daemons.testnet.report import rich_table, summarize, table_rows, write_report
+from daemons.testnet.report import (
+    heldout_rows,
+    rich_table,
+    summarize,
+    table_rows,
+    write_report,
+)
 
 A, B = "0x" + "aa" * 20, "0x" + "bb" * 20
 
@@ -86,3 +92,15 @@ def test_write_report_makes_html_and_pngs(tmp_path: Path) -> None:
     for name in pngs:
         assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
         assert f'src="plots/{name}"' in text
+
+
+def test_the_forgetting_ledger_shows_per_round(tmp_path: Path) -> None:
+    ledger = {"task-a": {"accuracy": 0.61, "loss": 1.2, "num_samples": 50.0}}
+    manifest = MANIFEST | {"heldout": ledger}
+    wall, offsets = round_wall_times(EVENTS, SEEN), update_offsets(EVENTS, SEEN)
+    r1, r2 = build_rounds(EVENTS, {"man1": manifest}, BLOBS, wall, offsets)
+    assert r1.heldout == ledger and r2.heldout == {}
+    assert heldout_rows([r1, r2]) == (["task-a"], [("1", "0.6100")])
+    page = write_report([r1, r2], [A, B], tmp_path, {}).read_text()
+    assert "Forgetting ledger" in page and "<td>0.6100</td>" in page
+    assert "Forgetting ledger" not in write_report(rounds(), [A, B], tmp_path, {}).read_text()

@@ -1,0 +1,1 @@
+"""`fedchain verify`: anyone re-derives every settled round from the chain and IPFS."""
