@@ -42,13 +42,23 @@ class Manifest:
     metrics: dict[str, float]
     timings_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    # optional, left out when empty (older manifests lack them): the name of the headline
+    # metric (JSON keys are sorted, so `metrics`' order cannot say it), per-class accuracy of
+    # the model, and the initial model's metrics in a round whose base is round 0's model
+    headline_metric: str = ""
+    per_class: dict[str, list[Any]] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
+
+
+OPTIONAL = ("note", "headline_metric", "per_class", "baseline")
 
 
 def encode_manifest(m: Manifest) -> bytes:
     """Manifest as JSON bytes with sorted keys (human-readable, indented)."""
     doc: dict[str, Any] = asdict(m)
-    if not m.note:
-        doc.pop("note")
+    for key in OPTIONAL:
+        if not doc[key]:
+            doc.pop(key)
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
@@ -65,4 +75,7 @@ def decode_manifest(data: bytes) -> Manifest:
         metrics=dict(doc["metrics"]),
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
+        headline_metric=doc.get("headline_metric", ""),
+        per_class=dict(doc.get("per_class", {})),
+        baseline=dict(doc.get("baseline", {})),
     )

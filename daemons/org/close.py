@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from contracts.state import RoundInfo
 from daemons.errors import FedchainError
 from daemons.manifest import Excluded, Included, Manifest, encode_manifest
 from daemons.org.collect import base_blob
+from daemons.org.evaluation import round_extras
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.ports import fetch
@@ -79,14 +81,19 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, fed.model)
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _manifest(org, info, model.cid, subs, result)
+    extras_started = time.perf_counter()
+    extras = await asyncio.to_thread(round_extras, base, result.sections["params"], org.eval_data)
     timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
     timings |= {"evaluate_s": result.evaluate_s, "publish_s": time.perf_counter() - started}
+    timings["per_class_s"] = time.perf_counter() - extras_started
+    manifest = replace(manifest, headline_metric=next(iter(result.metrics), ""), **extras)
     manifest_cid = (await org.put(encode_manifest(_with_timings(manifest, timings)))).cid
     return {
         "model_cid": model.cid,
         "model_digest": model.digest.hex(),
         "manifest_cid": manifest_cid,
-        "accuracy": result.metrics["accuracy"],
+        "accuracy": result.metrics.get("accuracy"),
+        "metrics": result.metrics,
     }
 
 
@@ -144,8 +151,6 @@ def _manifest(
 
 
 def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:
-    from dataclasses import replace
-
     return replace(m, timings_s={k: round(v, 6) for k, v in timings.items()})
 
 

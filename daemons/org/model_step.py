@@ -90,10 +90,15 @@ def aggregate_step(
     note = "" if ordered else "no valid update: the base model is kept"
     aggregate_s = time.perf_counter() - started
     started = time.perf_counter()
-    ev = evaluate(get_model(base.metadata.model_name), sections["params"], eval_data)
-    metrics = {"accuracy": ev.accuracy, "loss": ev.loss, "num_samples": float(ev.num_samples)}
+    metrics = evaluate_metrics(base.metadata.model_name, sections["params"], eval_data)
     evaluate_s = time.perf_counter() - started
     return StepResult(sections, weights, excluded, metrics, note, aggregate_s, evaluate_s)
+
+
+def evaluate_metrics(model_name: str, params: Any, eval_data: Dataset) -> dict[str, float]:
+    """The org's held-out metrics of `params`; the first key is the headline metric."""
+    ev = evaluate(get_model(model_name), params, eval_data)
+    return {"accuracy": ev.accuracy, "loss": ev.loss, "num_samples": float(ev.num_samples)}
 
 
 def _merge(

@@ -1,0 +1,46 @@
+"""What the org records about a round's evaluation beyond the headline metrics.
+
+Per-class accuracy of the new model (classification tasks) and, for a round whose base is
+round 0's initial model, the baseline: the initial model's metrics, so the report can show
+how far training moved the federation from where it started.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.codec import DecodedBlob
+from models.data import Dataset
+from models.networks import get_model
+from models.per_class import is_classification, per_class_accuracy
+
+
+def per_class(model_name: str, params: Any, eval_data: Dataset) -> dict[str, list[Any]]:
+    """`{"accuracy": [...], "num_samples": [...]}` by class id; {} for a non-classifier."""
+    if not is_classification(eval_data):
+        return {}
+    got = per_class_accuracy(get_model(model_name), params, eval_data)
+    return {"accuracy": list(got.accuracy), "num_samples": list(got.num_samples)}
+
+
+def baseline(base: DecodedBlob, eval_data: Dataset) -> dict[str, Any]:
+    """The initial model's metrics and per-class accuracy; {} unless `base` is round 0's."""
+    if base.metadata.round_id != 0:
+        return {}
+    from daemons.org.model_step import evaluate_metrics
+
+    name, params = base.metadata.model_name, base.sections["params"]
+    doc: dict[str, Any] = {"metrics": evaluate_metrics(name, params, eval_data)}
+    classes = per_class(name, params, eval_data)
+    if classes:
+        doc["per_class"] = classes
+    return doc
+
+
+def round_extras(base: DecodedBlob, params: Any, eval_data: Dataset) -> dict[str, Any]:
+    """Manifest fields `per_class` and `baseline` (each left out when empty)."""
+    extras = {
+        "per_class": per_class(base.metadata.model_name, params, eval_data),
+        "baseline": baseline(base, eval_data),
+    }
+    return {k: v for k, v in extras.items() if v}
