@@ -102,6 +102,8 @@ class FederationConfig:
     retention_rounds: int = 3
     eval_data: str = ""
     exit_when_done: bool = False
+    # address -> the name reports and the live view show for that client (default: address)
+    client_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -312,6 +314,24 @@ def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
             )
     if not fed.eval_data:
         raise ConfigError(f"{p}: federation.eval_data is required (an .npz or IDX dir)")
+    _check_client_names(p, fed)
+
+
+def _check_client_names(p: str, fed: FederationConfig) -> None:
+    """[federation] client_names: address keys among `clients`, distinct non-empty names."""
+    listed = {c.lower() for c in fed.clients}
+    seen: dict[str, str] = {}
+    for address, name in fed.client_names.items():
+        where = f"{p}: federation.client_names.{address}"
+        if not _is_address(address):
+            raise ConfigError(f"{where}: keys must be 0x-prefixed 20-byte hex addresses")
+        if listed and address.lower() not in listed:
+            raise ConfigError(f"{where}: not in federation.clients; name only listed clients")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where} = {name!r}; allowed values: a non-empty string")
+        if name in seen:
+            raise ConfigError(f"{where} = {name!r}: the same name as {seen[name]}; use distinct")
+        seen[name] = address
 
 
 def _is_address(text: str) -> bool:
