@@ -20,6 +20,7 @@ from daemons.errors import ConfigError
 PLUGINS: tuple[tuple[str, str], ...] = (
     ("daemons.cli_chain", "events, rounds, status, model"),
     ("daemons.testnet.cli", "testnet"),
+    ("daemons.cli_report", "report"),
 )
 
 

@@ -53,6 +53,8 @@ class ChainConfig:
     # refuses it as underpriced); max_fee_gwei caps the max fee per gas (0: no cap)
     fee_bump_after_s: float = 60.0
     max_fee_gwei: float = 0.0
+    # a WARNING (and the fedchain_balance_eth gauge) when the account holds less (0: never)
+    low_balance_eth: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", 
 PATH_KEYS |= {("data", "path")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
+NON_NEGATIVE |= {("chain", "low_balance_eth")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
 
 

@@ -222,7 +222,7 @@ class ClientRounds:
         """Log a submission the contract refused (by its error's name) and carry on."""
         name = type(exc).__name__
         late = " (too late)" if isinstance(exc, DeadlinePassed | RoundNotOpen) else ""
-        self.metrics.updates_rejected.labels(reason=name).inc()
+        self.metrics.submissions_refused.labels(error=name).inc()
         log_event(
             log,
             logging.WARNING,

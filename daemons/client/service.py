@@ -15,16 +15,17 @@ from contracts.binding import FederatedRounds
 from contracts.events import ContractEvent, RoundOpened
 from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
-from daemons.ports import BlobCache, Web3Chain
+from daemons.ports import BlobCache
 from daemons.service import log_event, race, sd_notify
-from daemons.storage import IpfsStorage
 from daemons.wiring import (
     Node,
     check_chain,
     http_task,
     make_tailer,
+    monitor_task,
+    open_storage,
     run_daemon,
-    tx_sender,
+    web3_chain,
 )
 from models.data import load_dataset
 
@@ -49,9 +50,9 @@ async def _main(node: Node, account: Any) -> None:
             "this account is not (yet) a registered client",
             address=account.address,
         )
-    chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
+    chain = web3_chain(binding, account, node)
     data = await asyncio.to_thread(load_dataset, cfg.data.path)
-    async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
+    async with open_storage(node) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         rounds = ClientRounds(cfg, chain, storage, node.store, cache, data, node.metrics)
         tailer = make_tailer(node, binding.address)
@@ -67,4 +68,5 @@ async def _main(node: Node, account: Any) -> None:
         health = lambda: {"round_id": rounds.round_id, "samples": len(data)}  # noqa: E731
         sd_notify("READY=1")
         log_event(log, logging.INFO, "client ready", contract=binding.address, samples=len(data))
-        await race([tail, *http_task(node, health)], name="client")
+        tasks = [tail, *http_task(node, health), *monitor_task(node, account.address)]
+        await race(tasks, name="client")

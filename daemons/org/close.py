@@ -21,6 +21,7 @@ from daemons.org.collect import base_blob
 from daemons.org.evaluation import round_extras
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
+from daemons.org.observe import observe_settled
 from daemons.ports import fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_after_broadcast, crash_point, log_event
@@ -50,6 +51,7 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
     await crash_after_broadcast(org.chain, "after_close_sent", r, f"close:{r}", "closeRound", *args)
     await org.chain.send(f"close:{r}", "closeRound", *args)
     org.metrics.rounds.labels(outcome="closed").inc()
+    await observe_settled(org, info, "closed", published.get("metrics"))
     log_event(
         log,
         logging.INFO,

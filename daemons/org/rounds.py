@@ -23,6 +23,7 @@ from daemons.org.collect import judge_update
 from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
+from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.round_config import RoundConfig, encode_round_config, fisher_in_use
@@ -107,6 +108,8 @@ class OrgRounds:
         elif decision.action is Action.FAIL:
             await self.chain.send(f"fail:{view.round_id}", "failRound", view.round_id)
             self.metrics.rounds.labels(outcome="failed").inc()
+            if info is not None:
+                await observe_settled(self, info, "failed")
             log_event(
                 log,
                 logging.WARNING,

@@ -20,16 +20,17 @@ from daemons.org.bootstrap import attach_or_deploy, register_clients
 from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
-from daemons.ports import BlobCache, Web3Chain
+from daemons.ports import BlobCache
 from daemons.service import log_event, race, sd_notify
-from daemons.storage import IpfsStorage
 from daemons.wiring import (
     Node,
     check_chain,
     http_task,
     make_tailer,
+    monitor_task,
+    open_storage,
     run_daemon,
-    tx_sender,
+    web3_chain,
 )
 from models.data import load_dataset
 
@@ -49,9 +50,9 @@ async def _main(node: Node, account: Any) -> None:
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)
-    chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
+    chain = web3_chain(binding, account, node)
     eval_data = await asyncio.to_thread(load_dataset, cfg.federation.eval_data)
-    async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
+    async with open_storage(node) as storage:
         await register_clients(chain, cfg.federation.clients)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         org = OrgRounds(cfg, chain, storage, Ledger(node.store), cache, eval_data, node.metrics)
@@ -75,7 +76,8 @@ async def _main(node: Node, account: Any) -> None:
         sd_notify("READY=1")
         log_event(log, logging.INFO, "org ready", contract=address)
         try:
-            await race([tail, drive, *http_task(node, health)], name="org")
+            tasks = [tail, drive, *http_task(node, health), *monitor_task(node, account.address)]
+            await race(tasks, name="org")
         finally:
             await org.prefetch.close()
 

@@ -200,7 +200,7 @@ def _per_class_html(rounds: Sequence[RoundRecord]) -> str:
             str(i),
             _fmt(base[i] if i < len(base) else None, ".4f"),
             _fmt(a, ".4f"),
-            str(int(counts[i])) if i < len(counts) and counts[i] is not None else "n/a",
+            _count(counts, i),
         )
         for i, a in enumerate(acc)
     ]
@@ -208,8 +208,22 @@ def _per_class_html(rounds: Sequence[RoundRecord]) -> str:
     return f"<h2>Per-class accuracy</h2>{_table(head, rows)}"
 
 
+def _count(counts: Sequence[float | None], i: int) -> str:
+    value = counts[i] if i < len(counts) else None
+    return "n/a" if value is None else str(int(value))
+
+
 def _updates_html(rounds: Sequence[RoundRecord], names: Mapping[str, str]) -> str:
-    cols = ("round", "client", "address", "status", "reason", "samples", "weight", "train loss")
+    cols: tuple[str, ...] = (
+        "round",
+        "client",
+        "address",
+        "status",
+        "reason",
+        "samples",
+        "weight",
+        "train loss",
+    )
     cols += ("CID",)
     rows = [
         (
@@ -221,17 +235,12 @@ def _updates_html(rounds: Sequence[RoundRecord], names: Mapping[str, str]) -> st
             str(u.num_samples),
             _fmt(u.weight, ".4f"),
             _fmt(u.train.get("loss"), ".4f"),
+            u.cid,
         )
         for r in rounds
         for u in r.updates
     ]
-    return _table(
-        (*cols, "CID"), [(*row, u.cid) for row, u in zip(rows, _all(rounds), strict=True)]
-    )
-
-
-def _all(rounds: Sequence[RoundRecord]) -> list[object]:
-    return [u for r in rounds for u in r.updates]
+    return _table(cols, rows)
 
 
 def write_report(
