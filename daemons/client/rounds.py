@@ -55,6 +55,8 @@ class ClientRounds:
         self.cfg, self.chain, self.storage, self.kv = cfg, chain, storage, kv
         self.cache, self.data, self.metrics = cache, data, metrics
         self.round_id = 0
+        self.activity = "waiting for a round"  # for /healthz and the testnet's live view
+        self._trained = False  # the first training of a process compiles the jitted steps
 
     async def on_round_opened(self, event: RoundOpened) -> None:
         """Handle a `RoundOpened` (possibly replayed or stale) for this client."""
@@ -63,8 +65,10 @@ class ClientRounds:
         if info is None:
             return
         try:
+            self.activity = f"fetching round {r}"
             blob = await self._update_blob(info)
         except (RejectedUpdate, BlobRejected) as exc:
+            self.activity = f"skipped round {r}"
             log_event(
                 log,
                 logging.ERROR,
@@ -73,7 +77,9 @@ class ClientRounds:
                 error=str(exc),
             )
             return
+        self.activity = f"submitting round {r}"
         await self._submit(info, blob)
+        self.activity = f"submitted round {r}"
         await self._prune(r)
 
     async def _actionable(self, r: int) -> RoundInfo | None:
@@ -118,6 +124,7 @@ class ClientRounds:
         base = self._base(base_data, config)
         previous = self._previous(base)
         started = time.perf_counter()
+        self.activity = f"{'training' if self._trained else 'compiling'} round {r}"
         log_event(
             log,
             logging.INFO,
@@ -130,6 +137,7 @@ class ClientRounds:
             train_update, base, info.base_cid, config, self.data, self.chain.address, previous
         )
         self.metrics.train_seconds.observe(time.perf_counter() - started)
+        self._trained = True
         digest = self.cache.put(blob)
         self.kv.put(f"client:update:{r}", digest.hex())
         crash_point("after_train", r)

@@ -65,7 +65,11 @@ async def _main(node: Node, account: Any) -> None:
         async def tail() -> None:
             await tailer.run(on_event)
 
-        health = lambda: {"round_id": rounds.round_id, "samples": len(data)}  # noqa: E731
+        health = lambda: {  # noqa: E731
+            "round_id": rounds.round_id,
+            "samples": len(data),
+            "activity": rounds.activity,
+        }
         sd_notify("READY=1")
         log_event(log, logging.INFO, "client ready", contract=binding.address, samples=len(data))
         tasks = [tail, *http_task(node, health), *monitor_task(node, account.address)]

@@ -60,6 +60,7 @@ class OrgRounds:
         self.ledger, self.cache, self.eval_data, self.metrics = ledger, cache, eval_data, metrics
         self.prefetch = Prefetcher(storage, cache, cfg.ipfs)
         self.round_id = 0
+        self.activity = "starting"  # what the org is doing now, for /healthz and the live view
         # models and updates carry the Fisher only when a penalty or the strategy reads it
         self.with_fisher = fisher_in_use(self.training.penalty, self.fed.strategy)
 
@@ -90,6 +91,7 @@ class OrgRounds:
         """Decide and carry out one step; returns the decision (WAIT/DONE mean: idle)."""
         view, info = await self.view()
         decision = decide(view)
+        self.activity = activity_of(decision.action, view.round_id)
         if decision.action not in (Action.WAIT, Action.DONE):
             log_event(
                 log,
@@ -208,6 +210,23 @@ class OrgRounds:
         self.cache.put(data)
         self.metrics.bytes.labels(direction="out").inc(len(data))
         return stored
+
+
+ACTIVITY = {
+    Action.OPEN: "opening a round",
+    Action.JUDGE: "validating",
+    Action.CLOSE: "aggregating",
+    Action.FAIL: "failing the round",
+    Action.WAIT: "waiting for updates",
+    Action.DONE: "done",
+}
+
+
+def activity_of(action: Action, round_id: int) -> str:
+    """A word for what the org does: round 1's opening publishes the initial model."""
+    if action is Action.OPEN and round_id == 0:
+        return "publishing the initial model"
+    return ACTIVITY[action]
 
 
 async def _no_round() -> None:

@@ -72,7 +72,11 @@ async def _main(node: Node, account: Any) -> None:
         async def drive() -> None:
             await _drive(org, wake, cfg)
 
-        health = lambda: {"round_id": org.round_id, "contract": address}  # noqa: E731
+        health = lambda: {  # noqa: E731
+            "round_id": org.round_id,
+            "contract": address,
+            "activity": org.activity,
+        }
         sd_notify("READY=1")
         log_event(log, logging.INFO, "org ready", contract=address)
         try:

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -146,3 +146,21 @@ async def block_times(
     return {
         event_key(ev): stamp[ev.meta.block_number] for ev in events if ev.meta.block_number in stamp
     }
+
+
+async def health_docs(urls: Mapping[str, str], timeout_s: float = 1.0) -> dict[str, Any]:
+    """Each daemon's /healthz JSON by name; None for one that does not answer in time."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def one(url: str) -> Any:
+            try:
+                async with session.get(f"{url}/healthz") as reply:
+                    return await reply.json()
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                return None
+
+        docs = await asyncio.gather(*(one(u) for u in urls.values()))
+    return dict(zip(urls, docs, strict=True))

@@ -23,7 +23,7 @@ from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
-from daemons.anvil import Anvil, dev_private_keys
+from daemons.anvil import Anvil, dev_private_keys, free_port
 from daemons.testnet.configgen import KEY_ENV, Endpoints, client_config, org_config
 from daemons.testnet.partition import PartitionPlan, write_partitions
 from daemons.testnet.procs import Child, stop_children
@@ -172,11 +172,12 @@ class Supervisor:
         self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], test_path: Path
     ) -> None:
         cfg = self.run.configs / "org.toml"
-        cfg.write_text(
-            org_config(
-                self.spec, ep, apis[0], self.run.state / "org", self.net["clients"], test_path
-            )
-        )
+        ports = {name: free_port() for name in ["org", *(f"client-{i}" for i in range(len(data)))]}
+        # each daemon's /healthz says what it is doing: the live view reads it
+        self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
+        clients = self.net["clients"]
+        state = self.run.state / "org"
+        cfg.write_text(org_config(self.spec, ep, apis[0], state, clients, test_path, ports["org"]))
         env = daemon_env(self.org_key, self.spec.xla_threads)
         self.children.append(
             Child("org", daemon_argv("org", cfg), env, self.run.logs / "org.log", self.run.root)
@@ -184,7 +185,7 @@ class Supervisor:
         for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
-            cfg.write_text(client_config(ep, apis[i + 1], self.run.state / name, path))
+            cfg.write_text(client_config(ep, apis[i + 1], self.run.state / name, path, ports[name]))
             env = daemon_env(key, self.spec.xla_threads)
             argv = daemon_argv("client", cfg)
             self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
