@@ -104,6 +104,8 @@ def plot_gas(rounds: Sequence[RoundRecord], path: Path, title: str) -> Path:
     cli = [r.gas.clients for r in known if r.gas is not None]
     ax.bar(xs, org, label="org (open, close/fail)")
     ax.bar(xs, cli, bottom=org, label="clients (submit)")
+    top = max((o + c for o, c in zip(org, cli, strict=True)), default=0)
+    ax.set_ylim(0, top * 1.3 or 1)  # headroom: the legend never covers a bar
     ax.set_xlabel("round")
     ax.set_ylabel("gas")
     ax.legend(fontsize="small")
