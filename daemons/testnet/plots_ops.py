@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -34,6 +35,12 @@ def save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _no_data(ax: Any, message: str) -> None:
+    """Say so on an empty plot instead of drawing bare axes."""
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.set_yticks([])
 
 
 def plot_participation(
@@ -91,6 +98,8 @@ def plot_train_loss(
     ax.set_ylabel("train loss")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
+    else:
+        _no_data(ax, "no client train loss known")
     ax.set_title(title)
     return save(fig, path)
 
@@ -117,6 +126,8 @@ def plot_bytes(rounds: Sequence[RoundRecord], path: Path, title: str) -> Path:
     """MB moved per round (base downloads + update uploads + new model)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar([r.round_id for r in rounds], [(r.bytes_moved or 0) / 1e6 for r in rounds])
+    if all(r.bytes_moved is None for r in rounds):
+        _no_data(ax, "no blob sizes known (blobs not fetched)")
     ax.set_xlabel("round")
     ax.set_ylabel("MB moved")
     ax.set_title(title)
@@ -131,6 +142,8 @@ def plot_round_time(rounds: Sequence[RoundRecord], path: Path, title: str) -> Pa
     train = [min(r.slowest_train_s or 0.0, w) for r, w in zip(rounds, wall, strict=True)]
     ax.bar(xs, train, label="slowest client training")
     ax.bar(xs, [w - t for w, t in zip(wall, train, strict=True)], bottom=train, label="overhead")
+    if all(r.wall_s is None for r in rounds):
+        _no_data(ax, "no round wall time known")
     ax.set_xlabel("round")
     ax.set_ylabel("seconds")
     ax.legend(fontsize="small")
