@@ -106,6 +106,8 @@ class FederationConfig:
     exit_when_done: bool = False
     # address -> the name reports and the live view show for that client (default: address)
     client_names: dict[str, str] = field(default_factory=dict)
+    # per-class test accuracy in each manifest: one more pass over eval_data per round
+    per_class_metrics: bool = True
 
 
 @dataclass(frozen=True)

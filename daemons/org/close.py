@@ -84,7 +84,8 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _manifest(org, info, model.cid, subs, result)
     extras_started = time.perf_counter()
-    extras = await asyncio.to_thread(round_extras, base, result.sections["params"], org.eval_data)
+    args = (base, result.sections["params"], org.eval_data, fed.per_class_metrics)
+    extras = await asyncio.to_thread(round_extras, *args)
     timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
     timings |= {"evaluate_s": result.evaluate_s, "publish_s": time.perf_counter() - started}
     timings["per_class_s"] = time.perf_counter() - extras_started

@@ -23,7 +23,7 @@ def per_class(model_name: str, params: Any, eval_data: Dataset) -> dict[str, lis
     return {"accuracy": list(got.accuracy), "num_samples": list(got.num_samples)}
 
 
-def baseline(base: DecodedBlob, eval_data: Dataset) -> dict[str, Any]:
+def baseline(base: DecodedBlob, eval_data: Dataset, with_per_class: bool = True) -> dict[str, Any]:
     """The initial model's metrics and per-class accuracy; {} unless `base` is round 0's."""
     if base.metadata.round_id != 0:
         return {}
@@ -31,16 +31,16 @@ def baseline(base: DecodedBlob, eval_data: Dataset) -> dict[str, Any]:
 
     name, params = base.metadata.model_name, base.sections["params"]
     doc: dict[str, Any] = {"metrics": evaluate_metrics(name, params, eval_data)}
-    classes = per_class(name, params, eval_data)
+    classes = per_class(name, params, eval_data) if with_per_class else {}
     if classes:
         doc["per_class"] = classes
     return doc
 
 
-def round_extras(base: DecodedBlob, params: Any, eval_data: Dataset) -> dict[str, Any]:
+def round_extras(
+    base: DecodedBlob, params: Any, eval_data: Dataset, with_per_class: bool = True
+) -> dict[str, Any]:
     """Manifest fields `per_class` and `baseline` (each left out when empty)."""
-    extras = {
-        "per_class": per_class(base.metadata.model_name, params, eval_data),
-        "baseline": baseline(base, eval_data),
-    }
+    classes = per_class(base.metadata.model_name, params, eval_data) if with_per_class else {}
+    extras = {"per_class": classes, "baseline": baseline(base, eval_data, with_per_class)}
     return {k: v for k, v in extras.items() if v}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,17 @@ async def test_first_manifest_has_baseline_and_every_one_per_class(tmp_path: Pat
         correct = sum(a * n for a, n in zip(acc, counts, strict=True) if a is not None)
         assert correct / 50 == pytest.approx(m.metrics["accuracy"])
     assert "per_class_s" in first.timings_s
+
+
+async def test_per_class_can_be_switched_off(tmp_path: Path) -> None:
+    org, chain, storage = make_org(tmp_path, rounds=1)
+    org.fed = replace(org.fed, per_class_metrics=False)
+    await org.run_until_idle()
+    for i, client in enumerate(CLIENTS):
+        await submit(org, chain, storage, client, 0.01 * (i + 1))
+    await org.run_until_idle()
+    m = decode_manifest(storage.blobs[chain.rounds[1].manifest_cid])
+    assert m.per_class == {} and "per_class" not in m.baseline and m.baseline["metrics"]
 
 
 def test_optional_manifest_fields_are_left_out_when_empty() -> None:
