@@ -20,6 +20,9 @@ from daemons.errors import ConfigError
 PLUGINS: tuple[tuple[str, str], ...] = (
     ("daemons.cli_chain", "events, rounds, status, model"),
     ("daemons.testnet.cli", "testnet"),
+    ("daemons.init", "init"),
+    ("daemons.cli_clients", "clients"),
+    ("daemons.privacy.cli", "keys"),
     ("daemons.cli_report", "report"),
 )
 

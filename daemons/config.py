@@ -35,6 +35,8 @@ STRATEGIES = (
     "fedavgm",
 )
 LOG_FORMATS = ("human", "json")
+UPDATE_MODES = ("public", "encrypted")
+MAX_AUDITORS = 15  # an envelope holds at most 16 recipients: the org and 15 auditors
 MAX_ROUND_DURATION_S = 30 * 24 * 3600
 MAX_CHUNK_BYTES = 1024 * 1024  # Kubo's chunker limit; bitswap moves blocks of up to 2 MiB
 
@@ -108,6 +110,11 @@ class FederationConfig:
     client_names: dict[str, str] = field(default_factory=dict)
     # per-class test accuracy in each manifest: one more pass over eval_data per round
     per_class_metrics: bool = True
+    # bounded client influence (models/influence.py, docs/daemons.md); 0 turns a bound off
+    max_update_norm: float = 1000.0
+    max_norm_ratio: float = 10.0
+    max_samples_per_client: int = 1_000_000
+    max_client_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,23 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EncryptionConfig:
+    """Encrypted updates (docs/security.md): the policy and where the org's X25519 key is.
+
+    `updates`: on the org, "encrypted" makes every client seal its update to the org's key
+    (and the auditors'); on a client, it refuses a round whose config does not ask for that.
+    The private key is never in the file: a keystore (`key_file`) or hex in env `key_env`.
+    """
+
+    updates: str = "public"
+    key_file: str = ""
+    key_env: str = "FEDCHAIN_ENCRYPTION_KEY"
+    password_env: str = "FEDCHAIN_ENCRYPTION_PASSWORD"
+    auditors: tuple[str, ...] = ()
+    org_key: str = ""  # client: seal only to this org public key (hex); "" = the round config's
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     """One daemon's whole configuration, as loaded from `path`."""
 
@@ -145,6 +169,7 @@ class DaemonConfig:
     federation: FederationConfig | None = None
     training: TrainingConfig | None = None
     data: DataConfig | None = None
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
 
 
 SECTIONS: dict[str, type] = {
@@ -155,25 +180,27 @@ SECTIONS: dict[str, type] = {
     "federation": FederationConfig,
     "training": TrainingConfig,
     "data": DataConfig,
+    "encryption": EncryptionConfig,
 }
 ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "org": ("chain", "identity", "ipfs", "service", "federation", "training"),
-    "client": ("chain", "identity", "ipfs", "service", "data"),
+    "org": ("chain", "identity", "ipfs", "service", "federation", "training", "encryption"),
+    "client": ("chain", "identity", "ipfs", "service", "data", "encryption"),
 }
 REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {"org": ("federation",), "client": ("data",)}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("service", "log_format"): LOG_FORMATS,
-    ("federation", "model"): MODELS,
-    ("federation", "strategy"): STRATEGIES,
     ("training", "optimizer"): OPTIMIZERS,
     ("training", "penalty"): PENALTIES,
+    ("encryption", "updates"): UPDATE_MODES,
 }
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
-PATH_KEYS |= {("data", "path")}
+PATH_KEYS |= {("data", "path"), ("encryption", "key_file")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
 NON_NEGATIVE |= {("chain", "low_balance_eth")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
+NON_NEGATIVE |= {("federation", k) for k in ("max_update_norm", "max_norm_ratio")}
+NON_NEGATIVE |= {("federation", "max_samples_per_client")}
 
 
 def load_config(path: str | Path, role: str) -> DaemonConfig:
@@ -277,7 +304,9 @@ def _check_cross(cfg: DaemonConfig) -> None:
     p = cfg.path
     if cfg.federation is not None:
         penalty = cfg.training.penalty if cfg.training else "ewc"
+        _check_registry(p, cfg.federation)
         _check_federation(p, cfg.federation, penalty)
+    _check_encryption(p, cfg.role, cfg.encryption)
     if cfg.ipfs.chunk_bytes > MAX_CHUNK_BYTES:
         raise ConfigError(
             f"{p}: ipfs.chunk_bytes = {cfg.ipfs.chunk_bytes}; allowed values: 1 to "
@@ -288,10 +317,16 @@ def _check_cross(cfg: DaemonConfig) -> None:
     if cfg.role == "client" and not cfg.chain.contract:
         raise ConfigError(f"{p}: chain.contract is required for a client (the org's address)")
     if cfg.chain.contract and not _is_address(cfg.chain.contract):
-        raise ConfigError(
-            f"{p}: chain.contract = {cfg.chain.contract!r}; allowed values: "
-            '"" (org: deploy) or a 0x-prefixed 20-byte hex address'
-        )
+        allowed = '"" (org: deploy) or a 0x-prefixed 20-byte hex address (EIP-55 if mixed case)'
+        raise _address_error(p, "chain.contract =", cfg.chain.contract, allowed)
+
+
+def _check_registry(p: str, fed: FederationConfig) -> None:
+    """Model and strategy (with its options) through the registries (`daemons.startup`)."""
+    from daemons.startup import check_model, check_strategy
+
+    check_model(p, "federation.model", fed.model)
+    check_strategy(p, fed.strategy, fed.strategy_options)
 
 
 def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
@@ -313,12 +348,15 @@ def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
         )
     for client in fed.clients:
         if not _is_address(client):
-            raise ConfigError(
-                f"{p}: federation.clients contains {client!r}; allowed values: "
-                "0x-prefixed 20-byte hex addresses"
-            )
+            allowed = "0x-prefixed 20-byte hex addresses (EIP-55 checksummed if mixed case)"
+            raise _address_error(p, "federation.clients contains", client, allowed)
     if not fed.eval_data:
         raise ConfigError(f"{p}: federation.eval_data is required (an .npz or IDX dir)")
+    if not 0 < fed.max_client_share <= 1:
+        raise ConfigError(
+            f"{p}: federation.max_client_share = {fed.max_client_share}; allowed values: "
+            "> 0 and <= 1 (1 = no cap on one client's aggregation weight)"
+        )
     _check_client_names(p, fed)
 
 
@@ -339,12 +377,51 @@ def _check_client_names(p: str, fed: FederationConfig) -> None:
         seen[name] = address
 
 
+def _check_encryption(p: str, role: str, enc: EncryptionConfig) -> None:
+    """[encryption]: auditors are the org's to name, as 64-hex-digit X25519 public keys."""
+    if role == "client" and (enc.auditors or enc.key_file):
+        raise ConfigError(
+            f"{p}: encryption.auditors and encryption.key_file are org settings; a client "
+            "takes the org's and auditors' public keys from the round config"
+        )
+    if role == "org" and enc.org_key:
+        raise ConfigError(f"{p}: encryption.org_key is a client setting (the org's own key pin)")
+    if len(enc.auditors) > MAX_AUDITORS:
+        raise ConfigError(f"{p}: encryption.auditors lists {len(enc.auditors)}; at most 15")
+    for key in (*enc.auditors, *([enc.org_key] if enc.org_key else [])):
+        if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
+            raise ConfigError(
+                f"{p}: encryption key {key!r}; allowed values: X25519 public "
+                "keys as 64 hex digits (`fedchain keys public FILE` prints one)"
+            )
+    if len({k.lower() for k in enc.auditors}) != len(enc.auditors):
+        raise ConfigError(f"{p}: encryption.auditors lists a key twice")
+
+
 def _is_address(text: str) -> bool:
-    """True for a 0x-prefixed 40-hex-digit string (checksum is fixed up later)."""
+    """True for a 0x-prefixed 40-hex-digit string whose mixed case, if any, is EIP-55's.
+
+    All-lower or all-upper hex carries no checksum; mixed case is a checksum and must be
+    right, so a mistyped address is refused instead of naming an account nobody controls.
+    """
+    from eth_utils import is_checksum_address
+
     if len(text) != 42 or not text.startswith("0x"):
         return False
     try:
         int(text[2:], 16)
     except ValueError:
         return False
-    return True
+    digits = text[2:]
+    return digits in (digits.lower(), digits.upper()) or bool(is_checksum_address(text))
+
+
+def _address_error(p: str, key: str, text: str, allowed: str) -> ConfigError:
+    """The error for a bad address; a wrong EIP-55 checksum is said so (likely a typo)."""
+    hint = ""
+    if len(text) == 42 and text.startswith("0x") and _is_address(text.lower()):
+        hint = (
+            " (its mixed case is not a valid EIP-55 checksum: most likely a mistyped digit; "
+            "copy the account's address again)"
+        )
+    return ConfigError(f"{p}: {key} {text!r}{hint}; allowed values: {allowed}")

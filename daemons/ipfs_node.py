@@ -75,8 +75,15 @@ class BundledIpfsNode:
         log_path: str | Path | None = None,
         start_timeout_s: float = 60.0,
         v8_flags: tuple[str, ...] = V8_FLAGS,
+        swarm_host: str = "127.0.0.1",
+        peers: Sequence[str] = (),
+        swarm_key: str | Path | None = None,
     ) -> None:
         self.repo_dir = Path(repo_dir)
+        self.swarm_host = swarm_host  # libp2p listen IP; 0.0.0.0 or a LAN IP for other hosts
+        self.peers = tuple(peers)  # multiaddrs with /p2p/ID kept connected (Kubo Peering.Peers)
+        # a libp2p private network (docs/security.md): None = REPO/swarm.key if there, as Kubo
+        self.swarm_key = Path(swarm_key) if swarm_key else None
         self.v8_flags = v8_flags
         self.api_port = api_port
         self.swarm_port = swarm_port
@@ -99,6 +106,16 @@ class BundledIpfsNode:
     def swarm_multiaddr(self) -> str:
         """The node's libp2p address with its peer id, for `swarm/connect` on another node."""
         return str(self._ready_info()["swarm"][0])
+
+    @property
+    def swarm_multiaddrs(self) -> list[str]:
+        """Every address the node listens on (one per interface when listening on 0.0.0.0)."""
+        return [str(a) for a in self._ready_info()["swarm"]]
+
+    @property
+    def private_network(self) -> bool:
+        """Whether the node runs with a swarm key (talks only to nodes with the same key)."""
+        return bool(self._ready_info().get("private_network", False))
 
     @property
     def pid(self) -> int | None:
@@ -125,11 +142,14 @@ class BundledIpfsNode:
             str(self.api_port),
             "--swarm-port",
             str(self.swarm_port),
+            *(["--swarm-host", self.swarm_host] if self.swarm_host != "127.0.0.1" else []),
+            *[arg for peer in self.peers for arg in ("--peer", peer)],
             "--ready-file",
             str(self.repo_dir / READY_FILE),
             "--parent-pid",
             str(os.getpid()),
             "--exit-on-stdin-close",
+            *(["--swarm-key", str(self.swarm_key)] if self.swarm_key else []),
         ]
 
     def start(self) -> BundledIpfsNode:
@@ -236,25 +256,77 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repo", default=default_repo, help="blocks, pins and the peer key")
     parser.add_argument("--api-port", type=int, default=5001, help="RPC API port (0 = any)")
     parser.add_argument("--swarm-port", type=int, default=4001, help="libp2p TCP port (0 = any)")
+    parser.add_argument(
+        "--swarm-host",
+        default="127.0.0.1",
+        metavar="IP",
+        help="libp2p listen IP (default 127.0.0.1: this host only; 0.0.0.0 or this host's LAN "
+        "IP lets other hosts' nodes connect). The RPC API always stays on 127.0.0.1",
+    )
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="a node to stay connected to, /ip4/HOST/tcp/PORT/p2p/PEER_ID (repeatable; "
+        "redialed when the link drops, as Kubo's Peering.Peers)",
+    )
     parser.add_argument("--log", default=None, help="log file (default: REPO/node.log)")
+    parser.add_argument(
+        "--swarm-key",
+        default=None,
+        help="private network: talk only to nodes with this Kubo swarm.key file "
+        "(default: REPO/swarm.key if present; make one with `fedchain keys swarm`)",
+    )
     return parser
 
 
 def run_node_command(argv: Sequence[str]) -> int:
-    """`fedchain ipfs [--repo DIR] [--api-port N] [--swarm-port N]`: serve until Ctrl-C/SIGTERM."""
+    """`fedchain ipfs [--repo DIR] [--api-port N] [--swarm-port N] [--swarm-host IP] [--peer MA]…`.
+
+    Serves until Ctrl-C/SIGTERM.
+    """
     args = build_parser().parse_args(list(argv))
     for name in ("api_port", "swarm_port"):
         if not 0 <= getattr(args, name) <= 65535:
             print(f"fedchain ipfs: --{name.replace('_', '-')} must be 0..65535", file=sys.stderr)
             return 2
-    node = BundledIpfsNode(args.repo, args.api_port, args.swarm_port, log_path=args.log)
+    bad_peer = next((p for p in args.peer if "/p2p/" not in p), None)
+    if bad_peer is not None:
+        print(
+            f"fedchain ipfs: --peer {bad_peer}: needs the peer id, /ip4/HOST/tcp/PORT/p2p/PEER_ID "
+            "(the `swarm:` line another node prints)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.swarm_key:
+        from daemons.errors import ConfigError
+        from daemons.privacy.swarm_key import read_swarm_key
+
+        try:
+            read_swarm_key(Path(args.swarm_key))
+        except ConfigError as exc:
+            print(f"fedchain ipfs: {exc}", file=sys.stderr)
+            return 2
+    node = BundledIpfsNode(
+        args.repo,
+        args.api_port,
+        args.swarm_port,
+        log_path=args.log,
+        swarm_host=args.swarm_host,
+        peers=args.peer,
+        swarm_key=args.swarm_key,
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         with node:
             print(f"IPFS API:   {node.api_url}", flush=True)
             print(f"peer id:    {node.peer_id}", flush=True)
-            print(f"swarm:      {node.swarm_multiaddr}", flush=True)
+            for addr in node.swarm_multiaddrs:
+                print(f"swarm:      {addr}", flush=True)
             print(f"repo, log:  {node.repo_dir}, {node.log_path}", flush=True)
+            network = "private (swarm key)" if node.private_network else "public (no swarm key)"
+            print(f"network:    {network}", flush=True)
             code = node._proc.wait() if node._proc is not None else 1
             print(f"fedchain ipfs: node exited ({code}); see {node.log_path}", file=sys.stderr)
             return 1

@@ -9,6 +9,7 @@ from typing import Any
 
 from daemons.config import MODELS, TrainingConfig
 from daemons.errors import RejectedUpdate
+from daemons.privacy.policy import UpdateEncryption
 
 FORMAT_VERSION = 1
 # Penalties and strategies that read the Fisher diagonal (EWC's importance, FedCurv's u = F,
@@ -27,7 +28,8 @@ class RoundConfig:
     """What a client needs to train round `round_id`: model name, seed, training recipe.
 
     `fisher`: whether the update carries the Fisher diagonal (and the base model may); a
-    config without the key (from an older org) means yes.
+    config without the key (from an older org) means yes. `encryption`: to whom updates are
+    sealed (docs/security.md); None (absent) means plaintext updates.
     """
 
     round_id: int
@@ -35,6 +37,7 @@ class RoundConfig:
     seed: int
     training: TrainingConfig
     fisher: bool = True
+    encryption: UpdateEncryption | None = None
 
 
 def encode_round_config(cfg: RoundConfig) -> bytes:
@@ -47,6 +50,8 @@ def encode_round_config(cfg: RoundConfig) -> bytes:
         "training": dataclasses.asdict(cfg.training),
         "fisher": cfg.fisher,
     }
+    if cfg.encryption is not None:  # absent for public updates: their config CIDs stay as they were
+        doc["encryption"] = cfg.encryption.to_json()
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -74,10 +79,12 @@ def _from_doc(doc: dict[str, Any]) -> RoundConfig:
         raise ValueError(f"fisher must be true or false, got {fisher!r}")
     if training.penalty in FISHER_PENALTIES and not fisher:
         raise ValueError(f"penalty {training.penalty!r} needs the Fisher but fisher is false")
+    encryption = doc.get("encryption")
     return RoundConfig(
         round_id=int(doc["round_id"]),
         model=str(doc["model"]),
         seed=int(doc["seed"]),
         training=training,
         fisher=fisher,
+        encryption=None if encryption is None else UpdateEncryption.from_json(encryption),
     )

@@ -8,7 +8,6 @@ task cancels the rest and the process exits non-zero so a supervisor restarts it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ EXIT_CONFIG = 2
 EXIT_CHAIN_RESET = 3
 
 TaskFactory = Callable[[], Awaitable[None]]
+STOP_TIMEOUT_S = 30.0  # cancelled tasks get this long to finish; then the process goes on
 
 
 class _HumanFormatter(logging.Formatter):
@@ -138,11 +138,7 @@ async def supervise(tasks: list[TaskFactory], name: str = "service", ready: bool
             code = report_crash(name, task.exception())
     if stopper in done:
         log_event(log, logging.INFO, f"{name} stopping on signal")
-    for task in [*running, stopper]:
-        task.cancel()
-    for task in [*running, stopper]:
-        with contextlib.suppress(BaseException):
-            await task
+    await cancel_all([*running, stopper], name)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     return code
@@ -161,9 +157,28 @@ async def race(tasks: list[TaskFactory], name: str = "service") -> None:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await cancel_all(running, name)
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]], name: str) -> None:
+    """Cancel `tasks` and wait for them, at most STOP_TIMEOUT_S: a task that does not stop
+    (swallows the cancellation, awaits without bound) is logged, never waited on forever,
+    so a crash in one task always ends the process."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+    for task in stuck:
+        log_event(
+            log,
+            logging.ERROR,
+            f"{name}: task {task.get_name()} did not stop within {STOP_TIMEOUT_S:g} s "
+            "of being cancelled; leaving it behind",
+        )
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: no "exception never retrieved" noise
 
 
 def report_crash(name: str, exc: BaseException | None) -> int:

@@ -15,8 +15,8 @@ intent, and the shared nonce means only one can be.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -27,6 +27,8 @@ from web3.types import TxReceipt
 
 from contracts.binding import FederatedRounds
 from daemons.chain.backoff import node_call
+from daemons.chain.deadtx import DEAD_GRACE_BLOCKS, DEAD_GRACE_S, DeadTxGrace
+from daemons.chain.fees import raised_fees, worth_repricing
 from daemons.chain.identity import provider_url
 from daemons.chain.store import (
     OUTBOX_DEAD,
@@ -40,14 +42,11 @@ from daemons.errors import FedchainError, TransientError
 log = logging.getLogger(__name__)
 
 # the node already has (or already mined) this exact transaction: nothing to do
+SLOW_RECEIPT_S = 30.0  # a receipt wait this long gets a WARNING (and again each as long)
 FIRST_POLL_S = 0.005  # first receipt poll after a broadcast; doubles up to poll_interval_s
 _HARMLESS_SEND_ERRORS = ("already known", "already imported", "known transaction", "nonce too low")
 # the node will not take the transaction at its fees (anvil drops one the base fee overtook)
 _UNDERPRICED_SEND_ERRORS = ("less than block base fee", "underpriced", "fee too low")
-FEE_BUMP = 1.125  # nodes accept a same-nonce replacement only if both fees rise >= 10%
-# re-pricings on time alone (a tip too low to be picked) before the market must have moved:
-# a stalled chain or node must not escalate fees 12.5% per `bump_after_s` without end
-BLIND_BUMPS = 3
 _SIGNATURE_FIELDS = ("v", "r", "s", "yParity")
 
 
@@ -72,6 +71,8 @@ class TxSender:
         rebroadcast_s: float = 5.0,
         bump_after_s: float = 60.0,
         max_fee_wei: int = 0,
+        dead_grace_blocks: int = DEAD_GRACE_BLOCKS,
+        dead_grace_s: float = DEAD_GRACE_S,
     ) -> None:
         self.binding, self.account, self.store = binding, account, store
         self.w3 = binding.w3
@@ -80,7 +81,8 @@ class TxSender:
         self.poll_interval_s, self.rebroadcast_s = poll_interval_s, rebroadcast_s
         self.bump_after_s = bump_after_s  # 0: raise fees only when the node refuses them
         self.max_fee_wei = max_fee_wei  # 0: no cap
-        self._lock = asyncio.Lock()
+        self._grace = DeadTxGrace(dead_grace_blocks, dead_grace_s)
+        self._lock = asyncio.Lock()  # not re-entrant: code holding it passes locked=True
 
     async def send(self, key: str, fn_name: str, *args: Any) -> TxReceipt:
         """Send `fn_name(*args)` once per `key`; reverts raise `ContractRevert` subclasses.
@@ -110,6 +112,11 @@ class TxSender:
 
     async def reconcile(self) -> list[OutboxEntry]:
         """Settle pending entries: mark mined ones done, dead ones dead, re-broadcast the rest."""
+        async with self._lock:
+            return await self._reconcile()
+
+    async def _reconcile(self) -> list[OutboxEntry]:
+        """`reconcile` for a caller holding the lock (re-pricing must not take it again)."""
         settled = []
         for entry in self.store.outbox_entries(OUTBOX_PENDING):
             receipt = await self._receipt(entry)
@@ -118,7 +125,7 @@ class TxSender:
             elif await self._dead_reason(entry) is not None:
                 continue
             else:
-                await self._send_or_bump(entry)
+                await self._send_or_bump(entry, locked=True)
             settled.append(entry)
         return settled
 
@@ -128,7 +135,7 @@ class TxSender:
             existing = self.store.outbox_get(key)
             if existing is not None and existing.status != OUTBOX_DEAD:
                 return existing  # a concurrent send of the same key won the race
-            await self.reconcile()  # unsent older entries must go out before a higher nonce
+            await self._reconcile()  # unsent older entries must go out before a higher nonce
             nonce = await self._next_nonce()
             tx = await self.binding.build_transaction(fn_name, args, self.account.address, nonce)
             signed = self.account.sign_transaction(tx)
@@ -155,8 +162,9 @@ class TxSender:
         transaction by then), then polled with a short wait doubling up to `poll_interval_s`.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.receipt_timeout_s
-        next_broadcast, wait = loop.time(), FIRST_POLL_S
+        started = loop.time()
+        deadline = started + self.receipt_timeout_s
+        next_broadcast, wait, next_warning = started, FIRST_POLL_S, started + SLOW_RECEIPT_S
         next_bump = loop.time() + self.bump_after_s
         while True:
             if self.bump_after_s > 0 and loop.time() >= next_bump:
@@ -175,6 +183,14 @@ class TxSender:
                 raise TxDropped(dead)
             if loop.time() >= deadline:
                 break
+            if loop.time() >= next_warning:
+                log.warning(
+                    "outbox: %s (tx %s, nonce %d) not mined after %.0f s; still waiting "
+                    "(gives up after %.0f s)",
+                    entry.key, entry.tx_hash, entry.nonce, loop.time() - started,
+                    self.receipt_timeout_s,
+                )  # fmt: skip
+                next_warning += SLOW_RECEIPT_S
             await asyncio.sleep(wait)
             wait = min(2 * wait, self.poll_interval_s)
         raise TxNotMined(
@@ -192,7 +208,7 @@ class TxSender:
                 raise
             log.debug("outbox: node already has %s: %s", entry.tx_hash, exc)
 
-    async def _send_or_bump(self, entry: OutboxEntry) -> OutboxEntry:
+    async def _send_or_bump(self, entry: OutboxEntry, locked: bool = False) -> OutboxEntry:
         """Broadcast; if the node refuses the fees, re-sign higher and broadcast that."""
         try:
             await self._broadcast(entry)
@@ -201,7 +217,7 @@ class TxSender:
             if not _mentions(exc, _UNDERPRICED_SEND_ERRORS):
                 raise
             refused = str(exc)
-        bumped = await self._bump(entry, f"refused by the node: {refused}")
+        bumped = await self._bump(entry, f"refused by the node: {refused}", locked=locked)
         if bumped.tx_hash == entry.tx_hash:
             raise TxNotMined(
                 f"transaction {entry.tx_hash} ({entry.key}) is refused as underpriced "
@@ -211,11 +227,13 @@ class TxSender:
         await self._broadcast(bumped)
         return bumped
 
-    async def _bump(self, entry: OutboxEntry, why: str, on_time: bool = False) -> OutboxEntry:
+    async def _bump(
+        self, entry: OutboxEntry, why: str, on_time: bool = False, locked: bool = False
+    ) -> OutboxEntry:
         """Re-sign `entry` with the same nonce and higher fees and store it (the entry as is
         when the cap leaves no room for a >= 10% rise, when another task bumped it, or, for
         a bump `on_time`, past BLIND_BUMPS while its max fee still covers the base fee)."""
-        async with self._lock:
+        async with contextlib.nullcontext() if locked else self._lock:
             current = self.store.outbox_get(entry.key)
             if current is None or current.status != OUTBOX_PENDING:
                 return entry
@@ -227,9 +245,9 @@ class TxSender:
             block = await node_call(self.url, lambda: self.w3.eth.get_block("latest"))
             base_fee = int(block.get("baseFeePerGas", 0))
             versions = 1 + len(self.store.outbox_superseded(entry.key))
-            if on_time and not _worth_repricing(fields, base_fee, versions):
+            if on_time and not worth_repricing(fields, base_fee, versions):
                 return current
-            fees = _raised_fees(fields, base_fee, self.max_fee_wei)
+            fees = raised_fees(fields, base_fee, self.max_fee_wei)
             if fees is None:
                 log.warning("outbox: %s not re-priced (%s): max fee cap reached", entry.key, why)
                 return current
@@ -252,11 +270,7 @@ class TxSender:
 
     async def _receipt(self, entry: OutboxEntry) -> TxReceipt | None:
         """The receipt of whichever version of the entry's transaction was mined, if any."""
-        current = self.store.outbox_get(entry.key)
-        hashes = [entry.tx_hash, *self.store.outbox_superseded(entry.key)]
-        if current is not None and current.tx_hash not in hashes:
-            hashes.insert(0, current.tx_hash)
-        for tx_hash in hashes:
+        for tx_hash in self._hashes(entry):
             try:
                 return await node_call(
                     self.url,
@@ -266,46 +280,74 @@ class TxSender:
                 continue
         return None
 
+    def _hashes(self, entry: OutboxEntry) -> list[str]:
+        """Every stored hash of the entry's intent: the current version and the superseded."""
+        current = self.store.outbox_get(entry.key)
+        hashes = [entry.tx_hash, *self.store.outbox_superseded(entry.key)]
+        if current is not None and current.tx_hash not in hashes:
+            hashes.insert(0, current.tx_hash)
+        return hashes
+
+    async def _known_mined(self, entry: OutboxEntry) -> bool:
+        """Whether the node knows one of the intent's transactions as mined (in a block)."""
+        for tx_hash in self._hashes(entry):
+            try:
+                tx = await node_call(
+                    self.url,
+                    lambda h=tx_hash: self.w3.eth.get_transaction(h),  # type: ignore[misc]
+                )
+            except TransactionNotFound:
+                continue
+            if tx.get("blockNumber") is not None:
+                return True
+        return False
+
     async def _dead_reason(self, entry: OutboxEntry) -> str | None:
-        """Why the entry can never be mined (and mark it dead), or None while it still can."""
+        """Why the entry can never be mined (and mark it dead), or None while it still can.
+
+        Dead: the account's mined nonce is past the entry's, and no stored hash of the
+        intent has a receipt or a block, for a grace of `dead_grace_blocks` new blocks
+        (`dead_grace_s` on a chain that makes none); then every hash is checked once more.
+        """
         address = self.account.address
         mined = await node_call(
             self.url, lambda: self.w3.eth.get_transaction_count(address, "latest")
         )
-        if int(mined) <= entry.nonce or await self._receipt(entry) is not None:
+        if int(mined) <= entry.nonce or await self._settled_on_chain(entry):
+            self._grace.clear(entry.key)
             return None
+        head = int(await node_call(self.url, lambda: self.w3.eth.block_number))
+        first = self._grace.first_seen(entry.key)
+        if not self._grace.expired(entry.key, head, asyncio.get_running_loop().time()):
+            if first is None:
+                log.warning(
+                    "outbox: nonce %d of %s is used but no version of %s (%s) has a receipt "
+                    "yet at block %d; waiting %d block(s) before calling it dead",
+                    entry.nonce, address, entry.key, entry.tx_hash, head,
+                    self._grace.grace_blocks,
+                )  # fmt: skip
+            return None
+        if await self._settled_on_chain(entry):  # the grace is over: look once more
+            self._grace.clear(entry.key)
+            return None
+        self._grace.clear(entry.key)
+        hashes = ", ".join(self._hashes(entry))
         detail = (
             f"transaction {entry.tx_hash} for {entry.key!r} can never be mined: nonce "
-            f"{entry.nonce} of {address} was used by another transaction; re-read the "
-            "contract state and send again (a new transaction will be signed)"
+            f"{entry.nonce} of {address} was used by another transaction (no receipt for "
+            f"any of its versions {hashes} after {self._grace.grace_blocks} block(s)); "
+            "re-read the contract state and send again (a new transaction will be signed)"
         )
         self.store.outbox_mark(entry.key, OUTBOX_DEAD, detail)
         log.error("outbox: %s", detail)
         return detail
+
+    async def _settled_on_chain(self, entry: OutboxEntry) -> bool:
+        """A receipt, or a block, for one of the intent's stored hashes."""
+        return await self._receipt(entry) is not None or await self._known_mined(entry)
 
 
 def _mentions(exc: Exception, phrases: tuple[str, ...]) -> bool:
     """Whether a node's error message contains one of `phrases` (messages vary by client)."""
     message = str(exc).lower()
     return any(phrase in message for phrase in phrases)
-
-
-def _raised_fees(fields: dict[str, Any], base_fee: int, cap: int) -> dict[str, int] | None:
-    """Both fees up by FEE_BUMP, max fee at least 2 x base fee + tip; None if `cap` forbids."""
-    tip = max(math.ceil(fields["maxPriorityFeePerGas"] * FEE_BUMP), 1)
-    needed = math.ceil(fields["maxFeePerGas"] * FEE_BUMP)
-    max_fee = max(needed, 2 * base_fee + tip)
-    if cap:
-        if cap < needed:
-            return None
-        max_fee = min(max_fee, cap)
-        tip = min(tip, max_fee)
-    return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
-
-
-def _worth_repricing(fields: dict[str, Any], base_fee: int, versions: int) -> bool:
-    """A slow transaction is re-priced BLIND_BUMPS times, then only if the base fee rose
-    past what its max fee covers (2 x base fee + tip, as it was signed)."""
-    if versions <= BLIND_BUMPS:
-        return True
-    return int(fields["maxFeePerGas"]) < 2 * base_fee + int(fields["maxPriorityFeePerGas"])

@@ -25,6 +25,8 @@ from daemons.config import DaemonConfig
 from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
 from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest
+from daemons.privacy.envelope import Binding
+from daemons.privacy.policy import seal_for_round
 from daemons.round_config import RoundConfig, decode_round_config
 from daemons.service import crash_after_broadcast, crash_point, log_event
 from models.codec import DecodedBlob, decode_blob
@@ -112,15 +114,30 @@ class ClientRounds:
         return info
 
     async def _update_blob(self, info: RoundInfo) -> bytes:
-        """The encoded update for this round: from state if already trained, else train now."""
+        """The bytes to publish for this round: from state if already made, else train now.
+
+        In an encrypted round that is the envelope sealed to the org and the auditors
+        (docs/security.md); the plaintext update stays in the local cache (FedCurv reads it).
+        """
         r = info.round_id
-        known = self.kv.get(f"client:update:{r}")
-        if known is not None:
-            cached = self.cache.get(bytes.fromhex(known))
-            if cached is not None:
-                return cached
-        config_json, base_data = await _side_by_side(self._config(info), self._fetch_base(info))
-        config = decode_round_config(config_json)
+        sealed = self._cached(f"client:sealed:{r}")
+        if sealed is not None:
+            return sealed
+        config_json, blob = None, self._cached(f"client:update:{r}")
+        if blob is None:
+            config_json, base_data = await _side_by_side(self._config(info), self._fetch_base(info))
+            blob = await self._train(info, decode_round_config(config_json), base_data)
+        if config_json is None:  # restarted between training and sealing
+            config_json = await self._config(info)
+        return self._seal(info, decode_round_config(config_json), blob)
+
+    def _cached(self, kv_key: str) -> bytes | None:
+        known = self.kv.get(kv_key)
+        return self.cache.get(bytes.fromhex(known)) if known is not None else None
+
+    async def _train(self, info: RoundInfo, config: RoundConfig, base_data: bytes) -> bytes:
+        """Train from the base model by the round config; keep the update blob in state."""
+        r = info.round_id
         base = self._base(base_data, config)
         previous = self._previous(base)
         started = time.perf_counter()
@@ -142,6 +159,17 @@ class ClientRounds:
         self.kv.put(f"client:update:{r}", digest.hex())
         crash_point("after_train", r)
         return blob
+
+    def _seal(self, info: RoundInfo, config: RoundConfig, blob: bytes) -> bytes:
+        """The update sealed as the round config asks (kept in state), or `blob` as is."""
+        binding = Binding(info.round_id, self.chain.address, info.base_cid)
+        enc = self.cfg.encryption
+        out = seal_for_round(
+            blob, config.encryption, binding, enc.updates == "encrypted", enc.org_key
+        )
+        if out is not blob:
+            self.kv.put(f"client:sealed:{info.round_id}", self.cache.put(out).hex())
+        return out
 
     async def _config(self, info: RoundInfo) -> bytes:
         """The round config JSON, checked against the sha256 inside its raw-block CID."""
@@ -194,9 +222,10 @@ class ClientRounds:
         """Keep local copies for the last two rounds only (FedCurv needs the previous update)."""
         if round_id > 1:
             self.cache.drop((await self.chain.get_round(round_id - 1)).base_digest)
-        old = self.kv.get(f"client:update:{round_id - 2}")
-        if old:
-            self.cache.drop(bytes.fromhex(old))
+        for kind in ("update", "sealed"):
+            old = self.kv.get(f"client:{kind}:{round_id - 2}")
+            if old:
+                self.cache.drop(bytes.fromhex(old))
 
     async def _submit(self, info: RoundInfo, blob: bytes) -> None:
         """Put the update to IPFS and submit it; a refusal by the chain is logged, not fatal."""

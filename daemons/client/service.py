@@ -17,6 +17,7 @@ from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
 from daemons.ports import BlobCache
 from daemons.service import log_event, race, sd_notify
+from daemons.startup import load_data
 from daemons.wiring import (
     Node,
     check_chain,
@@ -27,7 +28,6 @@ from daemons.wiring import (
     run_daemon,
     web3_chain,
 )
-from models.data import load_dataset
 
 log = logging.getLogger("fedchain.client")
 
@@ -41,6 +41,7 @@ async def _main(node: Node, account: Any) -> None:
     cfg = node.cfg
     assert cfg.data is not None
     log_event(log, logging.INFO, "client starting", address=account.address, rpc=cfg.chain.rpc_url)
+    data = await asyncio.to_thread(load_data, cfg.path, "data.path", cfg.data.path)
     await check_chain(node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
     if not await binding.is_client(account.address):
@@ -51,7 +52,6 @@ async def _main(node: Node, account: Any) -> None:
             address=account.address,
         )
     chain = web3_chain(binding, account, node)
-    data = await asyncio.to_thread(load_dataset, cfg.data.path)
     async with open_storage(node) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         rounds = ClientRounds(cfg, chain, storage, node.store, cache, data, node.metrics)

@@ -10,11 +10,13 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { unixfs } from '@helia/unixfs'
 import { identify } from '@libp2p/identify'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { FsDatastore } from 'datastore-fs'
 import { createHelia } from 'helia'
 import { IndexedFsBlockstore } from './blockstore.mjs'
 import { RpcError, parseDuration, sendError } from './kubo.mjs'
+import { parsePeers, startPeering } from './peering.mjs'
 import { COMMANDS } from './rpc.mjs'
 
 const API_PREFIX = '/api/v0/'
@@ -30,7 +32,11 @@ function parseOptions () {
       repo: { type: 'string' },
       'api-port': { type: 'string', default: '0' },
       'swarm-port': { type: 'string', default: '0' },
+      // the libp2p listen address: loopback unless peers on other hosts must reach this node
+      'swarm-host': { type: 'string', default: '127.0.0.1' },
+      peer: { type: 'string', multiple: true, default: [] },
       'ready-file': { type: 'string' },
+      'swarm-key': { type: 'string' },
       'parent-pid': { type: 'string' },
       'exit-on-stdin-close': { type: 'boolean', default: false }
     }
@@ -41,7 +47,20 @@ function parseOptions () {
     if (!(n >= 0 && n <= 65535)) throw new Error(`--${name} must be a TCP port 0..65535 (0 = any free port)`)
     return n
   }
-  return { ...values, apiPort: port('api-port'), swarmPort: port('swarm-port') }
+  return {
+    ...values,
+    apiPort: port('api-port'),
+    swarmPort: port('swarm-port'),
+    swarmListen: listenAddr(values['swarm-host'], port('swarm-port')),
+    peers: parsePeers(values.peer)
+  }
+}
+
+/** `/ip4/HOST/tcp/PORT` (or /ip6/) for --swarm-host; a name would need DNS, so IPs only. */
+function listenAddr (host, port) {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return `/ip4/${host}/tcp/${port}`
+  if (host.includes(':')) return `/ip6/${host}/tcp/${port}`
+  throw new Error(`--swarm-host ${host}: use an IP address (127.0.0.1, 0.0.0.0, an interface's IP or ::)`)
 }
 
 function isAlive (pid) {
@@ -68,7 +87,26 @@ async function lockRepo (repo) {
   return path
 }
 
-async function startHelia (repo, swarmPort) {
+/**
+ * The private-network key, as Kubo finds it: --swarm-key FILE, else REPO/swarm.key if present.
+ * LIBP2P_FORCE_PNET=1 (Kubo's variable) refuses to start without one.
+ */
+async function loadSwarmKey (repo, file) {
+  const path = file ?? join(repo, 'swarm.key')
+  let psk
+  try {
+    psk = await readFile(path)
+  } catch (err) {
+    if (err.code !== 'ENOENT' || file != null) throw new Error(`cannot read swarm key ${path}: ${err.message}`)
+  }
+  if (psk == null && process.env.LIBP2P_FORCE_PNET === '1') {
+    throw new Error(`LIBP2P_FORCE_PNET=1 but no swarm key: pass --swarm-key FILE or put one at ${path}`)
+  }
+  if (psk != null) preSharedKey({ psk })() // a malformed key file fails here, at start
+  return psk == null ? null : { psk, path }
+}
+
+async function startHelia (repo, swarmListen, swarmKey = null) {
   const blockstore = new IndexedFsBlockstore(join(repo, 'blocks'))
   const datastore = new FsDatastore(join(repo, 'datastore'))
   await blockstore.open()
@@ -76,9 +114,10 @@ async function startHelia (repo, swarmPort) {
   const helia = createHelia({
     blockstore,
     datastore,
-    // Only loopback TCP: no bootstrap, DHT, mDNS, relays, or public HTTP gateways.
+    // Only TCP on --swarm-host (loopback by default) and the --peer nodes: no bootstrap,
+    // DHT, mDNS, relays, or public HTTP gateways.
     libp2p: {
-      addresses: { listen: [`/ip4/127.0.0.1/tcp/${swarmPort}`] },
+      addresses: { listen: [swarmListen] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       // A busy receiver may take a while to read a bitswap stream; yamux's default 4 MB read
@@ -88,7 +127,10 @@ async function startHelia (repo, swarmPort) {
       // Every peer of a local testnet dials from 127.0.0.1: libp2p's per-host limit of 5
       // inbound connections a second would refuse the 6th client's node.
       connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 256 },
-      services: { identify: identify() }
+      services: { identify: identify() },
+      // A private network: every connection is XSalsa20-wrapped with the pre-shared key
+      // before the noise handshake, so a node without the key cannot even start one.
+      ...(swarmKey == null ? {} : { connectionProtector: preSharedKey({ psk: swarmKey.psk }) })
     },
     http: { delegatedRouters: [], recursiveGateways: [] }
   })
@@ -172,7 +214,9 @@ async function main () {
   const options = parseOptions()
   await mkdir(options.repo, { recursive: true })
   const lock = await lockRepo(options.repo)
-  const helia = await startHelia(options.repo, options.swarmPort)
+  const swarmKey = await loadSwarmKey(options.repo, options['swarm-key'])
+  const helia = await startHelia(options.repo, options.swarmListen, swarmKey)
+  const stopPeering = startPeering(helia.libp2p, options.peers, log)
   const server = createServer(makeHandler(helia))
   server.requestTimeout = 0
   // Outlive clients' idle keep-alive (aiohttp: 15 s) so a reused connection is never
@@ -188,6 +232,7 @@ async function main () {
     setTimeout(() => process.exit(1), 5000).unref()
     server.close()
     server.closeAllConnections()
+    stopPeering()
     await helia.stop()
     await rm(lock, { force: true })
     process.exit(0)
@@ -197,8 +242,10 @@ async function main () {
   watchParent(options, shutdown)
   const peerId = helia.libp2p.peerId.toString()
   const swarm = helia.libp2p.getMultiaddrs().map(String)
-  await writeReady(options['ready-file'], { api: `http://127.0.0.1:${apiPort}`, peer_id: peerId, swarm, pid: process.pid })
+  const privateNetwork = swarmKey != null
+  await writeReady(options['ready-file'], { api: `http://127.0.0.1:${apiPort}`, peer_id: peerId, swarm, pid: process.pid, private_network: privateNetwork })
   log(`ready: api http://127.0.0.1:${apiPort} peer ${peerId} swarm ${swarm.join(' ')}`)
+  log(privateNetwork ? `private network: swarm key ${swarmKey.path}` : 'public network: no swarm key')
 }
 
 main().catch((err) => {

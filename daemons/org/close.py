@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 from contracts.state import RoundInfo
 from daemons.errors import FedchainError
 from daemons.manifest import Excluded, Included, Manifest, encode_manifest
-from daemons.org.collect import base_blob
+from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.evaluation import round_extras
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.org.observe import observe_settled
+from daemons.org.unseal import update_plaintext
 from daemons.ports import fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_after_broadcast, crash_point, log_event
@@ -72,20 +73,24 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     base = await base_blob(org, info)
     subs = org.ledger.submissions(info.round_id)
     accepted = sorted((s for s in subs.values() if s.accepted), key=lambda s: s.client)
-    updates = [await _load_update(org, s) for s in accepted]
+    updates = [await _load_update(org, info, s) for s in accepted]
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
-    result = await asyncio.to_thread(aggregate_step, base, updates, *args, org.with_fisher)
+    bounds = influence_bounds(fed)
+    result = await asyncio.to_thread(aggregate_step, base, updates, *args, org.with_fisher, bounds)
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
+    _log_rejected(org, info, result)
     started = time.perf_counter()
     num_samples = sum(s.num_samples for s in accepted if s.client in result.weights)
     meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, fed.model)
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _manifest(org, info, model.cid, subs, result)
     extras_started = time.perf_counter()
-    args = (base, result.sections["params"], org.eval_data, fed.per_class_metrics)
-    extras = await asyncio.to_thread(round_extras, *args)
+    params = result.sections["params"]
+    extras = await asyncio.to_thread(
+        round_extras, base, params, org.eval_data, fed.per_class_metrics
+    )
     timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
     timings |= {"evaluate_s": result.evaluate_s, "publish_s": time.perf_counter() - started}
     timings["per_class_s"] = time.perf_counter() - extras_started
@@ -100,12 +105,12 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     }
 
 
-async def _load_update(org: OrgRounds, sub: Submission) -> ClientUpdate:
+async def _load_update(org: OrgRounds, info: RoundInfo, sub: Submission) -> ClientUpdate:
     """An accepted update's tensors (from the local cache; IPFS if the cache lost it)."""
     ipfs = org.cfg.ipfs
     digest = bytes.fromhex(sub.digest.removeprefix("0x"))
     data = await fetch(org.storage, org.cache, sub.cid, digest, ipfs.max_blob_bytes, ipfs.timeout_s)
-    sections = decode_blob(data).sections
+    sections = decode_blob(await update_plaintext(org, info, sub, data)).sections
     return ClientUpdate(
         client=sub.client,
         params=sections["params"],
@@ -114,6 +119,21 @@ async def _load_update(org: OrgRounds, sub: Submission) -> ClientUpdate:
         u=sections.get("u"),
         v=sections.get("v"),
     )
+
+
+def _log_rejected(org: OrgRounds, info: RoundInfo, result: StepResult) -> None:
+    """Count and log the updates the round-level bounds rejected (validation, not strategy)."""
+    for client, (reason, detail) in sorted(result.rejected.items()):
+        org.metrics.updates_rejected.labels(reason=reason).inc()
+        log_event(
+            log,
+            logging.WARNING,
+            "update rejected",
+            round_id=info.round_id,
+            client=client,
+            reason=reason,
+            detail=detail,
+        )
 
 
 def _manifest(
@@ -125,7 +145,10 @@ def _manifest(
 ) -> Manifest:
     included, excluded = [], []
     for client, sub in sorted(subs.items()):
-        if client in result.weights:
+        if client in result.rejected:
+            reason, detail = result.rejected[client]
+            excluded.append(Excluded(client, sub.cid, reason, detail))
+        elif client in result.weights:
             included.append(
                 Included(
                     client,

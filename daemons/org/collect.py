@@ -11,19 +11,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contracts.state import RoundInfo
+from daemons.config import FederationConfig
 from daemons.errors import RejectedUpdate
 from daemons.org.ledger import ACCEPTED, Submission
-from daemons.org.model_step import update_template
+from daemons.org.model_step import update_limits, update_template
+from daemons.org.unseal import public_train, update_plaintext
 from daemons.ports import fetch
 from daemons.service import log_event
 from models.codec import DecodedBlob, decode_blob
 from models.errors import BlobRejected
+from models.influence import InfluenceBounds
 from models.validation import Limits, validate_blob
 
 if TYPE_CHECKING:
     from daemons.org.rounds import OrgRounds
 
 log = logging.getLogger("fedchain.org")
+
+SAMPLES = "samples"  # a num_samples claim above federation.max_samples_per_client
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,9 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
 
     ipfs = org.cfg.ipfs
     digest = bytes.fromhex(sub.digest.removeprefix("0x"))
+    too_many = samples_verdict(sub.num_samples, org.fed.max_samples_per_client)
+    if too_many is not None:
+        return too_many
     try:
         data = await org.prefetch.get(sub.cid, digest)
     except RejectedUpdate as exc:
@@ -81,6 +89,11 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
     except IpfsTimeout as exc:
         return Verdict("unavailable", f"not retrievable within {ipfs.timeout_s} s: {exc}")
     org.metrics.bytes.labels(direction="in").inc(len(data))
+    try:
+        plain = await update_plaintext(org, info, sub, data)
+    except RejectedUpdate as exc:  # sealed to another key, copied, tampered, not encrypted
+        org.cache.drop(digest)
+        return Verdict(exc.reason, exc.detail or str(exc))
     base = await base_blob(org, info)
     assert org.cfg.training is not None and org.cfg.federation is not None
     template = update_template(base.sections["params"], org.cfg.training.penalty)
@@ -93,17 +106,34 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
         "model_name": org.cfg.federation.model,
     }
     try:
-        decoded = validate_blob(data, template, expected, _limits(org))
+        decoded = validate_blob(plain, template, expected, _limits(org))
     except BlobRejected as exc:
         org.cache.drop(digest)
         return Verdict(exc.reason, exc.detail)
     # the org keeps what it merges: an accepted update stays retrievable for audit even when
     # its client goes offline (unpinned with its round, see `close._retain`)
     await org.storage.pin(sub.cid, timeout_s=ipfs.timeout_s)
-    return Verdict(ACCEPTED, "", dict(decoded.metadata.train_metrics))
+    return Verdict(ACCEPTED, "", public_train(decoded.metadata.train_metrics, plain is not data))
+
+
+def samples_verdict(num_samples: int, max_samples: int) -> Verdict | None:
+    """Reject a `num_samples` claim above `max_samples` (0: no cap) before fetching anything.
+
+    The claim is the client's own word and FedAvg weights by it: 10^15 would take the model.
+    """
+    if max_samples > 0 and num_samples > max_samples:
+        detail = f"num_samples {num_samples} > federation.max_samples_per_client {max_samples}"
+        return Verdict(SAMPLES, detail)
+    return None
 
 
 def _limits(org: OrgRounds) -> Limits:
     """Blob bounds for updates; the Fisher may be left out where the federation does not use it."""
-    optional = frozenset() if org.with_fisher else frozenset({"fisher"})
-    return Limits(max_bytes=org.cfg.ipfs.max_blob_bytes, optional_sections=optional)
+    return update_limits(org.cfg.ipfs.max_blob_bytes, org.with_fisher, org.fed.max_update_norm)
+
+
+def influence_bounds(fed: FederationConfig) -> InfluenceBounds:
+    """The round-level bounds of `[federation]` (0 = off for the ratio, 1 = off for the share)."""
+    ratio = fed.max_norm_ratio if fed.max_norm_ratio > 0 else None
+    share = fed.max_client_share if fed.max_client_share < 1 else None
+    return InfluenceBounds(max_norm_ratio=ratio, max_share=share)

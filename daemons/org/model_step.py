@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -20,9 +20,11 @@ from models.codec import BlobMetadata, DecodedBlob
 from models.data import Dataset
 from models.evaluate import evaluate
 from models.fisher import online_fisher
+from models.influence import InfluenceBounds, screen
 from models.networks import get_model
 from models.strategies import ClientUpdate, get_strategy
 from models.training import params_to_numpy
+from models.validation import Limits
 
 Sections = dict[str, dict[str, Any]]
 
@@ -38,6 +40,7 @@ class StepResult:
     note: str
     aggregate_s: float
     evaluate_s: float
+    rejected: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def initial_sections(model_name: str, seed: int, with_fisher: bool = True) -> Sections:
@@ -56,6 +59,16 @@ def update_template(params: Mapping[str, Any], penalty: str) -> Sections:
     if penalty == "fedcurv":
         template.update({"u": shapes, "v": shapes})
     return template
+
+
+def update_limits(max_bytes: int, with_fisher: bool, max_update_norm: float) -> Limits:
+    """Blob bounds for one update: size, optional Fisher, absolute cap on ||params - base||.
+
+    `max_update_norm` 0 means no absolute cap (the round-level rule in `aggregate_step` stays).
+    """
+    optional = frozenset() if with_fisher else frozenset({"fisher"})
+    max_norm = max_update_norm if max_update_norm > 0 else None
+    return Limits(max_bytes=max_bytes, optional_sections=optional, max_norm=max_norm)
 
 
 def model_metadata(round_id: int, org: str, base_cid: str, num_samples: int, model: str) -> Any:
@@ -78,13 +91,20 @@ def aggregate_step(
     fisher_gamma: float,
     eval_data: Dataset,
     with_fisher: bool = True,
+    bounds: InfluenceBounds | None = None,
 ) -> StepResult:
-    """Merge the accepted updates into the base model, update the Fisher, evaluate.
+    """Screen the accepted updates (`bounds`), merge them into the base, update Fisher, evaluate.
 
-    Without `with_fisher` the new model has no Fisher section (nothing reads it).
+    Without `with_fisher` the new model has no Fisher section (nothing reads it). Updates
+    the round-level norm rule rejects are in `rejected`; the others reach the strategy with
+    their sample counts capped (`models.influence`).
     """
     started = time.perf_counter()
     strategy = get_strategy(strategy_name, **dict(strategy_options))
+    rejected: dict[str, tuple[str, str]] = {}
+    if bounds is not None:
+        screened = screen(base.sections["params"], updates, bounds)
+        updates, rejected = screened.updates, screened.rejected
     ordered = sorted(updates, key=lambda u: u.client)
     sections, weights, excluded = _merge(base, ordered, strategy, fisher_gamma, with_fisher)
     note = "" if ordered else "no valid update: the base model is kept"
@@ -92,7 +112,7 @@ def aggregate_step(
     started = time.perf_counter()
     metrics = evaluate_metrics(base.metadata.model_name, sections["params"], eval_data)
     evaluate_s = time.perf_counter() - started
-    return StepResult(sections, weights, excluded, metrics, note, aggregate_s, evaluate_s)
+    return StepResult(sections, weights, excluded, metrics, note, aggregate_s, evaluate_s, rejected)
 
 
 def evaluate_metrics(model_name: str, params: Any, eval_data: Dataset) -> dict[str, float]:

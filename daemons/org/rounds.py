@@ -13,6 +13,8 @@ import hashlib
 import logging
 from typing import Any
 
+from nacl.public import PrivateKey
+
 from contracts.errors import BadDeadline
 from contracts.state import RoundInfo
 from contracts.state import RoundStatus as ChainStatus
@@ -25,7 +27,9 @@ from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
+from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
+from daemons.privacy.policy import org_policy
 from daemons.round_config import RoundConfig, encode_round_config, fisher_in_use
 from daemons.service import crash_point, log_event
 from models.codec import encode_blob
@@ -52,6 +56,7 @@ class OrgRounds:
         cache: BlobCache,
         eval_data: Any,
         metrics: Metrics,
+        update_key: PrivateKey | None = None,
     ) -> None:
         assert cfg.federation is not None and cfg.training is not None
         self.cfg, self.chain, self.storage = cfg, chain, storage
@@ -63,6 +68,9 @@ class OrgRounds:
         self.activity = "starting"  # what the org is doing now, for /healthz and the live view
         # models and updates carry the Fisher only when a penalty or the strategy reads it
         self.with_fisher = fisher_in_use(self.training.penalty, self.fed.strategy)
+        # [encryption] updates = "encrypted": clients seal updates to this key (docs/security.md)
+        self.update_key = update_key
+        self.encryption = org_policy(cfg.encryption, update_key)
 
     async def view(self) -> tuple[RoundView, RoundInfo | None]:
         """The current round on chain, joined with the ledger's submissions for it."""
@@ -88,17 +96,29 @@ class OrgRounds:
         return view, info
 
     async def step(self) -> Decision:
-        """Decide and carry out one step; returns the decision (WAIT/DONE mean: idle)."""
+        """Decide and carry out one step; returns the decision (WAIT/DONE mean: idle).
+
+        A step that takes longer than `poll_interval_s` x OVERDUE_POLLS logs a WARNING
+        (and again as long as it lasts): an action the org waits on is visible."""
         view, info = await self.view()
         decision = decide(view)
         self.activity = activity_of(decision.action, view.round_id)
-        if decision.action not in (Action.WAIT, Action.DONE):
-            log_event(
-                log,
-                logging.INFO,
-                f"{decision.action.value}: {decision.reason}",
-                round_id=view.round_id,
-            )
+        if decision.action in (Action.WAIT, Action.DONE):
+            return decision
+        log_event(
+            log,
+            logging.INFO,
+            f"{decision.action.value}: {decision.reason}",
+            round_id=view.round_id,
+        )
+        after_s = self.cfg.chain.poll_interval_s * OVERDUE_POLLS
+        what = f"{decision.action.value} of round {view.round_id}"
+        async with overdue(log, what, after_s, round_id=view.round_id):
+            await self._act(decision, view, info)
+        return decision
+
+    async def _act(self, decision: Decision, view: RoundView, info: RoundInfo | None) -> None:
+        """Carry out one decided step (open, judge, close or fail)."""
         if decision.action is Action.OPEN:
             await self.open_next(view.round_id, info)
         elif decision.action is Action.JUDGE:
@@ -119,7 +139,6 @@ class OrgRounds:
                 round_id=view.round_id,
                 num_updates=view.num_updates,
             )
-        return decision
 
     async def run_until_idle(self) -> Decision:
         """Step until there is nothing to do right now."""
@@ -151,7 +170,14 @@ class OrgRounds:
         """Publish the round config and open round `round_id + 1` on the base model."""
         new_id = round_id + 1
         base_cid, base_digest = await self.next_base(round_id, info)
-        config = RoundConfig(new_id, self.fed.model, self.fed.seed, self.training, self.with_fisher)
+        config = RoundConfig(
+            new_id,
+            self.fed.model,
+            self.fed.seed,
+            self.training,
+            self.with_fisher,
+            encryption=self.encryption,
+        )
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s
         args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)

@@ -21,7 +21,9 @@ from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache
+from daemons.privacy.keys import load_update_key
 from daemons.service import log_event, race, sd_notify
+from daemons.startup import load_data
 from daemons.wiring import (
     Node,
     check_chain,
@@ -32,7 +34,6 @@ from daemons.wiring import (
     run_daemon,
     web3_chain,
 )
-from models.data import load_dataset
 
 log = logging.getLogger("fedchain.org")
 FOREVER = Backoff(attempts=None, base_s=0.2, max_s=10.0)
@@ -46,16 +47,19 @@ async def run_org(cfg: DaemonConfig) -> int:
 async def _main(node: Node, account: Any) -> None:
     cfg = node.cfg
     assert cfg.federation is not None
+    update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
+    fed = cfg.federation
+    eval_data = await asyncio.to_thread(load_data, cfg.path, "federation.eval_data", fed.eval_data)
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)
     chain = web3_chain(binding, account, node)
-    eval_data = await asyncio.to_thread(load_dataset, cfg.federation.eval_data)
     async with open_storage(node) as storage:
         await register_clients(chain, cfg.federation.clients)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
-        org = OrgRounds(cfg, chain, storage, Ledger(node.store), cache, eval_data, node.metrics)
+        ledger = Ledger(node.store)
+        org = OrgRounds(cfg, chain, storage, ledger, cache, eval_data, node.metrics, update_key)
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
 

@@ -94,6 +94,8 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=d.seed, help="seed for data split and model")
     add("--data", type=Path, default=DEFAULT_DATA_DIR, help="Fashion-MNIST IDX directory")
     add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon")
+    add("--no-swarm-key", action="store_true", help="bundled nodes without a private network")
+    add("--encrypt-updates", action="store_true", help="clients seal updates to the org's key")
 
 
 def resolve_penalty(penalty: str | None, ewc_lambda: float) -> tuple[str, str]:
@@ -138,6 +140,8 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             seed=a.seed,
             data_dir=a.data,
             xla_threads=a.xla_threads,
+            swarm_key=not a.no_swarm_key,
+            encrypt_updates=a.encrypt_updates,
         )
     )
 

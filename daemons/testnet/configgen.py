@@ -11,6 +11,7 @@ from pathlib import Path
 from daemons.testnet.spec import NetSpec
 
 KEY_ENV = "FEDCHAIN_PRIVATE_KEY"
+ENCRYPTION_KEY_ENV = "FEDCHAIN_ENCRYPTION_KEY"
 # Every daemon gets the websocket doorbell (`ws_url`), which wakes it on each new block; the
 # poll is only the fallback and the deadline check. A short poll costs every daemon (and
 # anvil) a few RPCs per tick, CPU the 2-core testnet needs for training and IPFS.
@@ -126,13 +127,22 @@ def org_config(
         "client_names": {c: f"client-{i}" for i, c in enumerate(clients)},
     }
     tables["training"] = training_table(spec)
+    if spec.encrypt_updates:  # the key itself comes from the env (supervisor.daemon_env)
+        tables["encryption"] = {"updates": "encrypted", "key_env": ENCRYPTION_KEY_ENV}
     return render_toml(tables)
 
 
 def client_config(
-    ep: Endpoints, api_url: str, state_dir: Path, data_path: Path, health_port: int = 0
+    ep: Endpoints,
+    api_url: str,
+    state_dir: Path,
+    data_path: Path,
+    encrypted: bool = False,
+    health_port: int = 0,
 ) -> str:
-    """One client daemon's TOML."""
+    """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update)."""
     tables = _common(ep, api_url, state_dir, health_port)
     tables["data"] = {"path": str(data_path)}
+    if encrypted:
+        tables["encryption"] = {"updates": "encrypted"}
     return render_toml(tables)

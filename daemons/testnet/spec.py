@@ -50,6 +50,8 @@ class NetSpec:
     seed: int = 0
     data_dir: Path = DEFAULT_DATA_DIR
     xla_threads: int = 1
+    swarm_key: bool = True  # bundled nodes form a private network (a fresh swarm.key per run)
+    encrypt_updates: bool = False  # clients seal updates to the org's X25519 key
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (paths as strings) for the run dir's state file."""

@@ -20,11 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from nacl.public import PrivateKey
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
 from daemons.anvil import Anvil, dev_private_keys, free_port
-from daemons.testnet.configgen import KEY_ENV, Endpoints, client_config, org_config
+from daemons.testnet.configgen import (
+    ENCRYPTION_KEY_ENV,
+    KEY_ENV,
+    Endpoints,
+    client_config,
+    org_config,
+)
 from daemons.testnet.partition import PartitionPlan, write_partitions
 from daemons.testnet.procs import Child, stop_children
 from daemons.testnet.spec import NetSpec, RunDir, TestnetError, write_net_file
@@ -150,13 +157,24 @@ class Supervisor:
         from daemons.ipfs_node import BundledIpfsNode
 
         nodes = []
+        swarm_key = self._swarm_key()
         for i in range(self.spec.clients + 1):
             name = "org" if i == 0 else f"client-{i - 1}"
             log = self.run.logs / f"ipfs-{name}.log"
-            node = BundledIpfsNode(self.run.ipfs / name, log_path=log)
+            node = BundledIpfsNode(self.run.ipfs / name, log_path=log, swarm_key=swarm_key)
             self.stack.callback(node.stop)  # stop() is safe on a node that never started
             nodes.append(node)
         return nodes
+
+    def _swarm_key(self) -> Path | None:
+        """A fresh private-network key for this run's nodes (docs/security.md), unless off."""
+        if not self.spec.swarm_key:
+            return None
+        from daemons.privacy.swarm_key import write_swarm_key
+
+        path = self.run.ipfs / "swarm.key"
+        path.unlink(missing_ok=True)  # a restarted supervisor of the same run makes a new one
+        return write_swarm_key(path)
 
     def _connect(self, nodes: list[Any]) -> list[str]:
         """Dial every client's node to the org's (a star: updates and models pass the org)."""
@@ -179,13 +197,17 @@ class Supervisor:
         state = self.run.state / "org"
         cfg.write_text(org_config(self.spec, ep, apis[0], state, clients, test_path, ports["org"]))
         env = daemon_env(self.org_key, self.spec.xla_threads)
+        if self.spec.encrypt_updates:  # a fresh X25519 key per run, held only in the org's env
+            env[ENCRYPTION_KEY_ENV] = bytes(PrivateKey.generate()).hex()
         self.children.append(
             Child("org", daemon_argv("org", cfg), env, self.run.logs / "org.log", self.run.root)
         )
         for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
-            cfg.write_text(client_config(ep, apis[i + 1], self.run.state / name, path, ports[name]))
+            encrypted = self.spec.encrypt_updates
+            state = self.run.state / name
+            cfg.write_text(client_config(ep, apis[i + 1], state, path, encrypted, ports[name]))
             env = daemon_env(key, self.spec.xla_threads)
             argv = daemon_argv("client", cfg)
             self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from nacl.public import PrivateKey
 
 from contracts.events import LogMeta, RoundOpened
 from daemons.client.job import train_seed
@@ -17,6 +18,7 @@ from daemons.config import (
     ChainConfig,
     DaemonConfig,
     DataConfig,
+    EncryptionConfig,
     IdentityConfig,
     IpfsConfig,
     ServiceConfig,
@@ -24,6 +26,9 @@ from daemons.config import (
 )
 from daemons.metrics import Metrics
 from daemons.ports import BlobCache
+from daemons.privacy.envelope import Binding, open_update
+from daemons.privacy.keys import public_hex
+from daemons.privacy.policy import UpdateEncryption
 from daemons.round_config import RoundConfig, encode_round_config
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from models.data import Dataset
@@ -60,6 +65,7 @@ async def open_round(
     penalty: str = "ewc",
     fisher: bool = True,
     base_fisher: bool = True,
+    encryption: UpdateEncryption | None = None,
 ) -> RoundOpened:
     params = params_to_numpy(get_model("logreg").init(jax.random.PRNGKey(0)))
     zeros = jax.tree_util.tree_map(np.zeros_like, params)
@@ -67,7 +73,7 @@ async def open_round(
     sections = {"params": params, "fisher": zeros} if base_fisher else {"params": params}
     base = await storage.put(encode_blob(sections, meta))
     training = TrainingConfig(epochs=1, batch_size=10, fisher_samples=20, penalty=penalty)
-    round_config = RoundConfig(1, "logreg", 7, training, fisher=fisher)
+    round_config = RoundConfig(1, "logreg", 7, training, fisher=fisher, encryption=encryption)
     cfg = await storage.put(encode_round_config(round_config))
     r = chain.open_round(base.cid, base.digest, deadline, cfg.cid)
     info = chain.rounds[r]
@@ -214,3 +220,30 @@ async def test_tampered_base_model_skips_the_round(
         await client.on_round_opened(event)
     assert chain.sent == []
     assert any("bad base model" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_encrypted_round_publishes_one_sealed_envelope(tmp_path: Path) -> None:
+    """Sealed to the round config's org key; made once, so a restart re-sends the same CID."""
+    org = PrivateKey(bytes(range(32)))
+    client, chain, storage, _ = make_client(tmp_path)
+    policy = UpdateEncryption(public_hex(org))
+    event = await open_round(chain, storage, 2000, encryption=policy)
+    info = chain.rounds[1]
+    again = await client._update_blob(info)
+    await client.on_round_opened(event)
+    cid, _, _ = chain.submitted[(1, ME)]
+    assert storage.blobs[cid] == again  # the envelope is kept, not re-sealed with a new key
+    plain = open_update(again, org, Binding(1, ME, event.base_cid), 1 << 20)
+    assert decode_blob(plain).metadata.client == ME
+
+
+async def test_a_client_that_requires_encryption_skips_a_plaintext_round(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, chain, storage, _ = make_client(tmp_path)
+    client.cfg = dataclasses.replace(client.cfg, encryption=EncryptionConfig(updates="encrypted"))
+    with caplog.at_level(logging.ERROR):
+        await client.on_round_opened(await open_round(chain, storage, 2000))
+    assert chain.submitted == {}
+    errors = [r.fields["error"] for r in caplog.records if hasattr(r, "fields")]  # type: ignore[attr-defined]
+    assert any("asks for plaintext updates" in e for e in errors)

@@ -118,3 +118,45 @@ def test_keys_from_env_and_keystore(tmp_path: Path) -> None:
         load_account(cfg.identity, {"FEDCHAIN_KEYSTORE_PASSWORD": "bad"})
     with pytest.raises(ConfigError, match="FEDCHAIN_KEYSTORE_PASSWORD"):
         load_account(cfg.identity, {})
+
+
+BAD_CHECKSUM = "0x70997970C51812dc3A010C7d01b50e20d4dc79C8"  # was in org.example.toml
+
+
+@pytest.mark.parametrize("key", ["clients", "contract"])
+def test_a_mixed_case_address_with_a_bad_checksum_is_refused(tmp_path: Path, key: str) -> None:
+    text = ORG.replace(ADDR, BAD_CHECKSUM) if key == "clients" else ORG
+    if key == "contract":
+        text = text.replace("[chain]\n", f'[chain]\ncontract = "{BAD_CHECKSUM}"\n')
+    with pytest.raises(ConfigError, match="EIP-55") as info:
+        load_config(write(tmp_path, text), "org")
+    assert BAD_CHECKSUM in str(info.value)
+    for good in (BAD_CHECKSUM.lower(), "0x" + BAD_CHECKSUM[2:].upper()):  # no checksum: fine
+        load_config(write(tmp_path, ORG.replace(ADDR, good)), "org")
+
+
+def test_example_clients_are_the_anvil_accounts_they_mean() -> None:
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    mnemonic = "test test test test test test test test test test test junk"
+    anvil = [
+        Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}").address
+        for i in (1, 2, 3)
+    ]
+    org = load_config(ROOT / "config/org.example.toml", "org")
+    assert org.federation is not None and list(org.federation.clients) == anvil
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("max_client_share = 1.5", "federation.max_client_share"),
+        ("max_client_share = 0", "federation.max_client_share"),
+        ("max_update_norm = -1", "federation.max_update_norm"),
+        ("max_samples_per_client = -5", "federation.max_samples_per_client"),
+    ],
+)
+def test_influence_bounds_are_checked(tmp_path: Path, line: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_config(write(tmp_path, ORG.replace("rounds = 3", line)), "org")

@@ -7,13 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from contracts.binding import FederatedRounds
 from contracts.errors import ContractPaused, NotOrg
 from contracts.events import RoundOpened, decode_log
-from daemons.chain.sender import BLIND_BUMPS, TxDropped, TxSender, _raised_fees, _worth_repricing
+from daemons.chain.fees import BLIND_BUMPS, raised_fees, worth_repricing
+from daemons.chain.sender import TxDropped, TxSender
 from daemons.chain.store import OUTBOX_DEAD, OUTBOX_DONE, OUTBOX_PENDING, StateStore
 from tests.daemons.chain_helpers import digest, open_round
 from tests.fixtures.anvil import Deployed
+from tests.fixtures.rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -127,8 +131,9 @@ async def test_crash_after_send_before_receipt_waits_for_the_same_tx(
     assert len(await round_opened_events(deployed)) == 1
 
 
+@pytest.mark.parametrize("chain", ["making_blocks", "making_no_blocks"])
 async def test_nonce_taken_by_another_tx_marks_the_entry_dead(
-    deployed: Deployed, tmp_path: Path
+    deployed: Deployed, tmp_path: Path, chain: str
 ) -> None:
     path = tmp_path / "s.db"
     args = await open_round_args(deployed)
@@ -139,15 +144,22 @@ async def test_nonce_taken_by_another_tx_marks_the_entry_dead(
             await dying.send("openRound:1", "openRound", *args)
         del deployed.w3.eth.send_raw_transaction
         await deployed.contract.pause(deployed.org)  # signed outside the outbox: same nonce
-    # pause took the stored tx's nonce, so the stored openRound can never be mined
-    with StateStore(path) as store:
-        fresh = TxSender(deployed.contract, deployed.org, store)
-        with pytest.raises(TxDropped, match="can never be mined"):
-            await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
-        assert store.outbox_get("openRound:1").status == OUTBOX_DEAD  # type: ignore[union-attr]
-        # sending again signs a new transaction, which now reverts on estimation
-        with pytest.raises(ContractPaused):
-            await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+    # pause took the stored tx's nonce, so the stored openRound can never be mined; it is
+    # called dead after 2 new blocks, or (no blocks) 1 s, with no receipt for any version
+    grace = {"dead_grace_blocks": 2, "dead_grace_s": 60.0 if chain == "making_blocks" else 1.0}
+    async with Miner(deployed, every_s=0.3) as miner:
+        if chain == "making_blocks":
+            miner.start()
+        else:
+            deployed.anvil.rpc("evm_setAutomine", [True])
+        with StateStore(path) as store:
+            fresh = TxSender(deployed.contract, deployed.org, store, **grace)  # type: ignore[arg-type]
+            with pytest.raises(TxDropped, match="can never be mined"):
+                await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+            assert store.outbox_get("openRound:1").status == OUTBOX_DEAD  # type: ignore[union-attr]
+            # sending again signs a new transaction, which now reverts on estimation
+            with pytest.raises(ContractPaused):
+                await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
 
 
 async def test_status_zero_receipt_raises_contract_revert(
@@ -312,17 +324,99 @@ async def test_whichever_version_is_mined_settles_the_intent(
 
 def test_raised_fees_rise_enough_and_respect_the_cap() -> None:
     fields = {"maxFeePerGas": 3_000, "maxPriorityFeePerGas": 1_000}
-    fees = _raised_fees(fields, base_fee=1_000, cap=0)
+    fees = raised_fees(fields, base_fee=1_000, cap=0)
     assert fees == {"maxFeePerGas": 3_375, "maxPriorityFeePerGas": 1_125}
-    fees = _raised_fees(fields, base_fee=100_000, cap=0)  # at least 2 x base fee + tip
+    fees = raised_fees(fields, base_fee=100_000, cap=0)  # at least 2 x base fee + tip
     assert fees == {"maxFeePerGas": 201_125, "maxPriorityFeePerGas": 1_125}
-    fees = _raised_fees(fields, base_fee=100_000, cap=5_000)
+    fees = raised_fees(fields, base_fee=100_000, cap=5_000)
     assert fees == {"maxFeePerGas": 5_000, "maxPriorityFeePerGas": 1_125}
-    assert _raised_fees(fields, base_fee=100_000, cap=3_200) is None  # < the 12.5% rise
+    assert raised_fees(fields, base_fee=100_000, cap=3_200) is None  # < the 12.5% rise
 
 
 def test_a_stalled_chain_does_not_escalate_fees_without_end() -> None:
     fields = {"maxFeePerGas": 3_000, "maxPriorityFeePerGas": 1_000}  # signed at base fee 1000
-    assert all(_worth_repricing(fields, 1_000, v) for v in range(1, BLIND_BUMPS + 1))
-    assert not _worth_repricing(fields, 1_000, BLIND_BUMPS + 1)  # the market did not move
-    assert _worth_repricing(fields, 1_500, BLIND_BUMPS + 1)  # base fee rose past its cover
+    assert all(worth_repricing(fields, 1_000, v) for v in range(1, BLIND_BUMPS + 1))
+    assert not worth_repricing(fields, 1_000, BLIND_BUMPS + 1)  # the market did not move
+    assert worth_repricing(fields, 1_500, BLIND_BUMPS + 1)  # base fee rose past its cover
+
+
+async def lagging_sender(
+    d: Deployed, proxy: RpcProxy, store: StateStore, **kwargs: Any
+) -> tuple[TxSender, AsyncWeb3]:
+    """A sender whose node is the proxy (the contract binding, too)."""
+    w3 = AsyncWeb3(AsyncHTTPProvider(proxy.rpc_url))
+    return TxSender(FederatedRounds(w3, d.contract.address), d.org, store, **kwargs), w3
+
+
+async def test_a_receipt_served_after_the_nonce_is_no_false_drop(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """The node reports the new nonce but serves the receipt only from the 4th poll on."""
+    args = await open_round_args(deployed)
+    before = await nonce(deployed, deployed.org)
+    async with RpcProxy(deployed.anvil.rpc_url, lag_polls=3) as proxy:
+        with StateStore(tmp_path / "s.db") as store:
+            sender, w3 = await lagging_sender(deployed, proxy, store)
+            receipt = await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+            entry = store.outbox_get("openRound:1")
+            await w3.provider.disconnect()
+    assert proxy.hidden >= 3, "the fault must have been injected"
+    assert receipt["status"] == 1 and entry is not None and entry.status == OUTBOX_DONE
+    assert await nonce(deployed, deployed.org) == before + 1
+    assert len(await round_opened_events(deployed)) == 1
+
+
+async def test_a_receipt_lagging_blocks_behind_is_no_false_drop(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """A block every 0.2 s; each receipt is served 2 blocks after its block (grace: more)."""
+    args = await open_round_args(deployed)
+    async with Miner(deployed) as miner, RpcProxy(deployed.anvil.rpc_url, lag_blocks=2) as proxy:
+        with StateStore(tmp_path / "s.db") as store:
+            sender, w3 = await lagging_sender(deployed, proxy, store, dead_grace_blocks=4)
+            miner.start()
+            receipt = await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+            entry = store.outbox_get("openRound:1")
+            await w3.provider.disconnect()
+    assert proxy.hidden >= 1
+    assert receipt["status"] == 1 and entry is not None and entry.status == OUTBOX_DONE
+
+
+async def test_reconcile_does_not_drop_a_lagging_receipt(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """An older entry sent (and mined) before a restart, its receipt not yet served."""
+    async with RpcProxy(deployed.anvil.rpc_url, lag_polls=4) as proxy:
+        with StateStore(tmp_path / "s.db") as store:
+            sender, w3 = await lagging_sender(deployed, proxy, store)
+            first = await sender.prepare("add:outsider", "addClient", deployed.outsider.address)
+            await sender.broadcast(first)  # automine: mined now
+            args = await open_round_args(deployed)
+            await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+            assert store.outbox_get("add:outsider").status == OUTBOX_PENDING  # type: ignore[union-attr]
+            for _ in range(5):  # each reconcile asks for the receipt once more
+                await asyncio.wait_for(sender.reconcile(), 30)
+            statuses = {e.key: e.status for e in store.outbox_entries()}
+            await w3.provider.disconnect()
+    assert statuses == {"add:outsider": OUTBOX_DONE, "openRound:1": OUTBOX_DONE}
+
+
+async def test_re_pricing_an_older_entry_while_signing_a_new_one_does_not_deadlock(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """A new send settles older entries under the sender's lock; one refused as underpriced
+    is re-signed there, which must not wait for that same lock (a silent stall)."""
+    async with Miner(deployed) as miner:
+        with StateStore(tmp_path / "s.db") as store:
+            sender = TxSender(deployed.contract, deployed.org, store, bump_after_s=0)
+            older = await sender.prepare("add:outsider", "addClient", deployed.outsider.address)
+            await sender.broadcast(older)
+            deployed.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(100 * 10**9)])
+            deployed.anvil.rpc("evm_mine")  # anvil drops the older one: base fee overtook it
+            miner.start()
+            args = await open_round_args(deployed)
+            await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 20)
+            await asyncio.wait_for(sender.reconcile(), 20)
+            statuses = {e.key: e.status for e in store.outbox_entries()}
+    assert statuses == {"add:outsider": OUTBOX_DONE, "openRound:1": OUTBOX_DONE}
+    assert await deployed.contract.is_client(deployed.outsider.address)

@@ -25,6 +25,7 @@ from daemons.service import (
     EXIT_CRASH,
     EXIT_OK,
     log_event,
+    race,
     sd_notify,
     setup_logging,
     supervise,
@@ -113,6 +114,33 @@ async def test_crash_cancels_others_and_maps_exit_code() -> None:
         return None
 
     assert await supervise([survivor, finishes]) == EXIT_OK
+
+
+async def test_a_crash_ends_the_service_even_if_a_task_will_not_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task that swallows its cancellation must not keep a crashed daemon alive, idle."""
+    monkeypatch.setattr("daemons.service.STOP_TIMEOUT_S", 0.3)
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue
+
+    async def inner() -> None:
+        await race([stubborn, crash], name="org")
+
+    async def crash() -> None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("boom")
+
+    try:
+        assert await asyncio.wait_for(supervise([inner]), 10) == EXIT_CRASH
+    finally:
+        release.set()
 
 
 def test_sd_notify_without_socket_is_noop() -> None:

@@ -41,6 +41,7 @@ class Daemon:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # on every start (e.g. an encryption key)
 
     def start(self, **env: str) -> None:
         """Start (or restart) the daemon; extra env vars such as FEDCHAIN_CRASH_AT."""
@@ -49,6 +50,7 @@ class Daemon:
         full_env = {**os.environ, "FEDCHAIN_PRIVATE_KEY": self.key, "PYTHONUNBUFFERED": "1"}
         full_env.pop("FEDCHAIN_CRASH_AT", None)
         full_env.pop("FEDCHAIN_SUBMIT_DELAY_S", None)
+        full_env.update(self.env)
         full_env.update(env)
         with self.log.open("ab") as out:
             out.write(f"\n===== start {self.starts} env {env} =====\n".encode())
@@ -118,6 +120,7 @@ class Federation:
     block_time_s: float | None = None
     org_options: dict[str, Any] = field(default_factory=dict)
     extra_clients: int = 0
+    encryption: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> [encryption]
     anvil: Anvil | None = None
     ipfs: BundledIpfsNode | None = None
     org: Daemon | None = None
@@ -187,6 +190,9 @@ max_blob_bytes = {self.org_options.get("max_blob_bytes", 1 << 20)}
 state_dir = "{self.tmp / name}"
 health_port = {self.health_ports.setdefault(name, free_port())}
 """
+        if role in self.encryption:
+            table = "\n".join(f"{k} = {json.dumps(v)}" for k, v in self.encryption[role].items())
+            common += f"[encryption]\n{table}\n"
         if role == "client":
             return common + f'[data]\npath = "{self.data[name]}"\n'
         clients = [a.address for a in self.accounts[1 : 1 + self.num_clients + self.extra_clients]]

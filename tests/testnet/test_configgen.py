@@ -68,3 +68,20 @@ def test_generated_configs_pass_the_daemon_config_loader(tmp_path: Path, ewc_lam
     client = tmp_path / "client.toml"
     client.write_text(client_config(EP, "http://127.0.0.1:5002", tmp_path, tmp_path / "c.npz"))
     assert load_config(client, "client").data is not None
+
+
+def test_encrypt_updates_configures_org_and_clients(tmp_path: Path) -> None:
+    from daemons.config import load_config
+
+    spec = NetSpec(run_dir=tmp_path, clients=3, encrypt_updates=True)
+    clients = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"] * 3
+    org = tmp_path / "org.toml"
+    org.write_text(org_config(spec, EP, "http://127.0.0.1:5001", tmp_path, clients, tmp_path))
+    enc = load_config(org, "org").encryption
+    assert enc.updates == "encrypted" and enc.key_env == "FEDCHAIN_ENCRYPTION_KEY"
+    assert "key" not in tomllib.loads(org.read_text())["encryption"]  # no secret in a config
+    client = tmp_path / "client.toml"
+    client.write_text(client_config(EP, "http://x", tmp_path, tmp_path / "c.npz", encrypted=True))
+    assert load_config(client, "client").encryption.updates == "encrypted"
+    plain = NetSpec(run_dir=tmp_path, clients=3)
+    assert "encryption" not in org_config(plain, EP, "http://x", tmp_path, clients, tmp_path)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -106,6 +107,8 @@ async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
     finally:
         await w3.provider.disconnect()
 
+    _outsider_cannot_join(run_dir, net)
+
     res = fedchain("testnet", "down", "--run-dir", str(run_dir), timeout_s=90)
     assert res.returncode == 0 and "stopped" in res.stdout
     net = json.loads((run_dir / "testnet.json").read_text())
@@ -116,6 +119,35 @@ async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
     with pytest.raises(OSError):
         urllib.request.urlopen(net["rpc_url"], data=b"{}", timeout=5)  # anvil is gone
     assert os.listdir(run_dir / "logs")
+
+
+def _outsider_cannot_join(run_dir: Path, net: dict) -> None:
+    """The testnet's nodes form a private network: a node without its swarm key is refused."""
+    import urllib.error
+
+    from daemons.ipfs_node import BundledIpfsNode
+
+    assert (run_dir / "ipfs" / "swarm.key").stat().st_mode & 0o077 == 0
+    assert "private network: swarm key" in (run_dir / "logs" / "ipfs-org.log").read_text()
+    req = urllib.request.Request(f"{net['ipfs_api']}/api/v0/id", data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        ident = json.loads(resp.read())
+    addr = next(a for a in ident["Addresses"] if "/tcp/" in a)
+    key = run_dir / "ipfs" / "swarm.key"
+    with (
+        BundledIpfsNode(run_dir.parent / "outsider-ipfs") as outsider,
+        BundledIpfsNode(run_dir.parent / "member-ipfs", swarm_key=key) as member,
+    ):
+
+        def connect(node: BundledIpfsNode) -> None:
+            url = f"{node.api_url}/api/v0/swarm/connect?arg={urllib.parse.quote(addr, safe='')}"
+            request = urllib.request.Request(url, data=b"", method="POST")
+            urllib.request.urlopen(request, timeout=30).close()
+
+        connect(member)  # with the key: accepted
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            connect(outsider)
+        assert "failure" in refused.value.read().decode()
 
 
 def wait_for(pred, timeout_s: float, what: str) -> None:
