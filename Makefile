@@ -51,8 +51,8 @@ test: setup
 	@$(VENV)/bin/pytest -q
 
 lint: setup
-	@$(VENV)/bin/ruff check daemons contracts models tests benchmarks
-	@$(VENV)/bin/ruff format --check daemons contracts models tests benchmarks
+	@$(VENV)/bin/ruff check daemons contracts models tests benchmarks examples
+	@$(VENV)/bin/ruff format --check daemons contracts models tests benchmarks examples
 	@$(VENV)/bin/mypy
 
 clean:

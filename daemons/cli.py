@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ PLUGINS: tuple[tuple[str, str], ...] = (
     ("daemons.init", "init"),
     ("daemons.cli_clients", "clients"),
     ("daemons.privacy.cli", "keys"),
+    ("daemons.task_cli", "data, new"),
     ("daemons.cli_report", "report"),
 )
 
@@ -115,9 +117,20 @@ def _run_ipfs(args: argparse.Namespace) -> int:
     return int(run_node_command(args.ipfs_args) or 0)
 
 
+def _plugin_path() -> None:
+    """Let `module:attribute` tasks and strategies import from the current directory.
+
+    As `python -m` would; appended, so it cannot shadow an installed package.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _plugin_path()
     if argv[:1] == ["ipfs"]:  # everything after `ipfs`, --help included, is the node's
         return _run_ipfs(argparse.Namespace(ipfs_args=argv[1:]))
     args = build_parser().parse_args(argv)

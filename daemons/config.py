@@ -16,24 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from daemons.errors import ConfigError
+from models import registry
 
 Role = Literal["org", "client"]
 ROLES: tuple[str, ...] = ("org", "client")
-PENALTIES = ("none", "ewc", "fedprox", "fedcurv")
-OPTIMIZERS = ("sgd", "adam")
-MODELS = ("logreg", "2nn", "cnn")
-STRATEGIES = (
-    "fedavg",
-    "fedcurv",
-    "fisher_merge",
-    "median",
-    "trimmed_mean",
-    "krum",
-    "multi_krum",
-    "fedadam",
-    "fedyogi",
-    "fedavgm",
-)
+# The names live in models.registry (JAX-free); these aliases keep old imports working.
+PENALTIES = registry.PENALTIES
+OPTIMIZERS = registry.OPTIMIZERS
+MODELS = registry.MODELS
+STRATEGIES = registry.STRATEGIES
 LOG_FORMATS = ("human", "json")
 UPDATE_MODES = ("public", "encrypted")
 MAX_AUDITORS = 15  # an envelope holds at most 16 recipients: the org and 15 auditors
@@ -99,7 +90,10 @@ class FederationConfig:
     round_duration_s: int = 60
     min_updates: int = 1
     max_updates: int = 3
-    model: str = "2nn"
+    # a built-in task name or "package.module:attribute" of a user's Task (docs/tasks.md);
+    # model "" = the task's default (fashion_mnist: 2nn)
+    task: str = registry.DEFAULT_TASK
+    model: str = ""
     seed: int = 0
     strategy: str = "fedavg"
     strategy_options: dict[str, Any] = field(default_factory=dict)
@@ -125,6 +119,7 @@ class TrainingConfig:
     batch_size: int = 10
     learning_rate: float = 0.05
     optimizer: str = "sgd"
+    momentum: float = 0.0
     penalty: str = "ewc"
     ewc_lambda: float = 10.0
     fedprox_mu: float = 0.01
@@ -134,9 +129,10 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """A client's local data: an .npz (x, y) or a directory of IDX files."""
+    """A client's local data and the task that reads it (the org's round config must match)."""
 
     path: str = ""
+    task: str = registry.DEFAULT_TASK
 
 
 @dataclass(frozen=True)
@@ -195,7 +191,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
 PATH_KEYS |= {("data", "path"), ("encryption", "key_file")}
-NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed")}
+NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed"), ("training", "momentum")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
 NON_NEGATIVE |= {("chain", "low_balance_eth")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
@@ -235,9 +231,42 @@ def parse_config(raw: dict[str, Any], path: Path, role: str) -> DaemonConfig:
         for name in allowed
         if name in raw or name not in REQUIRED_SECTIONS[role]
     }
+    if sections.get("federation") is not None:
+        sections["federation"] = _resolve_model(path, sections["federation"])
     cfg = DaemonConfig(path=str(path), role=role, **sections)
     _check_cross(cfg)
     return cfg
+
+
+def _check_name(path: Path, where: str, value: str, builtins: tuple[str, ...]) -> None:
+    """A built-in name or a well-formed ``package.module:attribute`` plug-in reference."""
+    if registry.is_plugin(value):
+        problem = registry.check_plugin_ref(value)
+        if problem:
+            raise ConfigError(f"{path}: {where}: {problem}")
+        return
+    if value not in builtins:
+        raise ConfigError(
+            f"{path}: {where} = {value!r}; allowed values: {', '.join(builtins)} or "
+            "'package.module:attribute' of your own"
+        )
+
+
+def _resolve_model(path: Path, fed: FederationConfig) -> FederationConfig:
+    """Check task, model and strategy names; model "" becomes a built-in task's default."""
+    _check_name(path, "federation.task", fed.task, registry.TASKS)
+    _check_name(path, "federation.strategy", fed.strategy, registry.STRATEGIES)
+    if registry.is_plugin(fed.task):
+        return fed
+    models = registry.task_models(fed.task)
+    if not fed.model:
+        return dataclasses.replace(fed, model=models[0])
+    if fed.model not in models:
+        raise ConfigError(
+            f"{path}: federation.model = {fed.model!r}; allowed values for task "
+            f"{fed.task!r}: {', '.join(models)}"
+        )
+    return fed
 
 
 def _build_section(path: Path, base: Path, name: str, table: Any) -> Any:
@@ -292,6 +321,8 @@ def _check_value(path: Path, base: Path, name: str, key: str, value: Any) -> Any
     if isinstance(value, int | float) and not isinstance(value, bool):
         if (name, key) in NON_NEGATIVE and value < 0:
             raise ConfigError(f"{path}: {where} = {value!r}; allowed values: >= 0")
+        if (name, key) == ("training", "momentum") and value >= 1:
+            raise ConfigError(f"{path}: {where} = {value!r}; allowed values: 0 <= momentum < 1")
         if (name, key) not in NON_NEGATIVE and value <= 0:
             raise ConfigError(f"{path}: {where} = {value!r}; allowed values: > 0")
     if (name, key) in PATH_KEYS and value:
@@ -314,6 +345,8 @@ def _check_cross(cfg: DaemonConfig) -> None:
         )
     if cfg.data is not None and not cfg.data.path:
         raise ConfigError(f"{p}: data.path is required (an .npz or a directory of IDX files)")
+    if cfg.data is not None:
+        _check_name(Path(p), "data.task", cfg.data.task, registry.TASKS)
     if cfg.role == "client" and not cfg.chain.contract:
         raise ConfigError(f"{p}: chain.contract is required for a client (the org's address)")
     if cfg.chain.contract and not _is_address(cfg.chain.contract):
@@ -322,10 +355,13 @@ def _check_cross(cfg: DaemonConfig) -> None:
 
 
 def _check_registry(p: str, fed: FederationConfig) -> None:
-    """Model and strategy (with its options) through the registries (`daemons.startup`)."""
-    from daemons.startup import check_model, check_strategy
+    """The strategy (with its options) through its registry (`daemons.startup`).
 
-    check_model(p, "federation.model", fed.model)
+    Task and model names were checked against `models.registry` (`_resolve_model`); a
+    plug-in task is imported when the daemon starts (`daemons.task_setup`, exit 2 on error).
+    """
+    from daemons.startup import check_strategy
+
     check_strategy(p, fed.strategy, fed.strategy_options)
 
 

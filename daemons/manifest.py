@@ -42,15 +42,14 @@ class Manifest:
     metrics: dict[str, float]
     timings_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
-    # optional, left out when empty (older manifests lack them): the name of the headline
-    # metric (JSON keys are sorted, so `metrics`' order cannot say it), per-class accuracy of
-    # the model, and the initial model's metrics in a round whose base is round 0's model
-    headline_metric: str = ""
+    headline: str = ""  # the task's headline metric in `metrics` ("" in older manifests)
+    # optional, left out when empty (older manifests lack them): per-class accuracy of the
+    # model, and the initial model's metrics in a round whose base is round 0's model
     per_class: dict[str, list[Any]] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
 
 
-OPTIONAL = ("note", "headline_metric", "per_class", "baseline")
+OPTIONAL = ("note", "headline", "per_class", "baseline")
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -75,7 +74,7 @@ def decode_manifest(data: bytes) -> Manifest:
         metrics=dict(doc["metrics"]),
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
-        headline_metric=doc.get("headline_metric", ""),
+        headline=doc.get("headline", ""),
         per_class=dict(doc.get("per_class", {})),
         baseline=dict(doc.get("baseline", {})),
     )

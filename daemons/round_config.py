@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from daemons.config import MODELS, TrainingConfig
+from daemons.config import TrainingConfig
 from daemons.errors import RejectedUpdate
 from daemons.privacy.policy import UpdateEncryption
+from models import registry
+from models.schema import fisher_in_use as fisher_in_use
 
 FORMAT_VERSION = 1
-# Penalties and strategies that read the Fisher diagonal (EWC's importance, FedCurv's u = F,
-# Fisher-weighted merging). With none of them the Fisher is neither computed nor sent.
-FISHER_PENALTIES = frozenset({"ewc", "fedcurv"})
-FISHER_STRATEGIES = frozenset({"fedcurv", "fisher_merge"})
-
-
-def fisher_in_use(penalty: str, strategy: str) -> bool:
-    """Whether updates and models of a federation carry the Fisher section."""
-    return penalty in FISHER_PENALTIES or strategy in FISHER_STRATEGIES
+# Penalties and strategies that read the Fisher diagonal: one list, in models.registry.
+FISHER_PENALTIES = registry.FISHER_PENALTIES
+FISHER_STRATEGIES = registry.FISHER_STRATEGIES
+# Training keys added after format 1 shipped: written only when not at their default, so an
+# older client (which rejects unknown training keys) still reads a config that does not use them.
+_NEWER_TRAINING_DEFAULTS: dict[str, Any] = {"momentum": 0.0}
+_IDENTITY_KEYS = {"name": str, "model": str, "template": dict, "digest": str}
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class RoundConfig:
 
     `fisher`: whether the update carries the Fisher diagonal (and the base model may); a
     config without the key (from an older org) means yes. `encryption`: to whom updates are
-    sealed (docs/security.md); None (absent) means plaintext updates.
+    sealed (docs/security.md); None (absent) means plaintext updates. `task`: the task's
+    identity (`models.tasks.task_identity`: name, model, parameter template, source sha256);
+    a config without it (an older org) means Fashion-MNIST with `model`, unchecked.
     """
 
     round_id: int
@@ -38,20 +41,31 @@ class RoundConfig:
     training: TrainingConfig
     fisher: bool = True
     encryption: UpdateEncryption | None = None
+    task: Mapping[str, Any] | None = None
+
+
+def _training_doc(training: TrainingConfig) -> dict[str, Any]:
+    doc = dataclasses.asdict(training)
+    for key, default in _NEWER_TRAINING_DEFAULTS.items():
+        if doc.get(key) == default:
+            del doc[key]
+    return doc
 
 
 def encode_round_config(cfg: RoundConfig) -> bytes:
     """Deterministic JSON bytes (sorted keys), so the same round gives the same CID."""
-    doc = {
+    doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "round_id": cfg.round_id,
         "model": cfg.model,
         "seed": cfg.seed,
-        "training": dataclasses.asdict(cfg.training),
+        "training": _training_doc(cfg.training),
         "fisher": cfg.fisher,
     }
     if cfg.encryption is not None:  # absent for public updates: their config CIDs stay as they were
         doc["encryption"] = cfg.encryption.to_json()
+    if cfg.task is not None:
+        doc["task"] = dict(cfg.task)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -67,8 +81,13 @@ def decode_round_config(data: bytes) -> RoundConfig:
 def _from_doc(doc: dict[str, Any]) -> RoundConfig:
     if doc["format_version"] != FORMAT_VERSION:
         raise ValueError(f"format_version {doc['format_version']} (this daemon reads 1)")
-    if doc["model"] not in MODELS:
-        raise ValueError(f"model {doc['model']!r} not one of {', '.join(MODELS)}")
+    task = doc.get("task")
+    if task is None and doc["model"] not in registry.MODELS:
+        raise ValueError(f"model {doc['model']!r} not one of {', '.join(registry.MODELS)}")
+    if task is not None:
+        _check_identity(task)
+    if not isinstance(doc["model"], str):
+        raise ValueError(f"model must be a string, got {doc['model']!r}")
     fields = {f.name for f in dataclasses.fields(TrainingConfig)}
     unknown = set(doc["training"]) - fields
     if unknown:
@@ -87,4 +106,14 @@ def _from_doc(doc: dict[str, Any]) -> RoundConfig:
         training=training,
         fisher=fisher,
         encryption=None if encryption is None else UpdateEncryption.from_json(encryption),
+        task=task,
     )
+
+
+def _check_identity(task: Any) -> None:
+    """A task identity has exactly name, model, template and digest of the right types."""
+    if not isinstance(task, dict) or set(task) != set(_IDENTITY_KEYS):
+        raise ValueError(f"task must be an object with keys {sorted(_IDENTITY_KEYS)}")
+    for key, kind in _IDENTITY_KEYS.items():
+        if not isinstance(task[key], kind):
+            raise ValueError(f"task.{key} must be a {kind.__name__}")

@@ -32,11 +32,13 @@ def check_model(path: str, key: str, name: str) -> None:
 def check_strategy(path: str, name: str, options: dict[str, Any]) -> None:
     """Build the strategy and dry-run one aggregation on a toy round, so that options only
     an aggregation would trip over (a non-integer krum `f`, say) fail now, not at close."""
+    from models.registry import is_plugin
     from models.strategies import STRATEGY_NAMES, ClientUpdate, get_strategy
 
-    if name not in STRATEGY_NAMES:
+    if not is_plugin(name) and name not in STRATEGY_NAMES:
         raise ConfigError(
             f"{path}: federation.strategy = {name!r}; allowed values: {', '.join(STRATEGY_NAMES)}"
+            " or 'package.module:Class'"
         )
     try:
         strategy = get_strategy(name, **dict(options))
@@ -57,13 +59,14 @@ def check_strategy(path: str, name: str, options: dict[str, Any]) -> None:
         ) from None
 
 
-def load_data(path: str, key: str, data_path: str) -> Any:
-    """`models.data.load_dataset(data_path)`, a missing or unreadable file as a ConfigError."""
+def load_data(path: str, key: str, data_path: str, task: Any = None, role: str = "client") -> Any:
+    """The task's data at `data_path` (`Task.read`; None: Fashion-MNIST's loader), a missing,
+    unreadable or wrongly shaped file as a ConfigError."""
     from models.data import load_dataset
     from models.types import ModelsError
 
     try:
-        return load_dataset(data_path)
+        return load_dataset(data_path) if task is None else task.read(data_path, role)
     except (ModelsError, OSError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"{path}: {key} = {data_path!r} cannot be loaded: {exc} "

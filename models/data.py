@@ -1,4 +1,4 @@
-"""Datasets: IDX loading (Fashion-MNIST/MNIST), ``.npz`` files, partitioners, task builders.
+"""Datasets: any-shape ``(x, y)`` arrays, IDX and ``.npz`` loading, partitioners, task builders.
 
 Partitioners follow McMahan et al. 2017 (IID, 2 label-sorted shards per client) and
 Hsu et al. 2019 (Dirichlet(alpha) label skew). All are deterministic for a seed.
@@ -33,22 +33,29 @@ _IDX_DTYPES: dict[int, str] = {
 }
 
 
-class DataError(ModelsError):
+class DataError(ModelsError, ValueError):
     """A dataset file is missing or malformed, or a partition is impossible."""
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images ``x`` float32 ``(N, 28, 28, 1)`` in ``[0, 1]`` and labels ``y`` int32 ``(N,)``."""
+    """Inputs ``x`` ``(N, ...)`` and labels or targets ``y`` ``(N, ...)``, one row per sample.
+
+    Any shapes and dtypes; a task's ``InputSpec`` says which it wants (models/task.py).
+    """
 
     x: np.ndarray
     y: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.x.ndim != 4 or self.x.shape[1:] != (28, 28, 1):
-            raise DataError(f"x must have shape (N, 28, 28, 1), got {self.x.shape}")
-        if self.y.shape != (self.x.shape[0],):
-            raise DataError(f"y must have shape ({self.x.shape[0]},), got {self.y.shape}")
+        if self.x.ndim < 1 or self.y.ndim < 1:
+            raise DataError(
+                f"x and y need a sample axis, got shapes {self.x.shape}, {self.y.shape}"
+            )
+        if self.y.shape[0] != self.x.shape[0]:
+            raise DataError(
+                f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]} (y: {self.y.shape})"
+            )
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -59,11 +66,16 @@ class Dataset:
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray) -> Dataset:
-    """Build a Dataset from uint8 ``(N, 28, 28)`` images (scaled to [0, 1]) and labels."""
+    """A Dataset of ``(N, H, W, 1)`` float32 images (uint8 scaled to [0, 1]) and int32 labels.
+
+    ``(N, H, W)`` images gain a channel axis; ``(N, H, W, C)`` ones keep theirs.
+    """
     x = np.asarray(images, dtype=np.float32)
     if images.dtype == np.uint8:
         x = x / np.float32(255.0)
-    return Dataset(x.reshape(-1, 28, 28, 1), np.asarray(labels, dtype=np.int32))
+    if x.ndim == 3:
+        x = x[..., None]
+    return Dataset(x, np.asarray(labels, dtype=np.int32))
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -119,13 +131,11 @@ def save_npz(path: str | os.PathLike[str], ds: Dataset) -> None:
     np.savez_compressed(Path(path), x=ds.x, y=ds.y)
 
 
-def load_dataset(path: str | os.PathLike[str]) -> Dataset:
-    """A dataset from an ``.npz`` (arrays ``x``, ``y``) or an IDX directory (its train split)."""
+def load_arrays(path: str | os.PathLike[str]) -> Dataset:
+    """The arrays ``x`` and ``y`` of an ``.npz`` file as stored (any shapes and dtypes)."""
     p = Path(path)
-    if p.is_dir():
-        return load_idx_dir(p)[0]
     if not p.is_file():
-        raise DataError(f"dataset {p} does not exist (want an .npz file or an IDX directory)")
+        raise DataError(f"dataset {p} does not exist (want an .npz file with arrays x and y)")
     try:
         with np.load(p, allow_pickle=False) as f:
             x, y = f["x"], f["y"]
@@ -133,9 +143,18 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
         raise DataError(f"{p}: .npz must hold arrays 'x' and 'y' ({err})") from err
     except (OSError, ValueError) as err:
         raise DataError(f"{p}: not a readable .npz file ({err})") from err
-    if x.dtype == np.uint8:
-        return make_dataset(x, y)
-    return Dataset(np.asarray(x, np.float32).reshape(-1, 28, 28, 1), np.asarray(y, np.int32))
+    return Dataset(x, y)
+
+
+def load_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """Image data from an ``.npz`` (uint8 pixels scaled to [0, 1]) or an IDX dir (train split)."""
+    p = Path(path)
+    if p.is_dir():
+        return load_idx_dir(p)[0]
+    ds = load_arrays(p)
+    if ds.x.dtype == np.uint8:
+        return make_dataset(ds.x, ds.y)
+    return Dataset(np.asarray(ds.x, np.float32), np.asarray(ds.y, np.int32))
 
 
 def _check_split(num_samples: int, num_clients: int) -> None:
@@ -204,8 +223,9 @@ def partition_dirichlet(
 
 def permute_pixels(ds: Dataset, seed: int) -> Dataset:
     """The same images with one fixed pixel permutation (Goodfellow et al. 2013 task)."""
-    perm = np.random.default_rng(seed).permutation(28 * 28)
-    x = ds.x.reshape(len(ds), 28 * 28)[:, perm].reshape(-1, 28, 28, 1)
+    size = int(np.prod(ds.x.shape[1:]))
+    perm = np.random.default_rng(seed).permutation(size)
+    x = ds.x.reshape(len(ds), size)[:, perm].reshape(ds.x.shape)
     return Dataset(x, ds.y)
 
 

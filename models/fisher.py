@@ -1,11 +1,12 @@
 """Diagonal Fisher information for EWC (Kirkpatrick et al. 2017) and FedCurv (Shoham et al. 2019).
 
-We use the *empirical* Fisher: squared per-example gradients of ``log p(y_true | x)`` with the
+We use the *empirical* Fisher: squared per-example gradients of the task's ``log p(y_true | x)``
+(``Task.log_likelihood``: the softmax for classes, a unit Gaussian for regression) at the
 true label. It is what FL EWC/FedCurv papers and implementations use, it needs one backward
 pass per sample (no label sampling, so no extra randomness), and near a trained optimum it
 approximates the true Fisher. A ``lax.scan`` over fixed-size padded batches bounds memory.
 
-Networks made of dense layers alone (``Model.apply_with_taps``) use Goodfellow 2015,
+Networks made of dense layers alone (``Task.apply_with_taps``) use Goodfellow 2015,
 "Efficient per-example gradient computations": for ``z = a W + b`` the per-example gradient of
 ``W`` is ``a_i (x) delta_i``, so ``sum_i (grad_i W)^2 = (A^2)^T (Delta^2)`` is one matmul and
 ``sum_i (grad_i b)^2 = sum_i delta_i^2``. ``Delta`` for a whole batch is one backward pass of
@@ -23,26 +24,25 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from models.data import Dataset
 from models.networks import Model, TappedApply
+from models.task import Task, as_task
 from models.training import to_batches
 from models.types import ModelsError, Params
 
 
-def _neg_log_likelihood(model: Model, params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    logits = model.apply(params, x[None])
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y[None])[0]
+def _neg_log_likelihood(task: Task, params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+    return task.nll(task.apply(params, x[None]), y[None])[0]
 
 
 BatchSquares = Callable[[Params, jax.Array, jax.Array, jax.Array], Params]
 
 
-def _vmap_squares(model: Model) -> BatchSquares:
+def _vmap_squares(task: Task) -> BatchSquares:
     """Masked sum over a batch of squared per-example gradients, from ``vmap(grad)``."""
     per_example = jax.vmap(
-        jax.grad(functools.partial(_neg_log_likelihood, model)), in_axes=(None, 0, 0)
+        jax.grad(functools.partial(_neg_log_likelihood, task)), in_axes=(None, 0, 0)
     )
 
     def squares(params: Params, x: jax.Array, y: jax.Array, mask: jax.Array) -> Params:
@@ -59,13 +59,13 @@ def _dense_layer_squares(a: jax.Array, delta: jax.Array, mask: jax.Array) -> Par
     return {"w": jnp.matmul(a2.T, d2, precision=jax.lax.Precision.HIGHEST), "b": mask @ d2}
 
 
-def _dense_squares(apply_with_taps: TappedApply) -> BatchSquares:
+def _dense_squares(task: Task, apply_with_taps: TappedApply) -> BatchSquares:
     """The same sum for a dense-only network: one backward pass and one matmul per layer."""
 
     def squares(params: Params, x: jax.Array, y: jax.Array, mask: jax.Array) -> Params:
         def total_nll(taps: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
-            logits, inputs = apply_with_taps(params, x, taps)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).sum(), inputs
+            outputs, inputs = apply_with_taps(params, x, taps)
+            return task.nll(outputs, y).sum(), inputs
 
         zeros = {k: jnp.zeros((x.shape[0], *layer["b"].shape)) for k, layer in params.items()}
         deltas, inputs = jax.grad(total_nll, has_aux=True)(zeros)
@@ -75,12 +75,12 @@ def _dense_squares(apply_with_taps: TappedApply) -> BatchSquares:
 
 
 @functools.lru_cache(maxsize=16)
-def _fisher_fn(model: Model, batch_size: int) -> Callable[..., Any]:
+def _fisher_fn(task: Task, batch_size: int) -> Callable[..., Any]:
     """Jitted sum of squared per-example gradients over padded, masked batches."""
-    if model.apply_with_taps is not None:
-        squares = _dense_squares(model.apply_with_taps)
+    if task.apply_with_taps is not None:
+        squares = _dense_squares(task, task.apply_with_taps)
     else:
-        squares = _vmap_squares(model)
+        squares = _vmap_squares(task)
 
     def run(params: Params, x: jax.Array, y: jax.Array) -> Params:
         xb, yb, mb = to_batches(x, y, jnp.arange(x.shape[0]), batch_size)
@@ -97,7 +97,7 @@ def _fisher_fn(model: Model, batch_size: int) -> Callable[..., Any]:
 
 
 def fisher_diagonal(
-    model: Model,
+    model: Model | Task,
     params: Params,
     data: Dataset,
     batch_size: int = 32,
@@ -112,8 +112,8 @@ def fisher_diagonal(
         raise ModelsError(f"batch_size must be >= 1, got {batch_size}")
     if max_samples is not None and n > max_samples:
         data = data.subset(np.sort(np.random.default_rng(seed).permutation(n)[:max_samples]))
-    fn = _fisher_fn(model, min(batch_size, len(data)))
-    return fn(params, jnp.asarray(data.x, jnp.float32), jnp.asarray(data.y, jnp.int32))
+    fn = _fisher_fn(as_task(model), min(batch_size, len(data)))
+    return fn(params, jnp.asarray(data.x), jnp.asarray(data.y))
 
 
 def online_fisher(prev: Params | None, mean_new: Params, gamma: float) -> Params:

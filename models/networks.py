@@ -1,6 +1,9 @@
-"""Networks of McMahan et al. 2017 as pure ``init(rng) -> params`` / ``apply(params, x)`` pairs.
+"""Network building blocks as pure ``init(rng) -> params`` / ``apply(params, x)`` pairs.
 
-Inputs are float32 ``(N, 28, 28, 1)`` in ``[0, 1]``; outputs are ``(N, 10)`` logits.
+Dense and 'SAME' convolution layers, a dense-stack builder with the fast-Fisher taps, and
+``Model``. The concrete networks live with their task (Fashion-MNIST's logreg / 2NN / CNN of
+McMahan et al. 2017 in ``models/tasks/fashion_mnist.py``, the tabular ones in
+``models/tasks/tabular.py``); ``get_model`` is kept for Fashion-MNIST's names.
 """
 
 from __future__ import annotations
@@ -13,10 +16,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from models.types import ModelsError, Params, PRNGKey
-
-NUM_CLASSES = 10
-INPUT_SHAPE = (28, 28, 1)
+from models import registry
+from models.types import Params, PRNGKey
 
 Taps = Mapping[str, jax.Array]
 TappedApply = Callable[[Params, jax.Array, Taps], tuple[jax.Array, dict[str, jax.Array]]]
@@ -35,18 +36,18 @@ class Model:
     name: str
     init: Callable[[PRNGKey], Params]
     apply: Callable[[Params, jax.Array], jax.Array]
-    input_shape: tuple[int, ...] = INPUT_SHAPE
+    input_shape: tuple[int, ...] = ()
     apply_with_taps: TappedApply | None = None
 
 
-def _dense_init(rng: PRNGKey, fan_in: int, fan_out: int) -> Params:
+def dense_init(rng: PRNGKey, fan_in: int, fan_out: int) -> Params:
     """Glorot-uniform weights and zero bias, the usual default for these models."""
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     w = jax.random.uniform(rng, (fan_in, fan_out), jnp.float32, -limit, limit)
     return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
 
 
-def _conv_init(rng: PRNGKey, size: int, c_in: int, c_out: int) -> Params:
+def conv_init(rng: PRNGKey, size: int, c_in: int, c_out: int) -> Params:
     """Glorot-uniform HWIO kernel and zero bias."""
     fan_in, fan_out = size * size * c_in, size * size * c_out
     limit = math.sqrt(6.0 / (fan_in + fan_out))
@@ -54,7 +55,7 @@ def _conv_init(rng: PRNGKey, size: int, c_in: int, c_out: int) -> Params:
     return {"w": w, "b": jnp.zeros((c_out,), jnp.float32)}
 
 
-def _dense(p: Params, x: jax.Array) -> jax.Array:
+def dense(p: Params, x: jax.Array) -> jax.Array:
     return x @ p["w"] + p["b"]
 
 
@@ -88,7 +89,7 @@ def conv_same(x: jax.Array, w: jax.Array) -> jax.Array:
     return conv_same_lax(x, w)
 
 
-def _max_pool_2x2(x: jax.Array) -> jax.Array:
+def max_pool_2x2(x: jax.Array) -> jax.Array:
     n, h, w, c = x.shape
     return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
@@ -103,74 +104,50 @@ def _dense_stack(
         if i > 0:
             h = jax.nn.relu(h)
         inputs[name] = h
-        h = _dense(params[name], h)
+        h = dense(params[name], h)
         if taps is not None:
             h = h + taps[name]
     return h, inputs
 
 
-def _dense_model(name: str, init: Callable[[PRNGKey], Params], layers: tuple[str, ...]) -> Model:
+def dense_model(
+    name: str,
+    init: Callable[[PRNGKey], Params],
+    layers: tuple[str, ...],
+    input_shape: tuple[int, ...] = (),
+) -> Model:
     """A dense-only network whose ``apply`` and ``apply_with_taps`` share one forward pass."""
 
     def apply(params: Params, x: jax.Array) -> jax.Array:
         return _dense_stack(layers, params, x, None)[0]
 
-    return Model(name, init, apply, apply_with_taps=functools.partial(_dense_stack, layers))
+    taps = functools.partial(_dense_stack, layers)
+    return Model(name, init, apply, input_shape, apply_with_taps=taps)
 
 
-def _logreg_init(rng: PRNGKey) -> Params:
-    return {"out": _dense_init(rng, 784, NUM_CLASSES)}
+def dense_stack_init(sizes: tuple[int, ...], names: tuple[str, ...]) -> Callable[..., Params]:
+    """``init(rng)`` for dense layers ``names`` of widths ``sizes`` (input width first)."""
+    if len(sizes) != len(names) + 1:
+        raise ValueError(f"{len(names)} layers need {len(names) + 1} sizes, got {sizes}")
+
+    def init(rng: PRNGKey) -> Params:
+        keys = jax.random.split(rng, len(names)) if len(names) > 1 else [rng]
+        return {
+            name: dense_init(key, sizes[i], sizes[i + 1])
+            for i, (name, key) in enumerate(zip(names, keys, strict=True))
+        }
+
+    return init
 
 
-def _mlp_init(rng: PRNGKey) -> Params:
-    k1, k2, k3 = jax.random.split(rng, 3)
-    return {
-        "fc1": _dense_init(k1, 784, 200),
-        "fc2": _dense_init(k2, 200, 200),
-        "out": _dense_init(k3, 200, NUM_CLASSES),
-    }
-
-
-def _cnn_init(rng: PRNGKey) -> Params:
-    k1, k2, k3, k4 = jax.random.split(rng, 4)
-    return {
-        "conv1": _conv_init(k1, 5, 1, 32),
-        "conv2": _conv_init(k2, 5, 32, 64),
-        "fc1": _dense_init(k3, 7 * 7 * 64, 512),
-        "out": _dense_init(k4, 512, NUM_CLASSES),
-    }
-
-
-def _cnn_apply(
-    params: Params, x: jax.Array, conv: Callable[[jax.Array, jax.Array], jax.Array] = conv_same
-) -> jax.Array:
-    h = jax.nn.relu(conv(x, params["conv1"]["w"]) + params["conv1"]["b"])
-    h = _max_pool_2x2(h)
-    h = jax.nn.relu(conv(h, params["conv2"]["w"]) + params["conv2"]["b"])
-    h = _max_pool_2x2(h)
-    h = jax.nn.relu(_dense(params["fc1"], h.reshape(h.shape[0], -1)))
-    return _dense(params["out"], h)
-
-
-cnn_apply_slices = functools.partial(_cnn_apply, conv=conv_same_slices)
-cnn_apply_lax = functools.partial(_cnn_apply, conv=conv_same_lax)
-
-_MODELS: dict[str, Model] = {
-    "logreg": _dense_model("logreg", _logreg_init, ("out",)),
-    "2nn": _dense_model("2nn", _mlp_init, ("fc1", "fc2", "out")),
-    "cnn": Model("cnn", _cnn_init, _cnn_apply),
-}
-MODEL_NAMES = tuple(_MODELS)
+MODEL_NAMES = registry.MODELS
 
 
 def get_model(name: str) -> Model:
-    """The model called ``name``: logistic regression, the 2NN or the CNN of McMahan et al. 2017."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ModelsError(
-            f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}"
-        ) from None
+    """Fashion-MNIST's model ``name``: logistic regression, the 2NN or the CNN (McMahan 2017)."""
+    from models.tasks.fashion_mnist import get_network
+
+    return get_network(name)
 
 
 def num_params(params: Params) -> int:

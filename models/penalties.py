@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from models import registry
 from models.types import ModelsError, Params
 
-PENALTY_KINDS = ("none", "ewc", "fedprox", "fedcurv")
+PENALTY_KINDS = registry.PENALTIES
 
 
 class PenaltyError(ModelsError):

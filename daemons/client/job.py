@@ -8,6 +8,7 @@ the same round trains to the same parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Mapping
@@ -17,12 +18,15 @@ from typing import Any
 import jax
 import numpy as np
 
+from daemons.config import TrainingConfig
 from daemons.round_config import RoundConfig
 from models.codec import BlobMetadata, DecodedBlob, encode_blob
 from models.data import Dataset
 from models.fisher import fisher_diagonal
 from models.networks import get_model
 from models.penalties import fedcurv_others, make_penalty
+from models.schema import FederationSchema
+from models.task import Task
 from models.training import TrainConfig, local_train, params_to_numpy
 
 
@@ -40,6 +44,17 @@ def train_seed(seed: int, round_id: int, client: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def train_config(training: TrainingConfig, seed: int) -> TrainConfig:
+    """The optimizer recipe: every `[training]` field that `TrainConfig` has, by name, + seed.
+
+    By name rather than field by field, so a field added to both (e.g. `momentum`) can never
+    be dropped on the way to the optimizer (tests/daemons/test_client_job.py).
+    """
+    wanted = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
+    given = {k: v for k, v in dataclasses.asdict(training).items() if k in wanted}
+    return TrainConfig(**given, seed=seed)
+
+
 def train_update(
     base: DecodedBlob,
     base_cid: str,
@@ -47,24 +62,20 @@ def train_update(
     data: Dataset,
     client: str,
     previous: PreviousUpdate | None = None,
+    task: Task | None = None,
 ) -> bytes:
     """Train on `data` from the base model and encode the update blob.
 
-    The update carries the Fisher diagonal only when the round config asks for it.
+    The update carries the Fisher diagonal only when the round config asks for it. `task`
+    None: Fashion-MNIST's network `config.model` (a round config from an older org).
     """
-    model = get_model(config.model)
+    model: Any = task if task is not None else get_model(config.model)
     t = config.training
     seed = train_seed(config.seed, config.round_id, client)
     penalty = _penalty(base, t.penalty, t.ewc_lambda, t.fedprox_mu, previous)
-    train_config = TrainConfig(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        optimizer=t.optimizer,
-        seed=seed,
-    )
+    train_config_ = train_config(t, seed)
     started = time.perf_counter()
-    trained, metrics = local_train(model, base.sections["params"], data, train_config, penalty)
+    trained, metrics = local_train(model, base.sections["params"], data, train_config_, penalty)
     trained = jax.block_until_ready(trained)  # JAX dispatches asynchronously: time the work
     train_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -72,24 +83,17 @@ def train_update(
     if config.fisher:
         fisher = fisher_diagonal(model, trained, data, max_samples=t.fisher_samples, seed=seed)
         fisher = jax.block_until_ready(fisher)
-    facts = {"loss": metrics.loss, "accuracy": metrics.accuracy, "train_s": train_s}
+    facts = {"loss": metrics.loss, "train_s": train_s}
+    if metrics.accuracy is not None:  # a regression task has none
+        facts["accuracy"] = metrics.accuracy
     facts["fisher_s"] = time.perf_counter() - started
     meta = BlobMetadata(
         "update", config.round_id, client, base_cid, len(data), config.model, train_metrics=facts
     )
-    return encode_blob(_sections(trained, fisher, t.penalty), meta)
-
-
-def _sections(trained: Any, fisher: Any | None, penalty: str) -> dict[str, Any]:
-    """Update sections: params and (if computed) Fisher, plus FedCurv's u = F, v = F ⊙ θ."""
-    sections: dict[str, Any] = {"params": params_to_numpy(trained)}
-    if fisher is None:
-        return sections
-    sections["fisher"] = params_to_numpy(fisher)
-    if penalty == "fedcurv":
-        sections["u"] = sections["fisher"]
-        sections["v"] = jax.tree_util.tree_map(np.multiply, sections["fisher"], sections["params"])
-    return sections
+    schema = FederationSchema.of(trained, t.penalty, "fedavg")
+    params = params_to_numpy(trained)
+    fisher_np = None if fisher is None else params_to_numpy(fisher)
+    return encode_blob(schema.update_sections(params, fisher_np), meta)
 
 
 def _penalty(

@@ -14,9 +14,6 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-import jax
-import numpy as np
-
 from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
 from contracts.events import RoundOpened
 from contracts.state import RoundInfo, RoundStatus
@@ -29,11 +26,15 @@ from daemons.privacy.envelope import Binding
 from daemons.privacy.policy import seal_for_round
 from daemons.round_config import RoundConfig, decode_round_config
 from daemons.service import crash_after_broadcast, crash_point, log_event
+from daemons.task_setup import client_task
 from models.codec import DecodedBlob, decode_blob
 from models.data import Dataset
 from models.errors import BlobRejected
-from models.networks import get_model
-from models.validation import Limits, validate_blob
+from models.registry import DEFAULT_TASK
+from models.schema import FederationSchema
+from models.task import Task
+from models.tasks.loader import zeros_template
+from models.validation import validate_blob
 
 log = logging.getLogger("fedchain.client")
 KV = Any
@@ -59,6 +60,7 @@ class ClientRounds:
         self.round_id = 0
         self.activity = "waiting for a round"  # for /healthz and the testnet's live view
         self._trained = False  # the first training of a process compiles the jitted steps
+        self.task_ref = cfg.data.task if cfg.data is not None else DEFAULT_TASK
 
     async def on_round_opened(self, event: RoundOpened) -> None:
         """Handle a `RoundOpened` (possibly replayed or stale) for this client."""
@@ -138,7 +140,8 @@ class ClientRounds:
     async def _train(self, info: RoundInfo, config: RoundConfig, base_data: bytes) -> bytes:
         """Train from the base model by the round config; keep the update blob in state."""
         r = info.round_id
-        base = self._base(base_data, config)
+        task = client_task(self.task_ref, config.task, config.model)  # refuses a mismatch
+        base = self._base(base_data, config, task)
         previous = self._previous(base)
         started = time.perf_counter()
         self.activity = f"{'training' if self._trained else 'compiling'} round {r}"
@@ -150,9 +153,8 @@ class ClientRounds:
             samples=len(self.data),
             penalty=config.training.penalty,
         )
-        blob = await asyncio.to_thread(
-            train_update, base, info.base_cid, config, self.data, self.chain.address, previous
-        )
+        args = (base, info.base_cid, config, self.data, self.chain.address, previous, task)
+        blob = await asyncio.to_thread(train_update, *args)
         self.metrics.train_seconds.observe(time.perf_counter() - started)
         self._trained = True
         digest = self.cache.put(blob)
@@ -195,17 +197,12 @@ class ClientRounds:
         self.metrics.bytes.labels(direction="in").inc(len(data))
         return data
 
-    def _base(self, data: bytes, config: RoundConfig) -> DecodedBlob:
-        """Validate the base model against the round config's architecture."""
-        abstract = jax.eval_shape(get_model(config.model).init, jax.random.PRNGKey(0))
-        shapes = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, np.float32), abstract)
-        limits = Limits(
-            max_bytes=self.cfg.ipfs.max_blob_bytes,
-            passthrough_sections=frozenset({"server_state", "u", "v"}),
-            optional_sections=frozenset({"fisher"}),  # absent where the federation needs none
-        )
+    def _base(self, data: bytes, config: RoundConfig, task: Task) -> DecodedBlob:
+        """Validate the base model against the shapes of the task's parameter template."""
+        schema = FederationSchema(zeros_template(task), config.training.penalty)
+        limits = schema.model_limits(self.cfg.ipfs.max_blob_bytes)
         expected = {"kind": "model", "model_name": config.model}
-        return validate_blob(data, {"params": shapes, "fisher": shapes}, expected, limits)
+        return validate_blob(data, schema.model_template(), expected, limits)
 
     def _previous(self, base: DecodedBlob) -> PreviousUpdate | None:
         """FedCurv: this client's u, v from the round that produced the base model."""

@@ -18,6 +18,7 @@ from daemons.config import DaemonConfig
 from daemons.ports import BlobCache
 from daemons.service import log_event, race, sd_notify
 from daemons.startup import load_data
+from daemons.task_setup import load_task
 from daemons.wiring import (
     Node,
     check_chain,
@@ -41,7 +42,8 @@ async def _main(node: Node, account: Any) -> None:
     cfg = node.cfg
     assert cfg.data is not None
     log_event(log, logging.INFO, "client starting", address=account.address, rpc=cfg.chain.rpc_url)
-    data = await asyncio.to_thread(load_data, cfg.path, "data.path", cfg.data.path)
+    task = await asyncio.to_thread(load_task, cfg.data.task, "", f"{cfg.path}: data.task")
+    data = await asyncio.to_thread(load_data, cfg.path, "data.path", cfg.data.path, task)
     await check_chain(node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
     if not await binding.is_client(account.address):

@@ -60,7 +60,7 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
         round_id=r,
         model_cid=published["model_cid"],
         manifest_cid=published["manifest_cid"],
-        accuracy=published["accuracy"],
+        **published["headline"],
     )
     await _retain(org, r)
     _forget_local(org, info)
@@ -78,29 +78,32 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
     bounds = influence_bounds(fed)
-    result = await asyncio.to_thread(aggregate_step, base, updates, *args, org.with_fisher, bounds)
+    result = await asyncio.to_thread(
+        aggregate_step, base, updates, *args, org.with_fisher, bounds, org.task.task
+    )
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     _log_rejected(org, info, result)
     started = time.perf_counter()
     num_samples = sum(s.num_samples for s in accepted if s.client in result.weights)
-    meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, fed.model)
+    model_name = org.task.task.model
+    meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, model_name)
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _manifest(org, info, model.cid, subs, result)
     extras_started = time.perf_counter()
     params = result.sections["params"]
     extras = await asyncio.to_thread(
-        round_extras, base, params, org.eval_data, fed.per_class_metrics
+        round_extras, base, org.task.task, params, org.eval_data, fed.per_class_metrics
     )
     timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
     timings |= {"evaluate_s": result.evaluate_s, "publish_s": time.perf_counter() - started}
     timings["per_class_s"] = time.perf_counter() - extras_started
-    manifest = replace(manifest, headline_metric=next(iter(result.metrics), ""), **extras)
+    manifest = replace(manifest, **extras)
     manifest_cid = (await org.put(encode_manifest(_with_timings(manifest, timings)))).cid
     return {
         "model_cid": model.cid,
         "model_digest": model.digest.hex(),
         "manifest_cid": manifest_cid,
-        "accuracy": result.metrics.get("accuracy"),
+        "headline": dict(list(result.metrics.items())[:1]),  # the task's headline metric
         "metrics": result.metrics,
     }
 
@@ -173,6 +176,7 @@ def _manifest(
         excluded=tuple(excluded),
         metrics=result.metrics,
         note=result.note,
+        headline=next(iter(result.metrics)),
     )
 
 

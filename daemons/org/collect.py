@@ -14,7 +14,6 @@ from contracts.state import RoundInfo
 from daemons.config import FederationConfig
 from daemons.errors import RejectedUpdate
 from daemons.org.ledger import ACCEPTED, Submission
-from daemons.org.model_step import update_limits, update_template
 from daemons.org.unseal import public_train, update_plaintext
 from daemons.ports import fetch
 from daemons.service import log_event
@@ -96,14 +95,15 @@ async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
         return Verdict(exc.reason, exc.detail or str(exc))
     base = await base_blob(org, info)
     assert org.cfg.training is not None and org.cfg.federation is not None
-    template = update_template(base.sections["params"], org.cfg.training.penalty)
+    # shapes from the task's parameter template; values from the base (norm of the change)
+    template = org.schema.update_template(base.sections["params"])
     expected = {
         "kind": "update",
         "round_id": info.round_id,
         "client": sub.client,
         "base_cid": info.base_cid,
         "num_samples": sub.num_samples,
-        "model_name": org.cfg.federation.model,
+        "model_name": org.task.task.model,
     }
     try:
         decoded = validate_blob(plain, template, expected, _limits(org))
@@ -129,7 +129,8 @@ def samples_verdict(num_samples: int, max_samples: int) -> Verdict | None:
 
 def _limits(org: OrgRounds) -> Limits:
     """Blob bounds for updates; the Fisher may be left out where the federation does not use it."""
-    return update_limits(org.cfg.ipfs.max_blob_bytes, org.with_fisher, org.fed.max_update_norm)
+    max_norm = org.fed.max_update_norm if org.fed.max_update_norm > 0 else None
+    return org.schema.update_limits(org.cfg.ipfs.max_blob_bytes, max_norm=max_norm)
 
 
 def influence_bounds(fed: FederationConfig) -> InfluenceBounds:

@@ -11,36 +11,38 @@ from typing import Any
 
 from models.codec import DecodedBlob
 from models.data import Dataset
-from models.networks import get_model
-from models.per_class import is_classification, per_class_accuracy
+from models.per_class import per_class_accuracy
+from models.task import Task
 
 
-def per_class(model_name: str, params: Any, eval_data: Dataset) -> dict[str, list[Any]]:
+def per_class(task: Task, params: Any, eval_data: Dataset) -> dict[str, list[Any]]:
     """`{"accuracy": [...], "num_samples": [...]}` by class id; {} for a non-classifier."""
-    if not is_classification(eval_data):
+    if not task.classification:
         return {}
-    got = per_class_accuracy(get_model(model_name), params, eval_data)
+    got = per_class_accuracy(task, params, eval_data, num_classes=task.num_classes)
     return {"accuracy": list(got.accuracy), "num_samples": list(got.num_samples)}
 
 
-def baseline(base: DecodedBlob, eval_data: Dataset, with_per_class: bool = True) -> dict[str, Any]:
+def baseline(
+    base: DecodedBlob, task: Task, eval_data: Dataset, with_per_class: bool = True
+) -> dict[str, Any]:
     """The initial model's metrics and per-class accuracy; {} unless `base` is round 0's."""
     if base.metadata.round_id != 0:
         return {}
     from daemons.org.model_step import evaluate_metrics
 
-    name, params = base.metadata.model_name, base.sections["params"]
-    doc: dict[str, Any] = {"metrics": evaluate_metrics(name, params, eval_data)}
-    classes = per_class(name, params, eval_data) if with_per_class else {}
+    params = base.sections["params"]
+    doc: dict[str, Any] = {"metrics": evaluate_metrics(task, params, eval_data)}
+    classes = per_class(task, params, eval_data) if with_per_class else {}
     if classes:
         doc["per_class"] = classes
     return doc
 
 
 def round_extras(
-    base: DecodedBlob, params: Any, eval_data: Dataset, with_per_class: bool = True
+    base: DecodedBlob, task: Task, params: Any, eval_data: Dataset, with_per_class: bool = True
 ) -> dict[str, Any]:
     """Manifest fields `per_class` and `baseline` (each left out when empty)."""
-    classes = per_class(base.metadata.model_name, params, eval_data) if with_per_class else {}
-    extras = {"per_class": classes, "baseline": baseline(base, eval_data, with_per_class)}
+    classes = per_class(task, params, eval_data) if with_per_class else {}
+    extras = {"per_class": classes, "baseline": baseline(base, task, eval_data, with_per_class)}
     return {k: v for k, v in extras.items() if v}

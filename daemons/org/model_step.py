@@ -21,8 +21,10 @@ from models.data import Dataset
 from models.evaluate import evaluate
 from models.fisher import online_fisher
 from models.influence import InfluenceBounds, screen
-from models.networks import get_model
+from models.networks import Model, get_model
+from models.schema import FederationSchema
 from models.strategies import ClientUpdate, get_strategy
+from models.task import Task
 from models.training import params_to_numpy
 from models.validation import Limits
 
@@ -43,22 +45,21 @@ class StepResult:
     rejected: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def initial_sections(model_name: str, seed: int, with_fisher: bool = True) -> Sections:
-    """Round-0 model from the seed (deterministic), with an all-zero federation Fisher."""
-    params = params_to_numpy(get_model(model_name).init(jax.random.PRNGKey(seed)))
+def initial_sections(
+    model_name: str, seed: int, with_fisher: bool = True, task: Task | None = None
+) -> Sections:
+    """Round-0 model from the seed (deterministic), with an all-zero federation Fisher.
+
+    `task` None: Fashion-MNIST's network `model_name`.
+    """
+    init = task.init if task is not None else get_model(model_name).init
+    params = params_to_numpy(init(jax.random.PRNGKey(seed)))
     return {"params": params, "fisher": _zeros(params)} if with_fisher else {"params": params}
 
 
 def update_template(params: Mapping[str, Any], penalty: str) -> Sections:
-    """The sections, keys and shapes a client update must have.
-
-    "fisher" may be left out where the federation does not use it (`collect._limits`).
-    """
-    shapes = _zeros(params)
-    template: Sections = {"params": shapes, "fisher": shapes}
-    if penalty == "fedcurv":
-        template.update({"u": shapes, "v": shapes})
-    return template
+    """The sections, keys and shapes a client update must have (`FederationSchema`)."""
+    return FederationSchema.of(params, penalty, "fedavg").update_template()
 
 
 def update_limits(max_bytes: int, with_fisher: bool, max_update_norm: float) -> Limits:
@@ -92,12 +93,14 @@ def aggregate_step(
     eval_data: Dataset,
     with_fisher: bool = True,
     bounds: InfluenceBounds | None = None,
+    task: Task | None = None,
 ) -> StepResult:
     """Screen the accepted updates (`bounds`), merge them into the base, update Fisher, evaluate.
 
     Without `with_fisher` the new model has no Fisher section (nothing reads it). Updates
     the round-level norm rule rejects are in `rejected`; the others reach the strategy with
-    their sample counts capped (`models.influence`).
+    their sample counts capped (`models.influence`). `metrics` holds the task's metrics,
+    headline first (`task` None: Fashion-MNIST's network named in the base's metadata).
     """
     started = time.perf_counter()
     strategy = get_strategy(strategy_name, **dict(strategy_options))
@@ -110,15 +113,16 @@ def aggregate_step(
     note = "" if ordered else "no valid update: the base model is kept"
     aggregate_s = time.perf_counter() - started
     started = time.perf_counter()
-    metrics = evaluate_metrics(base.metadata.model_name, sections["params"], eval_data)
+    model = task if task is not None else get_model(base.metadata.model_name)
+    metrics = evaluate_metrics(model, sections["params"], eval_data)
     evaluate_s = time.perf_counter() - started
     return StepResult(sections, weights, excluded, metrics, note, aggregate_s, evaluate_s, rejected)
 
 
-def evaluate_metrics(model_name: str, params: Any, eval_data: Dataset) -> dict[str, float]:
-    """The org's held-out metrics of `params`; the first key is the headline metric."""
-    ev = evaluate(get_model(model_name), params, eval_data)
-    return {"accuracy": ev.accuracy, "loss": ev.loss, "num_samples": float(ev.num_samples)}
+def evaluate_metrics(model: Model | Task, params: Any, eval_data: Dataset) -> dict[str, float]:
+    """The org's held-out metrics of `params`: the task's, headline first, then num_samples."""
+    ev = evaluate(model, params, eval_data)
+    return {**ev.metrics, "num_samples": float(ev.num_samples)}
 
 
 def _merge(

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from dataclasses import replace
 from typing import Any
 
 from nacl.public import PrivateKey
@@ -30,9 +31,11 @@ from daemons.org.prefetch import Prefetcher
 from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.privacy.policy import org_policy
-from daemons.round_config import RoundConfig, encode_round_config, fisher_in_use
+from daemons.round_config import RoundConfig, encode_round_config
 from daemons.service import crash_point, log_event
+from daemons.task_setup import OrgTask, org_task
 from models.codec import encode_blob
+from models.schema import FederationSchema
 
 log = logging.getLogger("fedchain.org")
 
@@ -57,6 +60,7 @@ class OrgRounds:
         eval_data: Any,
         metrics: Metrics,
         update_key: PrivateKey | None = None,
+        task: OrgTask | None = None,
     ) -> None:
         assert cfg.federation is not None and cfg.training is not None
         self.cfg, self.chain, self.storage = cfg, chain, storage
@@ -66,11 +70,23 @@ class OrgRounds:
         self.prefetch = Prefetcher(storage, cache, cfg.ipfs)
         self.round_id = 0
         self.activity = "starting"  # what the org is doing now, for /healthz and the live view
-        # models and updates carry the Fisher only when a penalty or the strategy reads it
-        self.with_fisher = fisher_in_use(self.training.penalty, self.fed.strategy)
+        self.task = task or org_task(cfg)
         # [encryption] updates = "encrypted": clients seal updates to this key (docs/security.md)
         self.update_key = update_key
         self.encryption = org_policy(cfg.encryption, update_key)
+
+    @property
+    def schema(self) -> FederationSchema:
+        """The blob layout for the current penalty and strategy (task shapes fixed at start)."""
+        base = self.task.schema
+        if (base.penalty, base.strategy) == (self.training.penalty, self.fed.strategy):
+            return base
+        return replace(base, penalty=self.training.penalty, strategy=self.fed.strategy)
+
+    @property
+    def with_fisher(self) -> bool:
+        """Models and updates carry the Fisher only when a penalty or the strategy reads it."""
+        return self.schema.fisher
 
     async def view(self) -> tuple[RoundView, RoundInfo | None]:
         """The current round on chain, joined with the ledger's submissions for it."""
@@ -159,8 +175,9 @@ class OrgRounds:
 
     async def publish_initial(self) -> tuple[str, bytes]:
         """Build the seeded round-0 model and put it to IPFS (same seed, same CID)."""
-        sections = initial_sections(self.fed.model, self.fed.seed, self.with_fisher)
-        meta = model_metadata(0, self.chain.address, "", 0, self.fed.model)
+        task = self.task.task
+        sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
+        meta = model_metadata(0, self.chain.address, "", 0, task.model)
         blob = encode_blob(sections, meta)
         stored = await self.put(blob)
         log_event(log, logging.INFO, "initial model published", cid=stored.cid, seed=self.fed.seed)
@@ -172,11 +189,12 @@ class OrgRounds:
         base_cid, base_digest = await self.next_base(round_id, info)
         config = RoundConfig(
             new_id,
-            self.fed.model,
+            self.task.task.model,
             self.fed.seed,
             self.training,
             self.with_fisher,
             encryption=self.encryption,
+            task=self.task.identity,
         )
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s

@@ -24,6 +24,7 @@ from daemons.ports import BlobCache
 from daemons.privacy.keys import load_update_key
 from daemons.service import log_event, race, sd_notify
 from daemons.startup import load_data
+from daemons.task_setup import org_task
 from daemons.wiring import (
     Node,
     check_chain,
@@ -50,7 +51,9 @@ async def _main(node: Node, account: Any) -> None:
     update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
     fed = cfg.federation
-    eval_data = await asyncio.to_thread(load_data, cfg.path, "federation.eval_data", fed.eval_data)
+    task = await asyncio.to_thread(org_task, cfg)  # a bad task or strategy: exit 2, now
+    where = "federation.eval_data"
+    eval_data = await asyncio.to_thread(load_data, cfg.path, where, fed.eval_data, task.task, "org")
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)
@@ -59,7 +62,9 @@ async def _main(node: Node, account: Any) -> None:
         await register_clients(chain, cfg.federation.clients)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         ledger = Ledger(node.store)
-        org = OrgRounds(cfg, chain, storage, ledger, cache, eval_data, node.metrics, update_key)
+        org = OrgRounds(
+            cfg, chain, storage, ledger, cache, eval_data, node.metrics, update_key, task
+        )
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
 

@@ -12,18 +12,17 @@ from typing import Any
 
 from rich.console import Console
 
-from daemons.config import STRATEGIES
 from daemons.errors import ConfigError, FedchainError
 from daemons.testnet.procs import pid_alive
 from daemons.testnet.spec import (
-    DEFAULT_DATA_DIR,
-    MODELS,
     PARTITIONS,
     PENALTIES,
+    STRATEGIES,
     NetSpec,
     RunDir,
     validate,
 )
+from models import registry
 
 DEFAULT_RUN_DIR = Path("runs/testnet")
 
@@ -68,8 +67,11 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
     add("--clients", type=int, default=d.clients, help="client daemons")
     add("--rounds", type=int, default=d.rounds, help="rounds to run")
-    add("--model", choices=MODELS, default=d.model, help="network")
-    add("--strategy", choices=STRATEGIES, default=d.strategy, help="aggregation")
+    tasks = " | ".join(registry.TASKS)
+    add("--task", default=d.task, help=f"{tasks} or package.module:attr")
+    add("--model", default=d.model, help="the task's network (default: the task's first)")
+    strategies = ", ".join(STRATEGIES)
+    add("--strategy", default=d.strategy, help=f"{strategies} or package.module:Class")
     add(
         "--penalty",
         choices=PENALTIES,
@@ -92,7 +94,7 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--round-duration", type=int, default=d.round_duration_s, help="round deadline, s")
     add("--min-updates", type=int, default=d.min_updates, help="updates needed to close")
     add("--seed", type=int, default=d.seed, help="seed for data split and model")
-    add("--data", type=Path, default=DEFAULT_DATA_DIR, help="Fashion-MNIST IDX directory")
+    add("--data", type=Path, default=None, help="the task's data set (Fashion-MNIST: IDX dir)")
     add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon")
     add("--no-swarm-key", action="store_true", help="bundled nodes without a private network")
     add("--encrypt-updates", action="store_true", help="clients seal updates to the org's key")
@@ -120,6 +122,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             run_dir=a.run_dir,
             clients=a.clients,
             rounds=a.rounds,
+            task=a.task,
             model=a.model,
             strategy=a.strategy,
             penalty=penalty,

@@ -118,6 +118,7 @@ def org_config(
         "round_duration_s": spec.round_duration_s,
         "min_updates": spec.min_updates,
         "max_updates": len(clients),
+        "task": spec.task,
         "model": spec.model,
         "seed": spec.seed,
         "strategy": spec.strategy,
@@ -138,11 +139,12 @@ def client_config(
     state_dir: Path,
     data_path: Path,
     encrypted: bool = False,
+    task: str = "fashion_mnist",
     health_port: int = 0,
 ) -> str:
     """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update)."""
     tables = _common(ep, api_url, state_dir, health_port)
-    tables["data"] = {"path": str(data_path)}
+    tables["data"] = {"path": str(data_path), "task": task}
     if encrypted:
         tables["encryption"] = {"updates": "encrypted"}
     return render_toml(tables)

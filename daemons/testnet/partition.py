@@ -1,4 +1,9 @@
-"""Split Fashion-MNIST into per-client `.npz` files plus the org's held-out test set."""
+"""Split a task's data set into per-client files plus the org's held-out evaluation file.
+
+Used by `fedchain testnet up` and `fedchain data split`; the task says where its whole data
+set comes from (`Task.source`), how it is split (`Task.split`) and how a file is written
+(`Task.save_data`). Without a task it is Fashion-MNIST, as before.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data import (
-    Dataset,
-    load_idx_dir,
-    partition_dirichlet,
-    partition_iid,
-    partition_shards,
-)
+from models.data import Dataset
+from models.task import Task, split_on_labels
 
 
 @dataclass(frozen=True)
@@ -36,19 +36,16 @@ class PartitionResult:
     client_paths: tuple[Path, ...]
     test_path: Path
     client_sizes: tuple[int, ...]
-    label_counts: tuple[tuple[int, ...], ...]  # per client, samples per class 0..9
+    label_counts: tuple[tuple[int, ...], ...]  # per client, samples per class (classes only)
 
 
-def split_indices(labels: np.ndarray, plan: PartitionPlan) -> list[np.ndarray]:
+def split_indices(
+    labels: np.ndarray, plan: PartitionPlan, task: Task | None = None
+) -> list[np.ndarray]:
     """Index arrays per client, capped at `samples_per_client` (a seeded subsample)."""
-    if plan.kind == "iid":
-        parts = partition_iid(labels, plan.num_clients, plan.seed)
-    elif plan.kind == "shards":
-        parts = partition_shards(labels, plan.num_clients, plan.seed, plan.shards_per_client)
-    elif plan.kind == "dirichlet":
-        parts = partition_dirichlet(labels, plan.num_clients, plan.seed, alpha=plan.alpha)
-    else:
-        raise ValueError(f"unknown partition {plan.kind!r}; use iid | shards | dirichlet")
+    options = {"alpha": plan.alpha, "shards": plan.shards_per_client}
+    split = task.split if task is not None else split_on_labels
+    parts = split(labels, plan.num_clients, plan.kind, plan.seed, options)
     if plan.samples_per_client <= 0:
         return parts
     rng = np.random.default_rng(plan.seed + 1)
@@ -62,30 +59,48 @@ def _cap(idx: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def save_uint8_npz(path: Path, ds: Dataset) -> None:
-    """Write `x` back as uint8 pixels: 4x smaller and lossless for IDX data.
+    """Fashion-MNIST's file format: `x` as uint8 pixels (4x smaller, lossless for IDX data)."""
+    from models.tasks.fashion_mnist import save_uint8
 
-    `models.data.load_dataset` scales uint8 `x` to [0, 1] again, so clients see the same floats.
-    """
-    pixels = np.rint(ds.x * 255.0)
-    if not np.allclose(pixels / 255.0, ds.x, atol=1e-6):
-        raise ValueError("dataset is not 8-bit; cannot store it as uint8 pixels")
-    np.savez(path, x=pixels.astype(np.uint8), y=ds.y.astype(np.int32))
+    save_uint8(path, ds)
 
 
-def write_partitions(plan: PartitionPlan, source: Path, out_dir: Path) -> PartitionResult:
-    """Load the IDX files at `source`, write client-<i>.npz and org-test.npz into `out_dir`."""
-    train, test = load_idx_dir(source)
+def _label_counts(
+    task: Task, train: Dataset, parts: list[np.ndarray]
+) -> tuple[tuple[int, ...], ...]:
+    if not task.classification or train.y.ndim != 1:
+        return tuple(() for _ in parts)
+    y = train.y.astype(np.int64)
+    size = max(task.num_classes, int(y.max()) + 1 if len(y) else 0)
+    return tuple(tuple(int(c) for c in np.bincount(y[idx], minlength=size)) for idx in parts)
+
+
+def write_partitions(
+    plan: PartitionPlan, source: Path | None, out_dir: Path, task: Task | None = None
+) -> PartitionResult:
+    """Load the task's data set (`source`: its path, None = default), write client-<i>.npz
+    and org-test.npz into `out_dir`."""
+    if task is None:
+        from models.tasks import get_task
+
+        task = get_task("fashion_mnist")
+    if task.source is None:
+        raise ValueError(
+            f"task {task.name!r} has no `source`: give each client its file by hand (its "
+            "load_data reads it) or add source(path) -> (train, test) to the task"
+        )
+    train, test = task.source(None if source is None else str(source))
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = split_indices(train.y, plan)
+    parts = split_indices(train.y, plan, task)
     paths = []
     for i, idx in enumerate(parts):
         path = out_dir / f"client-{i}.npz"
-        save_uint8_npz(path, train.subset(idx))
+        task.save_data(path, train.subset(idx))
         paths.append(path)
     if plan.test_samples > 0:
         keep = np.random.default_rng(plan.seed + 2).permutation(len(test.y))[: plan.test_samples]
         test = test.subset(np.sort(keep))
     test_path = out_dir / "org-test.npz"
-    save_uint8_npz(test_path, test)
-    counts = tuple(tuple(int(c) for c in np.bincount(train.y[idx], minlength=10)) for idx in parts)
+    task.save_data(test_path, test)
+    counts = _label_counts(task, train, parts)
     return PartitionResult(tuple(paths), test_path, tuple(len(p) for p in parts), counts)

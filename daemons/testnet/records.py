@@ -46,8 +46,10 @@ class RoundRecord:
     model_cid: str = ""
     model_digest: str = ""
     manifest_cid: str = ""
+    # every metric of the task's evaluation, and the name of its headline (manifest "headline";
+    # "" before the round's manifest is read)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    headline: str = ""  # the manifest's headline metric name ("" before its manifest is read)
+    headline: str = ""
     per_class: Mapping[str, Sequence[float | None]] = field(default_factory=dict)
     baseline: Mapping[str, Any] = field(default_factory=dict)
     timings_s: Mapping[str, float] = field(default_factory=dict)
@@ -137,7 +139,7 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         r,
         updates=tuple(updates),
         metrics=metrics,
-        headline=headline_of(manifest.get("headline_metric", ""), metrics),
+        headline=headline_of(str(manifest.get("headline", "")), metrics),
         per_class=dict(manifest.get("per_class", {})),
         baseline=dict(manifest.get("baseline", {})),
         timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},

@@ -24,7 +24,7 @@ from daemons.testnet.feed import Feed
 from daemons.testnet.procs import Child, pid_alive, stop_children
 from daemons.testnet.records import RoundRecord
 from daemons.testnet.report import overhead_s, rich_table, summarize, summary_lines, write_report
-from daemons.testnet.spec import NetSpec, RunDir, TestnetError, read_net_file
+from daemons.testnet.spec import DEFAULT_DATA_DIR, NetSpec, RunDir, TestnetError, read_net_file
 
 RUN_ENTRIES = ("logs", "configs", "data", "ipfs", "state", "plots", "report.html")
 RUN_FILES = ("testnet.json", "spec.json", "summary.json", "testnet.tmp")
@@ -77,6 +77,9 @@ def start_supervisor(spec: NetSpec, run: RunDir) -> Child:
     (run.root / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))
     argv = [sys.executable, "-m", "daemons.testnet.supervisor", str(run.root)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # a plug-in task or strategy is imported by module path in every daemon: from the
+    # directory `testnet up` ran in (as `python -m` would), whatever the daemon's cwd
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
     child = Child("supervisor", argv, env, run.logs / "supervisor.log")
     child.die_with_parent = not spec.keep_running
     child.start()
@@ -194,7 +197,7 @@ def finish(run: RunDir, out: Outcome, net: dict[str, Any], spec: NetSpec, t0: fl
     facts = {
         "run dir": str(run.root),
         "clients": str(spec.clients),
-        "model / strategy": f"{spec.model} / {spec.strategy}",
+        "task / model / strategy": f"{spec.task} / {spec.model} / {spec.strategy}",
         "partition": spec.partition,
         "training": f"{spec.epochs} epoch(s), batch {spec.batch_size}, lr {spec.learning_rate}",
         "penalty": f"{spec.penalty} (lambda {spec.ewc_lambda})",
@@ -241,13 +244,28 @@ async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0
     return out
 
 
+def check_plugins(spec: NetSpec) -> None:
+    """Import the task and strategy now, so a typo fails here (exit 2) and not in 5 daemons."""
+    from models.errors import ModelsError
+    from models.strategies import strategy_uses_fisher
+    from models.tasks import get_task
+
+    try:
+        get_task(spec.task, spec.model)
+        strategy_uses_fisher(spec.strategy)
+    except ModelsError as exc:
+        raise ConfigError(f"testnet: {exc}") from None
+
+
 def up(spec: NetSpec, console: Console) -> int:
     """Run a testnet to the end (or keep it running); 0 when every round settled cleanly."""
-    if not spec.data_dir.is_dir():
+    if spec.task == "fashion_mnist" and not (spec.data_dir or DEFAULT_DATA_DIR).is_dir():
         raise ConfigError(
-            f"testnet option --data={spec.data_dir} is not a directory: run `make setup` "
-            "(installs dataset-fashion-mnist) or pass a directory with the four IDX files"
+            f"testnet option --data={spec.data_dir or DEFAULT_DATA_DIR} is not a directory: run "
+            "`make setup` (installs dataset-fashion-mnist) or pass a directory with the four "
+            "IDX files"
         )
+    check_plugins(spec)
     run = RunDir(spec.run_dir.resolve())
     spec = NetSpec(**{**spec.__dict__, "run_dir": run.root})
     prepare_run_dir(run)

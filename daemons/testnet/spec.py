@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemons.config import STRATEGIES
 from daemons.errors import ConfigError, FedchainError
+from models import registry
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-MODELS = ("logreg", "2nn", "cnn")
-PARTITIONS = ("iid", "shards", "dirichlet")
-PENALTIES = ("none", "ewc", "fedprox", "fedcurv")
+# The names live in models.registry (JAX-free); these aliases keep old imports working.
+MODELS = registry.MODELS
+PARTITIONS = registry.PARTITIONS
+PENALTIES = registry.PENALTIES
+STRATEGIES = registry.STRATEGIES
 
 
 class TestnetError(FedchainError):
@@ -30,7 +32,8 @@ class NetSpec:
     run_dir: Path
     clients: int = 4
     rounds: int = 5
-    model: str = "2nn"
+    task: str = registry.DEFAULT_TASK
+    model: str = ""  # "" = the task's default model (fashion_mnist: 2nn)
     strategy: str = "fedavg"
     penalty: str = "ewc"
     ewc_lambda: float = 0.0
@@ -48,7 +51,7 @@ class NetSpec:
     round_duration_s: int = 300
     min_updates: int = 1
     seed: int = 0
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path | None = None  # the task's full data set; None = its default source
     xla_threads: int = 1
     swarm_key: bool = True  # bundled nodes form a private network (a fresh swarm.key per run)
     encrypt_updates: bool = False  # clients seal updates to the org's X25519 key
@@ -64,7 +67,8 @@ class NetSpec:
         fields = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in fields}
         kwargs["run_dir"] = Path(kwargs["run_dir"])
-        kwargs["data_dir"] = Path(kwargs.get("data_dir", DEFAULT_DATA_DIR))
+        data_dir = kwargs.get("data_dir")
+        kwargs["data_dir"] = Path(data_dir) if data_dir and data_dir != "None" else None
         return cls(**kwargs)
 
 
@@ -77,8 +81,7 @@ def validate(spec: NetSpec) -> NetSpec:
     """Reject bad options with a message naming the option and its allowed values."""
     _check(1 <= spec.clients <= 64, "--clients", spec.clients, "an integer from 1 to 64")
     _check(1 <= spec.rounds <= 10_000, "--rounds", spec.rounds, "an integer >= 1")
-    _check(spec.model in MODELS, "--model", spec.model, " | ".join(MODELS))
-    _check(spec.strategy in STRATEGIES, "--strategy", spec.strategy, " | ".join(STRATEGIES))
+    spec = _resolve_names(spec)
     _check(spec.partition in PARTITIONS, "--partition", spec.partition, " | ".join(PARTITIONS))
     _check(spec.penalty in PENALTIES, "--penalty", spec.penalty, " | ".join(PENALTIES))
     _check(spec.ewc_lambda >= 0, "--ewc-lambda", spec.ewc_lambda, "a number >= 0")
@@ -103,6 +106,26 @@ def validate(spec: NetSpec) -> NetSpec:
     ok = api is None or api.startswith(("http://", "https://"))
     _check(ok, "--ipfs-api", api, "a Kubo RPC URL such as http://127.0.0.1:5001")
     return spec
+
+
+def _check_name(option: str, value: str, builtins: tuple[str, ...]) -> None:
+    if registry.is_plugin(value):
+        problem = registry.check_plugin_ref(value)
+        _check(problem is None, option, value, "'package.module:attribute'")
+        return
+    _check(value in builtins, option, value, " | ".join(builtins) + " | package.module:attr")
+
+
+def _resolve_names(spec: NetSpec) -> NetSpec:
+    """Check --task, --model and --strategy; an empty --model becomes the task's default."""
+    _check_name("--task", spec.task, registry.TASKS)
+    _check_name("--strategy", spec.strategy, registry.STRATEGIES)
+    if registry.is_plugin(spec.task):
+        return spec
+    models = registry.task_models(spec.task)
+    model = spec.model or models[0]
+    _check(model in models, "--model", model, f"{' | '.join(models)} for task {spec.task}")
+    return dataclasses.replace(spec, model=model)
 
 
 @dataclass(frozen=True)

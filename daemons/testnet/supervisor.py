@@ -119,7 +119,8 @@ class Supervisor:
         nodes = self._bundled_nodes()
         with ThreadPoolExecutor(max_workers=len(nodes) + 1) as pool:
             started = [pool.submit(node.start) for node in nodes]
-            parted = pool.submit(write_partitions, self._plan(), self.spec.data_dir, self.run.data)
+            data = (self._plan(), self.spec.data_dir, self.run.data, self._task())
+            parted = pool.submit(write_partitions, *data)
             clients = self.net["clients"]
             address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, clients))
             for f in started:
@@ -137,6 +138,11 @@ class Supervisor:
         ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
         self._launch(ep, apis, parts.client_paths, parts.test_path)
         self._phase("running")
+
+    def _task(self) -> Any:
+        from models.tasks import get_task
+
+        return get_task(self.spec.task, self.spec.model)
 
     def _plan(self) -> PartitionPlan:
         s = self.spec
@@ -205,9 +211,9 @@ class Supervisor:
         for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
-            encrypted = self.spec.encrypt_updates
-            state = self.run.state / name
-            cfg.write_text(client_config(ep, apis[i + 1], state, path, encrypted, ports[name]))
+            encrypted, state = self.spec.encrypt_updates, self.run.state / name
+            task, port = self.spec.task, ports[name]
+            cfg.write_text(client_config(ep, apis[i + 1], state, path, encrypted, task, port))
             env = daemon_env(key, self.spec.xla_threads)
             argv = daemon_argv("client", cfg)
             self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))

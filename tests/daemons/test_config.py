@@ -160,3 +160,43 @@ def test_example_clients_are_the_anvil_accounts_they_mean() -> None:
 def test_influence_bounds_are_checked(tmp_path: Path, line: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         load_config(write(tmp_path, ORG.replace("rounds = 3", line)), "org")
+
+
+def test_task_and_model_names(tmp_path: Path) -> None:
+    fed = load_config(write(tmp_path, ORG), "org").federation
+    assert fed is not None and (fed.task, fed.model) == ("fashion_mnist", "2nn")  # today's default
+    text = ORG.replace("rounds = 3", 'rounds = 3\ntask = "breast_cancer"')
+    fed = load_config(write(tmp_path, text), "org").federation
+    assert fed is not None and fed.model == "logreg"
+    strategy = "tests.models.plugin_pkg.toy:MeanStrategy"  # imported and dry-run at load
+    plugin = ORG.replace(
+        "rounds = 3", f'rounds = 3\ntask = "my_pkg.task:task"\nstrategy = "{strategy}"'
+    )
+    fed = load_config(write(tmp_path, plugin), "org").federation
+    assert fed is not None and (fed.task, fed.model, fed.strategy) == (
+        "my_pkg.task:task",
+        "",
+        strategy,
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "needles"),
+    [
+        ('task = "mnist"', ["federation.task", "fashion_mnist, breast_cancer, diabetes"]),
+        ('task = "diabetes"\nmodel = "cnn"', ["federation.model", "linear, mlp"]),
+        ('task = "bad-pkg:task"', ["federation.task", "package.module:attribute"]),
+        ('strategy = "fedsgd"', ["federation.strategy", "fedavg", "package.module:attribute"]),
+    ],
+)
+def test_bad_task_model_strategy_names(tmp_path: Path, line: str, needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, ORG.replace("rounds = 3", f"rounds = 3\n{line}")), "org")
+    assert all(n in str(err.value) for n in needles), str(err.value)
+
+
+def test_momentum_is_a_training_field(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ORG + "momentum = 0.9\n"), "org")
+    assert cfg.training is not None and cfg.training.momentum == 0.9
+    with pytest.raises(ConfigError, match="0 <= momentum < 1"):
+        load_config(write(tmp_path, ORG + "momentum = 1.0\n"), "org")

@@ -94,8 +94,18 @@ def test_npz_round_trip_and_directory_loading(tmp_path: Path) -> None:
 
 
 def test_dataset_rejects_bad_shapes() -> None:
-    with pytest.raises(DataError, match=r"\(N, 28, 28, 1\)"):
-        Dataset(np.zeros((2, 28, 28), np.float32), np.zeros(2, np.int32))
+    with pytest.raises(DataError, match="2 samples but y has 3"):
+        Dataset(np.zeros((2, 28, 28), np.float32), np.zeros(3, np.int32))
+    with pytest.raises(DataError, match="sample axis"):
+        Dataset(np.float32(1.0), np.zeros(1, np.int32))  # type: ignore[arg-type]
+
+
+def test_fashion_task_rejects_other_shapes(tmp_path: Path) -> None:
+    from models.tasks import get_task
+
+    np.savez(tmp_path / "wrong.npz", x=np.zeros((2, 30), np.float32), y=np.zeros(2, np.int32))
+    with pytest.raises(DataError, match=r"wants \(N, 28, 28, 1\)"):
+        get_task("fashion_mnist").read(str(tmp_path / "wrong.npz"))
 
 
 LABELS = np.repeat(np.arange(10), 100)

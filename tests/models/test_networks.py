@@ -60,7 +60,7 @@ def test_slices_conv_hand_checked() -> None:
 
 
 def test_cnn_slices_and_lax_give_same_logits() -> None:
-    from models.networks import cnn_apply_lax, cnn_apply_slices
+    from models.tasks.fashion_mnist import cnn_apply_lax, cnn_apply_slices
 
     model = get_model("cnn")
     params = model.init(jax.random.PRNGKey(0))
