@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .setup-stamps
-DEBIAN_PACKAGES := dataset-fashion-mnist
+DEBIAN_PACKAGES := dataset-fashion-mnist iproute2 systemd curl
 
 .PHONY: setup demo test lint contracts bench-deps clean
 

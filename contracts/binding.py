@@ -7,11 +7,19 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, Web3RPCError
 from web3.types import BlockIdentifier, TxReceipt
 
 from contracts.artifact import Artifact, load_artifact
-from contracts.errors import ContractError, ContractRevert, UnknownRevert, revert_from_data
+from contracts.errors import (
+    ContractError,
+    ContractGone,
+    ContractRevert,
+    UnknownRevert,
+    revert_data,
+    revert_from_data,
+)
+from contracts.evm_target import EvmTargetMismatch, target_mismatch
 from contracts.state import RoundInfo, UpdateInfo
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -34,11 +42,24 @@ def as_digest(value: bytes, name: str = "digest") -> bytes:
 
 
 async def _reverts(awaitable: Any) -> Any:
-    """Await a web3 call; turn revert data into the named ContractRevert subclass."""
+    """Await a web3 call; turn revert data into the named ContractRevert subclass.
+
+    Nodes differ in where the data is: web3 raises `ContractLogicError` with anvil's hex
+    string, or with ganache's nested object; an error web3 does not recognise as a revert
+    (`Web3RPCError`) is one too if its message says so and its data holds revert data.
+    """
     try:
         return await awaitable
     except ContractLogicError as exc:
-        data = exc.data if isinstance(exc.data, str) else None
+        data = revert_data(exc.data)
+        if data is None:
+            data = revert_data([a for a in exc.args if not isinstance(a, str)])
+        raise revert_from_data(data) from exc
+    except Web3RPCError as exc:
+        error: Any = (exc.rpc_response or {}).get("error") or {}
+        data = revert_data(error.get("data")) if isinstance(error, dict) else None
+        if data is None or "revert" not in str(exc).lower():
+            raise
         raise revert_from_data(data) from exc
 
 
@@ -58,20 +79,39 @@ class FederatedRounds:
         artifact = load_artifact()
         tx = await _base_tx(w3, account.address, None)
         tx["data"] = artifact.bytecode
-        tx["gas"] = int(await w3.eth.estimate_gas(tx) * GAS_MARGIN)  # type: ignore[arg-type]
+        try:
+            tx["gas"] = int(await w3.eth.estimate_gas(tx) * GAS_MARGIN)  # type: ignore[arg-type]
+        except (ContractLogicError, Web3RPCError) as exc:
+            mismatch = await target_mismatch(w3, artifact)
+            if mismatch is not None:
+                raise mismatch from exc
+            raise
         signed = account.sign_transaction(tx)
         tx_hash = await w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = await w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
         if receipt["status"] != 1 or not receipt["contractAddress"]:
+            mismatch = await target_mismatch(w3, artifact)
+            if mismatch is not None:
+                raise mismatch
             raise TxFailed(f"deploying FederatedRounds failed: tx {tx_hash.to_0x_hex()}")
         return cls(w3, receipt["contractAddress"], artifact)
 
     # ----- views -----
 
     async def call(self, fn_name: str, *args: Any, block: BlockIdentifier = "latest") -> Any:
-        """Call a view; reverts raise the named ContractRevert subclass."""
+        """Call a view; reverts raise the named ContractRevert subclass, and an address
+        without code (a chain reset under a running daemon) raises ContractGone."""
         fn = self.contract.functions[fn_name](*args)
-        return await _reverts(fn.call(block_identifier=block))
+        try:
+            return await _reverts(fn.call(block_identifier=block))
+        except BadFunctionCallOutput:
+            if await self.w3.eth.get_code(self.address, block_identifier=block):
+                raise
+            url = getattr(self.w3.provider, "endpoint_uri", "the node")
+            raise ContractGone(
+                f"contract {self.address} has no code on the node at {url} (at block "
+                f"{block!r}): the chain was reset; if intended, remove the daemon's state dir"
+            ) from None
 
     async def org(self) -> str:
         return str(await self.call("org"))
@@ -250,4 +290,11 @@ async def _base_tx(
     }
 
 
-__all__ = ["BadArgument", "FederatedRounds", "TxFailed", "UnknownRevert", "as_digest"]
+__all__ = [
+    "BadArgument",
+    "EvmTargetMismatch",
+    "FederatedRounds",
+    "TxFailed",
+    "UnknownRevert",
+    "as_digest",
+]

@@ -15,6 +15,10 @@ class ContractError(Exception):
     """Root of every error the contracts package raises on purpose."""
 
 
+class ContractGone(ContractError):
+    """The contract's address has no code (any more): the chain was reset under a daemon."""
+
+
 class ContractRevert(ContractError):
     """The contract reverted; `error_name` is the Solidity error, `error_args` its arguments."""
 
@@ -153,6 +157,43 @@ def _selectors() -> dict[bytes, _ErrorSpec]:
 
 def _selector(name: str, types: tuple[str, ...]) -> bytes:
     return keccak(text=f"{name}({','.join(types)})")[:4]
+
+
+# where nodes put the revert data inside a JSON-RPC error's `data`: anvil sends the hex
+# string itself; ganache nests it ({"result": "0x..."} for estimation, the string for calls);
+# Hardhat's node ({"data": "0x...", "message": ...}); some wrap once more ("originalError")
+_NESTED_KEYS = ("data", "result", "originalError", "error")
+
+
+def revert_data(value: Any, depth: int = 0) -> str | None:
+    """The 0x-hex revert data in a node's error `data`, however nested; None if there is none."""
+    if depth > 4:
+        return None
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, str):
+        text = value.strip()
+        return text if _is_hex(text) else None
+    if isinstance(value, dict):
+        for key in _NESTED_KEYS:
+            found = revert_data(value.get(key), depth + 1)
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for item in value:
+            found = revert_data(item, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    digits = text[2:]
+    return (
+        text[:2] in ("0x", "0X")
+        and len(digits) % 2 == 0
+        and all(c in "0123456789abcdefABCDEF" for c in digits)
+    )
 
 
 def revert_from_data(data: bytes | str | None) -> ContractRevert:

@@ -102,13 +102,15 @@ def _run_daemon(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.role)
     setup_logging(args.log_format or cfg.service.log_format)
+    from daemons.service import exit_past_stray_threads
+
     if args.role == "org":
         from daemons.org.service import run_org
 
-        return asyncio.run(run_org(cfg))
+        return exit_past_stray_threads(asyncio.run(run_org(cfg)))
     from daemons.client.service import run_client
 
-    return asyncio.run(run_client(cfg))
+    return exit_past_stray_threads(asyncio.run(run_client(cfg)))
 
 
 def _run_ipfs(args: argparse.Namespace) -> int:

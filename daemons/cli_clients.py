@@ -125,14 +125,36 @@ def contract_of(cfg: DaemonConfig) -> str:
 
 
 async def _list(cfg: DaemonConfig, clients: list[str]) -> int:
+    """Config clients with their on-chain state, then on-chain clients the config lacks."""
     w3 = AsyncWeb3(AsyncHTTPProvider(cfg.chain.rpc_url))
     try:
         binding = FederatedRounds(w3, contract_of(cfg))
+        on_chain = await allowed_on_chain(w3, binding.address, cfg.chain.log_chunk_blocks)
         for client in clients:
             allowed = await binding.is_client(client)
             print(
                 f"{client}  {'allowed' if allowed else 'NOT on chain (the org adds it at start)'}"
             )
+        for client in sorted(on_chain - set(clients)):
+            print(f"{client}  allowed on chain, NOT in {cfg.path}")
     finally:
         await w3.provider.disconnect()
     return 0
+
+
+async def allowed_on_chain(w3: AsyncWeb3, contract: str, chunk_blocks: int) -> set[str]:
+    """The allowlist replayed from ClientAdded/ClientRemoved events (the contract keeps no list)."""
+    from contracts.events import ClientAdded, ClientRemoved
+    from daemons.chain.tailer import EventTailer
+
+    allowed: set[str] = set()
+
+    async def apply_event(event: object) -> None:
+        if isinstance(event, ClientAdded):
+            allowed.add(to_checksum_address(event.client))
+        elif isinstance(event, ClientRemoved):
+            allowed.discard(to_checksum_address(event.client))
+
+    with StateStore(":memory:") as store:
+        await EventTailer(w3, contract, store, chunk_blocks=chunk_blocks).sync(apply_event)
+    return allowed

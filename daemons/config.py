@@ -46,6 +46,9 @@ class ChainConfig:
     # refuses it as underpriced); max_fee_gwei caps the max fee per gas (0: no cap)
     fee_bump_after_s: float = 60.0
     max_fee_gwei: float = 0.0
+    # warn when a round is past its deadline by the wall clock and no block came for this
+    # long (a chain that mines only on transactions, e.g. anvil without --block-time); 0: off
+    no_block_warn_s: float = 30.0
     # a WARNING (and the fedchain_balance_eth gauge) when the account holds less (0: never)
     low_balance_eth: float = 0.05
 
@@ -69,6 +72,8 @@ class IpfsConfig:
     # UnixFS chunk size for what this daemon adds. 1 MiB (Kubo's maximum) keeps a blob of up
     # to 1 MiB in one raw block: bitswap's cost is per block more than per byte.
     chunk_bytes: int = MAX_CHUNK_BYTES
+    # IPFS unreachable for longer than this stops the daemon non-zero (0: never)
+    unreachable_exit_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class ServiceConfig:
     health_host: str = "127.0.0.1"
     health_port: int = 0
     log_format: str = "human"
+    # how often the chain and IPFS are probed for /healthz and the IPFS outage bound
+    probe_interval_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -197,6 +204,7 @@ NON_NEGATIVE |= {("chain", "low_balance_eth")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
 NON_NEGATIVE |= {("federation", k) for k in ("max_update_norm", "max_norm_ratio")}
 NON_NEGATIVE |= {("federation", "max_samples_per_client")}
+NON_NEGATIVE |= {("ipfs", "unreachable_exit_s"), ("chain", "no_block_warn_s")}
 
 
 def load_config(path: str | Path, role: str) -> DaemonConfig:
@@ -335,7 +343,6 @@ def _check_cross(cfg: DaemonConfig) -> None:
     p = cfg.path
     if cfg.federation is not None:
         penalty = cfg.training.penalty if cfg.training else "ewc"
-        _check_registry(p, cfg.federation)
         _check_federation(p, cfg.federation, penalty)
     _check_encryption(p, cfg.role, cfg.encryption)
     if cfg.ipfs.chunk_bytes > MAX_CHUNK_BYTES:
@@ -352,17 +359,6 @@ def _check_cross(cfg: DaemonConfig) -> None:
     if cfg.chain.contract and not _is_address(cfg.chain.contract):
         allowed = '"" (org: deploy) or a 0x-prefixed 20-byte hex address (EIP-55 if mixed case)'
         raise _address_error(p, "chain.contract =", cfg.chain.contract, allowed)
-
-
-def _check_registry(p: str, fed: FederationConfig) -> None:
-    """The strategy (with its options) through its registry (`daemons.startup`).
-
-    Task and model names were checked against `models.registry` (`_resolve_model`); a
-    plug-in task is imported when the daemon starts (`daemons.task_setup`, exit 2 on error).
-    """
-    from daemons.startup import check_strategy
-
-    check_strategy(p, fed.strategy, fed.strategy_options)
 
 
 def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:

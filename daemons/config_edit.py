@@ -37,10 +37,19 @@ def set_client(path: Path, client: str, present: bool) -> bool:
     else:
         for i in reversed(at):
             del array[i]
+        _forget_name(doc, wanted)
     if len(array) > 1:
         array.multiline(True)
     _replace(path, tomlkit.dumps(doc))
     return True
+
+
+def _forget_name(doc: tomlkit.TOMLDocument, client: str) -> None:
+    """Drop a removed client's `[federation].client_names` entry (names must be of clients)."""
+    names = doc["federation"].get("client_names")
+    if isinstance(names, dict):
+        for key in [k for k in names if str(k).lower() == client.lower()]:
+            del names[key]
 
 
 def _load(path: Path) -> tomlkit.TOMLDocument:

@@ -15,14 +15,14 @@ import getpass
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from eth_utils import is_address, to_checksum_address
 
-from daemons.config import MODELS, TrainingConfig, load_config
+from daemons.config import TrainingConfig, load_config
 from daemons.errors import ConfigError
+from daemons.init_data import check_task, split_data
 from daemons.init_files import (
     KEYSTORE_FILE,
     ORG_COMMENTS,
@@ -34,13 +34,12 @@ from daemons.init_files import (
     new_keystore,
     org_tables,
     render,
-    swarm_key_text,
-    write_swarm_key,
 )
+from daemons.privacy.swarm_key import new_swarm_key, read_swarm_key, write_swarm_key
+from models import registry
 
 ORG = "org"
 ADDRESSES_FILE = "addresses.txt"
-PARTITIONS = ("iid", "shards", "dirichlet")
 
 
 def register(subparsers: Any) -> None:
@@ -56,24 +55,44 @@ def register(subparsers: Any) -> None:
     who = p.add_mutually_exclusive_group()
     who.add_argument("--clients", type=_count, default=2, metavar="N", help="clients (default 2)")
     who.add_argument("--client", metavar="NAME", help="only one client's folder DIR/NAME")
-    p.add_argument("--rpc-url", default="http://127.0.0.1:8545", help="the chain's JSON-RPC URL")
+    p.add_argument(
+        "--rpc-url",
+        default="http://127.0.0.1:8545",
+        help="the chain's JSON-RPC URL (default: %(default)s)",
+    )
     p.add_argument("--ws-url", default="", help="optional websocket URL (new-block doorbell)")
-    p.add_argument("--contract", default="", help="the deployed contract (default: see below)")
-    p.add_argument("--ipfs-api", default="http://127.0.0.1:5001", help="each host's IPFS RPC API")
+    p.add_argument(
+        "--contract",
+        default="",
+        help="an already deployed contract (default: where the org's new key deploys it)",
+    )
+    p.add_argument(
+        "--ipfs-api",
+        default="http://127.0.0.1:5001",
+        help="each host's own IPFS RPC API (default: %(default)s)",
+    )
     p.add_argument(
         "--state-root", default="", help="state dirs under ROOT/NAME (default: NAME/state)"
     )
     p.add_argument("--private", action="store_true", help="write a swarm key (private IPFS net)")
     p.add_argument("--swarm-key", metavar="FILE", help="with --client: the federation's swarm.key")
-    p.add_argument("--data", metavar="IDX_DIR", help="split this data set (four IDX files)")
-    p.add_argument("--partition", choices=PARTITIONS, default="iid", help="how to split --data")
+    p.add_argument(
+        "--task",
+        default=None,
+        help=f"split this task's data set for the clients: {' | '.join(registry.TASKS)} or "
+        f"package.module:attr (docs/tasks.md; default {registry.DEFAULT_TASK}, no split)",
+    )
+    p.add_argument("--data", metavar="SOURCE", help="the task's data set (Fashion-MNIST: IDX dir)")
+    p.add_argument("--partition", choices=registry.PARTITIONS, default="iid", help="(iid)")
     p.add_argument("--samples-per-client", type=_count, default=0, metavar="N", help="0 = all")
     p.add_argument("--test-samples", type=_count, default=0, metavar="N", help="org's, 0 = all")
     fed = p.add_argument_group("federation plan (the org's [federation]; edit the file for more)")
-    fed.add_argument("--rounds", type=_positive, default=5)
-    fed.add_argument("--round-duration-s", type=_positive, default=120)
-    fed.add_argument("--min-updates", type=_positive, default=1)
-    fed.add_argument("--model", choices=MODELS, default="2nn")
+    fed.add_argument("--rounds", type=_positive, default=5, help="(default: %(default)s)")
+    fed.add_argument(
+        "--round-duration-s", type=_positive, default=120, help="(default: %(default)s)"
+    )
+    fed.add_argument("--min-updates", type=_positive, default=1, help="(default: %(default)s)")
+    fed.add_argument("--model", default="", help="the task's model (default: its first)")
     fed.add_argument("--seed", type=_count, default=0, help="model init and data split seed")
     p.set_defaults(func=run_init)
 
@@ -98,10 +117,14 @@ def run_init(args: argparse.Namespace) -> int:
     _check_args(args, root)
     password = read_password()
     root.mkdir(parents=True, exist_ok=True)
-    if args.client:
-        people = [_make_client_only(args, root, password)]
-    else:
-        people = _make_federation(args, root, password)
+    try:
+        if args.client:
+            people = [_make_client_only(args, root, password)]
+        else:
+            people = _make_federation(args, root, password)
+    except BaseException:
+        shutil.rmtree(root)  # it was absent or empty: leave nothing half-made behind
+        raise
     (root / ADDRESSES_FILE).write_text("".join(f"{p.name} {p.address}\n" for p in people))
     for person in people:
         load_config(_config_path(person), person.role)  # what the daemons will check at start
@@ -117,14 +140,16 @@ def _check_args(args: argparse.Namespace, root: Path) -> None:
     if args.client:
         if not args.contract:
             raise ConfigError("--client needs --contract (the org's printed contract address)")
-        if args.swarm_key and not Path(args.swarm_key).is_file():
-            raise ConfigError(f"--swarm-key {args.swarm_key}: no such file")
+        if args.swarm_key:
+            read_swarm_key(Path(args.swarm_key))  # ConfigError naming the file if it is bad
     elif args.clients < 1:
         raise ConfigError("--clients must be >= 1 (add more later with `fedchain init --client`)")
     elif args.min_updates > args.clients:
         raise ConfigError(f"--min-updates {args.min_updates} > --clients {args.clients}")
-    if args.data and not Path(args.data).is_dir():
-        raise ConfigError(f"--data {args.data}: not a directory with the four IDX files")
+    if args.data and not Path(args.data).exists():
+        raise ConfigError(f"--data {args.data}: no such file or directory")
+    if args.data or args.task:
+        check_task(args.task or registry.DEFAULT_TASK, args.model)
 
 
 def read_password(env: dict[str, str] | None = None) -> str:
@@ -166,10 +191,10 @@ def _make_federation(args: argparse.Namespace, root: Path, password: str) -> lis
     contract = (
         to_checksum_address(args.contract) if args.contract else create_address(org.address, 0)
     )
-    if args.data:
-        _split_data(args, org, clients)
+    if args.data or args.task:
+        split_data(args, org, clients)
     if args.private:
-        key = swarm_key_text()
+        key = new_swarm_key()
         for person in (org, *clients):
             write_swarm_key(person.folder / "ipfs" / SWARM_KEY_FILE, key)
     _write_org(args, org, [c.address for c in clients], args.contract)
@@ -184,38 +209,11 @@ def _make_client_only(args: argparse.Namespace, root: Path, password: str) -> Pa
         args.client, "client", new_keystore(folder / KEYSTORE_FILE, password), folder
     )
     if args.swarm_key:
-        write_swarm_key(folder / "ipfs" / SWARM_KEY_FILE, Path(args.swarm_key).read_text())
-    if args.data:
-        _split_data(args, None, [person])
+        write_swarm_key(folder / "ipfs" / SWARM_KEY_FILE, read_swarm_key(Path(args.swarm_key)))
+    if args.data or args.task:
+        split_data(args, None, [person])
     _write_client(args, person, to_checksum_address(args.contract))
     return person
-
-
-def _split_data(
-    args: argparse.Namespace, org: Participant | None, clients: list[Participant]
-) -> None:
-    """Each client's share of --data in CLIENT/data/train.npz, the org's test set in ORG/data."""
-    # The testnet's split (models/data.py partitions); `fedchain data split` (#11) replaces it.
-    from daemons.testnet.partition import PartitionPlan, write_partitions
-
-    plan = PartitionPlan(
-        args.partition,
-        len(clients),
-        seed=args.seed,
-        samples_per_client=args.samples_per_client,
-        test_samples=args.test_samples,
-    )
-    with tempfile.TemporaryDirectory(dir=clients[0].folder.parent) as tmp:
-        result = write_partitions(plan, Path(args.data), Path(tmp))
-        for client, path in zip(clients, result.client_paths, strict=True):
-            _move(path, client.folder / "data" / "train.npz")
-        if org is not None:
-            _move(result.test_path, org.folder / "data" / "test.npz")
-
-
-def _move(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(src, dst)
 
 
 def _write_org(
@@ -226,6 +224,7 @@ def _write_org(
         "round_duration_s": args.round_duration_s,
         "min_updates": args.min_updates,
         "max_updates": len(clients),
+        "task": args.task or registry.DEFAULT_TASK,
         "model": args.model,
         "seed": args.seed,
         "eval_data": "data/test.npz",

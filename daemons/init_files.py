@@ -1,4 +1,4 @@
-"""The files `fedchain init` writes: encrypted keystores, the IPFS swarm key, daemon configs.
+"""The files `fedchain init` writes: encrypted keystores and daemon configs.
 
 Pure builders plus small writers, so the `init` command stays a list of steps. Every config
 written here loads under `daemons.config.load_config` (a test checks it) and names its
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,8 @@ from eth_utils import to_checksum_address
 from daemons.errors import ConfigError
 
 KEYSTORE_FILE = "keystore.json"
-SWARM_KEY_FILE = "swarm.key"  # Kubo reads $IPFS_PATH/swarm.key; keep the same name
+SWARM_KEY_FILE = "swarm.key"  # the bundled node and Kubo read REPO/swarm.key by themselves
 PASSWORD_ENV = "FEDCHAIN_KEYSTORE_PASSWORD"
-SWARM_KEY_HEADER = "/key/swarm/psk/1.0.0/\n/base16/\n"
 
 
 @dataclass(frozen=True)
@@ -59,20 +57,6 @@ def new_keystore(path: Path, password: str) -> str:
     keyfile = Account.encrypt(account.key, password)
     _write_private(path, json.dumps(keyfile))
     return to_checksum_address(account.address)
-
-
-def swarm_key_text(key: bytes | None = None) -> str:
-    """A private-network key in Kubo's swarm.key format (PSK v1, 32 random bytes, base16)."""
-    key = secrets.token_bytes(32) if key is None else key
-    if len(key) != 32:
-        raise ValueError(f"a swarm key is 32 bytes, got {len(key)}")
-    return SWARM_KEY_HEADER + key.hex() + "\n"
-
-
-def write_swarm_key(path: Path, text: str) -> None:
-    """Write the swarm key (a shared secret: mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_private(path, text)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -119,7 +103,7 @@ COMMENTS = {
     ("ipfs", "api_url"): "this host's own IPFS node (keep its RPC API on 127.0.0.1)",
     ("service", "state_dir"): "durable cursor and outbox: back it up, never share it",
     ("federation", "clients"): "changed by `fedchain clients add/remove` (chain + this file)",
-    ("data", "path"): ".npz with x (N,28,28,1) and y, or a directory of IDX files",
+    ("data", "path"): "this client's share (`fedchain init --task` / `fedchain data split`)",
 }
 
 

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from daemons.childproc import terminate
 from daemons.errors import FedchainError
+from daemons.service import sd_notify
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NODE_SCRIPT = Path(__file__).resolve().parent / "ipfs_node" / "node.mjs"
@@ -79,15 +80,16 @@ class BundledIpfsNode:
         peers: Sequence[str] = (),
         swarm_key: str | Path | None = None,
     ) -> None:
-        self.repo_dir = Path(repo_dir)
+        # absolute: the node runs with the repo root as its working directory
+        self.repo_dir = Path(repo_dir).absolute()
         self.swarm_host = swarm_host  # libp2p listen IP; 0.0.0.0 or a LAN IP for other hosts
         self.peers = tuple(peers)  # multiaddrs with /p2p/ID kept connected (Kubo Peering.Peers)
         # a libp2p private network (docs/security.md): None = REPO/swarm.key if there, as Kubo
-        self.swarm_key = Path(swarm_key) if swarm_key else None
+        self.swarm_key = Path(swarm_key).absolute() if swarm_key else None
         self.v8_flags = v8_flags
         self.api_port = api_port
         self.swarm_port = swarm_port
-        self.log_path = Path(log_path) if log_path else self.repo_dir / "node.log"
+        self.log_path = Path(log_path).absolute() if log_path else self.repo_dir / "node.log"
         self.start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -327,6 +329,7 @@ def run_node_command(argv: Sequence[str]) -> int:
             print(f"repo, log:  {node.repo_dir}, {node.log_path}", flush=True)
             network = "private (swarm key)" if node.private_network else "public (no swarm key)"
             print(f"network:    {network}", flush=True)
+            sd_notify("READY=1")  # under systemd (Type=notify): units After= this find the API up
             code = node._proc.wait() if node._proc is not None else 1
             print(f"fedchain ipfs: node exited ({code}); see {node.log_path}", file=sys.stderr)
             return 1

@@ -42,14 +42,19 @@ class Manifest:
     metrics: dict[str, float]
     timings_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
-    headline: str = ""  # the task's headline metric in `metrics` ("" in older manifests)
+    # the name of the task's headline metric in `metrics` (JSON keys are sorted, so the
+    # order of `metrics` cannot say it); "" = absent, as in older manifests
+    headline_metric: str = ""
+    # the [federation] influence bounds the round was judged by (docs/daemons.md), for audit
+    bounds: dict[str, float] = field(default_factory=dict)
     # optional, left out when empty (older manifests lack them): per-class accuracy of the
     # model, and the initial model's metrics in a round whose base is round 0's model
     per_class: dict[str, list[Any]] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
 
 
-OPTIONAL = ("note", "headline", "per_class", "baseline")
+# left out when empty, so manifests from before a key existed stay byte-identical
+OPTIONAL = ("note", "headline_metric", "bounds", "per_class", "baseline")
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -74,7 +79,8 @@ def decode_manifest(data: bytes) -> Manifest:
         metrics=dict(doc["metrics"]),
         timings_s=dict(doc.get("timings_s", {})),
         note=doc.get("note", ""),
-        headline=doc.get("headline", ""),
+        headline_metric=doc.get("headline_metric", ""),
+        bounds=dict(doc.get("bounds", {})),
         per_class=dict(doc.get("per_class", {})),
         baseline=dict(doc.get("baseline", {})),
     )

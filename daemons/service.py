@@ -14,10 +14,12 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from contracts.errors import ContractGone
 from daemons.errors import ChainResetError, ConfigError, FedchainError
 
 log = logging.getLogger("fedchain.service")
@@ -28,6 +30,7 @@ EXIT_CONFIG = 2
 EXIT_CHAIN_RESET = 3
 
 TaskFactory = Callable[[], Awaitable[None]]
+RESET_PREFIX = "chain was reset: "
 STOP_TIMEOUT_S = 30.0  # cancelled tasks get this long to finish; then the process goes on
 
 
@@ -181,12 +184,35 @@ async def cancel_all(tasks: list[asyncio.Task[Any]], name: str) -> None:
             task.exception()  # retrieved: no "exception never retrieved" noise
 
 
+def stray_threads() -> list[threading.Thread]:
+    """Live non-daemon threads besides the main one: they would keep the process alive."""
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
+
+
+def exit_past_stray_threads(code: int) -> int:
+    """Return `code` for a normal exit, or, if a non-daemon thread (a library's, a stuck
+    worker) would keep the interpreter from exiting, log it and leave now with `code`:
+    a daemon that stopped must not stay alive, idle, after its last log line."""
+    stray = stray_threads()
+    if not stray:
+        return code
+    names = ", ".join(t.name for t in stray)
+    log_event(log, logging.WARNING, f"exiting past {len(stray)} live thread(s): {names}")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(code)
+
+
 def report_crash(name: str, exc: BaseException | None) -> int:
     """Log why the service stopped and map the error to an exit code."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    if isinstance(exc, ChainResetError):
-        log_event(log, logging.ERROR, f"{name} stopped: chain was reset: {exc}")
+    if isinstance(exc, ChainResetError | ContractGone):
+        text = str(exc)  # said once: the message may start with it already
+        if not text.startswith(RESET_PREFIX):
+            text = RESET_PREFIX + text
+        log_event(log, logging.ERROR, f"{name} stopped: {text}")
         return EXIT_CHAIN_RESET
     if isinstance(exc, ConfigError):
         log_event(log, logging.ERROR, f"{name} stopped: configuration error: {exc}")

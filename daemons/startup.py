@@ -9,24 +9,39 @@ only here, so a new registry is re-pointed in one place.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
 from daemons.errors import ConfigError
 
+_log = logging.getLogger("fedchain.client")
 _TOY = 8  # updates in the strategy dry run: enough for krum/trimmed_mean to do real work
 
 
-def check_model(path: str, key: str, name: str) -> None:
-    """The model `name` is registered (ConfigError naming `key` and the choices otherwise)."""
-    from models.networks import get_model
-    from models.types import ModelsError
+def check_config(cfg: Any) -> None:
+    """The checks of a `DaemonConfig` that need the registries (run by `run_daemon` at start,
+    not by `load_config`, so the chain CLI need not import JAX to read a config)."""
+    fed = cfg.federation
+    if fed is not None:
+        check_task(cfg.path, fed.task, fed.model)
+        check_strategy(cfg.path, fed.strategy, fed.strategy_options)
+
+
+def check_task(path: str, task: str, model: str) -> None:
+    """The task (built-in or a plug-in `module:attribute`) loads with `model` (ConfigError
+    naming the keys otherwise): the task registry is the one that knows a task's models."""
+    from models.tasks.loader import get_task
 
     try:
-        get_model(name)
-    except ModelsError as exc:
-        raise ConfigError(f"{path}: {key} = {name!r}: {exc}") from None
+        get_task(task, model)
+    except Exception as exc:  # TaskError, or whatever a user's plug-in module raises
+        raise ConfigError(
+            f"{path}: federation.task = {task!r}, federation.model = {model!r}: {exc}"
+        ) from None
 
 
 def check_strategy(path: str, name: str, options: dict[str, Any]) -> None:
@@ -72,3 +87,73 @@ def load_data(path: str, key: str, data_path: str, task: Any = None, role: str =
             f"{path}: {key} = {data_path!r} cannot be loaded: {exc} "
             "(want an .npz with arrays x, y or a directory of IDX files)"
         ) from None
+
+
+async def registered_clients(w3: Any, contract: str) -> set[str] | None:
+    """The contract's registered clients, replayed from its ClientAdded/ClientRemoved logs.
+
+    One `eth_getLogs` over the whole history; None when the node refuses that (a public
+    node's range limit, say): the caller then cannot tell.
+    """
+    from contracts.events import ClientAdded, ClientRemoved, decode_logs
+
+    try:
+        raw = await w3.eth.get_logs({"address": contract, "fromBlock": 0, "toBlock": "latest"})
+    except Exception:  # any refusal: this check is advisory
+        return None
+    clients: set[str] = set()
+    for event in decode_logs(raw):
+        if isinstance(event, ClientAdded):
+            clients.add(event.client)
+        elif isinstance(event, ClientRemoved):
+            clients.discard(event.client)
+    return clients
+
+
+def no_clients_warning(configured: tuple[str, ...], registered: set[str] | None) -> str | None:
+    """The start-up warning for an org nobody can submit to, or None."""
+    if configured or registered:
+        return None
+    known = (
+        "the contract has no registered client"
+        if registered is not None
+        else "the node would not list the contract's registrations"
+    )
+    return (
+        f"no clients: [federation].clients is empty and {known}, so no round can receive "
+        "an update; list the clients' addresses in [federation].clients (the org registers "
+        "them at its next start)"
+    )
+
+
+class Registration:
+    """Whether this client's account is registered; `wait()` blocks until it is."""
+
+    def __init__(self, is_client: Callable[[str], Awaitable[bool]], address: str) -> None:
+        self.is_client, self.address = is_client, address
+        self.registered = False
+
+    async def wait(self, contract: str, interval_s: float, remind_s: float = 60.0) -> None:
+        """Return once registered; until then say so (and again every `remind_s`), clearly."""
+        import time
+
+        from daemons.service import log_event
+
+        warned_at: float | None = None
+        while not await self.is_client(self.address):
+            now = time.monotonic()
+            if warned_at is None or now - warned_at >= remind_s:
+                log_event(
+                    _log,
+                    logging.WARNING,
+                    "this account is not a registered client of the contract: it will not "
+                    "train or submit until the org registers it (the org registers the "
+                    "addresses in its [federation].clients at start)",
+                    address=self.address,
+                    contract=contract,
+                )
+                warned_at = now
+            await asyncio.sleep(interval_s)
+        self.registered = True
+        if warned_at is not None:
+            log_event(_log, logging.INFO, "registered as a client", address=self.address)

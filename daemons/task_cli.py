@@ -22,7 +22,7 @@ from models import registry
 # first contract deployed by account 0 on a fresh anvil gets (nonce 0)
 DEV_ADDRESSES = (
     "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
-    "0x70997970C51812dc3A010C7d01b50e20d4dc79C8",
+    "0x70997970C51812dC3A010c7D01b50e20d4DC79c8",
     "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
 )
 FIRST_CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

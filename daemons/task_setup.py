@@ -14,7 +14,6 @@ from typing import Any
 
 from daemons.config import DaemonConfig
 from daemons.errors import ConfigError, RejectedUpdate
-from models.data import Dataset
 from models.errors import StrategyError
 from models.schema import FederationSchema
 from models.strategies import strategy_uses_fisher
@@ -59,14 +58,6 @@ def org_task(cfg: DaemonConfig) -> OrgTask:
         raise ConfigError(f"{cfg.path}: federation.strategy: {exc}") from None
     schema = FederationSchema(zeros_template(task), cfg.training.penalty, fed.strategy, uses_fisher)
     return OrgTask(task, schema, task_identity(task, fed.task))
-
-
-def read_data(task: Task, path: str, role: str, where: str) -> Dataset:
-    """A client's or the org's data through the task's loader (ConfigError if it cannot)."""
-    try:
-        return task.read(path, role)
-    except ModelsError as exc:
-        raise ConfigError(f"{where} = {path!r}: {exc}") from None
 
 
 def client_task(ref: str, pinned: Mapping[str, Any] | None, model: str) -> Task:

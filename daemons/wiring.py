@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from daemons.keys import load_account
 from daemons.metrics import Metrics
 from daemons.monitor import count_rpc_errors, take_sample, watch
 from daemons.ports import Web3Chain
-from daemons.service import TaskFactory, log_event, report_crash, supervise
+from daemons.reach import Reachability
+from daemons.service import TaskFactory, log_event, report_crash, sd_notify, supervise
+from daemons.startup import check_config
 from daemons.storage import IpfsStorage
 
 log = logging.getLogger("fedchain.service")
@@ -44,6 +47,7 @@ async def run_daemon(cfg: DaemonConfig, main: Callable[[Node, Any], Awaitable[No
 
     SIGTERM/SIGINT give 0, a crash non-zero; set-up failures get the same exit-code mapping.
     """
+    check_config(cfg)  # registries: model, strategy and its options (exit 2 on error)
     account = load_account(cfg.identity, source=cfg.path)
     node = open_node(cfg)
     session = await keep_alive(node.w3)
@@ -111,6 +115,34 @@ def make_tailer(node: Node, address: str) -> EventTailer:
         poll_interval_s=chain.poll_interval_s,
         ws_url=chain.ws_url or None,
     )
+
+
+def reachability(node: Node, storage: Any) -> Reachability:
+    """Chain + IPFS probes for /healthz, READY and the IPFS outage bound ([ipfs], [service])."""
+    cfg = node.cfg
+
+    async def chain() -> None:
+        await node.w3.eth.block_number
+
+    return Reachability(
+        chain,
+        storage.node_id,
+        cfg.ipfs.api_url,
+        cfg.service.probe_interval_s,
+        cfg.ipfs.unreachable_exit_s,
+    )
+
+
+def ready_task(reach: Reachability, announce: Callable[[], None]) -> TaskFactory:
+    """A task that sends READY=1 (and runs `announce`) after the first IPFS call succeeds."""
+
+    async def ready() -> None:
+        await reach.ipfs_ready.wait()
+        sd_notify("READY=1")
+        announce()
+        await asyncio.Event().wait()  # stay: `race` ends when any task returns
+
+    return ready
 
 
 def http_task(node: Node, health: Callable[[], dict[str, Any]]) -> list[TaskFactory]:

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Compile contracts/FederatedRounds.sol with the pinned npm solc (standard-json input,
-// EVM target shanghai, optimizer on) and write the artifact the Python binding loads.
-// Usage: node scripts/compile_contract.mjs [OUTPUT_JSON]   (default contracts/FederatedRounds.json)
+// EVM target shanghai unless --evm-version says otherwise, optimizer on) and write the
+// artifact the Python binding loads. An older target (e.g. paris: no PUSH0) is for nodes
+// whose chain rules predate Shanghai.
+// Usage: node scripts/compile_contract.mjs [--evm-version NAME] [OUTPUT_JSON]
+//        (default: shanghai, contracts/FederatedRounds.json)
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -12,10 +15,16 @@ const require = createRequire(import.meta.url)
 const solc = require('solc')
 
 const CONTRACT = 'FederatedRounds'
-const EVM_VERSION = 'shanghai'
+const args = process.argv.slice(2)
+const flag = args.indexOf('--evm-version')
+const EVM_VERSION = flag >= 0 ? args.splice(flag, 2)[1] : 'shanghai'
+if (!EVM_VERSION) {
+  console.error('compile_contract: --evm-version needs a name (e.g. paris, shanghai, cancun)')
+  process.exit(2)
+}
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const sourcePath = join(root, 'contracts', `${CONTRACT}.sol`)
-const outPath = resolve(process.argv[2] ?? join(root, 'contracts', `${CONTRACT}.json`))
+const outPath = resolve(args[0] ?? join(root, 'contracts', `${CONTRACT}.json`))
 
 const source = readFileSync(sourcePath, 'utf8')
 const input = {

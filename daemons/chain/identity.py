@@ -13,7 +13,7 @@ from web3 import AsyncWeb3
 
 from daemons.chain.backoff import node_call
 from daemons.chain.store import ChainIdentity, StateStore
-from daemons.errors import ChainResetError
+from daemons.errors import ChainResetError, ConfigError
 
 
 def provider_url(w3: AsyncWeb3[Any]) -> str:
@@ -62,18 +62,30 @@ async def check_identity(
 async def _check_contract(
     w3: AsyncWeb3[Any], store: StateStore, contract: str, url: str, state_dir: str
 ) -> None:
-    """The recorded contract must be the one asked for, and still have code on the chain."""
+    """The recorded contract must be the one asked for, and still have code on the chain.
+
+    No code at a contract this state dir recorded: the chain was reset under it (exit 3).
+    No code at a contract never recorded here, or another contract than the recorded one:
+    a configuration error (exit 2), nothing to do with a reset.
+    """
     recorded = store.contract()
     if recorded is not None and recorded.lower() != contract.lower():
-        raise ChainResetError(
+        raise ConfigError(
             f"state dir {state_dir} belongs to contract {recorded}, but {contract} was "
-            f"given; use another state dir for another contract, or remove {state_dir}"
+            f"given ([chain] contract); use another state dir for another contract, or "
+            f"remove {state_dir}"
         )
     code = await node_call(url, lambda: w3.eth.get_code(AsyncWeb3.to_checksum_address(contract)))
-    if not code:
+    if not code and recorded is not None:
         raise ChainResetError(
-            f"chain was reset: contract {contract} has no code on the node at {url}; "
-            f"check [chain] contract, or if the chain was intentionally reset, remove {state_dir}"
+            f"chain was reset: contract {contract}, recorded in {state_dir}, has no code on "
+            f"the node at {url} any more; if the chain was intentionally reset, remove "
+            f"{state_dir} (or point rpc_url at the original chain)"
+        )
+    if not code:
+        raise ConfigError(
+            f"[chain] contract {contract} has no code on the node at {url}: check the "
+            "address (a typo, or a contract on another chain) and [chain] rpc_url"
         )
     if recorded is None:
         store.set_contract(AsyncWeb3.to_checksum_address(contract))

@@ -22,12 +22,12 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import Web3RPCError
 from web3.types import TxReceipt
 
 from contracts.binding import FederatedRounds
 from daemons.chain.backoff import node_call
-from daemons.chain.deadtx import DEAD_GRACE_BLOCKS, DEAD_GRACE_S, DeadTxGrace
+from daemons.chain.deadtx import DEAD_GRACE_BLOCKS, DEAD_GRACE_S, DeadTxGrace, TxState
 from daemons.chain.fees import raised_fees, worth_repricing
 from daemons.chain.identity import provider_url
 from daemons.chain.store import (
@@ -46,7 +46,12 @@ SLOW_RECEIPT_S = 30.0  # a receipt wait this long gets a WARNING (and again each
 FIRST_POLL_S = 0.005  # first receipt poll after a broadcast; doubles up to poll_interval_s
 _HARMLESS_SEND_ERRORS = ("already known", "already imported", "known transaction", "nonce too low")
 # the node will not take the transaction at its fees (anvil drops one the base fee overtook)
-_UNDERPRICED_SEND_ERRORS = ("less than block base fee", "underpriced", "fee too low")
+_UNDERPRICED_SEND_ERRORS = (
+    "less than block base fee",  # anvil
+    "underpriced",  # geth, anvil, Hardhat: "replacement transaction underpriced"
+    "fee too low",
+    "too low for the next block",  # ganache, Hardhat: "maxFeePerGas (X) is too low for ..."
+)
 _SIGNATURE_FIELDS = ("v", "r", "s", "yParity")
 
 
@@ -81,7 +86,8 @@ class TxSender:
         self.poll_interval_s, self.rebroadcast_s = poll_interval_s, rebroadcast_s
         self.bump_after_s = bump_after_s  # 0: raise fees only when the node refuses them
         self.max_fee_wei = max_fee_wei  # 0: no cap
-        self._grace = DeadTxGrace(dead_grace_blocks, dead_grace_s)
+        grace = DeadTxGrace(dead_grace_blocks, dead_grace_s)
+        self.state = TxState(self.w3, self.url, account.address, store, grace)
         self._lock = asyncio.Lock()  # not re-entrant: code holding it passes locked=True
 
     async def send(self, key: str, fn_name: str, *args: Any) -> TxReceipt:
@@ -119,10 +125,10 @@ class TxSender:
         """`reconcile` for a caller holding the lock (re-pricing must not take it again)."""
         settled = []
         for entry in self.store.outbox_entries(OUTBOX_PENDING):
-            receipt = await self._receipt(entry)
+            receipt = await self.state.receipt(entry)
             if receipt is not None:
                 self.store.outbox_mark(entry.key, OUTBOX_DONE)
-            elif await self._dead_reason(entry) is not None:
+            elif await self.state.dead_reason(entry) is not None:
                 continue
             else:
                 await self._send_or_bump(entry, locked=True)
@@ -174,11 +180,11 @@ class TxSender:
             if loop.time() >= next_broadcast:  # harmless if the node has (or mined) it
                 entry = await self._send_or_bump(entry)
                 next_broadcast = loop.time() + self.rebroadcast_s
-            receipt = await self._receipt(entry)
+            receipt = await self.state.receipt(entry)
             if receipt is not None:
                 self.store.outbox_mark(entry.key, OUTBOX_DONE)
                 return receipt
-            dead = await self._dead_reason(entry)
+            dead = await self.state.dead_reason(entry)
             if dead is not None:
                 raise TxDropped(dead)
             if loop.time() >= deadline:
@@ -200,21 +206,38 @@ class TxSender:
         )
 
     async def _broadcast(self, entry: OutboxEntry) -> None:
-        """Send the stored bytes; "already known" / "nonce too low" mean the node has it."""
+        """Send the stored bytes unless their nonce is spent; a refusal is harmless if the
+        node has or mined it.
+
+        Both are read from the chain: the account's nonce is past the entry's (mined, or
+        dead, which the receipt and dead checks settle). ganache 7 mines a re-sent mined
+        transaction a second time (same hash, a new failed receipt), so a spent nonce is
+        never re-sent. Nodes word refusals differently (anvil "nonce too low", ganache
+        "the tx doesn't have the correct nonce"); the wording list is only a fast path.
+        """
+        if await self.state.nonce_used(entry):  # mined (or dead): nothing to send
+            return  # ganache would even mine a re-sent mined tx again, as a failed one
         try:
             await node_call(self.url, lambda: self.w3.eth.send_raw_transaction(entry.raw))
         except Web3RPCError as exc:
-            if not _mentions(exc, _HARMLESS_SEND_ERRORS):
+            if not (_mentions(exc, _HARMLESS_SEND_ERRORS) or await self.state.nonce_used(entry)):
                 raise
             log.debug("outbox: node already has %s: %s", entry.tx_hash, exc)
 
     async def _send_or_bump(self, entry: OutboxEntry, locked: bool = False) -> OutboxEntry:
-        """Broadcast; if the node refuses the fees, re-sign higher and broadcast that."""
+        """Broadcast; if the node refuses the fees, re-sign higher and broadcast that.
+
+        Refused fees are recognised by the chain's base fee (the entry's max fee is below
+        it) or, for what state cannot show (a same-nonce transaction in the pool paying
+        more), by the node's wording (anvil, geth, ganache, Hardhat each have their own).
+        """
         try:
             await self._broadcast(entry)
             return entry
         except Web3RPCError as exc:
-            if not _mentions(exc, _UNDERPRICED_SEND_ERRORS):
+            if not (
+                _mentions(exc, _UNDERPRICED_SEND_ERRORS) or await self.state.below_base_fee(entry)
+            ):
                 raise
             refused = str(exc)
         bumped = await self._bump(entry, f"refused by the node: {refused}", locked=locked)
@@ -267,84 +290,6 @@ class TxSender:
                 fees["maxPriorityFeePerGas"],
             )
             return bumped
-
-    async def _receipt(self, entry: OutboxEntry) -> TxReceipt | None:
-        """The receipt of whichever version of the entry's transaction was mined, if any."""
-        for tx_hash in self._hashes(entry):
-            try:
-                return await node_call(
-                    self.url,
-                    lambda h=tx_hash: self.w3.eth.get_transaction_receipt(h),  # type: ignore[misc]
-                )
-            except TransactionNotFound:
-                continue
-        return None
-
-    def _hashes(self, entry: OutboxEntry) -> list[str]:
-        """Every stored hash of the entry's intent: the current version and the superseded."""
-        current = self.store.outbox_get(entry.key)
-        hashes = [entry.tx_hash, *self.store.outbox_superseded(entry.key)]
-        if current is not None and current.tx_hash not in hashes:
-            hashes.insert(0, current.tx_hash)
-        return hashes
-
-    async def _known_mined(self, entry: OutboxEntry) -> bool:
-        """Whether the node knows one of the intent's transactions as mined (in a block)."""
-        for tx_hash in self._hashes(entry):
-            try:
-                tx = await node_call(
-                    self.url,
-                    lambda h=tx_hash: self.w3.eth.get_transaction(h),  # type: ignore[misc]
-                )
-            except TransactionNotFound:
-                continue
-            if tx.get("blockNumber") is not None:
-                return True
-        return False
-
-    async def _dead_reason(self, entry: OutboxEntry) -> str | None:
-        """Why the entry can never be mined (and mark it dead), or None while it still can.
-
-        Dead: the account's mined nonce is past the entry's, and no stored hash of the
-        intent has a receipt or a block, for a grace of `dead_grace_blocks` new blocks
-        (`dead_grace_s` on a chain that makes none); then every hash is checked once more.
-        """
-        address = self.account.address
-        mined = await node_call(
-            self.url, lambda: self.w3.eth.get_transaction_count(address, "latest")
-        )
-        if int(mined) <= entry.nonce or await self._settled_on_chain(entry):
-            self._grace.clear(entry.key)
-            return None
-        head = int(await node_call(self.url, lambda: self.w3.eth.block_number))
-        first = self._grace.first_seen(entry.key)
-        if not self._grace.expired(entry.key, head, asyncio.get_running_loop().time()):
-            if first is None:
-                log.warning(
-                    "outbox: nonce %d of %s is used but no version of %s (%s) has a receipt "
-                    "yet at block %d; waiting %d block(s) before calling it dead",
-                    entry.nonce, address, entry.key, entry.tx_hash, head,
-                    self._grace.grace_blocks,
-                )  # fmt: skip
-            return None
-        if await self._settled_on_chain(entry):  # the grace is over: look once more
-            self._grace.clear(entry.key)
-            return None
-        self._grace.clear(entry.key)
-        hashes = ", ".join(self._hashes(entry))
-        detail = (
-            f"transaction {entry.tx_hash} for {entry.key!r} can never be mined: nonce "
-            f"{entry.nonce} of {address} was used by another transaction (no receipt for "
-            f"any of its versions {hashes} after {self._grace.grace_blocks} block(s)); "
-            "re-read the contract state and send again (a new transaction will be signed)"
-        )
-        self.store.outbox_mark(entry.key, OUTBOX_DEAD, detail)
-        log.error("outbox: %s", detail)
-        return detail
-
-    async def _settled_on_chain(self, entry: OutboxEntry) -> bool:
-        """A receipt, or a block, for one of the intent's stored hashes."""
-        return await self._receipt(entry) is not None or await self._known_mined(entry)
 
 
 def _mentions(exc: Exception, phrases: tuple[str, ...]) -> bool:

@@ -141,7 +141,12 @@ class EventTailer:
         return self._next_block
 
     async def _rewind(self, cursor: Cursor) -> int:
-        """Walk back to the newest stored block still on the chain; forget what came after."""
+        """Walk back to the newest stored block still on the chain; forget what came after.
+
+        First: is it the same chain at all? A chain reset under a running daemon (new
+        genesis, or the contract without code) raises `ChainResetError`, not a reorg.
+        """
+        await check_identity(self.w3, self.store, self.address)
         for block in self.store.recent_blocks():
             if await self._block_hash(block.block_number) == block.block_hash:
                 dropped = self.store.rewind(block)

@@ -16,8 +16,8 @@ from contracts.events import ContractEvent, RoundOpened
 from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
 from daemons.ports import BlobCache
-from daemons.service import log_event, race, sd_notify
-from daemons.startup import load_data
+from daemons.service import log_event, race
+from daemons.startup import Registration, load_data
 from daemons.task_setup import load_task
 from daemons.wiring import (
     Node,
@@ -26,6 +26,8 @@ from daemons.wiring import (
     make_tailer,
     monitor_task,
     open_storage,
+    reachability,
+    ready_task,
     run_daemon,
     web3_chain,
 )
@@ -46,13 +48,7 @@ async def _main(node: Node, account: Any) -> None:
     data = await asyncio.to_thread(load_data, cfg.path, "data.path", cfg.data.path, task)
     await check_chain(node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
-    if not await binding.is_client(account.address):
-        log_event(
-            log,
-            logging.WARNING,
-            "this account is not (yet) a registered client",
-            address=account.address,
-        )
+    registration = Registration(binding.is_client, account.address)
     chain = web3_chain(binding, account, node)
     async with open_storage(node) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
@@ -64,15 +60,24 @@ async def _main(node: Node, account: Any) -> None:
             if isinstance(event, RoundOpened):
                 await rounds.on_round_opened(event)
 
+        reach = reachability(node, storage)
+
         async def tail() -> None:
+            # no training before the account is registered and IPFS has answered once
+            await registration.wait(binding.address, max(cfg.chain.poll_interval_s, 1.0))
+            await reach.ipfs_ready.wait()
             await tailer.run(on_event)
 
-        health = lambda: {  # noqa: E731
-            "round_id": rounds.round_id,
-            "samples": len(data),
-            "activity": rounds.activity,
-        }
-        sd_notify("READY=1")
-        log_event(log, logging.INFO, "client ready", contract=binding.address, samples=len(data))
-        tasks = [tail, *http_task(node, health), *monitor_task(node, account.address)]
+        def health() -> dict[str, Any]:
+            doc = {"round_id": rounds.round_id, "samples": len(data), **reach.health()}
+            doc["activity"] = rounds.activity
+            return doc | {"registered": registration.registered}
+
+        def announce() -> None:
+            log_event(
+                log, logging.INFO, "client ready", contract=binding.address, samples=len(data)
+            )
+
+        tasks = [tail, reach.run, ready_task(reach, announce), *http_task(node, health)]
+        tasks += monitor_task(node, account.address)
         await race(tasks, name="client")

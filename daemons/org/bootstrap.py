@@ -11,7 +11,8 @@ from eth_typing import ChecksumAddress
 from eth_utils import keccak, to_bytes, to_checksum_address
 from web3 import AsyncWeb3
 
-from contracts.binding import FederatedRounds
+from contracts.binding import EvmTargetMismatch, FederatedRounds
+from daemons.errors import ConfigError
 from daemons.ports import Chain
 from daemons.service import log_event
 from daemons.wiring import Node
@@ -37,7 +38,10 @@ async def _deploy(node: Node, account: LocalAccount) -> str:
     """Deploy, after noting the nonce so a restart can find a deployment it did not record."""
     nonce = await node.w3.eth.get_transaction_count(account.address, "pending")
     node.store.put("org:deploy_nonce", str(nonce))
-    binding = await FederatedRounds.deploy(node.w3, account)
+    try:
+        binding = await FederatedRounds.deploy(node.w3, account)
+    except EvmTargetMismatch as exc:  # restarting cannot help: exit 2, not a crash loop
+        raise ConfigError(str(exc)) from exc
     log_event(log, logging.INFO, "contract deployed", address=binding.address)
     return binding.address
 

@@ -176,8 +176,16 @@ def _manifest(
         excluded=tuple(excluded),
         metrics=result.metrics,
         note=result.note,
-        headline=next(iter(result.metrics)),
+        headline_metric=next(iter(result.metrics)),
+        bounds=_bounds(org),
     )
+
+
+def _bounds(org: OrgRounds) -> dict[str, float]:
+    """The influence bounds in force (0 = off), recorded so an auditor can replay the round."""
+    fed = org.fed
+    keys = ("max_update_norm", "max_norm_ratio", "max_samples_per_client", "max_client_share")
+    return {k: float(getattr(fed, k)) for k in keys}
 
 
 def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:

@@ -26,6 +26,7 @@ from daemons.org.collect import judge_update
 from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
+from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
 from daemons.overdue import OVERDUE_POLLS, overdue
@@ -68,6 +69,7 @@ class OrgRounds:
         self.training: TrainingConfig = cfg.training
         self.ledger, self.cache, self.eval_data, self.metrics = ledger, cache, eval_data, metrics
         self.prefetch = Prefetcher(storage, cache, cfg.ipfs)
+        self.no_blocks = NoBlockWatch(cfg.chain.no_block_warn_s)
         self.round_id = 0
         self.activity = "starting"  # what the org is doing now, for /healthz and the live view
         self.task = task or org_task(cfg)
@@ -119,6 +121,7 @@ class OrgRounds:
         view, info = await self.view()
         decision = decide(view)
         self.activity = activity_of(decision.action, view.round_id)
+        self.no_blocks.observe(view, decision)
         if decision.action in (Action.WAIT, Action.DONE):
             return decision
         log_event(
@@ -201,9 +204,13 @@ class OrgRounds:
         args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)
         try:
             await self.chain.send(f"open:{new_id}", "openRound", *args, config_cid)
-        except BadDeadline:
-            # a stored openRound from before a long outage has a deadline in the past:
-            # that intent is void, so open with a fresh deadline under a new key
+        except BadDeadline as exc:
+            # a stored openRound from before a long outage has a deadline in the past, or the
+            # latest block is stale (a chain that mines only on transactions): that intent is
+            # void, so open afresh under a new key, timed from the block the contract judged by
+            earliest = int(exc.error_args.get("earliest", 0))
+            deadline = max(deadline, earliest - 1 + self.fed.round_duration_s)
+            args = (*args[:2], deadline, *args[3:])
             log_event(
                 log, logging.WARNING, "stale openRound refused; opening afresh", round_id=new_id
             )

@@ -21,9 +21,9 @@ from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache
-from daemons.privacy.keys import load_update_key
-from daemons.service import log_event, race, sd_notify
-from daemons.startup import load_data
+from daemons.privacy.keys import load_update_key, public_hex
+from daemons.service import log_event, race
+from daemons.startup import load_data, no_clients_warning, registered_clients
 from daemons.task_setup import org_task
 from daemons.wiring import (
     Node,
@@ -32,6 +32,8 @@ from daemons.wiring import (
     make_tailer,
     monitor_task,
     open_storage,
+    reachability,
+    ready_task,
     run_daemon,
     web3_chain,
 )
@@ -50,6 +52,14 @@ async def _main(node: Node, account: Any) -> None:
     assert cfg.federation is not None
     update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
+    if update_key is not None:
+        log_event(
+            log,
+            logging.INFO,
+            "updates are sealed to this org's key",
+            public_key=public_hex(update_key),
+            auditors=len(cfg.encryption.auditors),
+        )
     fed = cfg.federation
     task = await asyncio.to_thread(org_task, cfg)  # a bad task or strategy: exit 2, now
     where = "federation.eval_data"
@@ -60,6 +70,9 @@ async def _main(node: Node, account: Any) -> None:
     chain = web3_chain(binding, account, node)
     async with open_storage(node) as storage:
         await register_clients(chain, cfg.federation.clients)
+        warning = no_clients_warning(fed.clients, await registered_clients(node.w3, address))
+        if warning is not None:
+            log_event(log, logging.WARNING, warning, contract=address)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         ledger = Ledger(node.store)
         org = OrgRounds(
@@ -81,15 +94,20 @@ async def _main(node: Node, account: Any) -> None:
         async def drive() -> None:
             await _drive(org, wake, cfg)
 
+        reach = reachability(node, storage)
         health = lambda: {  # noqa: E731
             "round_id": org.round_id,
             "contract": address,
             "activity": org.activity,
+            **reach.health(),
         }
-        sd_notify("READY=1")
-        log_event(log, logging.INFO, "org ready", contract=address)
+
+        def announce() -> None:
+            log_event(log, logging.INFO, "org ready", contract=address)
+
+        tasks = [tail, drive, reach.run, ready_task(reach, announce), *http_task(node, health)]
+        tasks += monitor_task(node, account.address)
         try:
-            tasks = [tail, drive, *http_task(node, health), *monitor_task(node, account.address)]
             await race(tasks, name="org")
         finally:
             await org.prefetch.close()

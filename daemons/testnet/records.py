@@ -46,8 +46,8 @@ class RoundRecord:
     model_cid: str = ""
     model_digest: str = ""
     manifest_cid: str = ""
-    # every metric of the task's evaluation, and the name of its headline (manifest "headline";
-    # "" before the round's manifest is read)
+    # every metric of the task's evaluation, and the name of its headline (the manifest's
+    # "headline_metric"; "" before the round's manifest is read)
     metrics: Mapping[str, float] = field(default_factory=dict)
     headline: str = ""
     per_class: Mapping[str, Sequence[float | None]] = field(default_factory=dict)
@@ -139,7 +139,7 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         r,
         updates=tuple(updates),
         metrics=metrics,
-        headline=headline_of(str(manifest.get("headline", "")), metrics),
+        headline=headline_of(str(manifest.get("headline_metric", "")), metrics),
         per_class=dict(manifest.get("per_class", {})),
         baseline=dict(manifest.get("baseline", {})),
         timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},

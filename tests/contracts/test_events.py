@@ -21,9 +21,9 @@ from tests.contracts.helpers import (
     sha,
     submit,
 )
-from tests.fixtures.anvil import Deployed
+from tests.fixtures.anvil import ALL_NODES, Deployed
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.evm_nodes(*ALL_NODES)]
 
 
 async def _all_logs(d: Deployed) -> list[dict[str, Any]]:

@@ -22,9 +22,9 @@ from tests.contracts.helpers import (
     sha,
     submit,
 )
-from tests.fixtures.anvil import Deployed
+from tests.fixtures.anvil import ALL_NODES, Deployed
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.evm_nodes(*ALL_NODES)]
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 Case = Callable[[Deployed], Awaitable[tuple[Awaitable[Any], dict[str, Any]]]]
 CASES: dict[str, tuple[type[errors.ContractRevert], Case]] = {}

@@ -29,9 +29,9 @@ async def submit(d: Deployed, client_index: int, round_id: int) -> None:
     await d.contract.submit_update(d.clients[client_index], round_id, cid, digest(cid), 10)
 
 
-async def mine(w3: AsyncWeb3[Any], blocks: int) -> None:
-    """Mine empty blocks on anvil."""
-    await w3.provider.make_request("anvil_mine", [hex(blocks)])
+async def mine(d: Deployed, blocks: int) -> None:
+    """Mine empty blocks (each node kind spells it its own way)."""
+    d.anvil.mine(blocks)
 
 
 async def rpc(w3: AsyncWeb3[Any], method: str, *params: Any) -> Any:

@@ -25,7 +25,7 @@ from daemons.cli import main
 from daemons.ipfs_node import BundledIpfsNode
 from daemons.storage import IpfsStorage
 from tests.daemons.chain_helpers import digest, open_round, submit
-from tests.fixtures.anvil import Deployed
+from tests.fixtures.anvil import ALL_NODES, Deployed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -110,6 +110,7 @@ async def test_config_file_supplies_the_chain(
     assert deployed.contract.address in out
 
 
+@pytest.mark.evm_nodes(*ALL_NODES)  # ganache nests revert data: "never opened" all the same
 async def test_bad_input_gets_a_clear_error(
     deployed: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:

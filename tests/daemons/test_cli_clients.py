@@ -50,6 +50,21 @@ def in_config(config: Path) -> list[str]:
     return list(org.federation.clients)
 
 
+def add_on_chain_only(org: Org, client: str) -> None:
+    """addClient behind the config's back (e.g. from another tool)."""
+    folder = org.config.parent
+    key = Account.decrypt(json.loads((folder / "keystore.json").read_text()), PASSWORD)
+
+    async def go() -> None:
+        w3 = AsyncWeb3(AsyncHTTPProvider(org.anvil.rpc_url))
+        try:
+            await FederatedRounds(w3, org.contract).add_client(Account.from_key(key), client)
+        finally:
+            await w3.provider.disconnect()
+
+    asyncio.run(go())
+
+
 def deploy_as_the_org(anvil: Anvil, folder: Path) -> str:
     """What the org daemon does on first start: deploy, register, record the address."""
     key = Account.decrypt(json.loads((folder / "org" / "keystore.json").read_text()), PASSWORD)
@@ -97,6 +112,13 @@ def test_add_then_remove_changes_chain_and_config(org: Org, capsys) -> None:
     listing = capsys.readouterr().out
     assert f"{NEWCOMER}  allowed" in listing
     assert f"{org.client}  NOT on chain" in listing  # the org daemon registers it at start
+    outsider_only_on_chain = to_checksum_address("0x" + "ab" * 20)
+    add_on_chain_only(org, outsider_only_on_chain)
+    assert main(["clients", "ls", "--config", str(org.config)]) == 0
+    assert f"{outsider_only_on_chain}  allowed on chain, NOT in" in capsys.readouterr().out
+    assert main(["clients", "remove", outsider_only_on_chain, "--config", str(org.config)]) == 0
+    assert not on_chain(org.anvil, org.contract, outsider_only_on_chain)
+    capsys.readouterr()
 
     assert main(["clients", "remove", NEWCOMER, "--config", str(org.config)]) == 0
     assert not on_chain(org.anvil, org.contract, NEWCOMER)

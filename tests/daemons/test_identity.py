@@ -13,7 +13,7 @@ from contracts.binding import FederatedRounds
 from daemons.anvil import Anvil
 from daemons.chain.identity import check_identity, compare_identity, fetch_identity
 from daemons.chain.store import ChainIdentity, StateStore
-from daemons.errors import ChainResetError
+from daemons.errors import ChainResetError, ConfigError
 from tests.fixtures.anvil import Deployed
 
 pytestmark = pytest.mark.timeout(90)
@@ -81,12 +81,36 @@ async def test_chain_restarted_with_its_state_passes(tmp_path: Path) -> None:
             assert await _identity_of(second, store) == recorded
 
 
-async def test_foreign_or_missing_contract_is_refused(deployed: Deployed, tmp_path: Path) -> None:
+async def test_foreign_or_missing_contract_is_a_config_error(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """Another contract than recorded, or an address without code never recorded: exit 2."""
     with StateStore(tmp_path / "s.db") as store:
         await check_identity(deployed.w3, store, deployed.contract.address)
-        with pytest.raises(ChainResetError, match="belongs to contract"):
+        with pytest.raises(ConfigError, match="belongs to contract"):
             await check_identity(deployed.w3, store, deployed.outsider.address)
     with StateStore(tmp_path / "other.db") as store:
-        with pytest.raises(ChainResetError, match="has no code"):
+        with pytest.raises(ConfigError, match=r"\[chain\] contract .* has no code") as err:
             await check_identity(deployed.w3, store, deployed.outsider.address)
+        assert not isinstance(err.value, ChainResetError)
         assert store.contract() is None
+
+
+async def test_recorded_contract_without_code_is_a_reset(tmp_path: Path) -> None:
+    """anvil restarted within the same second keeps its genesis: the code tells the reset."""
+    with StateStore(tmp_path / "s.db") as store:
+        with Anvil(log_path=tmp_path / "a1.log") as first:
+            port = first.port
+            await _identity_of(first, store, deploy=True)
+        with Anvil(port=port, log_path=tmp_path / "a2.log") as second:
+            store.set_identity(await fetch_identity_of(second))  # as if the same genesis
+            with pytest.raises(ChainResetError, match=r"^chain was reset: contract .* no code"):
+                await _identity_of(second, store)
+
+
+async def fetch_identity_of(node: Anvil) -> ChainIdentity:
+    w3 = AsyncWeb3(AsyncHTTPProvider(node.rpc_url))
+    try:
+        return await fetch_identity(w3)
+    finally:
+        await w3.provider.disconnect()

@@ -17,7 +17,7 @@ from contracts.binding import FederatedRounds
 from daemons.anvil import Anvil
 from daemons.cli import main
 from daemons.config import load_config
-from daemons.init_files import swarm_key_text
+from daemons.privacy.swarm_key import read_swarm_key
 from models.data import load_dataset
 
 pytestmark = pytest.mark.timeout(180)
@@ -86,7 +86,9 @@ def test_one_swarm_key_in_kubo_format_for_everyone(federation: Path) -> None:
     keys = [(federation / n / "ipfs" / "swarm.key") for n in ("org", "client-0", "client-1")]
     texts = {k.read_text() for k in keys}
     assert len(texts) == 1 and all(mode(k) == 0o600 for k in keys)
-    lines = texts.pop().splitlines()
+    text = texts.pop()
+    assert read_swarm_key(keys[0]) == text  # what `fedchain ipfs` will accept
+    lines = text.splitlines()
     assert lines[:2] == ["/key/swarm/psk/1.0.0/", "/base16/"]
     assert len(bytes.fromhex(lines[2])) == 32
 
@@ -116,12 +118,14 @@ async def test_the_predicted_contract_is_where_the_org_deploys(federation: Path)
     assert deployed.address == predicted
 
 
-def test_swarm_key_text_is_kubo_psk_v1() -> None:
-    key = bytes(range(32))
-    assert swarm_key_text(key) == "/key/swarm/psk/1.0.0/\n/base16/\n" + key.hex() + "\n"
-    assert swarm_key_text() != swarm_key_text()
-    with pytest.raises(ValueError, match="32 bytes"):
-        swarm_key_text(b"short")
+def test_a_partner_folder_refuses_a_file_that_is_not_a_swarm_key(
+    tmp_path, password, capsys
+) -> None:
+    bad = tmp_path / "swarm.key"
+    bad.write_text("not a key\n")
+    argv = ["init", str(tmp_path / "p"), "--client", "bob", "--swarm-key", str(bad)]
+    assert main([*argv, "--contract", "0x" + "00" * 20]) == 2
+    assert "is not a swarm key" in capsys.readouterr().err
 
 
 def test_one_client_folder_for_a_partner(tmp_path, password, federation: Path, capsys) -> None:
@@ -137,6 +141,19 @@ def test_one_client_folder_for_a_partner(tmp_path, password, federation: Path, c
     assert f"send {address} to the org" in capsys.readouterr().out
 
 
+def test_any_task_splits_its_own_data_set(tmp_path, password) -> None:
+    """A built-in tabular task (scikit-learn ships its data): no --data needed."""
+    argv = ["init", str(tmp_path / "f"), "--clients", "2", "--task", "breast_cancer"]
+    assert main(argv) == 0
+    org = load_config(tmp_path / "f" / "org" / "org.toml", "org")
+    assert org.federation is not None and org.federation.task == "breast_cancer"
+    sizes = [
+        len(np.load(tmp_path / "f" / f"client-{i}" / "data" / "train.npz")["y"]) for i in (0, 1)
+    ]
+    assert min(sizes) > 0
+    assert (tmp_path / "f" / "org" / "data" / "test.npz").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -144,7 +161,9 @@ def test_one_client_folder_for_a_partner(tmp_path, password, federation: Path, c
         (["--clients", "0"], "--clients must be >= 1"),
         (["--clients", "2", "--min-updates", "3"], "--min-updates 3 > --clients 2"),
         (["--contract", "0x1234"], "--contract '0x1234' is not"),
-        (["--data", "/nonexistent"], "--data /nonexistent: not a directory"),
+        (["--data", "/nonexistent"], "--data /nonexistent: no such file"),
+        (["--task", "nope"], "init --task nope:"),
+        (["--client", "x", "--contract", "0x" + "11" * 20, "--swarm-key", "/no.key"], "not found"),
     ],
 )
 def test_bad_arguments_are_config_errors(tmp_path, password, capsys, argv, message) -> None:

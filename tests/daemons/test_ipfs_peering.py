@@ -4,9 +4,16 @@ Peering.Peers), and `--swarm-host` lets the node listen beyond loopback. The mul
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +89,32 @@ def test_fedchain_ipfs_rejects_a_peer_without_its_id(capsys) -> None:
 def test_a_peer_that_is_not_a_multiaddr_is_refused(tmp_path) -> None:
     with pytest.raises(IpfsNodeError, match="--peer nonsense/p2p/x: not a multiaddr"):
         BundledIpfsNode(tmp_path / "a", peers=["nonsense/p2p/x"]).start()
+
+
+def test_fedchain_ipfs_tells_systemd_it_is_ready_once_the_api_answers(tmp_path) -> None:
+    """Type=notify: the org and client units (After= fedchain-ipfs) start only after this."""
+    sock_path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(sock_path)
+        sock.settimeout(60)
+        env = {**os.environ, "NOTIFY_SOCKET": sock_path}
+        args = ["--repo", str(tmp_path / "repo"), "--api-port", "0", "--swarm-port", "0"]
+        proc = subprocess.Popen([sys.executable, "-m", "daemons.cli", "ipfs", *args], env=env)
+        try:
+            assert sock.recv(100) == b"READY=1"
+            info = json.loads((tmp_path / "repo" / "api.json").read_text())
+            with urllib.request.urlopen(
+                urllib.request.Request(f"{info['api']}/api/v0/id", method="POST"), timeout=10
+            ) as resp:
+                assert json.loads(resp.read())["ID"] == info["peer_id"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def test_a_relative_repo_is_relative_to_the_callers_directory(tmp_path, monkeypatch) -> None:
+    """`fedchain ipfs --repo fed/org/ipfs` (docs/deployment.md) from the federation folder."""
+    monkeypatch.chdir(tmp_path)
+    with BundledIpfsNode(Path("fed") / "org" / "ipfs") as node:
+        assert (tmp_path / "fed" / "org" / "ipfs" / "api.json").exists()
+        assert node.peer_id

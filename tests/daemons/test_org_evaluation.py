@@ -26,7 +26,7 @@ async def test_first_manifest_has_baseline_and_every_one_per_class(tmp_path: Pat
         await org.run_until_idle()
     first = decode_manifest(storage.blobs[chain.rounds[1].manifest_cid])
     second = decode_manifest(storage.blobs[chain.rounds[2].manifest_cid])
-    assert first.headline == "accuracy" == second.headline
+    assert first.headline_metric == "accuracy" == second.headline_metric
     initial = decode_blob(storage.blobs[chain.rounds[1].base_cid])
     assert initial.metadata.round_id == 0
     expected = evaluate_metrics(get_model("logreg"), initial.sections["params"], eval_data())
@@ -55,7 +55,7 @@ async def test_per_class_can_be_switched_off(tmp_path: Path) -> None:
 def test_optional_manifest_fields_are_left_out_when_empty() -> None:
     m = Manifest(1, "b", "m", "fedavg", (), (), {"accuracy": 0.5})
     doc = json.loads(encode_manifest(m))
-    assert not {"note", "headline", "per_class", "baseline"} & set(doc)
+    assert not {"note", "headline_metric", "per_class", "baseline"} & set(doc)
     full = Manifest(
         1,
         "b",
@@ -64,7 +64,7 @@ def test_optional_manifest_fields_are_left_out_when_empty() -> None:
         (),
         (),
         {"rmse": 0.5},
-        headline="rmse",
+        headline_metric="rmse",
         baseline={"metrics": {"rmse": 0.9}},
     )
     assert decode_manifest(encode_manifest(full)) == full

@@ -77,6 +77,12 @@ async def test_a_noise_update_is_rejected_for_its_norm(tmp_path: Path) -> None:
     assert "1000" in manifest.excluded[0].detail  # the absolute cap caught it at judge time
     assert mean_shift(storage, chain) == pytest.approx(0.02, abs=1e-6)
     assert org.metrics.updates_rejected.labels(reason="norm")._value.get() == 1
+    assert manifest.bounds == {
+        "max_update_norm": 1000.0,
+        "max_norm_ratio": 10.0,
+        "max_samples_per_client": 1e6,
+        "max_client_share": 0.5,
+    }
 
 
 async def test_an_update_under_the_absolute_cap_is_judged_against_the_round(

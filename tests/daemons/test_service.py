@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from contracts.errors import ContractGone
 from daemons.errors import ChainResetError
 from daemons.http import serve_forever
 from daemons.metrics import Metrics
@@ -26,6 +27,7 @@ from daemons.service import (
     EXIT_OK,
     log_event,
     race,
+    report_crash,
     sd_notify,
     setup_logging,
     supervise,
@@ -141,6 +143,35 @@ async def test_a_crash_ends_the_service_even_if_a_task_will_not_stop(
         assert await asyncio.wait_for(supervise([inner]), 10) == EXIT_CRASH
     finally:
         release.set()
+
+
+def test_a_stray_thread_does_not_keep_a_stopped_daemon_alive() -> None:
+    """A non-daemon thread that never ends would hang the interpreter's exit forever."""
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from daemons.service import exit_past_stray_threads, setup_logging
+        setup_logging()
+        threading.Thread(target=lambda: time.sleep(3600), name="stuck-worker").start()
+        raise SystemExit(exit_past_stray_threads(1))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 1
+    assert "exiting past 1 live thread(s): stuck-worker" in proc.stderr
+
+
+def test_reset_message_says_chain_was_reset_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="fedchain.service"):
+        assert report_crash("org", ChainResetError("chain was reset: genesis differs")) == 3
+        assert report_crash("client", ContractGone("contract 0xab has no code")) == 3
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "org stopped: chain was reset: genesis differs",
+        "client stopped: chain was reset: contract 0xab has no code",
+    ]
 
 
 def test_sd_notify_without_socket_is_noop() -> None:

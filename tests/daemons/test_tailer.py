@@ -10,13 +10,15 @@ import pytest
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.events import ContractEvent, RoundOpened, UpdateSubmitted, decode_log, event_key
+from daemons.anvil import Anvil
 from daemons.chain.backoff import Backoff, NodeUnreachable
 from daemons.chain.store import StateStore
-from daemons.chain.tailer import EventTailer
+from daemons.chain.tailer import EventTailer, ReorgTooDeep
+from daemons.errors import ChainResetError
 from tests.daemons.chain_helpers import mine, open_round, rpc, submit
-from tests.fixtures.anvil import Deployed
+from tests.fixtures.anvil import ALL_NODES, Deployed
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.evm_nodes(*ALL_NODES)]
 ONE_TRY = Backoff(attempts=1)
 
 
@@ -53,7 +55,7 @@ async def test_chunked_backfill_hands_every_event_in_order(
     deployed: Deployed, tmp_path: Path
 ) -> None:
     round_id = await open_round(deployed)
-    await mine(deployed.w3, 5)
+    await mine(deployed, 5)
     for i in range(3):
         await submit(deployed, i, round_id)
     ranges: list[tuple[int, int]] = []
@@ -120,7 +122,7 @@ async def test_confirmations_hold_back_recent_blocks(deployed: Deployed, tmp_pat
         for _ in range(2):
             await asyncio.wait_for(tail.sync(rec), 30)
             assert RoundOpened not in [type(e) for e in rec.events]
-            await mine(deployed.w3, 1)
+            await mine(deployed, 1)
         await asyncio.wait_for(tail.sync(rec), 30)
         assert type(rec.events[-1]) is RoundOpened
 
@@ -185,7 +187,7 @@ async def test_reorg_within_window_is_replayed(deployed: Deployed, tmp_path: Pat
         assert isinstance(before.events[-1], UpdateSubmitted)
         assert await rpc(w3, "evm_revert", snapshot) is True
         await submit(deployed, 1, round_id)
-        await mine(w3, 1)
+        await mine(deployed, 1)
         after = Recorder()
         await asyncio.wait_for(tail.sync(after), 30)
         assert not store.is_handled(orphaned)
@@ -208,3 +210,24 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     w3 = AsyncWeb3(AsyncHTTPProvider("http://127.0.0.1:9"))
     with StateStore(tmp_path / "s.db") as store, pytest.raises(ValueError, match="chunk_blocks"):
         EventTailer(w3, "0x" + "11" * 20, store, chunk_blocks=0)
+
+
+@pytest.mark.evm_nodes("anvil")  # it replaces the node: the session's shared ganache must stay
+async def test_a_chain_reset_under_a_running_tailer_is_a_reset_not_a_reorg(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """The node is replaced by a fresh chain on the same URL while the daemon runs."""
+    round_id = await open_round(deployed)
+    await submit(deployed, 0, round_id)
+    with StateStore(tmp_path / "s.db") as store:
+        tail = tailer(deployed, store)
+        await tail.check_identity()
+        await asyncio.wait_for(tail.sync(Recorder()), 30)
+        port = deployed.anvil.port
+        deployed.anvil.stop()
+        with Anvil(port=port, log_path=tmp_path / "fresh.log") as fresh:
+            fresh.mine(3)
+            with pytest.raises(ChainResetError, match=r"^chain was reset") as err:
+                await asyncio.wait_for(tail.sync(Recorder()), 30)
+    assert not isinstance(err.value, ReorgTooDeep)
+    assert "confirmations" not in str(err.value), "a reset is not fixed by more confirmations"

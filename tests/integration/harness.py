@@ -25,6 +25,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from contracts.binding import FederatedRounds
 from contracts.state import RoundInfo, RoundStatus
 from daemons.anvil import Anvil, free_port
+from daemons.devchain import DevChain
 from daemons.ipfs_node import BundledIpfsNode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,9 +120,13 @@ class Federation:
     max_updates: int = 3
     block_time_s: float | None = None
     org_options: dict[str, Any] = field(default_factory=dict)
+    node_kind: type[DevChain] = Anvil  # the EVM node: anvil, or e.g. Ganache
+    chain_options: dict[str, Any] = field(default_factory=dict)  # extra [chain] keys
+    ipfs_options: dict[str, Any] = field(default_factory=dict)  # extra [ipfs] keys
+    service_options: dict[str, Any] = field(default_factory=dict)  # extra [service] keys
     extra_clients: int = 0
     encryption: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> [encryption]
-    anvil: Anvil | None = None
+    anvil: DevChain | None = None
     ipfs: BundledIpfsNode | None = None
     org: Daemon | None = None
     clients: list[Daemon] = field(default_factory=list)
@@ -144,7 +149,9 @@ class Federation:
         self.close(failed=exc_type is not None)
 
     async def _setup(self) -> None:
-        self.anvil = Anvil(block_time_s=self.block_time_s, log_path=self.tmp / "anvil.log")
+        self.anvil = self.node_kind(
+            block_time_s=self.block_time_s, log_path=self.tmp / f"{self.node_kind.kind}.log"
+        )
         self.anvil.start()
         self.ipfs = BundledIpfsNode(self.tmp / "ipfs", log_path=self.tmp / "ipfs.log")
         self.ipfs.start()
@@ -182,13 +189,16 @@ class Federation:
 rpc_url = "{self.anvil.rpc_url}"
 contract = "{self.contract.address}"
 poll_interval_s = 0.2
+{_toml_lines(self.chain_options)}
 [ipfs]
 api_url = "{self.ipfs.api_url}"
 timeout_s = 20
 max_blob_bytes = {self.org_options.get("max_blob_bytes", 1 << 20)}
+{_toml_lines(self.ipfs_options)}
 [service]
 state_dir = "{self.tmp / name}"
 health_port = {self.health_ports.setdefault(name, free_port())}
+{_toml_lines(self.service_options)}
 """
         if role in self.encryption:
             table = "\n".join(f"{k} = {json.dumps(v)}" for k, v in self.encryption[role].items())
@@ -277,6 +287,11 @@ fisher_samples = 100
             self.ipfs.stop()
         if self.anvil is not None:
             self.anvil.stop()
+
+
+def _toml_lines(options: dict[str, Any]) -> str:
+    """`key = value` lines (JSON literals are valid TOML for numbers, strings and lists)."""
+    return "\n".join(f"{k} = {json.dumps(v)}" for k, v in options.items())
 
 
 def messages(daemon: Daemon) -> list[str]:

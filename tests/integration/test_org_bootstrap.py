@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from web3 import AsyncWeb3
+from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from daemons.anvil import Anvil
 from daemons.chain.sender import TxSender
 from daemons.chain.store import StateStore
 from daemons.config import load_config
+from daemons.devchain import DevChain
+from daemons.errors import ConfigError
+from daemons.ganache import Ganache
 from daemons.metrics import Metrics
 from daemons.org.bootstrap import attach_or_deploy, create_address, register_clients
 from daemons.ports import Web3Chain
@@ -21,7 +24,7 @@ from daemons.wiring import Node
 pytestmark = pytest.mark.timeout(120)
 
 
-def _node(tmp: Path, anvil: Anvil, w3: AsyncWeb3, store: StateStore) -> Node:
+def _node(tmp: Path, anvil: DevChain, w3: AsyncWeb3, store: StateStore) -> Node:
     path = tmp / "org.toml"
     path.write_text(f'[chain]\nrpc_url = "{anvil.rpc_url}"\n[federation]\neval_data = "x"\n')
     return Node(load_config(path, "org"), w3, store, Metrics("org"))
@@ -56,3 +59,18 @@ async def test_register_only_missing_clients(tmp_path: Path, anvil: Anvil, w3: A
     nonce = await w3.eth.get_transaction_count(org.address)
     await register_clients(chain, (a.address, b.address))  # nothing missing: no transaction
     assert await w3.eth.get_transaction_count(org.address) == nonce
+
+
+async def test_a_node_without_push0_is_a_config_error(tmp_path: Path) -> None:
+    """A pre-Shanghai chain cannot run the shanghai-target contract: exit 2, say how to fix."""
+    with Ganache(hardfork="london", log_path=tmp_path / "ganache.log") as node:
+        w3 = AsyncWeb3(AsyncHTTPProvider(node.rpc_url))
+        try:
+            org = Account.from_key(node.dev_private_keys[0])
+            with StateStore(tmp_path / "s.sqlite") as store, pytest.raises(ConfigError) as err:
+                await attach_or_deploy(_node(tmp_path, node, w3, store), org)
+        finally:
+            await w3.provider.disconnect()
+    message = str(err.value)
+    for part in ("EVM target 'shanghai'", "PUSH0", "compile_contract.mjs --evm-version paris"):
+        assert part in message

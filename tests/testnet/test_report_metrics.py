@@ -36,7 +36,7 @@ def manifest(rid: int, acc: list[float | None], **extra: object) -> dict[str, ob
         "included": inc,
         "excluded": [],
         "metrics": {"accuracy": 0.5 + 0.1 * rid, "loss": 1.0 / rid, "num_samples": 100},
-        "headline": "accuracy",
+        "headline_metric": "accuracy",
         "per_class": {"accuracy": acc, "num_samples": [60, 40]},
         **extra,
     }
@@ -98,7 +98,7 @@ def test_regression_headline_is_read_from_the_manifest() -> None:
     assert headline_of("", {"loss": 0.9, "num_samples": 5.0, "mae": 0.2}) == "mae"
     assert lower_is_better("rmse") and not lower_is_better("accuracy")
     reg = {
-        k: {**m, "metrics": {"rmse": 3.0 - int(m["round_id"])}, "headline": "rmse"}  # type: ignore[call-overload]
+        k: {**m, "metrics": {"rmse": 3.0 - int(m["round_id"])}, "headline_metric": "rmse"}  # type: ignore[call-overload]
         for k, m in MANIFESTS.items()
     }
     rs = build_rounds(EVENTS, reg, {}, {})

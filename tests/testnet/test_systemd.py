@@ -10,6 +10,7 @@ import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "config" / "systemd"
 FEDCHAIN = str(Path(sys.executable).parent / "fedchain")
+ALL_UNITS = ("fedchain-org.service", "fedchain-client@.service", "fedchain-ipfs.service")
 
 
 def service(name: str) -> configparser.SectionProxy:
@@ -40,8 +41,42 @@ def test_unit_runs_the_daemon_as_notify_service_with_hardening(name: str, exec_s
     assert "KEY" not in (UNITS / name).read_text().replace("FEDCHAIN_KEYSTORE", "")
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
-@pytest.mark.parametrize("name", ["fedchain-org.service", "fedchain-client@.service"])
+def unit(name: str) -> configparser.ConfigParser:
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]
+    cp.read(UNITS / name)
+    return cp
+
+
+def test_the_ipfs_unit_is_a_notify_service_the_daemons_want_and_wait_for() -> None:
+    ipfs = service("fedchain-ipfs.service")
+    assert ipfs["Type"] == "notify"  # `fedchain ipfs` sends READY=1 once its API answers
+    assert " ipfs --repo /var/lib/fedchain/ipfs" in ipfs["ExecStart"]
+    assert "$FEDCHAIN_IPFS_ARGS" in ipfs["ExecStart"]  # --peer / --swarm-host from an env file
+    assert ipfs["ProtectSystem"] == "strict" and ipfs["User"] == "fedchain"
+    for name in ("fedchain-org.service", "fedchain-client@.service"):
+        u = unit(name)["Unit"]
+        assert "fedchain-ipfs.service" in u["Wants"].split(), name
+        assert "fedchain-ipfs.service" in u["After"].split(), name
+
+
+@pytest.mark.parametrize("name", ALL_UNITS)
+def test_every_unit_caps_its_memory(name: str) -> None:
+    s = service(name)
+    high, top = (_bytes(s[k]) for k in ("MemoryHigh", "MemoryMax"))
+    assert 0 < high < top, name  # throttled before the OOM kill
+
+
+def _bytes(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="needs systemd-analyze (Debian package systemd; make setup installs it)",
+)
+@pytest.mark.parametrize("name", ALL_UNITS)
 def test_systemd_analyze_accepts_the_unit(tmp_path: Path, name: str) -> None:
     text = (UNITS / name).read_text().replace("/opt/fedchain/.venv/bin/fedchain", FEDCHAIN)
     unit = tmp_path / name.replace("@.", "@demo.")
