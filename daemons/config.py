@@ -28,6 +28,7 @@ STRATEGIES = registry.STRATEGIES
 LOG_FORMATS = ("human", "json")
 UPDATE_MODES = ("public", "encrypted")
 MAX_AUDITORS = 15  # an envelope holds at most 16 recipients: the org and 15 auditors
+PRIVACY_MODES = ("off", "central", "local")
 MAX_ROUND_DURATION_S = 30 * 24 * 3600
 MAX_CHUNK_BYTES = 1024 * 1024  # Kubo's chunker limit; bitswap moves blocks of up to 2 MiB
 
@@ -135,6 +136,27 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Client-level DP (DP-FedAvg, McMahan et al. 2018); org only, published in the round config.
+
+    `central`: the org clips each change to `clip_norm` and adds N(0, (z C)²) to the sum,
+    with noise from a secret it loads from `secret_file` or the env var `secret_env` (never
+    from a config); `local`: every client clips and noises its own change. `epsilon_budget`
+    (0: none) stops the federation before a round whose (ε, δ) would exceed it.
+    See docs/privacy.md.
+    """
+
+    mode: str = "off"
+    clip_norm: float = 1.0
+    noise_multiplier: float = 1.0
+    delta: float = 1e-5
+    epsilon_budget: float = 0.0
+    sample_cap: int = 0
+    secret_env: str = "FEDCHAIN_DP_SECRET"
+    secret_file: str = ""
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """A client's local data and the task that reads it (the org's round config must match)."""
 
@@ -173,6 +195,7 @@ class DaemonConfig:
     training: TrainingConfig | None = None
     data: DataConfig | None = None
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
+    privacy: PrivacyConfig | None = None
 
 
 SECTIONS: dict[str, type] = {
@@ -184,9 +207,19 @@ SECTIONS: dict[str, type] = {
     "training": TrainingConfig,
     "data": DataConfig,
     "encryption": EncryptionConfig,
+    "privacy": PrivacyConfig,
 }
 ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "org": ("chain", "identity", "ipfs", "service", "federation", "training", "encryption"),
+    "org": (
+        "chain",
+        "identity",
+        "ipfs",
+        "service",
+        "federation",
+        "training",
+        "encryption",
+        "privacy",
+    ),
     "client": ("chain", "identity", "ipfs", "service", "data", "encryption"),
 }
 REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {"org": ("federation",), "client": ("data",)}
@@ -195,9 +228,10 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("training", "optimizer"): OPTIMIZERS,
     ("training", "penalty"): PENALTIES,
     ("encryption", "updates"): UPDATE_MODES,
+    ("privacy", "mode"): PRIVACY_MODES,
 }
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
-PATH_KEYS |= {("data", "path"), ("encryption", "key_file")}
+PATH_KEYS |= {("data", "path"), ("encryption", "key_file"), ("privacy", "secret_file")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed"), ("training", "momentum")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
 NON_NEGATIVE |= {("chain", "low_balance_eth")}
@@ -205,6 +239,7 @@ NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
 NON_NEGATIVE |= {("federation", k) for k in ("max_update_norm", "max_norm_ratio")}
 NON_NEGATIVE |= {("federation", "max_samples_per_client")}
 NON_NEGATIVE |= {("ipfs", "unreachable_exit_s"), ("chain", "no_block_warn_s")}
+NON_NEGATIVE |= {("privacy", "epsilon_budget"), ("privacy", "sample_cap")}
 
 
 def load_config(path: str | Path, role: str) -> DaemonConfig:
@@ -344,6 +379,8 @@ def _check_cross(cfg: DaemonConfig) -> None:
     if cfg.federation is not None:
         penalty = cfg.training.penalty if cfg.training else "ewc"
         _check_federation(p, cfg.federation, penalty)
+        if cfg.privacy is not None:
+            _check_privacy(p, cfg.privacy, cfg.federation, penalty)
     _check_encryption(p, cfg.role, cfg.encryption)
     if cfg.ipfs.chunk_bytes > MAX_CHUNK_BYTES:
         raise ConfigError(
@@ -428,6 +465,25 @@ def _check_encryption(p: str, role: str, enc: EncryptionConfig) -> None:
             )
     if len({k.lower() for k in enc.auditors}) != len(enc.auditors):
         raise ConfigError(f"{p}: encryption.auditors lists a key twice")
+
+
+def _check_privacy(p: str, dp: PrivacyConfig, fed: FederationConfig, penalty: str) -> None:
+    """[privacy] against the federation: δ range, no Fisher (unprotected client data)."""
+    if not dp.delta < 1:
+        raise ConfigError(f"{p}: privacy.delta = {dp.delta}; allowed values: 0 < delta < 1")
+    if dp.mode == "off":
+        return
+    if penalty in ("ewc", "fedcurv") or fed.strategy in ("fedcurv", "fisher_merge"):
+        raise ConfigError(
+            f"{p}: privacy.mode = {dp.mode!r} needs updates without the Fisher diagonal (client "
+            "data DP does not cover): set training.penalty to none or fedprox and a strategy "
+            f"other than fedcurv/fisher_merge (got penalty {penalty!r}, strategy {fed.strategy!r})"
+        )
+    if dp.mode == "central" and (fed.strategy != "fedavg" or fed.strategy_options):
+        raise ConfigError(
+            f'{p}: privacy.mode = "central" aggregates with DP-FedAvg: federation.strategy must '
+            f'be "fedavg" without strategy_options, got {fed.strategy!r} {fed.strategy_options}'
+        )
 
 
 def _is_address(text: str) -> bool:

@@ -47,6 +47,7 @@ class Manifest:
     headline_metric: str = ""
     # the [federation] influence bounds the round was judged by (docs/daemons.md), for audit
     bounds: dict[str, float] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)  # DP parameters and ε (docs/privacy.md)
     # optional, left out when empty (older manifests lack them): per-class accuracy of the
     # model, and the initial model's metrics in a round whose base is round 0's model
     per_class: dict[str, list[Any]] = field(default_factory=dict)
@@ -54,7 +55,8 @@ class Manifest:
 
 
 # left out when empty, so manifests from before a key existed stay byte-identical
-OPTIONAL = ("note", "headline_metric", "bounds", "per_class", "baseline")
+# (privacy absent = no DP)
+OPTIONAL = ("note", "headline_metric", "bounds", "privacy", "per_class", "baseline")
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -81,6 +83,7 @@ def decode_manifest(data: bytes) -> Manifest:
         note=doc.get("note", ""),
         headline_metric=doc.get("headline_metric", ""),
         bounds=dict(doc.get("bounds", {})),
+        privacy=dict(doc.get("privacy", {})),
         per_class=dict(doc.get("per_class", {})),
         baseline=dict(doc.get("baseline", {})),
     )

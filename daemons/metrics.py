@@ -57,6 +57,9 @@ class Metrics:
             "fedchain_aggregate_seconds", "Aggregation time", buckets=SECONDS_BUCKETS, registry=r
         )
         self.last_block = Gauge("fedchain_last_block", "Last block handled", registry=r)
+        self.privacy_epsilon = Gauge(  # org under DP: ε after the latest opened round
+            "fedchain_privacy_epsilon", "DP epsilon spent (docs/privacy.md)", registry=r
+        )
         self.info = Gauge("fedchain_info", "Daemon role", ["role"], registry=r)
         self.info.labels(role=self.role).set(1)
         self._operator_metrics(r)

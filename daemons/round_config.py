@@ -25,6 +25,15 @@ _IDENTITY_KEYS = {"name": str, "model": str, "template": dict, "digest": str}
 
 
 @dataclass(frozen=True)
+class RoundPrivacy:
+    """The round's DP recipe for clients (`local`: clip and noise your own change)."""
+
+    mode: str
+    clip_norm: float
+    noise_multiplier: float
+
+
+@dataclass(frozen=True)
 class RoundConfig:
     """What a client needs to train round `round_id`: model name, seed, training recipe.
 
@@ -32,7 +41,8 @@ class RoundConfig:
     config without the key (from an older org) means yes. `encryption`: to whom updates are
     sealed (docs/security.md); None (absent) means plaintext updates. `task`: the task's
     identity (`models.tasks.task_identity`: name, model, parameter template, source sha256);
-    a config without it (an older org) means Fashion-MNIST with `model`, unchecked.
+    a config without it (an older org) means Fashion-MNIST with `model`, unchecked. `privacy`:
+    absent = no DP.
     """
 
     round_id: int
@@ -42,6 +52,7 @@ class RoundConfig:
     fisher: bool = True
     encryption: UpdateEncryption | None = None
     task: Mapping[str, Any] | None = None
+    privacy: RoundPrivacy | None = None
 
 
 def _training_doc(training: TrainingConfig) -> dict[str, Any]:
@@ -66,6 +77,8 @@ def encode_round_config(cfg: RoundConfig) -> bytes:
         doc["encryption"] = cfg.encryption.to_json()
     if cfg.task is not None:
         doc["task"] = dict(cfg.task)
+    if cfg.privacy is not None:  # absent key = no DP: older configs keep their bytes and CIDs
+        doc["privacy"] = dataclasses.asdict(cfg.privacy)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -99,6 +112,9 @@ def _from_doc(doc: dict[str, Any]) -> RoundConfig:
     if training.penalty in FISHER_PENALTIES and not fisher:
         raise ValueError(f"penalty {training.penalty!r} needs the Fisher but fisher is false")
     encryption = doc.get("encryption")
+    privacy = _privacy(doc.get("privacy"))
+    if privacy is not None and fisher:
+        raise ValueError("privacy is on but fisher is true: DP does not cover the Fisher")
     return RoundConfig(
         round_id=int(doc["round_id"]),
         model=str(doc["model"]),
@@ -107,6 +123,7 @@ def _from_doc(doc: dict[str, Any]) -> RoundConfig:
         fisher=fisher,
         encryption=None if encryption is None else UpdateEncryption.from_json(encryption),
         task=task,
+        privacy=privacy,
     )
 
 
@@ -117,3 +134,19 @@ def _check_identity(task: Any) -> None:
     for key, kind in _IDENTITY_KEYS.items():
         if not isinstance(task[key], kind):
             raise ValueError(f"task.{key} must be a {kind.__name__}")
+
+
+def _privacy(doc: Any) -> RoundPrivacy | None:
+    """The `privacy` object of a round config (None when absent), checked."""
+    if doc is None:
+        return None
+    privacy = RoundPrivacy(
+        mode=str(doc["mode"]),
+        clip_norm=float(doc["clip_norm"]),
+        noise_multiplier=float(doc["noise_multiplier"]),
+    )
+    if privacy.mode not in ("central", "local"):
+        raise ValueError(f"privacy.mode {privacy.mode!r} not one of central, local")
+    if not (privacy.clip_norm > 0 and privacy.noise_multiplier > 0):
+        raise ValueError(f"privacy needs clip_norm > 0 and noise_multiplier > 0, got {doc}")
+    return privacy

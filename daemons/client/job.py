@@ -19,9 +19,10 @@ import jax
 import numpy as np
 
 from daemons.config import TrainingConfig
-from daemons.round_config import RoundConfig
+from daemons.round_config import RoundConfig, RoundPrivacy
 from models.codec import BlobMetadata, DecodedBlob, encode_blob
 from models.data import Dataset
+from models.dp import fresh_key, privatize_update
 from models.fisher import fisher_diagonal
 from models.networks import get_model
 from models.penalties import fedcurv_others, make_penalty
@@ -77,6 +78,8 @@ def train_update(
     started = time.perf_counter()
     trained, metrics = local_train(model, base.sections["params"], data, train_config_, penalty)
     trained = jax.block_until_ready(trained)  # JAX dispatches asynchronously: time the work
+    if config.privacy is not None and config.privacy.mode == "local":
+        trained = _privatize(base.sections["params"], trained, config.privacy)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     fisher = None
@@ -87,6 +90,8 @@ def train_update(
     if metrics.accuracy is not None:  # a regression task has none
         facts["accuracy"] = metrics.accuracy
     facts["fisher_s"] = time.perf_counter() - started
+    if config.privacy is not None:  # loss and accuracy on private data are not DP: they stay here
+        facts = {k: v for k, v in facts.items() if k not in ("loss", "accuracy")}
     meta = BlobMetadata(
         "update", config.round_id, client, base_cid, len(data), config.model, train_metrics=facts
     )
@@ -94,6 +99,15 @@ def train_update(
     params = params_to_numpy(trained)
     fisher_np = None if fisher is None else params_to_numpy(fisher)
     return encode_blob(schema.update_sections(params, fisher_np), meta)
+
+
+def _privatize(base_params: Any, trained: Any, privacy: RoundPrivacy) -> Any:
+    """Local DP: clip this client's change and add its own noise, from a key nobody else has
+    (McMahan et al. 2018's mechanism, run by the client; see models.dp)."""
+    noisy, _ = privatize_update(
+        base_params, trained, privacy.clip_norm, privacy.noise_multiplier, fresh_key()
+    )
+    return noisy
 
 
 def _penalty(

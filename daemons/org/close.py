@@ -22,11 +22,13 @@ from daemons.org.evaluation import round_extras
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.org.observe import observe_settled
+from daemons.org.privacy import public_train
 from daemons.org.unseal import update_plaintext
 from daemons.ports import fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_after_broadcast, crash_point, log_event
 from models.codec import decode_blob, encode_blob
+from models.dp import DpFedAvg
 from models.strategies import ClientUpdate
 
 if TYPE_CHECKING:
@@ -77,10 +79,12 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
     args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
-    bounds = influence_bounds(fed)
-    result = await asyncio.to_thread(
-        aggregate_step, base, updates, *args, org.with_fisher, bounds, org.task.task
-    )
+    dp = _central_dp(org, info.round_id, subs)
+    # under central DP, clipping bounds every client's influence; the round-level screen
+    # would let one client's update decide whether another's is merged (docs/privacy.md)
+    bounds = influence_bounds(fed) if dp is None else None
+    step = (*args, org.with_fisher, bounds, org.task.task, dp)
+    result = await asyncio.to_thread(aggregate_step, base, updates, *step)
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     _log_rejected(org, info, result)
     started = time.perf_counter()
@@ -88,7 +92,7 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     model_name = org.task.task.model
     meta = model_metadata(info.round_id, org.chain.address, info.base_cid, num_samples, model_name)
     model = await org.put(encode_blob(result.sections, meta))
-    manifest = _manifest(org, info, model.cid, subs, result)
+    manifest = _with_privacy(org, _manifest(org, info, model.cid, subs, result), dp)
     extras_started = time.perf_counter()
     params = result.sections["params"]
     extras = await asyncio.to_thread(
@@ -159,7 +163,7 @@ def _manifest(
                     sub.digest,
                     sub.num_samples,
                     result.weights[client],
-                    dict(sub.train),
+                    public_train(sub.train, org.privacy),
                 )
             )
         elif sub.accepted:
@@ -182,10 +186,33 @@ def _manifest(
 
 
 def _bounds(org: OrgRounds) -> dict[str, float]:
-    """The influence bounds in force (0 = off), recorded so an auditor can replay the round."""
+    """The influence bounds in force (0 = off), recorded so an auditor can replay the round.
+
+    Under central DP the round-level screen is off (`max_norm_ratio` 0, `max_client_share` 1):
+    clipping bounds each client instead (docs/privacy.md).
+    """
     fed = org.fed
     keys = ("max_update_norm", "max_norm_ratio", "max_samples_per_client", "max_client_share")
-    return {k: float(getattr(fed, k)) for k in keys}
+    bounds = {k: float(getattr(fed, k)) for k in keys}
+    if org.privacy is not None and org.privacy.cfg.mode == "central":
+        bounds |= {"max_norm_ratio": 0.0, "max_client_share": 1.0}
+    return bounds
+
+
+def _central_dp(org: OrgRounds, round_id: int, subs: dict[str, Submission]) -> DpFedAvg | None:
+    """The round's central DP-FedAvg step, when the federation runs central DP."""
+    if org.privacy is None or org.privacy.cfg.mode != "central":
+        return None
+    return org.privacy.central(round_id, [subs[c] for c in sorted(subs)])
+
+
+def _with_privacy(org: OrgRounds, m: Manifest, dp: DpFedAvg | None) -> Manifest:
+    """The manifest with the DP parameters and ε after this round (when DP is on)."""
+    if org.privacy is None:
+        return m
+    epsilon = org.privacy.epsilon(org.ledger, m.round_id)
+    denominator = None if dp is None else dp.denominator
+    return replace(m, privacy=org.privacy.record(epsilon, m.round_id, denominator))
 
 
 def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:

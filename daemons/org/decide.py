@@ -28,6 +28,7 @@ class Action(StrEnum):
     CLOSE = "close"  # aggregate, publish, closeRound
     FAIL = "fail"  # failRound: deadline passed with too few on-chain updates
     DONE = "done"  # all configured rounds are settled
+    BUDGET = "budget"  # the next round would spend more than the privacy (ε) budget: stop
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class RoundView:
     recorded: int
     pending: int
     rounds: int
+    epsilon_next: float = 0.0  # ε after one more round (models.accountant)
+    epsilon_budget: float = 0.0  # 0: no budget
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,11 @@ class Decision:
 def decide(v: RoundView) -> Decision:
     """Next step of the round protocol (DESIGN.md, "One round"); deadlines by block time."""
     if v.status is RoundStatus.NONE:
-        return Decision(Action.OPEN, "no round yet")
+        return _open(v, "no round yet")
     if v.status is not RoundStatus.OPEN:
         if v.round_id >= v.rounds:
             return Decision(Action.DONE, f"round {v.round_id} of {v.rounds} settled")
-        return Decision(Action.OPEN, f"round {v.round_id} is {v.status.value}")
+        return _open(v, f"round {v.round_id} is {v.status.value}")
     if v.pending > 0:
         return Decision(Action.JUDGE, f"{v.pending} update(s) to validate")
     full = v.num_updates >= v.max_updates
@@ -76,3 +79,14 @@ def decide(v: RoundView) -> Decision:
         return Decision(Action.FAIL, f"deadline passed with {v.num_updates} < {v.min_updates}")
     why = "full" if full else "deadline passed"
     return Decision(Action.CLOSE, f"{why} with {v.num_updates} update(s)")
+
+
+def _open(v: RoundView, reason: str) -> Decision:
+    """Open the next round, unless it would take ε past the budget (then stop for good)."""
+    if v.epsilon_budget > 0 and not v.epsilon_next <= v.epsilon_budget:
+        return Decision(
+            Action.BUDGET,
+            f"privacy budget: opening round {v.round_id + 1} would spend ε = "
+            f"{v.epsilon_next:.4g} > epsilon_budget {v.epsilon_budget:g}; no more rounds",
+        )
+    return Decision(Action.OPEN, reason)

@@ -23,7 +23,7 @@ from models.fisher import online_fisher
 from models.influence import InfluenceBounds, screen
 from models.networks import Model, get_model
 from models.schema import FederationSchema
-from models.strategies import ClientUpdate, get_strategy
+from models.strategies import ClientUpdate, Strategy, get_strategy
 from models.task import Task
 from models.training import params_to_numpy
 from models.validation import Limits
@@ -94,16 +94,19 @@ def aggregate_step(
     with_fisher: bool = True,
     bounds: InfluenceBounds | None = None,
     task: Task | None = None,
+    strategy: Strategy | None = None,
 ) -> StepResult:
     """Screen the accepted updates (`bounds`), merge them into the base, update Fisher, evaluate.
 
     Without `with_fisher` the new model has no Fisher section (nothing reads it). Updates
     the round-level norm rule rejects are in `rejected`; the others reach the strategy with
     their sample counts capped (`models.influence`). `metrics` holds the task's metrics,
-    headline first (`task` None: Fashion-MNIST's network named in the base's metadata).
+    headline first (`task` None: Fashion-MNIST's network named in the base's metadata). A
+    given `strategy` (the round's central DP-FedAvg, `models.dp`) replaces the named one.
     """
     started = time.perf_counter()
-    strategy = get_strategy(strategy_name, **dict(strategy_options))
+    if strategy is None:
+        strategy = get_strategy(strategy_name, **dict(strategy_options))
     rejected: dict[str, tuple[str, str]] = {}
     if bounds is not None:
         screened = screen(base.sections["params"], updates, bounds)

@@ -29,6 +29,7 @@ from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
+from daemons.org.privacy import OrgPrivacy
 from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.privacy.policy import org_policy
@@ -62,6 +63,7 @@ class OrgRounds:
         metrics: Metrics,
         update_key: PrivateKey | None = None,
         task: OrgTask | None = None,
+        privacy: OrgPrivacy | None = None,
     ) -> None:
         assert cfg.federation is not None and cfg.training is not None
         self.cfg, self.chain, self.storage = cfg, chain, storage
@@ -76,6 +78,7 @@ class OrgRounds:
         # [encryption] updates = "encrypted": clients seal updates to this key (docs/security.md)
         self.update_key = update_key
         self.encryption = org_policy(cfg.encryption, update_key)
+        self.privacy = privacy if privacy is not None and privacy.on else None
 
     @property
     def schema(self) -> FederationSchema:
@@ -110,8 +113,16 @@ class OrgRounds:
             recorded=len(subs),
             pending=sum(1 for s in subs.values() if s.verdict is None),
             rounds=self.fed.rounds,
+            **self._budget(round_id),
         )
         return view, info
+
+    def _budget(self, round_id: int) -> dict[str, float]:
+        """ε after one more round and the budget, for `decide` (nothing without a budget)."""
+        if self.privacy is None or self.privacy.cfg.epsilon_budget <= 0:
+            return {}
+        epsilon = self.privacy.epsilon(self.ledger, round_id, next_round=True)
+        return {"epsilon_next": epsilon, "epsilon_budget": self.privacy.cfg.epsilon_budget}
 
     async def step(self) -> Decision:
         """Decide and carry out one step; returns the decision (WAIT/DONE mean: idle).
@@ -122,7 +133,7 @@ class OrgRounds:
         decision = decide(view)
         self.activity = activity_of(decision.action, view.round_id)
         self.no_blocks.observe(view, decision)
-        if decision.action in (Action.WAIT, Action.DONE):
+        if decision.action in (Action.WAIT, Action.DONE, Action.BUDGET):
             return decision
         log_event(
             log,
@@ -163,7 +174,7 @@ class OrgRounds:
         """Step until there is nothing to do right now."""
         while True:
             decision = await self.step()
-            if decision.action in (Action.WAIT, Action.DONE):
+            if decision.action in (Action.WAIT, Action.DONE, Action.BUDGET):
                 return decision
 
     # ---- opening -------------------------------------------------------------------------
@@ -190,6 +201,7 @@ class OrgRounds:
         """Publish the round config and open round `round_id + 1` on the base model."""
         new_id = round_id + 1
         base_cid, base_digest = await self.next_base(round_id, info)
+        privacy = None if self.privacy is None else self.privacy.round_privacy()
         config = RoundConfig(
             new_id,
             self.task.task.model,
@@ -198,7 +210,10 @@ class OrgRounds:
             self.with_fisher,
             encryption=self.encryption,
             task=self.task.identity,
+            privacy=privacy,
         )
+        if self.privacy is not None:  # before openRound: ε counts every round ever opened
+            self.privacy.record_open(self.ledger, new_id)
         config_cid = (await self.put(encode_round_config(config))).cid
         deadline = await self.chain.now_s() + self.fed.round_duration_s
         args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)
@@ -215,8 +230,18 @@ class OrgRounds:
                 log, logging.WARNING, "stale openRound refused; opening afresh", round_id=new_id
             )
             await self.chain.send(f"open:{new_id}:{deadline}", "openRound", *args, config_cid)
+        dp = {}
+        if self.privacy is not None:
+            dp = {"epsilon_after": self.privacy.epsilon(self.ledger, new_id)}
+            self.metrics.privacy_epsilon.set(dp["epsilon_after"])
         log_event(
-            log, logging.INFO, "round opened", round_id=new_id, base_cid=base_cid, deadline=deadline
+            log,
+            logging.INFO,
+            "round opened",
+            round_id=new_id,
+            base_cid=base_cid,
+            deadline=deadline,
+            **dp,
         )
         crash_point("after_open", new_id)
 

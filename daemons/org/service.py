@@ -17,8 +17,9 @@ from contracts.events import ContractEvent, RoundClosed, RoundOpened, UpdateSubm
 from daemons.chain.backoff import Backoff, retry
 from daemons.config import DaemonConfig
 from daemons.org.bootstrap import attach_or_deploy, register_clients
-from daemons.org.decide import Action
+from daemons.org.decide import Action, Decision
 from daemons.org.ledger import Ledger, Submission
+from daemons.org.privacy import OrgPrivacy, load_secret
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache
 from daemons.privacy.keys import load_update_key, public_hex
@@ -49,8 +50,9 @@ async def run_org(cfg: DaemonConfig) -> int:
 
 async def _main(node: Node, account: Any) -> None:
     cfg = node.cfg
-    assert cfg.federation is not None
+    assert cfg.federation is not None and cfg.privacy is not None
     update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
+    secret = load_secret(cfg.privacy, source=cfg.path) if cfg.privacy.mode == "central" else None
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
     if update_key is not None:
         log_event(
@@ -74,9 +76,19 @@ async def _main(node: Node, account: Any) -> None:
         if warning is not None:
             log_event(log, logging.WARNING, warning, contract=address)
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
+        privacy = OrgPrivacy(cfg.privacy, address, secret)
         ledger = Ledger(node.store)
         org = OrgRounds(
-            cfg, chain, storage, ledger, cache, eval_data, node.metrics, update_key, task
+            cfg,
+            chain,
+            storage,
+            ledger,
+            cache,
+            eval_data,
+            node.metrics,
+            update_key,
+            task,
+            privacy,
         )
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
@@ -124,13 +136,22 @@ async def _drive(org: OrgRounds, wake: asyncio.Event, cfg: DaemonConfig) -> None
             log_event(log, logging.WARNING, "contract is paused; waiting for unpause")
             await asyncio.sleep(max(cfg.chain.poll_interval_s, 2.0))
             continue
-        if decision.action is Action.DONE:
+        if decision.action in (Action.DONE, Action.BUDGET):
             if not announced:
-                log_event(log, logging.INFO, "federation complete", rounds=cfg.federation.rounds)
+                _announce_end(decision, cfg.federation.rounds)
                 announced = True
             if cfg.federation.exit_when_done:
                 return
         await idle(wake, cfg.chain.poll_interval_s)
+
+
+def _announce_end(decision: Decision, rounds: int) -> None:
+    """Log once why the org opens no more rounds: all done, or the privacy budget is spent."""
+    if decision.action is Action.BUDGET:
+        why = decision.reason
+        log_event(log, logging.WARNING, "federation stopped: privacy budget", reason=why)
+    else:
+        log_event(log, logging.INFO, "federation complete", rounds=rounds)
 
 
 def _submission(event: UpdateSubmitted) -> Submission:

@@ -98,6 +98,14 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon")
     add("--no-swarm-key", action="store_true", help="bundled nodes without a private network")
     add("--encrypt-updates", action="store_true", help="clients seal updates to the org's key")
+    add(
+        "--dp",
+        default="off",
+        help="differential privacy: off | central | local (needs --penalty none)",
+    )
+    add("--dp-clip", type=float, default=d.dp_clip_norm, help="DP clip norm C (1.0)")
+    add("--dp-noise", type=float, default=d.dp_noise_multiplier, help="DP noise multiplier z (1.0)")
+    add("--dp-budget", type=float, default=0.0, help="stop before ε would exceed this (0: none)")
 
 
 def resolve_penalty(penalty: str | None, ewc_lambda: float) -> tuple[str, str]:
@@ -145,6 +153,10 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             xla_threads=a.xla_threads,
             swarm_key=not a.no_swarm_key,
             encrypt_updates=a.encrypt_updates,
+            dp=a.dp,
+            dp_clip_norm=a.dp_clip,
+            dp_noise_multiplier=a.dp_noise,
+            dp_epsilon_budget=a.dp_budget,
         )
     )
 

@@ -101,6 +101,9 @@ def training_table(spec: NetSpec) -> dict[str, object]:
     return table
 
 
+DP_SECRET_ENV = "FEDCHAIN_DP_SECRET"
+
+
 def org_config(
     spec: NetSpec,
     ep: Endpoints,
@@ -130,6 +133,14 @@ def org_config(
     tables["training"] = training_table(spec)
     if spec.encrypt_updates:  # the key itself comes from the env (supervisor.daemon_env)
         tables["encryption"] = {"updates": "encrypted", "key_env": ENCRYPTION_KEY_ENV}
+    if spec.dp != "off":  # central: the noise secret comes from the env (supervisor._launch)
+        tables["privacy"] = {
+            "mode": spec.dp,
+            "clip_norm": spec.dp_clip_norm,
+            "noise_multiplier": spec.dp_noise_multiplier,
+            "epsilon_budget": spec.dp_epsilon_budget,
+            "secret_env": DP_SECRET_ENV,
+        }
     return render_toml(tables)
 
 

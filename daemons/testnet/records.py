@@ -57,6 +57,13 @@ class RoundRecord:
     bytes_moved: int | None = None
     gas: Gas | None = None
     deadline: int = 0
+    privacy: Mapping[str, Any] = field(default_factory=dict)  # the manifest's DP record
+
+    @property
+    def epsilon(self) -> float | None:
+        """ε spent after this round, when the federation runs DP (docs/privacy.md)."""
+        eps = self.privacy.get("epsilon")
+        return None if eps is None else float(eps)  # "inf" parses too
 
     @property
     def accuracy(self) -> float | None:
@@ -143,6 +150,7 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         per_class=dict(manifest.get("per_class", {})),
         baseline=dict(manifest.get("baseline", {})),
         timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},
+        privacy=dict(manifest.get("privacy", {})),
     )
 
 

@@ -34,6 +34,7 @@ def columns(headline: str) -> tuple[str, ...]:
         "train s",
         "overhead s",
         "MB moved",
+        "ε",
         "model CID",
     )
 
@@ -56,6 +57,7 @@ class Summary:
     best: float | None = None
     baseline: float | None = None
     total_gas: int | None = None
+    privacy: str = ""  # "(ε, δ) = ... after round N" when the federation runs DP
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -76,7 +78,7 @@ def table_rows(rounds: Sequence[RoundRecord]) -> list[tuple[str, ...]]:
     base = first_baseline(rounds).get("metrics", {})
     if base:
         cells = ("0", "initial", "-", "-", _fmt(base.get(headline), ".4f"))
-        rows.append((*cells, _fmt(base.get("loss"), ".4f"), *("-",) * 6))
+        rows.append((*cells, _fmt(base.get("loss"), ".4f"), *("-",) * 7))
     for r in rounds:
         n_excl = sum(u.status == "excluded" for u in r.updates)
         mb = None if r.bytes_moved is None else r.bytes_moved / 1e6
@@ -93,6 +95,7 @@ def table_rows(rounds: Sequence[RoundRecord]) -> list[tuple[str, ...]]:
                 _fmt(r.slowest_train_s, ".2f"),
                 _fmt(overhead_s(r), ".2f"),
                 _fmt(mb, ".2f"),
+                "-" if r.epsilon is None else format(r.epsilon, ".3g"),  # "-": no DP
                 r.model_cid or "-",
             )
         )
@@ -120,6 +123,19 @@ def summarize(rounds: Sequence[RoundRecord]) -> Summary:
         best=pick(vals) if vals else None,
         baseline=None if base is None else float(base),
         total_gas=sum(gas) if gas else None,
+        privacy=_privacy_line(rounds),
+    )
+
+
+def _privacy_line(rounds: Sequence[RoundRecord]) -> str:
+    """The last DP round's (ε, δ) and mechanism, or "" without DP."""
+    dp = [r for r in rounds if r.epsilon is not None]
+    if not dp:
+        return ""
+    last = dp[-1]
+    mode, delta = last.privacy.get("mode", "?"), last.privacy.get("delta", "?")
+    return (
+        f"privacy ({mode} DP): (ε, δ) = ({last.epsilon:.3g}, {delta}) after round {last.round_id}"
     )
 
 
@@ -128,6 +144,7 @@ def summary_lines(s: Summary) -> list[str]:
     gas = "" if s.total_gas is None else f", {s.total_gas} gas"
     return [
         f"rounds closed {s.rounds_closed}, failed {s.rounds_failed}",
+        *([s.privacy] if s.privacy else []),
         f"final test {s.headline} {_fmt(s.final, '.4f')} (best {_fmt(s.best, '.4f')}, "
         f"initial model {_fmt(s.baseline, '.4f')})",
         f"round wall time total {_fmt(s.total_wall_s, '.1f')} s, {s.total_mb:.1f} MB moved{gas}",

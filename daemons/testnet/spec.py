@@ -17,6 +17,8 @@ MODELS = registry.MODELS
 PARTITIONS = registry.PARTITIONS
 PENALTIES = registry.PENALTIES
 STRATEGIES = registry.STRATEGIES
+DP_MODES = ("off", "central", "local")
+DP_DELTA = 1e-5  # the org's default [privacy] delta
 
 
 class TestnetError(FedchainError):
@@ -55,6 +57,10 @@ class NetSpec:
     xla_threads: int = 1
     swarm_key: bool = True  # bundled nodes form a private network (a fresh swarm.key per run)
     encrypt_updates: bool = False  # clients seal updates to the org's X25519 key
+    dp: str = "off"  # [privacy] mode: off | central | local (docs/privacy.md)
+    dp_clip_norm: float = 1.0
+    dp_noise_multiplier: float = 1.0
+    dp_epsilon_budget: float = 0.0  # 0: none
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (paths as strings) for the run dir's state file."""
@@ -102,6 +108,7 @@ def validate(spec: NetSpec) -> NetSpec:
         f"1..{spec.clients} (the number of clients)",
     )
     _check(spec.xla_threads >= 1, "--xla-threads", spec.xla_threads, "an integer >= 1")
+    _check_dp(spec)
     api = spec.ipfs_api
     ok = api is None or api.startswith(("http://", "https://"))
     _check(ok, "--ipfs-api", api, "a Kubo RPC URL such as http://127.0.0.1:5001")
@@ -126,6 +133,28 @@ def _resolve_names(spec: NetSpec) -> NetSpec:
     model = spec.model or models[0]
     _check(model in models, "--model", model, f"{' | '.join(models)} for task {spec.task}")
     return dataclasses.replace(spec, model=model)
+
+
+def _check_dp(spec: NetSpec) -> None:
+    """The DP options (the org's config checks repeat this; here it fails before any start)."""
+    _check(spec.dp in DP_MODES, "--dp", spec.dp, " | ".join(DP_MODES))
+    if spec.dp == "off":
+        return
+    _check(spec.dp_clip_norm > 0, "--dp-clip", spec.dp_clip_norm, "a number > 0")
+    _check(spec.dp_noise_multiplier > 0, "--dp-noise", spec.dp_noise_multiplier, "a number > 0")
+    _check(spec.dp_epsilon_budget >= 0, "--dp-budget", spec.dp_epsilon_budget, ">= 0 (0: none)")
+    plain = spec.penalty in ("none", "fedprox") or (spec.penalty == "ewc" and not spec.ewc_lambda)
+    no_fisher = plain and spec.strategy not in ("fedcurv", "fisher_merge")
+    allowed = "none | fedprox (or ewc with --ewc-lambda 0) and a strategy without the Fisher"
+    _check(no_fisher, "--penalty", spec.penalty, allowed + " with --dp")
+    ok = spec.dp != "central" or spec.strategy == "fedavg"
+    _check(ok, "--strategy", spec.strategy, "fedavg with --dp central (DP-FedAvg)")
+    if spec.dp_epsilon_budget > 0:  # the run waits for --rounds rounds: they must all fit
+        from models.accountant import rounds_within
+
+        fit = rounds_within(spec.dp_noise_multiplier, DP_DELTA, spec.dp_epsilon_budget, spec.rounds)
+        allowed = f"a budget that covers all --rounds (it allows {fit} of {spec.rounds} at z = "
+        _check(fit >= spec.rounds, "--dp-budget", spec.dp_epsilon_budget, allowed + "--dp-noise)")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 import time
@@ -26,6 +27,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from contracts.binding import FederatedRounds
 from daemons.anvil import Anvil, dev_private_keys, free_port
 from daemons.testnet.configgen import (
+    DP_SECRET_ENV,
     ENCRYPTION_KEY_ENV,
     KEY_ENV,
     Endpoints,
@@ -205,6 +207,8 @@ class Supervisor:
         env = daemon_env(self.org_key, self.spec.xla_threads)
         if self.spec.encrypt_updates:  # a fresh X25519 key per run, held only in the org's env
             env[ENCRYPTION_KEY_ENV] = bytes(PrivateKey.generate()).hex()
+        if self.spec.dp == "central":  # a fresh DP noise secret per run, only in the org's env
+            env[DP_SECRET_ENV] = secrets.token_hex(32)
         self.children.append(
             Child("org", daemon_argv("org", cfg), env, self.run.logs / "org.log", self.run.root)
         )

@@ -200,3 +200,45 @@ def test_momentum_is_a_training_field(tmp_path: Path) -> None:
     assert cfg.training is not None and cfg.training.momentum == 0.9
     with pytest.raises(ConfigError, match="0 <= momentum < 1"):
         load_config(write(tmp_path, ORG + "momentum = 1.0\n"), "org")
+
+
+DP_ORG = ORG.replace("epochs = 2", 'epochs = 2\npenalty = "none"')
+
+
+def test_privacy_defaults_off_and_parses(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ORG), "org")
+    assert cfg.privacy is not None and cfg.privacy.mode == "off"
+    text = DP_ORG + '\n[privacy]\nmode = "central"\nclip_norm = 2\nepsilon_budget = 8\n'
+    text += 'secret_file = "dp.secret"\n'
+    dp = load_config(write(tmp_path, text), "org").privacy
+    assert dp is not None and dp.mode == "central" and dp.clip_norm == 2.0
+    assert dp.epsilon_budget == 8.0 and dp.secret_file == str(tmp_path / "dp.secret")
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        (DP_ORG + "[privacy]\nmode = 'secure'\n", ["privacy.mode", "off, central, local"]),
+        (DP_ORG + "[privacy]\nnoise = 1.0\n", ["privacy.noise", "noise_multiplier"]),
+        (DP_ORG + "[privacy]\nclip_norm = 0\n", ["privacy.clip_norm", "> 0"]),
+        (DP_ORG + "[privacy]\ndelta = 1.5\n", ["privacy.delta", "0 < delta < 1"]),
+        (DP_ORG + "[privacy]\nepsilon_budget = -1\n", ["privacy.epsilon_budget", ">= 0"]),
+        (ORG + "[privacy]\nmode = 'local'\n", ["privacy.mode", "Fisher", "penalty 'ewc'"]),
+        (
+            DP_ORG.replace("rounds = 3", 'rounds = 3\nstrategy = "median"')
+            + "[privacy]\nmode = 'central'\n",
+            ["DP-FedAvg", "fedavg", "'median'"],
+        ),
+    ],
+)
+def test_privacy_errors_name_the_key(tmp_path: Path, text: str, needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), "org")
+    for needle in needles:
+        assert needle in str(err.value), str(err.value)
+
+
+def test_privacy_is_an_org_section(tmp_path: Path) -> None:
+    text = f'[chain]\ncontract = "{ADDR}"\n[data]\npath = "x.npz"\n[privacy]\nmode = "local"\n'
+    with pytest.raises(ConfigError, match=r"unknown section \[privacy\]"):
+        load_config(write(tmp_path, text), "client")

@@ -41,11 +41,48 @@ OPEN = RoundView(
         ({"now_s": 1001}, Action.FAIL),
         ({"now_s": 1001, "num_updates": 0, "recorded": 0}, Action.FAIL),
         ({"now_s": 1001, "num_updates": 2, "recorded": 1}, Action.WAIT),
+        # the privacy budget: checked only where a round would be opened
+        ({"status": RoundStatus.CLOSED, "epsilon_next": 3.9, "epsilon_budget": 4.0}, Action.OPEN),
+        ({"status": RoundStatus.CLOSED, "epsilon_next": 4.0, "epsilon_budget": 4.0}, Action.OPEN),
+        ({"status": RoundStatus.CLOSED, "epsilon_next": 4.1, "epsilon_budget": 4.0}, Action.BUDGET),
+        ({"status": RoundStatus.FAILED, "epsilon_next": 4.1, "epsilon_budget": 4.0}, Action.BUDGET),
+        (
+            {"status": RoundStatus.NONE, "round_id": 0, "epsilon_next": 9.0, "epsilon_budget": 8.0},
+            Action.BUDGET,
+        ),
+        (
+            {"status": RoundStatus.CLOSED, "epsilon_next": float("inf"), "epsilon_budget": 8.0},
+            Action.BUDGET,
+        ),
+        (
+            {"status": RoundStatus.CLOSED, "epsilon_next": float("nan"), "epsilon_budget": 8.0},
+            Action.BUDGET,
+        ),
+        ({"status": RoundStatus.CLOSED, "epsilon_next": 99.0, "epsilon_budget": 0.0}, Action.OPEN),
+        (
+            {
+                "status": RoundStatus.CLOSED,
+                "round_id": 3,
+                "epsilon_next": 9.0,
+                "epsilon_budget": 8.0,
+            },
+            Action.DONE,
+        ),
+        (
+            {"epsilon_next": 9.0, "epsilon_budget": 8.0, "num_updates": 3, "recorded": 3},
+            Action.CLOSE,
+        ),
     ],
 )
 def test_decide(changes: dict[str, object], action: Action) -> None:
     decision = decide(replace(OPEN, **changes))  # type: ignore[arg-type]
     assert decision.action is action, decision.reason
+
+
+def test_budget_stop_says_why() -> None:
+    view = replace(OPEN, status=RoundStatus.CLOSED, epsilon_next=4.25, epsilon_budget=4.0)
+    reason = decide(view).reason
+    assert "round 3" in reason and "4.25" in reason and "epsilon_budget 4" in reason
 
 
 class MemKV:

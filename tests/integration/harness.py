@@ -126,6 +126,8 @@ class Federation:
     service_options: dict[str, Any] = field(default_factory=dict)  # extra [service] keys
     extra_clients: int = 0
     encryption: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> [encryption]
+    training_options: dict[str, Any] = field(default_factory=dict)  # over the [training] below
+    privacy: dict[str, Any] = field(default_factory=dict)  # a [privacy] table when not empty
     anvil: DevChain | None = None
     ipfs: BundledIpfsNode | None = None
     org: Daemon | None = None
@@ -208,6 +210,10 @@ health_port = {self.health_ports.setdefault(name, free_port())}
         clients = [a.address for a in self.accounts[1 : 1 + self.num_clients + self.extra_clients]]
         opts = {k: v for k, v in self.org_options.items() if k != "max_blob_bytes"}
         fed = "\n".join(f"{k} = {json.dumps(v)}" for k, v in opts.items())
+        training = {"epochs": 1, "batch_size": 20, "learning_rate": 0.1, "penalty": "ewc"}
+        training |= {"ewc_lambda": 1.0, "fisher_samples": 100, **self.training_options}
+        train = "\n".join(f"{k} = {json.dumps(v)}" for k, v in training.items())
+        dp = "\n".join(f"{k} = {json.dumps(v)}" for k, v in self.privacy.items())
         return (
             common
             + f"""
@@ -222,13 +228,9 @@ seed = 11
 eval_data = "{self.data["org"]}"
 {fed}
 [training]
-epochs = 1
-batch_size = 20
-learning_rate = 0.1
-penalty = "ewc"
-ewc_lambda = 1.0
-fisher_samples = 100
+{train}
 """
+            + (f"[privacy]\n{dp}\n" if dp else "")
         )
 
     def start_all(self) -> None:
