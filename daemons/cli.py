@@ -26,6 +26,7 @@ PLUGINS: tuple[tuple[str, str], ...] = (
     ("daemons.privacy.cli", "keys"),
     ("daemons.task_cli", "data, new"),
     ("daemons.verify.cli", "verify"),
+    ("daemons.cli_report", "report"),
 )
 
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fedchain",
         description="Federated learning coordinated by an Ethereum contract, models over IPFS.",
     )
+    parser.add_argument("--version", action="version", version=f"fedchain {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for role in ("org", "client"):
         _add_role(sub, role)
@@ -50,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     if missing:
         parser.epilog = "unavailable in this build: " + "; ".join(missing)
     return parser
+
+
+def package_version() -> str:
+    """The installed fedchain version (from the package metadata pyproject.toml wrote)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fedchain")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _add_role(sub: Any, role: str) -> None:

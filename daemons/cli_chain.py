@@ -1,4 +1,4 @@
-"""Read-only chain commands for `fedchain`: events, rounds, status, model get.
+"""Read-only chain commands for `fedchain`: events, rounds, status (model: `cli_model`).
 
 They need only RPC (and IPFS for `model get`) access: settings come from a daemon's TOML
 config (`--config`, its [chain] and [ipfs] tables) with command-line overrides.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
-from contracts.errors import ContractError, UnknownRound
+from contracts.errors import ContractError
 from contracts.events import ContractEvent
 from daemons.chain import history
 from daemons.chain.backoff import Backoff
@@ -42,21 +43,18 @@ class Target:
 
 
 def register(subparsers: Any) -> None:
-    """Add `events`, `rounds`, `status` and `model get` to the `fedchain` parser."""
+    """Add `events`, `rounds`, `status` and `model get|ls` to the `fedchain` parser."""
     events = _command(subparsers, "events", "print the contract's event log", _events)
     events.add_argument("--follow", "-f", action="store_true", help="keep tailing until Ctrl-C")
     events.add_argument("--json", action="store_true", help="JSON lines with every field")
     events.add_argument("--from-block", type=_non_negative, default=0, metavar="N")
-    _command(subparsers, "rounds", "round history table, rebuilt from chain events", _rounds)
-    _command(subparsers, "status", "chain id, head, contract, org, paused, round", _status)
-    model = subparsers.add_parser(
-        "model", help="models published by the federation", description="Published models."
-    )
-    actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
-    get = _command(actions, "get", "fetch a round's model from IPFS (digest checked)", _model_get)
-    get.add_argument("round_id", type=_positive, metavar="ROUND", help="round id (from 1)")
-    get.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
-    get.add_argument("--ipfs-api", help="Kubo RPC API URL (overrides [ipfs] api_url)")
+    rounds = _command(subparsers, "rounds", "round history, rebuilt from chain events", _rounds)
+    rounds.add_argument("--json", action="store_true", help="JSON lines, one round per line")
+    status = _command(subparsers, "status", "chain id, head, contract, org, paused, round", _status)
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    from daemons import cli_model
+
+    cli_model.register(subparsers, _command)
 
 
 def _command(sub: Any, name: str, what: str, func: Any) -> argparse.ArgumentParser:
@@ -74,13 +72,6 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"round ids start at 1, got {value}")
     return value
 
 
@@ -151,14 +142,14 @@ def _recorded_contract(state_dir: str, role: str) -> str:
         return store.contract() or ""
 
 
-def _connect(target: Target) -> tuple[AsyncWeb3[Any], FederatedRounds]:
+def connect(target: Target) -> tuple[AsyncWeb3[Any], FederatedRounds]:
     w3 = AsyncWeb3(AsyncHTTPProvider(target.rpc_url))
     return w3, FederatedRounds(w3, target.contract)
 
 
 async def _events(args: argparse.Namespace, target: Target) -> int:
     """Print events from `--from-block`; with `--follow`, keep tailing."""
-    w3, _ = _connect(target)
+    w3, _ = connect(target)
     fmt = history.event_json if args.json else history.event_line
 
     async def show(event: ContractEvent) -> None:
@@ -183,7 +174,7 @@ async def _events(args: argparse.Namespace, target: Target) -> int:
     return 0
 
 
-async def _all_events(w3: AsyncWeb3[Any], target: Target) -> list[ContractEvent]:
+async def all_events(w3: AsyncWeb3[Any], target: Target) -> list[ContractEvent]:
     found: list[ContractEvent] = []
 
     async def keep(event: ContractEvent) -> None:
@@ -197,46 +188,33 @@ async def _all_events(w3: AsyncWeb3[Any], target: Target) -> list[ContractEvent]
 
 async def _rounds(args: argparse.Namespace, target: Target) -> int:
     """Print the round history table."""
-    w3, _ = _connect(target)
+    w3, _ = connect(target)
     try:
-        rows = history.round_rows(await _all_events(w3, target))
+        rows = history.round_rows(await all_events(w3, target))
         now = int((await w3.eth.get_block("latest"))["timestamp"])
     finally:
         await w3.provider.disconnect()
-    print(history.rounds_table(rows, now) if rows else "no rounds opened yet")
+    if args.json:
+        for row in rows:
+            print(json.dumps(history.round_json(row) | {"deadline_passed": _passed(row, now)}))
+    else:
+        print(history.rounds_table(rows, now) if rows else "no rounds opened yet")
     return 0
+
+
+def _passed(row: history.RoundRow, now: int) -> bool:
+    return row.state == "open" and now > row.deadline
 
 
 async def _status(args: argparse.Namespace, target: Target) -> int:
     """Print chain and federation status."""
-    w3, binding = _connect(target)
+    w3, binding = connect(target)
     try:
         status = await history.fetch_status(binding)
     finally:
         await w3.provider.disconnect()
-    print("\n".join(history.status_lines(status)))
-    return 0
-
-
-async def _model_get(args: argparse.Namespace, target: Target) -> int:
-    """Fetch a round's model (closed: its new model; otherwise its base) with digest check."""
-    from daemons.storage import IpfsStorage
-
-    w3, binding = _connect(target)
-    try:
-        info = await binding.get_round(args.round_id)
-    except UnknownRound:
-        raise FedchainError(
-            f"round {args.round_id} was never opened on {target.contract}"
-        ) from None
-    finally:
-        await w3.provider.disconnect()
-    cid, digest, what = history.model_of_round(info)
-    async with IpfsStorage(target.ipfs_api) as storage:
-        data = await storage.get(cid, digest, target.max_blob_bytes, target.ipfs_timeout_s)
-    output = Path(args.output)
-    partial = output.with_name(output.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(output)  # never leave a truncated model under the asked-for name
-    print(f"round {args.round_id} {what} {cid} ({len(data)} bytes) -> {args.output}")
+    if args.json:
+        print(json.dumps(history.status_json(status)))
+    else:
+        print("\n".join(history.status_lines(status)))
     return 0

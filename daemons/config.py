@@ -50,6 +50,8 @@ class ChainConfig:
     # warn when a round is past its deadline by the wall clock and no block came for this
     # long (a chain that mines only on transactions, e.g. anvil without --block-time); 0: off
     no_block_warn_s: float = 30.0
+    # a WARNING (and the fedchain_balance_eth gauge) when the account holds less (0: never)
+    low_balance_eth: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ class FederationConfig:
     retention_rounds: int = 3
     eval_data: str = ""
     exit_when_done: bool = False
+    # address -> the name reports and the live view show for that client (default: address)
+    client_names: dict[str, str] = field(default_factory=dict)
+    # per-class test accuracy in each manifest: one more pass over eval_data per round
+    per_class_metrics: bool = True
     # bounded client influence (models/influence.py, docs/daemons.md); 0 turns a bound off
     max_update_norm: float = 1000.0
     max_norm_ratio: float = 10.0
@@ -232,6 +238,7 @@ PATH_KEYS |= {("data", "path"), ("encryption", "key_file"), ("privacy", "secret_
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed"), ("training", "momentum")}
 PATH_TABLES = {("federation", "heldout_data")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
+NON_NEGATIVE |= {("chain", "low_balance_eth")}
 NON_NEGATIVE |= {("service", "health_port"), ("federation", "retention_rounds")}
 NON_NEGATIVE |= {("federation", k) for k in ("max_update_norm", "max_norm_ratio")}
 NON_NEGATIVE |= {("federation", "max_samples_per_client")}
@@ -435,6 +442,24 @@ def _check_federation(p: str, fed: FederationConfig, penalty: str) -> None:
             f"{p}: federation.max_client_share = {fed.max_client_share}; allowed values: "
             "> 0 and <= 1 (1 = no cap on one client's aggregation weight)"
         )
+    _check_client_names(p, fed)
+
+
+def _check_client_names(p: str, fed: FederationConfig) -> None:
+    """[federation] client_names: address keys among `clients`, distinct non-empty names."""
+    listed = {c.lower() for c in fed.clients}
+    seen: dict[str, str] = {}
+    for address, name in fed.client_names.items():
+        where = f"{p}: federation.client_names.{address}"
+        if not _is_address(address):
+            raise ConfigError(f"{where}: keys must be 0x-prefixed 20-byte hex addresses")
+        if listed and address.lower() not in listed:
+            raise ConfigError(f"{where}: not in federation.clients; name only listed clients")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where} = {name!r}; allowed values: a non-empty string")
+        if name in seen:
+            raise ConfigError(f"{where} = {name!r}: the same name as {seen[name]}; use distinct")
+        seen[name] = address
 
 
 def _check_encryption(p: str, role: str, enc: EncryptionConfig) -> None:

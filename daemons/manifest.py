@@ -50,21 +50,31 @@ class Manifest:
     privacy: dict[str, Any] = field(default_factory=dict)  # DP parameters and ε (docs/privacy.md)
     # the forgetting ledger: metrics on each held-out set of an earlier task or data
     heldout: dict[str, dict[str, float]] = field(default_factory=dict)
+    # optional, left out when empty (older manifests lack them): per-class accuracy of the
+    # model, and the initial model's metrics in a round whose base is round 0's model
+    per_class: dict[str, list[Any]] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
+
+
+# left out when empty, so manifests from before a key existed stay byte-identical
+# (privacy absent = no DP)
+OPTIONAL = (
+    "note",
+    "headline_metric",
+    "bounds",
+    "privacy",
+    "heldout",
+    "per_class",
+    "baseline",
+)
 
 
 def encode_manifest(m: Manifest) -> bytes:
     """Manifest as JSON bytes with sorted keys (human-readable, indented)."""
     doc: dict[str, Any] = asdict(m)
-    if not m.note:
-        doc.pop("note")
-    if not m.headline_metric:
-        doc.pop("headline_metric")
-    if not m.bounds:  # manifests from before the bounds existed stay byte-identical
-        doc.pop("bounds")
-    if not m.privacy:  # absent = no DP, as in manifests from before it existed
-        doc.pop("privacy")
-    if not m.heldout:
-        doc.pop("heldout")
+    for key in OPTIONAL:
+        if not doc[key]:
+            doc.pop(key)
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
 
@@ -85,4 +95,6 @@ def decode_manifest(data: bytes) -> Manifest:
         bounds=dict(doc.get("bounds", {})),
         privacy=dict(doc.get("privacy", {})),
         heldout={k: dict(v) for k, v in doc.get("heldout", {}).items()},
+        per_class=dict(doc.get("per_class", {})),
+        baseline=dict(doc.get("baseline", {})),
     )

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,8 +58,15 @@ class Storage(Protocol):
 class Web3Chain:
     """`Chain` over the FederatedRounds binding and the chain engineer's `TxSender`."""
 
-    def __init__(self, binding: Any, sender: Any, address: str) -> None:
+    def __init__(
+        self,
+        binding: Any,
+        sender: Any,
+        address: str,
+        on_receipt: Callable[[str, Any], None] | None = None,
+    ) -> None:
         self.binding, self.sender, self.address = binding, sender, address
+        self.on_receipt = on_receipt  # (fn_name, receipt) of every mined tx: gas metrics
 
     async def current_round_id(self) -> int:
         return int(await self.binding.current_round_id())
@@ -79,7 +87,10 @@ class Web3Chain:
         return int(block["timestamp"])
 
     async def send(self, key: str, fn_name: str, *args: Any) -> Any:
-        return await self.sender.send(key, fn_name, *args)
+        receipt = await self.sender.send(key, fn_name, *args)
+        if self.on_receipt is not None:
+            self.on_receipt(fn_name, receipt)
+        return receipt
 
     async def broadcast_only(self, key: str, fn_name: str, *args: Any) -> None:
         """Test fault injection only: sign, persist and broadcast, but never read the receipt."""

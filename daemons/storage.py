@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -82,6 +82,8 @@ class IpfsStorage:
         self.request_timeout_s = request_timeout_s
         self._url = url
         self._client: aioipfs.AsyncIPFS | None = None
+        # called with the error's class name on every failed API call (a daemon's metrics)
+        self.on_error: Callable[[str], None] | None = None
 
     @property
     def client(self) -> aioipfs.AsyncIPFS:
@@ -107,6 +109,14 @@ class IpfsStorage:
 
     async def _call(self, what: str, awaitable: Awaitable[T], timeout_s: float | None = None) -> T:
         """Await one RPC call, translating aioipfs/aiohttp failures into the typed errors."""
+        try:
+            return await self._typed_call(what, awaitable, timeout_s)
+        except FedchainError as exc:
+            if self.on_error is not None:
+                self.on_error(type(exc).__name__)
+            raise
+
+    async def _typed_call(self, what: str, awaitable: Awaitable[T], timeout_s: float | None) -> T:
         limit = self.request_timeout_s if timeout_s is None else timeout_s
         try:
             async with asyncio.timeout(limit):

@@ -22,9 +22,12 @@ from daemons.config import DaemonConfig
 from daemons.http import serve_forever
 from daemons.keys import load_account
 from daemons.metrics import Metrics
+from daemons.monitor import count_rpc_errors, take_sample, watch
+from daemons.ports import Web3Chain
 from daemons.reach import Reachability
 from daemons.service import TaskFactory, log_event, report_crash, sd_notify, supervise
 from daemons.startup import check_config
+from daemons.storage import IpfsStorage
 
 log = logging.getLogger("fedchain.service")
 
@@ -61,7 +64,9 @@ def open_node(cfg: DaemonConfig) -> Node:
     """Connect web3 and open `<state_dir>/<role>.sqlite`."""
     w3 = AsyncWeb3(AsyncHTTPProvider(cfg.chain.rpc_url, request_kwargs={"timeout": 30}))
     store = StateStore(Path(cfg.service.state_dir) / f"{cfg.role}.sqlite")
-    return Node(cfg, w3, store, Metrics(cfg.role))
+    metrics = Metrics(cfg.role)
+    count_rpc_errors(w3, metrics)
+    return Node(cfg, w3, store, metrics)
 
 
 async def keep_alive(w3: AsyncWeb3[Any]) -> aiohttp.ClientSession:
@@ -153,3 +158,27 @@ def http_task(node: Node, health: Callable[[], dict[str, Any]]) -> list[TaskFact
         await serve_forever(node.metrics, health, svc.health_host, svc.health_port, bound)
 
     return [serve]
+
+
+def monitor_task(node: Node, address: str) -> list[TaskFactory]:
+    """The periodic sampler of head, lag, pending txs and balance (warns when funds run low)."""
+
+    async def run() -> None:
+        sample = lambda: take_sample(node.w3, node.store, address)  # noqa: E731
+        await watch(sample, node.metrics, node.cfg.chain.low_balance_eth)
+
+    return [run]
+
+
+def web3_chain(binding: FederatedRounds, account: LocalAccount, node: Node) -> Web3Chain:
+    """The daemon's `Chain`: its outbox, with every mined tx's gas counted in its metrics."""
+    sender = tx_sender(binding, account, node)
+    return Web3Chain(binding, sender, account.address, node.metrics.observe_receipt)
+
+
+def open_storage(node: Node) -> IpfsStorage:
+    """The daemon's IPFS client ([ipfs]), counting failed API calls in its metrics."""
+    ipfs = node.cfg.ipfs
+    storage = IpfsStorage(ipfs.api_url, chunk_size=ipfs.chunk_bytes)
+    storage.on_error = lambda kind: node.metrics.ipfs_errors.labels(kind=kind).inc()
+    return storage

@@ -35,6 +35,18 @@ class RoundRow:
     model_cid: str
     manifest_cid: str
     deadline: int
+    base_digest: str = ""
+    model_digest: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One published model: round 0's initial model or a closed round's new model."""
+
+    round_id: int
+    cid: str
+    digest: str
+    manifest_cid: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,9 @@ def round_rows(events: list[ContractEvent]) -> list[RoundRow]:
     rows: dict[int, RoundRow] = {}
     for ev in events:
         if isinstance(ev, RoundOpened):
-            rows[ev.round_id] = RoundRow(ev.round_id, "open", ev.base_cid, 0, "", "", ev.deadline)
+            rows[ev.round_id] = RoundRow(
+                ev.round_id, "open", ev.base_cid, 0, "", "", ev.deadline, _hex_value(ev.base_digest)
+            )
         elif isinstance(ev, UpdateSubmitted | RoundClosed | RoundFailed):
             row = rows.get(ev.round_id)
             if row is not None:
@@ -103,6 +117,7 @@ def _apply(row: RoundRow, ev: ContractEvent) -> RoundRow:
             model_cid=ev.model_cid,
             manifest_cid=ev.manifest_cid,
             num_updates=ev.num_updates,
+            model_digest=_hex_value(ev.model_digest),
         )
     if isinstance(ev, RoundFailed):
         return replace(row, state="failed", num_updates=ev.num_updates)
@@ -174,3 +189,42 @@ def model_of_round(info: RoundInfo) -> tuple[str, bytes, str]:
     if info.status is RoundStatus.CLOSED:
         return info.model_cid, info.model_digest, "model"
     return info.base_cid, info.base_digest, "base model"
+
+
+def round_json(row: RoundRow) -> dict[str, Any]:
+    """A round row as a JSON object (`fedchain rounds --json`, one per line)."""
+    doc: dict[str, Any] = {f.name: getattr(row, f.name) for f in fields(row)}
+    doc["deadline_utc"] = utc(row.deadline)
+    return doc
+
+
+def status_json(status: ChainStatus) -> dict[str, Any]:
+    """`fedchain status --json`: the same facts as `status_lines`, typed (digests 0x-hex)."""
+    doc: dict[str, Any] = {f.name: getattr(status, f.name) for f in fields(status)}
+    info = status.round
+    if info is not None:
+        doc["round"] = {f.name: _hex_value(getattr(info, f.name)) for f in fields(info)}
+        doc["round"]["status"] = info.status.name.lower()
+        passed = info.status is RoundStatus.OPEN and status.head_timestamp > info.deadline
+        doc["round"]["deadline_passed"] = passed
+    return doc
+
+
+def model_entries(rows: list[RoundRow]) -> list[ModelEntry]:
+    """Every model the federation published: round 0 (round 1's base), then each closed round."""
+    out = [ModelEntry(0, r.base_cid, r.base_digest) for r in rows if r.round_id == 1]
+    out += [
+        ModelEntry(r.round_id, r.model_cid, r.model_digest, r.manifest_cid)
+        for r in rows
+        if r.state == "closed"
+    ]
+    return out
+
+
+def models_table(entries: list[ModelEntry]) -> str:
+    """`fedchain model ls`: one line per published model."""
+    body = [("round", "model CID", "digest", "manifest CID")]
+    body += [(str(e.round_id), e.cid, e.digest, e.manifest_cid or "-") for e in entries]
+    widths = [max(len(row[i]) for row in body) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
+    return "\n".join(line.rstrip() for line in lines)

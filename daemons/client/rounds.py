@@ -58,6 +58,8 @@ class ClientRounds:
         self.cfg, self.chain, self.storage, self.kv = cfg, chain, storage, kv
         self.cache, self.data, self.metrics = cache, data, metrics
         self.round_id = 0
+        self.activity = "waiting for a round"  # for /healthz and the testnet's live view
+        self._trained = False  # the first training of a process compiles the jitted steps
         self.task_ref = cfg.data.task if cfg.data is not None else DEFAULT_TASK
 
     async def on_round_opened(self, event: RoundOpened) -> None:
@@ -67,8 +69,10 @@ class ClientRounds:
         if info is None:
             return
         try:
+            self.activity = f"fetching round {r}"
             blob = await self._update_blob(info)
         except (RejectedUpdate, BlobRejected) as exc:
+            self.activity = f"skipped round {r}"
             log_event(
                 log,
                 logging.ERROR,
@@ -77,7 +81,9 @@ class ClientRounds:
                 error=str(exc),
             )
             return
+        self.activity = f"submitting round {r}"
         await self._submit(info, blob)
+        self.activity = f"submitted round {r}"
         await self._prune(r)
 
     async def _actionable(self, r: int) -> RoundInfo | None:
@@ -138,6 +144,7 @@ class ClientRounds:
         base = self._base(base_data, config, task)
         previous = self._previous(base)
         started = time.perf_counter()
+        self.activity = f"{'training' if self._trained else 'compiling'} round {r}"
         log_event(
             log,
             logging.INFO,
@@ -149,6 +156,7 @@ class ClientRounds:
         args = (base, info.base_cid, config, self.data, self.chain.address, previous, task)
         blob = await asyncio.to_thread(train_update, *args)
         self.metrics.train_seconds.observe(time.perf_counter() - started)
+        self._trained = True
         digest = self.cache.put(blob)
         self.kv.put(f"client:update:{r}", digest.hex())
         crash_point("after_train", r)
@@ -248,7 +256,7 @@ class ClientRounds:
         """Log a submission the contract refused (by its error's name) and carry on."""
         name = type(exc).__name__
         late = " (too late)" if isinstance(exc, DeadlinePassed | RoundNotOpen) else ""
-        self.metrics.updates_rejected.labels(reason=name).inc()
+        self.metrics.submissions_refused.labels(error=name).inc()
         log_event(
             log,
             logging.WARNING,

@@ -15,20 +15,21 @@ from contracts.binding import FederatedRounds
 from contracts.events import ContractEvent, RoundOpened
 from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
-from daemons.ports import BlobCache, Web3Chain
+from daemons.ports import BlobCache
 from daemons.service import log_event, race
 from daemons.startup import Registration, load_data
-from daemons.storage import IpfsStorage
 from daemons.task_setup import load_task
 from daemons.wiring import (
     Node,
     check_chain,
     http_task,
     make_tailer,
+    monitor_task,
+    open_storage,
     reachability,
     ready_task,
     run_daemon,
-    tx_sender,
+    web3_chain,
 )
 
 log = logging.getLogger("fedchain.client")
@@ -48,8 +49,8 @@ async def _main(node: Node, account: Any) -> None:
     await check_chain(node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
     registration = Registration(binding.is_client, account.address)
-    chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
-    async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
+    chain = web3_chain(binding, account, node)
+    async with open_storage(node) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         rounds = ClientRounds(cfg, chain, storage, node.store, cache, data, node.metrics)
         tailer = make_tailer(node, binding.address)
@@ -69,6 +70,7 @@ async def _main(node: Node, account: Any) -> None:
 
         def health() -> dict[str, Any]:
             doc = {"round_id": rounds.round_id, "samples": len(data), **reach.health()}
+            doc["activity"] = rounds.activity
             return doc | {"registered": registration.registered}
 
         def announce() -> None:
@@ -77,4 +79,5 @@ async def _main(node: Node, account: Any) -> None:
             )
 
         tasks = [tail, reach.run, ready_task(reach, announce), *http_task(node, health)]
+        tasks += monitor_task(node, account.address)
         await race(tasks, name="client")

@@ -18,8 +18,10 @@ from contracts.state import RoundInfo
 from daemons.errors import FedchainError
 from daemons.manifest import Excluded, Included, Manifest, encode_manifest
 from daemons.org.collect import base_blob, influence_bounds
+from daemons.org.evaluation import round_extras
 from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
+from daemons.org.observe import observe_settled
 from daemons.org.unseal import public_train, update_plaintext
 from daemons.ports import fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
@@ -51,6 +53,7 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
     await crash_after_broadcast(org.chain, "after_close_sent", r, f"close:{r}", "closeRound", *args)
     await org.chain.send(f"close:{r}", "closeRound", *args)
     org.metrics.rounds.labels(outcome="closed").inc()
+    await observe_settled(org, info, "closed", published.get("metrics"))
     log_event(
         log,
         logging.INFO,
@@ -90,14 +93,22 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     )
     model = await org.put(encode_blob(result.sections, meta))
     manifest = _with_privacy(org, _manifest(org, info, model.cid, subs, result), dp)
+    extras_started = time.perf_counter()
+    params = result.sections["params"]
+    extras = await asyncio.to_thread(
+        round_extras, base, org.task.task, params, org.eval_data, fed.per_class_metrics
+    )
     timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
     timings |= {"evaluate_s": result.evaluate_s, "publish_s": time.perf_counter() - started}
+    timings["per_class_s"] = time.perf_counter() - extras_started
+    manifest = replace(manifest, **extras)
     manifest_cid = (await org.put(encode_manifest(_with_timings(manifest, timings)))).cid
     return {
         "model_cid": model.cid,
         "model_digest": model.digest.hex(),
         "manifest_cid": manifest_cid,
         "headline": dict(list(result.metrics.items())[:1]),  # the task's headline metric
+        "metrics": result.metrics,
     }
 
 

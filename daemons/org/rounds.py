@@ -28,6 +28,7 @@ from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.noblock import NoBlockWatch
+from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
 from daemons.org.privacy import OrgPrivacy
 from daemons.overdue import OVERDUE_POLLS, overdue
@@ -75,6 +76,7 @@ class OrgRounds:
         self.prefetch = Prefetcher(storage, cache, cfg.ipfs)
         self.no_blocks = NoBlockWatch(cfg.chain.no_block_warn_s)
         self.round_id = 0
+        self.activity = "starting"  # what the org is doing now, for /healthz and the live view
         self.task = task or org_task(cfg)
         # [encryption] updates = "encrypted": clients seal updates to this key (docs/security.md)
         self.update_key = update_key
@@ -134,6 +136,7 @@ class OrgRounds:
         (and again as long as it lasts): an action the org waits on is visible."""
         view, info = await self.view()
         decision = decide(view)
+        self.activity = activity_of(decision.action, view.round_id)
         self.no_blocks.observe(view, decision)
         if decision.action in (Action.WAIT, Action.DONE, Action.BUDGET):
             return decision
@@ -162,6 +165,8 @@ class OrgRounds:
         elif decision.action is Action.FAIL:
             await self.chain.send(f"fail:{view.round_id}", "failRound", view.round_id)
             self.metrics.rounds.labels(outcome="failed").inc()
+            if info is not None:
+                await observe_settled(self, info, "failed")
             log_event(
                 log,
                 logging.WARNING,
@@ -301,6 +306,23 @@ class OrgRounds:
         self.cache.put(data)
         self.metrics.bytes.labels(direction="out").inc(len(data))
         return stored
+
+
+ACTIVITY = {
+    Action.OPEN: "opening a round",
+    Action.JUDGE: "validating",
+    Action.CLOSE: "aggregating",
+    Action.FAIL: "failing the round",
+    Action.WAIT: "waiting for updates",
+    Action.DONE: "done",
+}
+
+
+def activity_of(action: Action, round_id: int) -> str:
+    """A word for what the org does: round 1's opening publishes the initial model."""
+    if action is Action.OPEN and round_id == 0:
+        return "publishing the initial model"
+    return ACTIVITY[action]
 
 
 async def _no_round() -> None:

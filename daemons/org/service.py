@@ -21,21 +21,22 @@ from daemons.org.decide import Action, Decision
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.privacy import OrgPrivacy, load_secret
 from daemons.org.rounds import OrgRounds, idle
-from daemons.ports import BlobCache, Web3Chain
+from daemons.ports import BlobCache
 from daemons.privacy.keys import load_update_key, public_hex
 from daemons.service import log_event, race
 from daemons.startup import load_data, no_clients_warning, registered_clients
-from daemons.storage import IpfsStorage
 from daemons.task_setup import org_task
 from daemons.wiring import (
     Node,
     check_chain,
     http_task,
     make_tailer,
+    monitor_task,
+    open_storage,
     reachability,
     ready_task,
     run_daemon,
-    tx_sender,
+    web3_chain,
 )
 
 log = logging.getLogger("fedchain.org")
@@ -74,8 +75,8 @@ async def _main(node: Node, account: Any) -> None:
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)
-    chain = Web3Chain(binding, tx_sender(binding, account, node), account.address)
-    async with IpfsStorage(cfg.ipfs.api_url, chunk_size=cfg.ipfs.chunk_bytes) as storage:
+    chain = web3_chain(binding, account, node)
+    async with open_storage(node) as storage:
         await register_clients(chain, cfg.federation.clients)
         warning = no_clients_warning(fed.clients, await registered_clients(node.w3, address))
         if warning is not None:
@@ -113,12 +114,18 @@ async def _main(node: Node, account: Any) -> None:
             await _drive(org, wake, cfg)
 
         reach = reachability(node, storage)
-        health = lambda: {"round_id": org.round_id, "contract": address, **reach.health()}  # noqa: E731
+        health = lambda: {  # noqa: E731
+            "round_id": org.round_id,
+            "contract": address,
+            "activity": org.activity,
+            **reach.health(),
+        }
 
         def announce() -> None:
             log_event(log, logging.INFO, "org ready", contract=address)
 
         tasks = [tail, drive, reach.run, ready_task(reach, announce), *http_task(node, health)]
+        tasks += monitor_task(node, account.address)
         try:
             await race(tasks, name="org")
         finally:

@@ -27,6 +27,16 @@ from models import registry
 DEFAULT_RUN_DIR = Path("runs/testnet")
 
 
+class DefaultsHelp(argparse.HelpFormatter):
+    """Appends each option's real default to its help (skipping None/False: nothing to say)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: {action.default})"
+
+
 def register(subparsers: Any) -> None:
     """Add `testnet up` and `testnet down` to the `fedchain` parser."""
     group = subparsers.add_parser(
@@ -36,44 +46,56 @@ def register(subparsers: Any) -> None:
         "N client daemons as separate processes, with a live view and an HTML report.",
     )
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = actions.add_parser("up", help="start a testnet, run the rounds, write the report")
+    up = actions.add_parser(
+        "up",
+        help="start a testnet, run the rounds, write the report",
+        formatter_class=DefaultsHelp,
+    )
     _add_up_options(up)
     up.set_defaults(func=_cmd_up)
-    down = actions.add_parser("down", help="stop a testnet started with --keep-running")
+    down = actions.add_parser(
+        "down", help="stop a testnet started with --keep-running", formatter_class=DefaultsHelp
+    )
     down.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="its run dir")
-    down.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (60)")
+    down.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
     down.set_defaults(func=_cmd_down)
 
 
 def _add_up_options(p: argparse.ArgumentParser) -> None:
+    """Every `testnet up` option; each help's default is read from `NetSpec` (never retyped)."""
     d = NetSpec(run_dir=DEFAULT_RUN_DIR)
     add = p.add_argument
-    add("--clients", type=int, default=d.clients, help=f"client daemons ({d.clients})")
-    add("--rounds", type=int, default=d.rounds, help=f"rounds to run ({d.rounds})")
+    add("--clients", type=int, default=d.clients, help="client daemons")
+    add("--rounds", type=int, default=d.rounds, help="rounds to run")
     tasks = " | ".join(registry.TASKS)
-    add("--task", default=d.task, help=f"{tasks} or package.module:attr ({d.task})")
+    add("--task", default=d.task, help=f"{tasks} or package.module:attr")
     add("--model", default=d.model, help="the task's network (default: the task's first)")
     strategies = ", ".join(STRATEGIES)
-    add("--strategy", default=d.strategy, help=f"{strategies} or package.module:Class (fedavg)")
-    add("--penalty", choices=PENALTIES, default=d.penalty, help=f"local penalty ({d.penalty})")
-    add("--ewc-lambda", type=float, default=d.ewc_lambda, help="EWC strength; 0 = off (0)")
-    add("--partition", choices=PARTITIONS, default=d.partition, help="data split (iid)")
-    add("--alpha", type=float, default=d.alpha, help="Dirichlet alpha (0.5)")
-    add("--shards-per-client", type=int, default=d.shards_per_client, help="label shards (2)")
-    add("--block-time", type=float, default=None, help="seconds per block (default automine)")
-    add("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help=f"run dir ({DEFAULT_RUN_DIR})")
+    add("--strategy", default=d.strategy, help=f"{strategies} or package.module:Class")
+    add(
+        "--penalty",
+        choices=PENALTIES,
+        default=None,
+        help=f"local penalty (default: {d.penalty} when --ewc-lambda > 0, else none)",
+    )
+    add("--ewc-lambda", type=float, default=d.ewc_lambda, help="EWC strength; 0 = off")
+    add("--partition", choices=PARTITIONS, default=d.partition, help="data split")
+    add("--alpha", type=float, default=d.alpha, help="Dirichlet alpha")
+    add("--shards-per-client", type=int, default=d.shards_per_client, help="label shards")
+    add("--block-time", type=float, default=None, help="seconds per block (default: automine)")
+    add("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run dir")
     add("--keep-running", action="store_true", help="leave the net up after the last round")
     add("--ipfs-api", default=None, help="use this Kubo RPC URL instead of bundled nodes")
-    add("--epochs", type=int, default=d.epochs, help=f"local epochs per round ({d.epochs})")
-    add("--batch-size", type=int, default=d.batch_size, help=f"batch size ({d.batch_size})")
-    add("--learning-rate", type=float, default=d.learning_rate, help="SGD step (0.05)")
+    add("--epochs", type=int, default=d.epochs, help="local epochs per round")
+    add("--batch-size", type=int, default=d.batch_size, help="batch size")
+    add("--learning-rate", type=float, default=d.learning_rate, help="SGD step")
     add("--samples-per-client", type=int, default=0, help="cap each client's data (0 = all)")
     add("--test-samples", type=int, default=0, help="cap the org's test set (0 = all)")
     add("--round-duration", type=int, default=d.round_duration_s, help="round deadline, s")
-    add("--min-updates", type=int, default=d.min_updates, help="updates needed to close (1)")
-    add("--seed", type=int, default=d.seed, help="seed for data split and model (0)")
+    add("--min-updates", type=int, default=d.min_updates, help="updates needed to close")
+    add("--seed", type=int, default=d.seed, help="seed for data split and model")
     add("--data", type=Path, default=None, help="the task's data set (Fashion-MNIST: IDX dir)")
-    add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon (1)")
+    add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon")
     add("--no-swarm-key", action="store_true", help="bundled nodes without a private network")
     add("--encrypt-updates", action="store_true", help="clients seal updates to the org's key")
     add(
@@ -86,8 +108,23 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--dp-budget", type=float, default=0.0, help="stop before ε would exceed this (0: none)")
 
 
+def resolve_penalty(penalty: str | None, ewc_lambda: float) -> tuple[str, str]:
+    """The penalty to run and a warning ("" if none) for `--penalty ewc --ewc-lambda 0`."""
+    if penalty is None:
+        return ("ewc" if ewc_lambda > 0 else "none"), ""
+    if penalty == "ewc" and ewc_lambda == 0:
+        return penalty, (
+            "warning: --penalty ewc with --ewc-lambda 0 trains with no penalty at all; "
+            "pass --ewc-lambda > 0 (e.g. 5) for EWC, or --penalty none to say so"
+        )
+    return penalty, ""
+
+
 def spec_from_args(a: argparse.Namespace) -> NetSpec:
-    """The validated spec for parsed `testnet up` arguments."""
+    """The validated spec for parsed `testnet up` arguments (warns on a no-op penalty)."""
+    penalty, warning = resolve_penalty(a.penalty, a.ewc_lambda)
+    if warning:
+        print(f"fedchain testnet: {warning}", file=sys.stderr)
     return validate(
         NetSpec(
             run_dir=a.run_dir,
@@ -96,7 +133,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             task=a.task,
             model=a.model,
             strategy=a.strategy,
-            penalty=a.penalty,
+            penalty=penalty,
             ewc_lambda=a.ewc_lambda,
             partition=a.partition,
             alpha=a.alpha,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -102,3 +103,64 @@ async def blob_facts(
             problems.append(f"{cid}: sha256 {got} differs from the chain's digest {digest}")
         facts[cid] = BlobFacts(len(blob), _train_metrics(blob))
     return facts, problems
+
+
+ROUND_EVENTS = ("RoundOpened", "UpdateSubmitted", "RoundClosed", "RoundFailed")
+
+
+async def receipts(
+    w3: AsyncWeb3[Any], events: Sequence[Any], parallel: int = 8
+) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """(gas used, effective gas price) of every round transaction, and read problems."""
+    hashes = sorted({ev.meta.tx_hash for ev in events if type(ev).__name__ in ROUND_EVENTS})
+    gate = asyncio.Semaphore(parallel)
+    out: dict[str, tuple[int, int]] = {}
+    problems: list[str] = []
+
+    async def one(tx: str) -> None:
+        async with gate:
+            try:
+                r = await w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
+            except Exception as e:  # a node that pruned it: gas of that round is n/a
+                problems.append(f"receipt {tx}: {type(e).__name__}: {e}")
+                return
+        out[tx] = (int(r["gasUsed"]), int(r.get("effectiveGasPrice", 0)))
+
+    await asyncio.gather(*(one(tx) for tx in hashes))
+    return out, problems
+
+
+async def block_times(
+    w3: AsyncWeb3[Any], events: Sequence[Any], parallel: int = 8
+) -> dict[str, float]:
+    """`event_key` -> timestamp of its block (chain time: what an offline report can know)."""
+    blocks = sorted({ev.meta.block_number for ev in events if type(ev).__name__ in ROUND_EVENTS})
+    gate = asyncio.Semaphore(parallel)
+    stamp: dict[int, float] = {}
+
+    async def one(n: int) -> None:
+        async with gate:
+            stamp[n] = float((await w3.eth.get_block(n))["timestamp"])
+
+    await asyncio.gather(*(one(n) for n in blocks))
+    return {
+        event_key(ev): stamp[ev.meta.block_number] for ev in events if ev.meta.block_number in stamp
+    }
+
+
+async def health_docs(urls: Mapping[str, str], timeout_s: float = 1.0) -> dict[str, Any]:
+    """Each daemon's /healthz JSON by name; None for one that does not answer in time."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def one(url: str) -> Any:
+            try:
+                async with session.get(f"{url}/healthz") as reply:
+                    return await reply.json()
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                return None
+
+        docs = await asyncio.gather(*(one(u) for u in urls.values()))
+    return dict(zip(urls, docs, strict=True))

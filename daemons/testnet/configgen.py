@@ -57,7 +57,9 @@ def render_toml(tables: Mapping[str, Mapping[str, object]]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _common(ep: Endpoints, api_url: str, state_dir: Path) -> dict[str, dict[str, object]]:
+def _common(
+    ep: Endpoints, api_url: str, state_dir: Path, health_port: int = 0
+) -> dict[str, dict[str, object]]:
     return {
         "chain": {
             "rpc_url": ep.rpc_url,
@@ -72,7 +74,7 @@ def _common(ep: Endpoints, api_url: str, state_dir: Path) -> dict[str, dict[str,
         "service": {
             "state_dir": str(state_dir),
             "health_host": "127.0.0.1",
-            "health_port": 0,
+            "health_port": health_port,
             "log_format": "human",
         },
     }
@@ -109,9 +111,10 @@ def org_config(
     state_dir: Path,
     clients: Sequence[str],
     eval_data: Path,
+    health_port: int = 0,
 ) -> str:
     """The org daemon's TOML: all clients, rounds close as soon as every client submitted."""
-    tables = _common(ep, api_url, state_dir)
+    tables = _common(ep, api_url, state_dir, health_port)
     tables["federation"] = {
         "clients": list(clients),
         "rounds": spec.rounds,
@@ -125,6 +128,7 @@ def org_config(
         "strategy_options": {},
         "retention_rounds": spec.rounds + 1,  # keep every model pinned for the report
         "eval_data": str(eval_data),
+        "client_names": {c: f"client-{i}" for i, c in enumerate(clients)},
     }
     tables["training"] = training_table(spec)
     if spec.encrypt_updates:  # the key itself comes from the env (supervisor.daemon_env)
@@ -147,9 +151,10 @@ def client_config(
     data_path: Path,
     encrypted: bool = False,
     task: str = "fashion_mnist",
+    health_port: int = 0,
 ) -> str:
     """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update)."""
-    tables = _common(ep, api_url, state_dir)
+    tables = _common(ep, api_url, state_dir, health_port)
     tables["data"] = {"path": str(data_path), "task": task}
     if encrypted:
         tables["encryption"] = {"updates": "encrypted"}

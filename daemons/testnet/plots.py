@@ -1,142 +1,172 @@
-"""PNG plots of a finished run (matplotlib, Agg backend: no display needed)."""
+"""PNG plots of a federation's rounds (matplotlib, Agg backend: no display needed).
+
+Metric plots read the metric names from the manifests (the headline first), so a regression
+task's RMSE is plotted as readily as a classifier's accuracy; round 0 is the initial model.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.colors import ListedColormap
-from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
-from daemons.testnet.records import RoundRecord
+from daemons.testnet.facts import lower_is_better
+from daemons.testnet.plots_ops import save, write_ops_plots
+from daemons.testnet.records import RoundRecord, first_baseline
 
 PLOT_FILES = {
-    "accuracy_loss": "Test accuracy and loss per round",
+    "headline": "Headline test metric per round (round 0: the initial model)",
+    "loss": "Test loss per round",
+    "per_class": "Per-class test accuracy per round",
     "participation": "Per-client participation",
     "train_loss": "Per-client train loss",
+    "gas": "Gas used per round",
     "bytes_moved": "Bytes moved per round",
     "round_time": "Round wall time",
 }
 
 
-def short(client: str) -> str:
-    """`0x1234…abcd` for axis labels."""
-    return f"{client[:6]}…{client[-4:]}"
+def headline_name(rounds: Sequence[RoundRecord]) -> str:
+    """The federation's headline metric: the one its manifests name (last round wins)."""
+    named = [r.headline for r in rounds if r.headline]
+    return named[-1] if named else ""
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    for ax in fig.axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def metric_series(rounds: Sequence[RoundRecord], metric: str) -> list[tuple[int, float]]:
+    """(round, value) of `metric`, with round 0 from the baseline when it was recorded."""
+    base = first_baseline(rounds).get("metrics", {})
+    pts = [(0, float(base[metric]))] if metric in base else []
+    pts += [(r.round_id, r.metrics[metric]) for r in rounds if metric in r.metrics]
+    return pts
 
 
-def plot_accuracy_loss(rounds: Sequence[RoundRecord], path: Path) -> Path:
-    """Held-out accuracy (left axis) and loss (right axis) of each round's model."""
-    pts = [(r.round_id, r.accuracy, r.loss or 0.0) for r in rounds if r.accuracy is not None]
+def data_limits(values: Sequence[float], bounded: bool) -> tuple[float, float]:
+    """Axis limits around the data with a 10% margin (clipped to [0, 1] for a fraction)."""
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.1 or max(abs(hi) * 0.05, 0.01)
+    lo, hi = lo - pad, hi + pad
+    return (max(lo, 0.0), min(hi, 1.0)) if bounded else (lo, hi)
+
+
+def plot_metric(rounds: Sequence[RoundRecord], metric: str, path: Path, title: str) -> Path:
+    """One metric per round on its own axis, scaled to the trained rounds' values.
+
+    Round 0 (the initial model) is a separate marker; when it lies far outside the trained
+    rounds' range (an untrained classifier near chance) it is written at the axis edge
+    instead of squashing the rounds' differences into a sliver.
+    """
+    pts = metric_series(rounds, metric)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    xs = [p[0] for p in pts]
-    ax.plot(xs, [p[1] for p in pts], "o-", color="tab:blue", label="accuracy")
+    trained = [(x, y) for x, y in pts if x > 0]
+    if trained:
+        xs, ys = zip(*trained, strict=True)
+        ax.plot(xs, ys, "o-", color="tab:blue", label=metric)
+        bounded = "accuracy" in metric and all(0 <= y <= 1 for _, y in pts)
+        lo, hi = data_limits(ys, bounded)
+        ax.set_ylim(lo, hi)
+        best = min(ys) if lower_is_better(metric) else max(ys)
+        ax.axhline(best, color="tab:green", linestyle=":", linewidth=1, label=f"best {best:.4g}")
+        if pts[0][0] == 0:
+            _initial(ax, pts[0][1], lo, hi)
+        ax.legend(fontsize="small", loc="best")
+    else:
+        ax.text(0.5, 0.5, f"no {metric or 'metric'} recorded", ha="center", transform=ax.transAxes)
     ax.set_xlabel("round")
-    ax.set_ylabel("test accuracy", color="tab:blue")
-    ax.set_ylim(0, 1)
-    ax2 = ax.twinx()
-    ax2.plot(xs, [p[2] for p in pts], "s--", color="tab:red", label="loss")
-    ax2.set_ylabel("test loss", color="tab:red")
-    ax.set_title(PLOT_FILES["accuracy_loss"])
-    return _save(fig, path)
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title(title)
+    return save(fig, path)
 
 
-def plot_participation(rounds: Sequence[RoundRecord], clients: Sequence[str], path: Path) -> Path:
-    """A clients × rounds grid: absent, submitted, included, excluded."""
-    code = {"pending": 1, "included": 2, "excluded": 3}
-    grid = [[0] * len(rounds) for _ in clients]
-    row = {c.lower(): i for i, c in enumerate(clients)}
-    for j, r in enumerate(rounds):
-        for u in r.updates:
-            if u.client.lower() in row:
-                grid[row[u.client.lower()]][j] = code[u.status]
-    colours = ["#dddddd", "#f2c94c", "#27ae60", "#eb5757"]
-    fig, ax = plt.subplots(figsize=(6, 1.4 + 0.3 * max(len(clients), 1)))
-    ax.imshow(grid, cmap=ListedColormap(colours), vmin=0, vmax=3, aspect="auto")
-    ax.set_xticks(range(len(rounds)), [str(r.round_id) for r in rounds])
-    ax.set_yticks(range(len(clients)), [short(c) for c in clients])
-    ax.set_xlabel("round")
-    names = ("absent", "submitted", "included", "excluded")
-    handles = [Patch(color=c, label=n) for c, n in zip(colours, names, strict=True)]
-    ax.legend(
-        handles=handles,
-        ncols=4,
+def _initial(ax: Any, value: float, lo: float, hi: float) -> None:
+    """The initial model's value: a marker inside the axis, else a note at the nearer edge."""
+    span = hi - lo
+    if lo - span <= value <= hi + span:  # close enough: widen the axis to include it
+        ax.set_ylim(min(lo, value - 0.05 * span), max(hi, value + 0.05 * span))
+        ax.plot([0], [value], "D", color="tab:gray", markersize=8, label="initial model")
+        return
+    y, arrow = (lo, "↓") if value < lo else (hi, "↑")
+    ax.annotate(
+        f"initial model {value:.4g} {arrow}",
+        (0, y),
+        xytext=(4, 6 if value < lo else -14),
+        textcoords="offset points",
+        color="tab:gray",
         fontsize="small",
-        loc="lower center",
-        bbox_to_anchor=(0.5, 1.0),
-        frameon=False,
     )
+    ax.set_xlim(left=-0.3)
+
+
+def per_class_grid(rounds: Sequence[RoundRecord]) -> tuple[list[int], list[list[float]]]:
+    """Round ids (0 = baseline) and a classes × rounds grid of per-class accuracy (NaN: none)."""
+    cols: list[tuple[int, Sequence[Any]]] = []
+    base = first_baseline(rounds).get("per_class", {}).get("accuracy")
+    if base:
+        cols.append((0, base))
+    cols += [(r.round_id, r.per_class["accuracy"]) for r in rounds if r.per_class.get("accuracy")]
+    k = max((len(c) for _, c in cols), default=0)
+    grid = [[_num(c[i]) if i < len(c) else float("nan") for _, c in cols] for i in range(k)]
+    return [r for r, _ in cols], grid
+
+
+def _num(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _annotate(ax: Any, grid: list[list[float]]) -> None:
+    """Write each cell's value into the heat map (small grids only: it stays legible)."""
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if v == v:  # not NaN
+                colour = "black" if v > 0.6 else "white"
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color=colour)
+
+
+def plot_per_class(rounds: Sequence[RoundRecord], path: Path) -> Path:
+    """A classes × rounds heat map of per-class accuracy; a forgotten class shows at once."""
+    ids, grid = per_class_grid(rounds)
+    fig, ax = plt.subplots(figsize=(6, 1.2 + 0.3 * max(len(grid), 1)))
+    if grid:
+        im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(ids)), [str(i) for i in ids])
+        ax.set_yticks(range(len(grid)), [str(i) for i in range(len(grid))])
+        if len(ids) * len(grid) <= 200:
+            for i, row in enumerate(grid):
+                for j, v in enumerate(row):
+                    if v == v:  # not NaN
+                        colour = "black" if v > 0.6 else "white"
+                        ax.text(
+                            j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color=colour
+                        )
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    else:
+        ax.text(0.5, 0.5, "no per-class accuracy recorded", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("round (0: initial model)")
+    ax.set_ylabel("class")
+    ax.set_title(PLOT_FILES["per_class"])
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def plot_train_loss(rounds: Sequence[RoundRecord], clients: Sequence[str], path: Path) -> Path:
-    """Each client's local train loss per round (from its update's train metrics)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for c in clients:
-        pts = [
-            (r.round_id, u.train["loss"])
-            for r in rounds
-            for u in r.updates
-            if u.client.lower() == c.lower() and "loss" in u.train
-        ]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), "o-", label=short(c))
-    ax.set_xlabel("round")
-    ax.set_ylabel("train loss")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small")
-    ax.set_title(PLOT_FILES["train_loss"])
-    return _save(fig, path)
-
-
-def plot_bytes(rounds: Sequence[RoundRecord], path: Path) -> Path:
-    """MB moved per round (base downloads + update uploads + new model)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar([r.round_id for r in rounds], [(r.bytes_moved or 0) / 1e6 for r in rounds])
-    ax.set_xlabel("round")
-    ax.set_ylabel("MB moved")
-    ax.set_title(PLOT_FILES["bytes_moved"])
-    return _save(fig, path)
-
-
-def plot_round_time(rounds: Sequence[RoundRecord], path: Path) -> Path:
-    """Round wall time, split into the slowest client's training and everything else."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    xs = [r.round_id for r in rounds]
-    wall = [r.wall_s or 0.0 for r in rounds]
-    train = [min(r.slowest_train_s or 0.0, w) for r, w in zip(rounds, wall, strict=True)]
-    ax.bar(xs, train, label="slowest client training")
-    ax.bar(xs, [w - t for w, t in zip(wall, train, strict=True)], bottom=train, label="overhead")
-    ax.set_xlabel("round")
-    ax.set_ylabel("seconds")
-    ax.legend(fontsize="small")
-    ax.set_title(PLOT_FILES["round_time"])
-    return _save(fig, path)
-
-
-def write_plots(rounds: Sequence[RoundRecord], clients: Sequence[str], out: Path) -> list[Path]:
-    """All plots into `out`, named after PLOT_FILES."""
+def write_plots(
+    rounds: Sequence[RoundRecord],
+    clients: Sequence[str],
+    out: Path,
+    names: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """All plots into `out`, named after PLOT_FILES (per-class only where recorded)."""
     out.mkdir(parents=True, exist_ok=True)
-    return [
-        plot_accuracy_loss(rounds, out / "accuracy_loss.png"),
-        plot_participation(rounds, clients, out / "participation.png"),
-        plot_train_loss(rounds, clients, out / "train_loss.png"),
-        plot_bytes(rounds, out / "bytes_moved.png"),
-        plot_round_time(rounds, out / "round_time.png"),
-    ]
+    headline = headline_name(rounds) or "accuracy"
+    paths = [plot_metric(rounds, headline, out / "headline.png", f"Test {headline} per round")]
+    if headline != "loss":
+        paths.append(plot_metric(rounds, "loss", out / "loss.png", PLOT_FILES["loss"]))
+    if any(r.per_class for r in rounds):
+        paths.append(plot_per_class(rounds, out / "per_class.png"))
+    paths += write_ops_plots(rounds, clients, out, names or {}, PLOT_FILES)
+    return paths

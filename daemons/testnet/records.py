@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from daemons.testnet.facts import Gas, headline_of
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,17 @@ class RoundRecord:
     model_cid: str = ""
     model_digest: str = ""
     manifest_cid: str = ""
-    accuracy: float | None = None
-    loss: float | None = None
-    timings_s: Mapping[str, float] = field(default_factory=dict)
-    # every metric of the task's evaluation, and its headline's name (manifest headline_metric)
+    # every metric of the task's evaluation, and the name of its headline (the manifest's
+    # "headline_metric"; "" before the round's manifest is read)
     metrics: Mapping[str, float] = field(default_factory=dict)
     headline: str = ""
+    per_class: Mapping[str, Sequence[float | None]] = field(default_factory=dict)
+    baseline: Mapping[str, Any] = field(default_factory=dict)
+    timings_s: Mapping[str, float] = field(default_factory=dict)
     wall_s: float | None = None
     bytes_moved: int | None = None
+    gas: Gas | None = None
+    deadline: int = 0
     privacy: Mapping[str, Any] = field(default_factory=dict)  # the manifest's DP record
 
     @property
@@ -62,6 +67,19 @@ class RoundRecord:
 
     # the forgetting ledger: metrics on each held-out set of an earlier task (manifest)
     heldout: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.metrics.get("accuracy")
+
+    @property
+    def loss(self) -> float | None:
+        return self.metrics.get("loss")
+
+    @property
+    def headline_value(self) -> float | None:
+        """The value of the round's headline metric (None while unknown)."""
+        return self.metrics.get(self.headline) if self.headline else None
 
     @property
     def last_update_s(self) -> float | None:
@@ -88,7 +106,12 @@ def fold_events(events: Iterable[Any]) -> dict[int, RoundRecord]:
         kind = type(ev).__name__
         if kind == "RoundOpened":
             rounds[ev.round_id] = RoundRecord(
-                ev.round_id, "open", ev.max_updates, ev.base_cid, hex0x(ev.base_digest)
+                ev.round_id,
+                "open",
+                ev.max_updates,
+                ev.base_cid,
+                hex0x(ev.base_digest),
+                deadline=ev.deadline,
             )
         elif kind == "UpdateSubmitted" and ev.round_id in rounds:
             r = rounds[ev.round_id]
@@ -121,22 +144,24 @@ def apply_manifest(r: RoundRecord, manifest: Mapping[str, Any]) -> RoundRecord:
         elif key in excluded:
             u = replace(u, status="excluded", reason=str(excluded[key].get("reason", "")))
         updates.append(u)
-    metrics = manifest.get("metrics", {})
+    metrics = _floats(manifest.get("metrics", {}))
     return replace(
         r,
         updates=tuple(updates),
-        accuracy=_opt_float(metrics.get("accuracy")),
-        loss=_opt_float(metrics.get("loss")),
+        metrics=metrics,
+        headline=headline_of(str(manifest.get("headline_metric", "")), metrics),
+        per_class=dict(manifest.get("per_class", {})),
+        baseline=dict(manifest.get("baseline", {})),
         timings_s={k: float(v) for k, v in manifest.get("timings_s", {}).items()},
-        metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
-        headline=str(manifest.get("headline_metric", "accuracy" if "accuracy" in metrics else "")),
         privacy=dict(manifest.get("privacy", {})),
         heldout={k: dict(v) for k, v in manifest.get("heldout", {}).items()},
     )
 
 
-def _opt_float(v: Any) -> float | None:
-    return None if v is None else float(v)
+def _floats(doc: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric entries of a metrics dict, as floats (anything else is left out)."""
+    ok = (int, float)
+    return {k: float(v) for k, v in doc.items() if isinstance(v, ok) and not isinstance(v, bool)}
 
 
 def apply_blobs(r: RoundRecord, blobs: Mapping[str, BlobFacts]) -> RoundRecord:
@@ -167,6 +192,7 @@ def build_rounds(
     blobs: Mapping[str, BlobFacts],
     wall_s: Mapping[int, float],
     update_s: Mapping[tuple[int, str], float] | None = None,
+    gas: Mapping[int, Gas] | None = None,
 ) -> list[RoundRecord]:
     """The round records in round order, with measured wall and update-arrival times."""
     out = []
@@ -178,8 +204,16 @@ def build_rounds(
         if update_s:
             ups = tuple(replace(u, seen_s=update_s.get((rid, u.client))) for u in r.updates)
             r = replace(r, updates=ups)
-        out.append(replace(r, wall_s=wall_s.get(rid)))
+        out.append(replace(r, wall_s=wall_s.get(rid), gas=(gas or {}).get(rid)))
     return out
+
+
+def first_baseline(rounds: Iterable[RoundRecord]) -> Mapping[str, Any]:
+    """The round-0 baseline (initial model's metrics) from the first manifest that has one."""
+    for r in rounds:
+        if r.baseline:
+            return r.baseline
+    return {}
 
 
 def update_offsets(

@@ -19,8 +19,10 @@ from rich.live import Live
 from daemons.errors import ConfigError
 from daemons.storage import IpfsStorage
 from daemons.testnet import collect, progress
+from daemons.testnet.facts import fold_gas
+from daemons.testnet.feed import Feed
 from daemons.testnet.procs import Child, pid_alive, stop_children
-from daemons.testnet.records import RoundRecord, build_rounds, round_wall_times, update_offsets
+from daemons.testnet.records import RoundRecord
 from daemons.testnet.report import overhead_s, rich_table, summarize, summary_lines, write_report
 from daemons.testnet.spec import DEFAULT_DATA_DIR, NetSpec, RunDir, TestnetError, read_net_file
 
@@ -108,7 +110,7 @@ POLL_GIVE_UP_S = 60.0
 
 
 async def _follow(
-    run: RunDir, sup: Child, spec: NetSpec, feed: _Feed, out: Outcome, console: Console
+    run: RunDir, sup: Child, spec: NetSpec, feed: Feed, out: Outcome, console: Console
 ) -> None:
     """Poll until every planned round settled, the supervisor stopped, or reads keep failing."""
     live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
@@ -120,7 +122,9 @@ async def _follow(
                 return
             rounds = await feed.step()
             if live is not None:
-                live.update(progress.render(read_net_file(run), rounds, spec.rounds))
+                net = read_net_file(run)
+                health = await feed.health(net.get("health", {}))
+                live.update(progress.render(net, rounds, spec.rounds, health))
             settled = sum(r.status != "open" for r in rounds)
             out.finished = settled >= spec.rounds and not feed.pending
             if feed.failing_for_s() > POLL_GIVE_UP_S:
@@ -137,66 +141,20 @@ async def watch_rounds(
     out = Outcome()
     try:
         async with IpfsStorage(net["ipfs_api"]) as ipfs:
-            feed = _Feed(watch, ipfs, None if console.is_terminal else console)
+            feed = Feed(watch, ipfs, None if console.is_terminal else console)
             await _follow(run, sup, spec, feed, out, console)
             if sup.poll() is None:
                 facts, problems = await collect.blob_facts(ipfs, feed.rounds({}))
                 out.problems += problems
+                got, problems = await collect.receipts(watch.w3, watch.events)
+                out.problems += problems
+                feed.gas = fold_gas(watch.events, got)
                 out.rounds = feed.rounds(facts)
             else:
                 out.rounds = feed.rounds({})
     finally:
         await watch.close()
     return out
-
-
-class _Feed:
-    """Events and manifests read so far; a failed read is retried on the next step."""
-
-    def __init__(self, watch: collect.ChainWatch, ipfs: IpfsStorage, log: Console | None) -> None:
-        self.watch, self.ipfs, self.log = watch, ipfs, log
-        self.manifests: dict[str, dict[str, Any]] = {}
-        self.pending: list[str] = []
-        self.last_error = ""
-        self._failing_since: float | None = None
-
-    def failing_for_s(self) -> float:
-        return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
-
-    async def step(self) -> list[RoundRecord]:
-        try:
-            for ev in await self.watch.poll():
-                if type(ev).__name__ == "RoundClosed":
-                    self.pending.append(ev.manifest_cid)
-                self._print(ev)
-            while self.pending:
-                cid = self.pending[0]
-                self.manifests[cid] = await collect.fetch_manifest(self.ipfs, cid)
-                self.pending.pop(0)
-            self._failing_since = None
-        except Exception as e:  # any read failure: retry, give up after POLL_GIVE_UP_S
-            self.last_error = f"{type(e).__name__}: {e}"
-            self._failing_since = self._failing_since or time.monotonic()
-        return self.rounds({})
-
-    def rounds(self, facts: dict[str, Any]) -> list[RoundRecord]:
-        events, seen = self.watch.events, self.watch.seen_s
-        wall = round_wall_times(events, seen)
-        return build_rounds(events, self.manifests, facts, wall, update_offsets(events, seen))
-
-    def _print(self, ev: Any) -> None:
-        """Plain lines instead of the live view when stdout is not a terminal (CI logs)."""
-        if self.log is None:
-            return
-        kind = type(ev).__name__
-        if kind == "RoundOpened":
-            self.log.print(f"round {ev.round_id} opened (max {ev.max_updates} updates)")
-        elif kind == "UpdateSubmitted":
-            self.log.print(f"round {ev.round_id}: update from {ev.client}")
-        elif kind == "RoundClosed":
-            self.log.print(f"round {ev.round_id} closed with {ev.num_updates} updates")
-        elif kind == "RoundFailed":
-            self.log.print(f"round {ev.round_id} failed with {ev.num_updates} updates")
 
 
 def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) -> None:
@@ -209,6 +167,7 @@ def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) ->
             "loss": r.loss,
             "headline": r.headline,
             "metrics": dict(r.metrics),
+            "gas": None if r.gas is None else asdict(r.gas),
             "wall_s": r.wall_s,
             "slowest_train_s": r.slowest_train_s,
             "overhead_s": overhead_s(r),
@@ -247,7 +206,9 @@ def finish(run: RunDir, out: Outcome, net: dict[str, Any], spec: NetSpec, t0: fl
         "elapsed": f"{elapsed:.1f} s",
         "problems": "; ".join(out.problems) or "none",
     }
-    out.report = write_report(out.rounds, net.get("clients", []), run.root, facts)
+    clients = net.get("clients", [])
+    names = {c.lower(): f"client-{i}" for i, c in enumerate(clients)}  # as configgen names them
+    out.report = write_report(out.rounds, clients, run.root, facts, names)
     write_summary(run, out, spec, elapsed)
 
 

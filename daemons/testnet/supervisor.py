@@ -25,7 +25,7 @@ from nacl.public import PrivateKey
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
-from daemons.anvil import Anvil, dev_private_keys
+from daemons.anvil import Anvil, dev_private_keys, free_port
 from daemons.testnet.configgen import (
     DP_SECRET_ENV,
     ENCRYPTION_KEY_ENV,
@@ -198,11 +198,12 @@ class Supervisor:
         self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], test_path: Path
     ) -> None:
         cfg = self.run.configs / "org.toml"
-        cfg.write_text(
-            org_config(
-                self.spec, ep, apis[0], self.run.state / "org", self.net["clients"], test_path
-            )
-        )
+        ports = {name: free_port() for name in ["org", *(f"client-{i}" for i in range(len(data)))]}
+        # each daemon's /healthz says what it is doing: the live view reads it
+        self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
+        clients = self.net["clients"]
+        state = self.run.state / "org"
+        cfg.write_text(org_config(self.spec, ep, apis[0], state, clients, test_path, ports["org"]))
         env = daemon_env(self.org_key, self.spec.xla_threads)
         if self.spec.encrypt_updates:  # a fresh X25519 key per run, held only in the org's env
             env[ENCRYPTION_KEY_ENV] = bytes(PrivateKey.generate()).hex()
@@ -215,7 +216,8 @@ class Supervisor:
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
             encrypted, state = self.spec.encrypt_updates, self.run.state / name
-            cfg.write_text(client_config(ep, apis[i + 1], state, path, encrypted, self.spec.task))
+            task, port = self.spec.task, ports[name]
+            cfg.write_text(client_config(ep, apis[i + 1], state, path, encrypted, task, port))
             env = daemon_env(key, self.spec.xla_threads)
             argv = daemon_argv("client", cfg)
             self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))

@@ -61,9 +61,16 @@ async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
     assert [r["round_id"] for r in rows] == [1, 2, 3]
     assert all(r["status"] == "closed" and r["accuracy"] > 0.6 for r in rows)
     html = (run_dir / "report.html").read_text()
-    for png in ("accuracy_loss", "participation", "train_loss", "bytes_moved", "round_time"):
+    pngs = ("headline", "loss", "per_class", "participation", "train_loss", "gas")
+    for png in (*pngs, "bytes_moved", "round_time"):
         assert (run_dir / "plots" / f"{png}.png").stat().st_size > 1000
         assert f"plots/{png}.png" in html
+    assert all(r["gas"]["org"] > 0 and r["gas"]["clients"] > 0 for r in rows)
+    assert "client-0" in html and summary["summary"]["baseline"] is not None
+    for name, url in net["health"].items():  # the live view's source: each daemon's /healthz
+        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as reply:
+            doc = json.loads(reply.read())
+        assert doc["activity"] == ("done" if name == "org" else f"submitted round {ROUNDS}")
 
     w3 = AsyncWeb3(AsyncHTTPProvider(net["rpc_url"]))
     try:

@@ -12,7 +12,17 @@ UPD = UpdateRecord("0xa", "cid", "0x", 10)
 
 def test_live_view_shows_rounds_updates_and_accuracy() -> None:
     rounds = [
-        RoundRecord(1, "closed", 3, "b", "0x", (UPD, UPD, UPD), accuracy=0.8123, wall_s=2.5),
+        RoundRecord(
+            1,
+            "closed",
+            3,
+            "b",
+            "0x",
+            (UPD, UPD, UPD),
+            metrics={"accuracy": 0.8123},
+            headline="accuracy",
+            wall_s=2.5,
+        ),
         RoundRecord(2, "open", 3, "b", "0x", (UPD,)),
     ]
     net = {"phase": "running", "started_at": time.time() - 12, "clients": ["a", "b", "c"]}

@@ -68,7 +68,8 @@ def test_table_and_summary() -> None:
     rs = rounds()
     rows = table_rows(rs)
     assert rows[0][:6] == ("1", "closed", "2/2", "1", "0.8100", "0.5500")
-    assert rows[0][8] == "0.75"  # overhead = 3.25 wall - 2.5 slowest training
+    assert rows[0][6] == "n/a"  # no receipts were read: no gas
+    assert rows[0][9] == "0.75"  # overhead = 3.25 wall - 2.5 slowest training
     assert rows[1][4] == "n/a"
     s = summarize(rs)
     assert (s.rounds_closed, s.rounds_failed, s.final_accuracy) == (1, 1, 0.81)
@@ -82,7 +83,8 @@ def test_write_report_makes_html_and_pngs(tmp_path: Path) -> None:
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert pngs == sorted(
         [
-            "accuracy_loss.png",
+            "headline.png",
+            "loss.png",
             "participation.png",
             "train_loss.png",
             "bytes_moved.png",
