@@ -315,6 +315,7 @@ ACTIVITY = {
     Action.FAIL: "failing the round",
     Action.WAIT: "waiting for updates",
     Action.DONE: "done",
+    Action.BUDGET: "stopped: privacy budget",
 }
 
 

@@ -110,3 +110,9 @@ def test_ledger_records_once_and_judges() -> None:
     assert not ledger.submissions(1)["0xB"].accepted
     ledger.put_json("x", {"a": 1})
     assert ledger.get_json("x") == {"a": 1} and ledger.get_json("y") is None
+
+
+def test_every_action_has_a_live_view_activity() -> None:
+    from daemons.org.rounds import ACTIVITY
+
+    assert set(ACTIVITY) == set(Action)  # a new Action without one crashed the org (KeyError)
