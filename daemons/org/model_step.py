@@ -21,7 +21,7 @@ from models.data import Dataset
 from models.evaluate import evaluate
 from models.fisher import online_fisher
 from models.influence import InfluenceBounds, screen
-from models.networks import Model, get_model
+from models.networks import get_model
 from models.schema import FederationSchema
 from models.strategies import ClientUpdate, Strategy, get_strategy
 from models.task import Task
