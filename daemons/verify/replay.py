@@ -172,6 +172,8 @@ def _closed_checks(
     if judged.blind:
         checks += settle_deferred(judged, None)
         return [*checks, unchecked("model", f"included updates not retrievable: {judged.blind}")]
+    if cfg.privacy is not None and cfg.privacy.mode == "central":
+        return [*checks, *_central_dp_checks(facts, rt.task, cfg, manifest, inputs, same, judged)]
     tolerance = None if same else inputs.tolerance
     bounds = pinning.bounds_from_doc(pins.get("influence"))
     replayed = replay_model(facts, cfg, base, judged, manifest, strategy, tolerance, bounds)
@@ -184,6 +186,29 @@ def _closed_checks(
     tolerance = None if same else inputs.metric_tolerance
     checks += _metric_checks(rt.task, cfg, manifest, params, inputs, tolerance)
     return checks
+
+
+def _central_dp_checks(
+    facts: RoundFacts,
+    task: Any,
+    cfg: RoundConfig,
+    manifest: Manifest,
+    inputs: ReplayInputs,
+    same: bool,
+    judged: Any,
+) -> list[Check]:
+    """A central-DP round: the merge's noise comes from the org's secret, so the weights and
+    the model cannot be re-derived by a third party (docs/privacy.md); the rest still can."""
+    why = (
+        "central DP: the org adds noise keyed by its secret (docs/privacy.md), so the merge "
+        "cannot be replayed without it"
+    )
+    checks = [*settle_deferred(judged, None), unchecked("weights", why), unchecked("model", why)]
+    published = _published_params(facts)
+    if published is None:
+        return [*checks, unchecked("metrics", "the published model is not retrievable")]
+    tolerance = None if same else inputs.metric_tolerance
+    return checks + _metric_checks(task, cfg, manifest, lambda: published, inputs, tolerance)
 
 
 def _limits(cfg: RoundConfig) -> Any:

@@ -287,3 +287,24 @@ async def test_sealed_updates_are_opened_with_the_auditor_key(
     [_, caught] = verify_all(chain, storage, ReplayInputs(open_update=opener), r2=skipped)
     bad = {c.name: c.detail for c in caught.mismatches()}
     assert "rejected as 'recipients'" in bad[f"update {victim[:6]}…{victim[-4:]}"]
+
+
+async def test_a_central_dp_round_says_the_merge_needs_the_org_secret(tmp_path: Path) -> None:
+    from daemons.config import PrivacyConfig, TrainingConfig
+    from daemons.org.privacy import OrgPrivacy
+    from tests.daemons.test_org_rounds import ORG
+
+    dp = PrivacyConfig(mode="central", clip_norm=1.0, noise_multiplier=1.0)
+    privacy = OrgPrivacy(dp, ORG, b"s" * 32)
+    training = TrainingConfig(penalty="none")
+    org, chain, storage = make_org(tmp_path, privacy=privacy, training=training)
+    await org.run_until_idle()
+    for client, shift in zip(CLIENTS, (0.01, 0.03, 0.02), strict=True):
+        await submit(org, chain, storage, client, shift)
+    await org.run_until_idle()
+    reports = verify_all(chain, storage, ReplayInputs(eval_data=eval_data()))
+    assert not failed(reports), "an honest DP round is no mismatch"
+    checks = {c.name: c for c in reports[0].checks}
+    assert checks["model"].status == UNCHECKED and "secret" in checks["model"].detail
+    assert checks["weights"].status == UNCHECKED
+    assert checks["metrics"].status == OK  # re-evaluated on the published (noised) model

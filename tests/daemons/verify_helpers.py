@@ -36,7 +36,12 @@ META = LogMeta(1, "0x00", "0x00", 0)
 
 
 def make_org(
-    tmp_path: Path, heldout: dict[str, Any] | None = None, max_blob_bytes: int = 1 << 20, **fed: Any
+    tmp_path: Path,
+    heldout: dict[str, Any] | None = None,
+    max_blob_bytes: int = 1 << 20,
+    privacy: Any = None,
+    training: Any = None,
+    **fed: Any,
 ) -> tuple[OrgRounds, FakeChain, FakeStorage]:
     """An org over fakes: logreg, 3 clients, min 1 update; `fed` overrides [federation]."""
     values: dict[str, Any] = dict(
@@ -57,12 +62,14 @@ def make_org(
         ipfs=IpfsConfig(timeout_s=5, max_blob_bytes=max_blob_bytes),
         service=ServiceConfig(state_dir=str(tmp_path)),
         federation=FederationConfig(**(values | fed)),
-        training=TrainingConfig(),
+        training=training or TrainingConfig(),
     )
     chain, storage = FakeChain(ORG), FakeStorage()
     ledger, cache = Ledger(MemKV()), BlobCache(tmp_path / "blobs")
     metrics = Metrics("org")
-    org = OrgRounds(cfg, chain, storage, ledger, cache, eval_data(), metrics, heldout=heldout)
+    org = OrgRounds(
+        cfg, chain, storage, ledger, cache, eval_data(), metrics, privacy=privacy, heldout=heldout
+    )
     return org, chain, storage
 
 
