@@ -60,6 +60,26 @@ def org_task(cfg: DaemonConfig) -> OrgTask:
     return OrgTask(task, schema, task_identity(task, fed.task))
 
 
+def ledger_sets(task: Task, configured: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The forgetting ledger's sets: the task's own (`Task.heldout_sets`), then the config's.
+
+    `configured` are the sets of `[federation] heldout_data`, already loaded: an addition for
+    data the task does not declare; a name the task already uses is a ConfigError, since
+    the task's set is the one verify re-derives.
+    """
+    try:
+        sets = task.read_heldout()
+    except (ModelsError, OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{where}: task {task.name!r}: its held-out sets: {exc}") from None
+    both = sorted(set(sets) & set(configured))
+    if both:
+        raise ConfigError(
+            f"{where}: federation.heldout_data names {both}, which task {task.name!r} already "
+            "declares (its own held-out sets are always evaluated): rename or drop them"
+        )
+    return {**sets, **configured}
+
+
 def client_task(ref: str, pinned: Mapping[str, Any] | None, model: str) -> Task:
     """This client's task for a round, after checking it against the round's pinned identity.
 

@@ -14,6 +14,8 @@ TASK_MODELS: dict[str, tuple[str, ...]] = {
     "fashion_mnist": ("2nn", "logreg", "cnn"),
     "breast_cancer": ("logreg", "mlp"),
     "diabetes": ("linear", "mlp"),
+    # continual learning: task B (permuted pixels) from task A's model, task A held out
+    "permuted_fashion_mnist": ("logreg",),
 }
 TASKS: tuple[str, ...] = tuple(TASK_MODELS)
 DEFAULT_TASK = "fashion_mnist"

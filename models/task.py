@@ -130,6 +130,12 @@ class Task:
       ``fedchain data split`` and the testnet partition with ``split``.
     - ``apply_with_taps``: optional fast Fisher hook for dense-only networks (models/fisher.py).
     - ``classification``: labels are classes (accuracy in training metrics, label-skew splits).
+    - ``heldout_sets() -> {name: Dataset}``: the forgetting ledger (continual learning), the
+      held-out sets of earlier tasks or data the federation must not forget. The org
+      evaluates every round's model on each and records it in the manifest; ``fedchain
+      verify`` re-derives the sets with this same function (the round config pins the
+      task's source sha256 and each set's digest) and re-evaluates them. It must return the
+      same arrays on every call (load files, permute with a fixed seed; nothing random).
     """
 
     name: str
@@ -148,6 +154,7 @@ class Task:
     classification: bool = True
     num_classes: int = 0
     model_name: str = ""
+    heldout_sets: Callable[[], Mapping[str, Dataset]] | None = None
     module: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -166,6 +173,28 @@ class Task:
         """Load a client's (``role="client"``) or the org's (``"org"``) data and check it."""
         loader = self.load_eval if role == "org" and self.load_eval else self.load_data
         return self.input_spec.conform(loader(str(path)), f"{self.name} data {path}")
+
+    def read_heldout(self) -> dict[str, Dataset]:
+        """The task's forgetting-ledger sets, checked against ``input_spec`` ({} if none)."""
+        if self.heldout_sets is None:
+            return {}
+        sets = self.heldout_sets()
+        if not isinstance(sets, Mapping):
+            raise DataError(
+                f"task {self.name!r}: heldout_sets() must return {{name: Dataset}}, "
+                f"got {type(sets).__name__}"
+            )
+        out = {}
+        for name, ds in sorted(sets.items()):
+            if not isinstance(name, str) or not name or "=" in name:
+                raise DataError(
+                    f"task {self.name!r}: held-out set name {name!r} must be a non-empty "
+                    "string without '='"
+                )
+            if not isinstance(ds, Dataset) or len(ds) == 0:
+                raise DataError(f"task {self.name!r}: held-out set {name!r} is not a Dataset")
+            out[name] = self.input_spec.conform(ds, f"{self.name} held-out set {name!r}")
+        return out
 
 
 _AS_TASK: dict[int, tuple[Model, Task]] = {}

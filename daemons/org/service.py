@@ -25,7 +25,7 @@ from daemons.ports import BlobCache
 from daemons.privacy.keys import load_update_key, public_hex
 from daemons.service import log_event, race
 from daemons.startup import load_data, no_clients_warning, registered_clients
-from daemons.task_setup import org_task
+from daemons.task_setup import ledger_sets, org_task
 from daemons.wiring import (
     Node,
     check_chain,
@@ -66,12 +66,13 @@ async def _main(node: Node, account: Any) -> None:
     task = await asyncio.to_thread(org_task, cfg)  # a bad task or strategy: exit 2, now
     where = "federation.eval_data"
     eval_data = await asyncio.to_thread(load_data, cfg.path, where, fed.eval_data, task.task, "org")
-    heldout = {  # the forgetting ledger's sets, loaded (and refused if bad) before the chain
+    configured = {  # the forgetting ledger's sets, loaded (and refused if bad) before the chain
         name: await asyncio.to_thread(
             load_data, cfg.path, f"federation.heldout_data.{name}", path, task.task, "org"
         )
         for name, path in sorted(fed.heldout_data.items())
     }
+    heldout = await asyncio.to_thread(ledger_sets, task.task, configured, str(cfg.path))
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)

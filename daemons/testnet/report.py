@@ -261,25 +261,32 @@ def _updates_html(rounds: Sequence[RoundRecord], names: Mapping[str, str]) -> st
 
 
 def heldout_rows(rounds: Sequence[RoundRecord]) -> tuple[list[str], list[tuple[str, ...]]]:
-    """The forgetting ledger: set names, and per round the accuracy on each ("-": not recorded)."""
+    """The forgetting ledger: set names, and per round the headline metric on each ("-": not
+    recorded). The sets are the task's own (`Task.heldout_sets`) and `[federation]
+    heldout_data`'s; the headline is the task's (the manifest's `headline_metric`)."""
     names = sorted({name for r in rounds for name in r.heldout})
     rows = [
-        (str(r.round_id), *(_fmt(r.heldout.get(n, {}).get("accuracy"), ".4f") for n in names))
+        (str(r.round_id), *(_fmt(r.heldout.get(n, {}).get(_headline(r)), ".4f") for n in names))
         for r in rounds
         if r.heldout
     ]
     return names, rows
 
 
+def _headline(r: RoundRecord) -> str:
+    return r.headline or "accuracy"  # a manifest from before headline_metric: accuracy
+
+
 def heldout_html(rounds: Sequence[RoundRecord]) -> str:
-    """The forgetting-ledger table (accuracy per round on each held-out set), or nothing."""
+    """The forgetting-ledger table (headline metric per round on each held-out set), or nothing."""
     names, rows = heldout_rows(rounds)
     if not names:
         return ""
     esc = html.escape
+    metric = next((_headline(r) for r in rounds if r.heldout), "accuracy")
     head = "".join(f"<th>{esc(c)}</th>" for c in ("round", *names))
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    title = "<h2>Forgetting ledger (accuracy on held-out sets)</h2>"
+    title = f"<h2>Forgetting ledger ({esc(metric)} on held-out sets)</h2>"
     return f"{title}<table><tr>{head}</tr>{body}</table>"
 
 

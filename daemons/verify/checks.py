@@ -9,8 +9,8 @@ MISMATCH makes `fedchain verify` exit non-zero.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 OK = "ok"
@@ -27,6 +27,7 @@ class Check:
     name: str
     status: str
     detail: str = ""
+    values: Mapping[str, float] = field(default_factory=dict)  # what verify re-derived
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -95,7 +96,39 @@ def table(reports: Sequence[RoundReport]) -> str:
         for c in r.checks:
             if c.status != OK:
                 lines.append(f"round {r.round_id}: {c.status} {c.name}: {c.detail}")
-    return "\n".join(lines)
+    return "\n".join(lines + ledger_table(reports))
+
+
+LEDGER = "heldout "
+
+
+def ledger_table(reports: Sequence[RoundReport]) -> list[str]:
+    """The forgetting ledger as verify re-derived it: per round, each held-out set's headline
+    metric from the re-evaluation ("-": not re-evaluated; "!" marks a MISMATCH with the
+    manifest). No lines when no round has a held-out set."""
+    names = sorted({c.name[len(LEDGER) :] for r in reports for c in r.checks if _ledger(c)})
+    if not names:
+        return []
+    rows = [("round", *names)]
+    for r in reports:
+        by_name = {c.name[len(LEDGER) :]: c for c in r.checks if _ledger(c)}
+        rows.append((str(r.round_id), *(_headline(by_name.get(n)) for n in names)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = ["", "forgetting ledger (headline metric re-evaluated by verify on each held-out set)"]
+    return out + [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def _ledger(check: Check) -> bool:
+    return check.name.startswith(LEDGER)
+
+
+def _headline(check: Check | None) -> str:
+    if check is None or not check.values:
+        return "-"
+    name, value = next(iter(check.values.items()))
+    return f"{name} {value:.4f}" + (" !" if check.status == MISMATCH else "")
 
 
 def json_report(reports: Sequence[RoundReport]) -> str:
@@ -109,9 +142,16 @@ def json_report(reports: Sequence[RoundReport]) -> str:
                 "verdict": r.verdict,
                 "elapsed_s": round(r.elapsed_s, 6),
                 "fetch_s": round(r.fetch_s, 6),
-                "checks": [asdict(c) for c in r.checks],
+                "checks": [_check_doc(c) for c in r.checks],
             }
             for r in reports
         ],
     }
     return json.dumps(doc, indent=2, sort_keys=True)
+
+
+def _check_doc(check: Check) -> dict[str, Any]:
+    doc = asdict(check)
+    if not check.values:  # only the re-evaluations carry numbers
+        del doc["values"]
+    return doc

@@ -20,7 +20,7 @@ from daemons.manifest import Excluded, Included, Manifest
 from daemons.org.close import manifest_entries
 from daemons.org.model_step import Merged, eval_metrics, merge_step, model_metadata
 from daemons.round_config import RoundConfig
-from daemons.verify.checks import DIFFERS, Check, mismatch, ok
+from daemons.verify.checks import DIFFERS, MISMATCH, OK, Check, mismatch, ok
 from daemons.verify.facts import RoundFacts
 from daemons.verify.updates import Judged
 from models import pytree
@@ -172,12 +172,13 @@ def metrics_check(
     deltas = {k: abs(got[k] - float(recorded.get(k, float("nan")))) for k in got}
     extra = sorted(set(recorded) - set(got))
     if extra:
-        return mismatch(name, f"the manifest records metrics the task does not compute: {extra}")
+        detail = f"the manifest records metrics the task does not compute: {extra}"
+        return Check(name, MISMATCH, detail, got)
     shown = ", ".join(f"{k} {got[k]:.4f}" for k in list(got)[:2])
     if all(d == 0 for d in deltas.values()):
-        return ok(name, f"{shown} re-evaluated")
+        return Check(name, OK, f"{shown} re-evaluated", got)
     delta = ", ".join(f"|Δ{k}| = {d:.3g}" for k, d in deltas.items() if d != 0)
     claims = ", ".join(f"{k} {recorded.get(k)!r} (re-evaluated {got[k]!r})" for k in got)
     if tolerance is not None and max(deltas.values()) <= tolerance and deltas["num_samples"] == 0:
-        return Check(name, DIFFERS, f"{delta} (other platform)")
-    return mismatch(name, f"{delta}: {claims}")
+        return Check(name, DIFFERS, f"{delta} (other platform)", got)
+    return Check(name, MISMATCH, f"{delta}: {claims}", got)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from daemons.errors import RejectedUpdate
@@ -20,7 +21,7 @@ from daemons.verify import pins as pinning
 from daemons.verify.checks import DIFFERS, Check, RoundReport, mismatch, ok, unchecked
 from daemons.verify.facts import ReplayInputs, RoundFacts
 from daemons.verify.model import metrics_check, replay_model
-from daemons.verify.task import round_task
+from daemons.verify.task import round_task, task_heldout
 from daemons.verify.updates import judge_updates, settle_deferred
 from models.codec import decode_blob, encode_blob
 from models.errors import BlobRejected
@@ -257,34 +258,53 @@ def _metric_checks(
     inputs: ReplayInputs,
     tolerance: float | None,
 ) -> list[Check]:
-    """Re-evaluate the model on the eval set and each forgetting-ledger set the verifier has."""
+    """Re-evaluate the model on the eval set and on every forgetting-ledger set.
+
+    The ledger's sets are the task's own (`Task.heldout_sets`, derived here from the
+    installed task whose source the `task` check matched), the org's config additions the
+    verifier passes with `--heldout NAME=FILE`, and any the manifest or the pins name. A set
+    the task declares must be in the manifest: the org cannot drop it.
+    """
     pinned = cfg.replay or {}
-    sets: list[tuple[str, Any, Mapping[str, float] | None, Any]] = [
-        ("metrics", inputs.eval_data, manifest.metrics, pinned.get("eval_data"))
+    pinned_sets = pinned.get("heldout_data", {})
+    own = task_heldout(task) if task.heldout_sets is not None else None
+    declared = set(own.digests) if own is not None else set()
+    sets: list[tuple[str, Any, Mapping[str, float] | None, Any, str]] = [
+        ("metrics", inputs.eval_data, manifest.metrics, pinned.get("eval_data"), "")
     ]
-    names = sorted(set(manifest.heldout) | set(pinned.get("heldout_data", {})))
-    for name in names:
-        sets.append(
-            (
-                f"heldout {name}",
-                inputs.heldout.get(name),
-                manifest.heldout.get(name),
-                pinned.get("heldout_data", {}).get(name),
-            )
-        )
+    for name in sorted(set(manifest.heldout) | set(pinned_sets) | declared):
+        data, origin = inputs.heldout.get(name), "--heldout"
+        if data is None and own is not None and name in declared:
+            data, origin = own.sets[name], "task"
+        claimed = manifest.heldout.get(name)
+        sets.append((f"heldout {name}", data, claimed, pinned_sets.get(name), origin))
     checks = []
-    for label, data, recorded, digest in sets:
+    if own is not None and own.error:
+        checks.append(unchecked("heldout", own.error))
+    for label, data, recorded, digest, origin in sets:
         if recorded is None:
-            checks.append(
-                mismatch(label, "pinned in the round config but absent from the manifest")
+            why = (
+                f"task {task.name!r} declares this held-out set but the manifest records no "
+                "metrics on it"
+                if label[8:] in declared
+                else "pinned in the round config but absent from the manifest"
             )
+            checks.append(mismatch(label, why))
         elif data is None:
             flag = "--eval-data FILE" if label == "metrics" else f"--heldout {label[8:]}=FILE"
             checks.append(unchecked(label, f"not re-evaluated (pass {flag})"))
         elif digest is not None and pinning.dataset_digest(data) != digest:
-            checks.append(
-                unchecked(label, f"the given data is not the set the org pinned ({digest[:18]}…)")
+            what = (
+                f"the task's set as derived here ({pinning.dataset_digest(data)[:18]}…) is not"
+                if origin == "task"
+                else "the given data is not"
             )
+            checks.append(unchecked(label, f"{what} the set the org pinned ({digest[:18]}…)"))
         else:
-            checks.append(metrics_check(label, task, params(), data, recorded, tolerance))
+            check = metrics_check(label, task, params(), data, recorded, tolerance)
+            checks.append(
+                replace(check, detail=f"{check.detail} (the task's set)")
+                if origin == "task" and check.status == "ok"
+                else check
+            )
     return checks

@@ -3,10 +3,12 @@
 The org pins its task's identity (name, model, parameter template, sha256 of the source)
 in every round config; verify loads the installed task of that name the way a client does
 (`daemons.task_setup.client_task`) and refuses to replay with a task whose source differs.
+The task's own forgetting-ledger sets (`Task.heldout_sets`) are derived here once per task.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,8 @@ from daemons.errors import FedchainError
 from daemons.round_config import RoundConfig
 from daemons.task_setup import client_task
 from daemons.verify.checks import Check, ok, unchecked
+from daemons.verify.pins import dataset_digest
+from models.data import Dataset
 from models.schema import FederationSchema
 from models.strategies import strategy_uses_fisher
 from models.task import Task
@@ -51,3 +55,29 @@ def round_task(cfg: RoundConfig, strategy: str) -> tuple[RoundTask | None, Check
 
 def _why(exc: Any) -> str:
     return str(getattr(exc, "detail", "") or exc)
+
+
+@dataclass(frozen=True)
+class TaskSets:
+    """The task's own forgetting-ledger sets as derived here, their digests, or why not."""
+
+    sets: Mapping[str, Dataset]
+    digests: Mapping[str, str]
+    error: str = ""
+
+
+_TASK_SETS: dict[int, tuple[Task, TaskSets]] = {}
+
+
+def task_heldout(task: Task) -> TaskSets:
+    """`Task.read_heldout()` with the digests, once per task object (every round reuses it)."""
+    hit = _TASK_SETS.get(id(task))
+    if hit is not None and hit[0] is task:
+        return hit[1]
+    try:
+        sets = task.read_heldout()
+        found = TaskSets(sets, {name: dataset_digest(d) for name, d in sets.items()})
+    except (ModelsError, OSError, ValueError, KeyError) as exc:
+        found = TaskSets({}, {}, f"task {task.name!r} cannot derive its held-out sets: {exc}")
+    _TASK_SETS[id(task)] = (task, found)
+    return found

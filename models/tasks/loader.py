@@ -28,7 +28,7 @@ class TaskError(ModelsError):
 
 
 def get_task(name: str = registry.DEFAULT_TASK, model: str = "") -> Task:
-    """A built-in task (``fashion_mnist``, ``breast_cancer``, ``diabetes``) or a plug-in one."""
+    """A built-in task (``registry.TASKS``) or a plug-in one (``module:attribute``)."""
     name = name or registry.DEFAULT_TASK
     if registry.is_plugin(name):
         return load_task(name, model)
@@ -52,6 +52,10 @@ def _builtin(name: str, model: str) -> Task:
         from models.tasks import fashion_mnist
 
         return checked(fashion_mnist.make_task(model))
+    if name == "permuted_fashion_mnist":
+        from models.tasks import continual
+
+        return checked(continual.make_task(model))
     from models.tasks import tabular
 
     return checked(tabular.make_task(name, model))
