@@ -4,7 +4,9 @@
 `FEDCHAIN_TAMPER="model@2,exclude@3,base@4"`:
 - `model@R`: round R's published model is not the aggregation (params + 0.01);
 - `exclude@R`: round R's lowest-addressed valid update is rejected as "norm" with no detail;
-- `base@R`: round R opens on the seeded initial model instead of round R-1's model.
+- `base@R`: round R opens on the seeded initial model instead of round R-1's model;
+- `heldout@R`: round R's manifest overstates the accuracy on each forgetting-ledger set by
+  0.1 (the model and everything else honest).
 Test code only: production has no hook for any of it.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from typing import Any
 
 import jax
@@ -25,7 +28,7 @@ from daemons.org.ledger import ACCEPTED
 
 def plan(text: str) -> dict[str, set[int]]:
     """`what@round,...` -> {what: {rounds}}."""
-    out: dict[str, set[int]] = {"model": set(), "exclude": set(), "base": set()}
+    out: dict[str, set[int]] = {"model": set(), "exclude": set(), "base": set(), "heldout": set()}
     for item in filter(None, text.split(",")):
         what, _, r = item.partition("@")
         out[what].add(int(r))
@@ -58,6 +61,16 @@ def install(tamper: dict[str, set[int]]) -> None:
             return await self.publish_initial()
         return await real_base(self, round_id, info)
 
+    real_manifest = close._manifest
+
+    def manifest(org: Any, info: Any, *args: Any) -> Any:
+        honest = real_manifest(org, info, *args)
+        if info.round_id not in tamper["heldout"]:
+            return honest
+        ledger = {k: {**v, "accuracy": v["accuracy"] + 0.1} for k, v in honest.heldout.items()}
+        return replace(honest, heldout=ledger)
+
+    close._manifest = manifest  # type: ignore[assignment]
     close.encode_blob = encode_blob  # type: ignore[assignment]
     collect.check_update = check_update  # type: ignore[assignment]
     rounds.OrgRounds.next_base = next_base  # type: ignore[method-assign]

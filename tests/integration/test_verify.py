@@ -111,3 +111,57 @@ async def test_a_dishonest_org_is_caught_and_each_lie_named(
     )
     assert checks(doc, 3)["base"]["status"] == "ok"  # round 2's (forged) model, as published
     assert set(bad(4)) == {"base"} and "swapped base" in bad(4)["base"]
+
+
+def continual_data(tmp_path: Path, fed_data: dict[str, Path]) -> dict[str, Path]:
+    """The federation's files for `permuted_fashion_mnist`: task B, the permuted images."""
+    from models.tasks.continual import permuted
+
+    out = {}
+    for name, path in fed_data.items():
+        out[name] = tmp_path / f"permuted-{name}.npz"
+        save_npz(out[name], permuted(load_dataset(path)))
+    return out
+
+
+async def test_the_tasks_forgetting_ledger_is_rederived_and_a_wrong_number_caught(
+    tmp_path: Path, fed_data: dict[str, Path]
+) -> None:
+    """`permuted_fashion_mnist` declares task A's test set: every manifest records it, verify
+    re-derives it from the task (no --heldout), and an org that overstates it is named."""
+    task = "permuted_fashion_mnist"
+    data = continual_data(tmp_path, fed_data)
+    options = {"exit_when_done": True, "task": task}
+    fed_args = {"num_clients": 2, "max_updates": 2, "rounds": 2, "org_options": options}
+    async with Federation(tmp_path, data, **fed_args) as fed:
+        assert fed.org is not None
+        for client in fed.clients:
+            text = client.config.read_text()
+            client.config.write_text(text.replace("[data]\n", f'[data]\ntask = "{task}"\n'))
+        fed.org.module = "tests.integration.dishonest_org"
+        fed.org.start(FEDCHAIN_TAMPER="heldout@2")
+        for client in fed.clients:
+            client.start()
+        for r in (1, 2):
+            await fed.wait_settled(r, timeout_s=300)
+        code, doc = await verify_json(fed, "--eval-data", str(data["org"]))
+        table_code, table, _ = await asyncio.to_thread(run_verify, fed)
+    print(table)
+    assert code == 1 and table_code == 1
+    assert {r["round_id"]: r["verdict"] for r in doc["rounds"]} == {1: "ok", 2: "MISMATCH"}
+    one, two = checks(doc, 1), checks(doc, 2)
+    for got in (one, two):
+        assert got["model"]["status"] == "ok" and got["metrics"]["status"] == "ok"
+        assert got["task"]["status"] == "ok" and task in got["task"]["detail"]
+    assert one["heldout task-a"]["status"] == "ok", one["heldout task-a"]
+    assert "(the task's set)" in one["heldout task-a"]["detail"]
+    accuracy = one["heldout task-a"]["values"]["accuracy"]
+    assert 0.4 < accuracy < 0.8 and one["heldout task-a"]["values"]["num_samples"] == 10000
+    lie = two["heldout task-a"]
+    assert lie["status"] == "MISMATCH" and "|Δaccuracy| = 0.1" in lie["detail"]
+    assert [n for n, c in two.items() if c["status"] == "MISMATCH"] == ["heldout task-a"]
+    assert "round 2: MISMATCH heldout task-a: |Δaccuracy| = 0.1" in table
+    ledger = table[table.index("forgetting ledger") :].splitlines()
+    assert ledger[1].split() == ["round", "task-a"]
+    assert ledger[2].split() == ["1", "accuracy", f"{accuracy:.4f}"]
+    assert ledger[3].split()[:2] == ["2", "accuracy"] and ledger[3].endswith(" !")
