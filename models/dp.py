@@ -49,6 +49,7 @@ from models.strategies.base import (
 
 MIN_SECRET_BYTES = 32
 _NOISE_DOMAIN = b"fedchain/dp/central-noise/v1"
+_COMMIT_DOMAIN = b"fedchain/dp/secret-commitment/v1|"
 
 
 def global_norm(flat: Flat) -> float:
@@ -87,6 +88,13 @@ def noise_key(secret: bytes, contract: str, round_id: int) -> jax.Array:
     mac = hmac.new(secret, message, hashlib.sha256).digest()
     words = np.frombuffer(mac[:8], dtype=">u4").astype(np.uint32)
     return jax.random.wrap_key_data(jnp.asarray(words), impl="threefry2x32")
+
+
+def secret_commitment(secret: bytes) -> str:
+    """sha256 of the domain-tagged secret ("0x" hex), published so an auditor handed the
+    secret can tell it is the org's; it reveals nothing usable (the secret is >= 32 random
+    bytes, and the noise key is an HMAC under it)."""
+    return "0x" + hashlib.sha256(_COMMIT_DOMAIN + secret).hexdigest()
 
 
 def fresh_key() -> jax.Array:

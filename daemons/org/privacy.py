@@ -21,7 +21,7 @@ from daemons.org.ledger import Ledger, Submission
 from daemons.org.unseal import public_train as sealed_train
 from daemons.round_config import RoundPrivacy
 from models import accountant
-from models.dp import MIN_SECRET_BYTES, DpFedAvg, fixed_weights, noise_key
+from models.dp import MIN_SECRET_BYTES, DpFedAvg, fixed_weights, noise_key, secret_commitment
 
 ADJACENCY = "zero_out"  # one client's clipped change replaced by zero (Kairouz et al. 2021)
 # what a client's training facts may say in a DP federation: timings, nothing about its data
@@ -127,6 +127,16 @@ class OrgPrivacy:
         if denominator is not None:
             doc["denominator"] = denominator
         return doc
+
+
+def central_dp_pin(privacy: OrgPrivacy) -> dict[str, Any]:
+    """What the round config pins so an auditor handed the secret can replay the noisy merge:
+    the secret's commitment (to tell a wrong secret from a wrong merge) and the sample cap."""
+    assert privacy.secret is not None
+    return {
+        "secret_sha256": secret_commitment(privacy.secret),
+        "sample_cap": privacy.cfg.sample_cap,
+    }
 
 
 def spent_noise(ledger: Ledger, round_id: int) -> list[float | None]:

@@ -30,7 +30,7 @@ from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
-from daemons.org.privacy import OrgPrivacy
+from daemons.org.privacy import OrgPrivacy, central_dp_pin
 from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.privacy.policy import org_policy
@@ -298,6 +298,8 @@ class OrgRounds:
                 influence_bounds(self.fed),
                 self.fed.max_samples_per_client,
             )
+            if self.privacy is not None and self.privacy.secret is not None:
+                self._pins["central_dp"] = central_dp_pin(self.privacy)
         return self._pins
 
     async def put(self, data: bytes) -> Any:

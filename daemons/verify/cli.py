@@ -58,6 +58,11 @@ def register(subparsers: Any) -> None:
         help="environment variable holding the key file's password",
     )
     p.add_argument(
+        "--dp-secret-file",
+        metavar="FILE",
+        help="the org's central-DP noise secret (hex), to replay the noised merge bit for bit",
+    )
+    p.add_argument(
         "--tolerance",
         type=float,
         default=1e-6,
@@ -100,12 +105,37 @@ def load_inputs(args: argparse.Namespace) -> ReplayInputs:
     except ModelsError as exc:
         raise ConfigError(f"held-out data: {exc}") from None
     return ReplayInputs(
+        dp_secret=_dp_secret(args.dp_secret_file),
         eval_data=eval_data,
         heldout=heldout,
         tolerance=args.tolerance,
         metric_tolerance=args.metric_tolerance,
         open_update=_opener(args.auditor_key, args.auditor_password_env),
     )
+
+
+def _dp_secret(path: str | None) -> bytes | None:
+    """The org's central-noise secret from `--dp-secret-file` (hex, as the org reads it)."""
+    if path is None:
+        return None
+    from models.dp import MIN_SECRET_BYTES
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"--dp-secret-file {path}: cannot read it: {exc.strerror}") from None
+    try:
+        secret = bytes.fromhex(text.strip().removeprefix("0x"))
+    except ValueError:
+        raise ConfigError(
+            f"--dp-secret-file {path}: not hex (want the org's secret_file)"
+        ) from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"--dp-secret-file {path}: {len(secret)} bytes; the org's secret has at least "
+            f"{MIN_SECRET_BYTES}"
+        )
+    return secret
 
 
 def _opener(path: str | None, password_env: str) -> OpenUpdate | None:
@@ -155,7 +185,7 @@ async def _verify(args: argparse.Namespace, target: Any) -> int:
     from daemons.verify.pins import platform_facts
     from daemons.verify.replay import verify_round
 
-    inputs = load_inputs(args)
+    inputs = replace(load_inputs(args), contract=target.contract)
     w3 = AsyncWeb3(AsyncHTTPProvider(target.rpc_url))
     try:
         facts = await chain_facts(w3, target.contract, target.chunk_blocks)

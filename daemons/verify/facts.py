@@ -65,3 +65,5 @@ class ReplayInputs:
     tolerance: float = 0.0
     metric_tolerance: float = 1e-3
     open_update: OpenUpdate | None = None
+    dp_secret: bytes | None = None  # the org's central-DP noise secret, handed to an auditor
+    contract: str = ""  # the contract address (the noise key's input)

@@ -28,6 +28,7 @@ from models.codec import DecodedBlob, decode_blob, encode_blob
 from models.data import Dataset
 from models.errors import BlobRejected
 from models.influence import InfluenceBounds
+from models.strategies import Strategy
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,18 @@ def replay_model(
     strategy: tuple[str, Mapping[str, Any]],
     tolerance: float | None,
     bounds: InfluenceBounds | None = None,
+    dp: Strategy | None = None,
 ) -> Replayed:
     """Merge the updates the replay accepted; compare weights, exclusions and model digest.
 
     `tolerance`: None on the pinned platform (bit-identity required), else the largest
-    |difference| accepted as "differs" rather than MISMATCH.
+    |difference| accepted as "differs" rather than MISMATCH. `dp`: a central-DP round's
+    DP-FedAvg step (rebuilt with the org's secret), which replaces the named strategy.
     """
     assert facts.closed is not None
     name, options = strategy
     gamma = cfg.training.fisher_gamma
-    merged = merge_step(base, judged.updates, name, options, gamma, cfg.fisher, bounds)
+    merged = merge_step(base, judged.updates, name, options, gamma, cfg.fisher, bounds, dp)
     entries = manifest_entries(judged.subs, merged.weights, merged.excluded, merged.rejected)
     checks = [_entries_check(entries, manifest)]
     meta = model_metadata(

@@ -19,6 +19,7 @@ from daemons.org.model_step import initial_sections, model_metadata, update_limi
 from daemons.round_config import RoundConfig, decode_round_config
 from daemons.verify import pins as pinning
 from daemons.verify.checks import DIFFERS, Check, RoundReport, mismatch, ok, unchecked
+from daemons.verify.dp import dp_step
 from daemons.verify.facts import ReplayInputs, RoundFacts
 from daemons.verify.model import metrics_check, replay_model
 from daemons.verify.task import round_task, task_heldout
@@ -174,7 +175,8 @@ def _closed_checks(
         checks += settle_deferred(judged, None)
         return [*checks, unchecked("model", f"included updates not retrievable: {judged.blind}")]
     if cfg.privacy is not None and cfg.privacy.mode == "central":
-        return [*checks, *_central_dp_checks(facts, rt.task, cfg, manifest, inputs, same, judged)]
+        dp_args = (base, strategy, same, judged)
+        return [*checks, *_central_dp_checks(facts, rt.task, cfg, manifest, inputs, *dp_args)]
     tolerance = None if same else inputs.tolerance
     bounds = pinning.bounds_from_doc(pins.get("influence"))
     replayed = replay_model(facts, cfg, base, judged, manifest, strategy, tolerance, bounds)
@@ -195,16 +197,31 @@ def _central_dp_checks(
     cfg: RoundConfig,
     manifest: Manifest,
     inputs: ReplayInputs,
+    base: Any,
+    strategy: tuple[str, dict[str, Any]],
     same: bool,
     judged: Any,
 ) -> list[Check]:
-    """A central-DP round: the merge's noise comes from the org's secret, so the weights and
-    the model cannot be re-derived by a third party (docs/privacy.md); the rest still can."""
+    """A central-DP round: the merge's noise comes from the org's secret. Without it the
+    weights and the model cannot be re-derived by a third party (docs/privacy.md), the rest
+    still can; with it (`--dp-secret-file`) the merge is replayed as any other round's."""
     why = (
         "central DP: the org adds noise keyed by its secret (docs/privacy.md), so the merge "
-        "cannot be replayed without it"
+        "cannot be replayed without it (an auditor handed it: --dp-secret-file FILE)"
     )
-    checks = [*settle_deferred(judged, None), unchecked("weights", why), unchecked("model", why)]
+    tolerance = None if same else inputs.tolerance
+    step, checks = (None, []) if inputs.dp_secret is None else dp_step(facts, cfg, manifest, inputs)
+    if step is None:
+        if inputs.dp_secret is not None:
+            why = "the DP secret given is not the org's (see dp secret)"
+        checks += [
+            *settle_deferred(judged, None),
+            unchecked("weights", why),
+            unchecked("model", why),
+        ]
+    else:
+        replayed = replay_model(facts, cfg, base, judged, manifest, strategy, tolerance, None, step)
+        checks += [*settle_deferred(judged, replayed.merged.rejected), *replayed.checks]
     published = _published_params(facts)
     if published is None:
         return [*checks, unchecked("metrics", "the published model is not retrievable")]
