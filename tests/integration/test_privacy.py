@@ -17,6 +17,7 @@ from daemons.storage import IpfsStorage
 from models.accountant import epsilon_spent
 from models.codec import decode_blob
 from tests.integration.harness import Federation, messages
+from tests.integration.test_verify import checks, verify_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 NO_FISHER = {"penalty": "none"}
@@ -71,6 +72,21 @@ async def test_central_dp_needs_the_secret_records_epsilon_and_stops_at_the_budg
             assert dp["epsilon"] <= dp["epsilon_budget"] == pytest.approx(budget)
             assert dp["denominator"] == 3.0 and len(manifest.included) == 3
             assert all("loss" not in i.train for i in manifest.included)
+        # an auditor handed the secret replays the noised merges bit for bit; a wrong one is named
+        wrong = tmp_path / "wrong.secret"
+        wrong.write_text(secrets.token_hex(32))
+        code, doc = await verify_json(fed, "--dp-secret-file", str(secret))
+        assert code == 0 and doc["ok"], json.dumps(doc, indent=1)
+        for r in (1, 2):
+            got = checks(doc, r)
+            assert got["model"]["status"] == "ok" and "bit-identical" in got["model"]["detail"]
+            assert got["weights"]["status"] == "ok" and got["dp secret"]["status"] == "ok"
+        code, doc = await verify_json(fed, "--dp-secret-file", str(wrong))
+        assert code == 1
+        for r in (1, 2):
+            got = checks(doc, r)
+            assert got["dp secret"]["status"] == "MISMATCH", got["dp secret"]
+            assert got["model"]["status"] == "unchecked"
 
 
 async def test_local_dp_clients_publish_noisy_updates(
