@@ -310,9 +310,9 @@ def _metric_checks(
         elif data is None:
             flag = "--eval-data FILE" if label == "metrics" else f"--heldout {label[8:]}=FILE"
             checks.append(unchecked(label, f"not re-evaluated (pass {flag})"))
-        elif digest is not None and pinning.dataset_digest(data) != digest:
+        elif digest is not None and _digest(data, label, origin, own) != digest:
             what = (
-                f"the task's set as derived here ({pinning.dataset_digest(data)[:18]}…) is not"
+                f"the task's set as derived here ({_digest(data, label, origin, own)[:18]}…) is not"
                 if origin == "task"
                 else "the given data is not"
             )
@@ -325,3 +325,10 @@ def _metric_checks(
                 else check
             )
     return checks
+
+
+def _digest(data: Any, label: str, origin: str, own: Any) -> str:
+    """A held-out set's digest; the task's own sets' were computed once, when derived."""
+    if origin == "task":
+        return str(own.digests[label[len("heldout ") :]])
+    return pinning.dataset_digest(data)

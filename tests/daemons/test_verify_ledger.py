@@ -8,6 +8,7 @@ declares task A's test set; verify re-derives that set from the installed task, 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from daemons.manifest import decode_manifest, encode_manifest
 from daemons.round_config import decode_round_config
 from daemons.task_setup import ledger_sets
-from daemons.verify.checks import MISMATCH, OK, ledger_table
+from daemons.verify.checks import MISMATCH, OK, UNCHECKED, ledger_table
 from daemons.verify.facts import Blob
 from daemons.verify.pins import dataset_digest
 from models.tasks import get_task
@@ -66,6 +67,15 @@ async def test_the_tasks_heldout_set_is_recorded_and_rederived(tmp_path: Path) -
     gone = {c.name: c for c in hid.checks}["heldout task-a"]
     assert gone.status == MISMATCH
     assert "declares this held-out set but the manifest records no metrics" in gone.detail
+
+    doc = json.loads(storage.blobs[chain.rounds[1].config_cid])
+    doc["replay"]["heldout_data"]["task-a"] = "0x" + "ab" * 32  # another copy of the data
+    other = dataclasses.replace(facts, config=Blob(json.dumps(doc).encode()))
+    [elsewhere] = verify_all(chain, storage, r1=other)
+    moved = {c.name: c for c in elsewhere.checks}["heldout task-a"]
+    assert moved.status == UNCHECKED
+    assert "the task's set as derived here (0x" in moved.detail
+    assert "is not the set the org pinned (0xabab" in moved.detail
 
 
 def _blob(manifest: object) -> Blob:
