@@ -5,7 +5,11 @@ node. "two nodes": put on node A, get on node B (swarm-connected over loopback; 
 Every trial uses fresh random bytes so node B never has the blocks already. Prints the
 median of --trials runs, ratios from this run, and `RESULT` lines.
 
-    .venv/bin/python benchmarks/ipfs_throughput.py [--trials 3]
+`--pnet`: the cost of a private network instead: a second pair shares a swarm key, and the
+cat across nodes is timed on both pairs, trials interleaved (so load drifts hit both alike);
+prints each median and the keyed/unkeyed throughput ratio.
+
+    .venv/bin/python benchmarks/ipfs_throughput.py [--trials 3] [--pnet]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from pathlib import Path
 
 from daemons.ipfs_node import BundledIpfsNode
+from daemons.privacy.swarm_key import write_swarm_key
 from daemons.storage import IpfsStorage
 
 SIZES_MB = {"6.65MB": 6.65, "40MB": 40.0}
@@ -73,14 +78,82 @@ def report(results: dict[str, dict[str, float]]) -> None:
         print(f"RESULT ipfs_cat_two_nodes_{name} {r['cat_remote']:.1f} MB/s")
 
 
+async def remote_cat_s(a: IpfsStorage, b: IpfsStorage, size: int) -> float:
+    """Seconds for node B to cat a fresh blob of `size` bytes added on node A."""
+    data = os.urandom(size)
+    stored = await a.put(data)
+    t0 = time.perf_counter()
+    assert await b.get(stored.cid, stored.digest, size, timeout_s=300) == data
+    return time.perf_counter() - t0
+
+
+async def measure_pnet(
+    plain: tuple[str, str], keyed: tuple[str, str], trials: int
+) -> dict[str, tuple[float, float]]:
+    """Median MB/s of the cat across nodes per size: (without key, with key)."""
+    results: dict[str, tuple[float, float]] = {}
+    async with (
+        IpfsStorage(plain[0]) as pa,
+        IpfsStorage(plain[1]) as pb,
+        IpfsStorage(keyed[0]) as ka,
+        IpfsStorage(keyed[1]) as kb,
+    ):
+        await remote_cat_s(pa, pb, MB)  # warm up connections and JIT
+        await remote_cat_s(ka, kb, MB)
+        for name, mb in SIZES_MB.items():
+            size = int(mb * MB)
+            runs = [
+                (await remote_cat_s(pa, pb, size), await remote_cat_s(ka, kb, size))
+                for _ in range(trials)
+            ]
+            results[name] = (
+                size / MB / statistics.median(r[0] for r in runs),
+                size / MB / statistics.median(r[1] for r in runs),
+            )
+    return results
+
+
+def report_pnet(results: dict[str, tuple[float, float]]) -> None:
+    print(f"{'blob':>8} {'no key MB/s':>12} {'swarm key MB/s':>15} {'key/no key':>11}")
+    for name, (plain, keyed) in results.items():
+        print(f"{name:>8} {plain:>12.1f} {keyed:>15.1f} {keyed / plain:>11.2f}")
+    for name, (plain, keyed) in results.items():
+        print(f"RESULT ipfs_cat_two_nodes_{name}_no_key {plain:.1f} MB/s")
+        print(f"RESULT ipfs_cat_two_nodes_{name}_swarm_key {keyed:.1f} MB/s")
+        print(f"RESULT ipfs_pnet_throughput_ratio_{name} {keyed / plain:.2f} keyed/unkeyed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--pnet", action="store_true", help="keyed vs unkeyed cat across nodes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fedchain-ipfs-bench-") as tmp:
         root = Path(tmp)
         with BundledIpfsNode(root / "a") as a, BundledIpfsNode(root / "b") as b:
-            asyncio.run(_connect_and_measure(a, b, args.trials))
+            if not args.pnet:
+                asyncio.run(_connect_and_measure(a, b, args.trials))
+                return
+            key = write_swarm_key(root / "swarm.key")
+            with (
+                BundledIpfsNode(root / "ka", swarm_key=key) as ka,
+                BundledIpfsNode(root / "kb", swarm_key=key) as kb,
+            ):
+                asyncio.run(_connect_and_measure_pnet((a, b), (ka, kb), args.trials))
+
+
+async def _connect_and_measure_pnet(
+    plain: tuple[BundledIpfsNode, BundledIpfsNode],
+    keyed: tuple[BundledIpfsNode, BundledIpfsNode],
+    trials: int,
+) -> None:
+    for a, b in (plain, keyed):
+        async with IpfsStorage(b.api_url) as storage:
+            await storage.connect(a.swarm_multiaddr)
+    assert keyed[0].private_network and not plain[0].private_network
+    print(f"two pairs (B dialed A), one with a swarm key; trials per size: {trials}")
+    urls = [(a.api_url, b.api_url) for a, b in (plain, keyed)]
+    report_pnet(await measure_pnet(urls[0], urls[1], trials))
 
 
 async def _connect_and_measure(a: BundledIpfsNode, b: BundledIpfsNode, trials: int) -> None:

@@ -97,10 +97,10 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--data", type=Path, default=None, help="the task's data set (Fashion-MNIST: IDX dir)")
     add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon")
     add(
-        "--swarm-key",
+        "--no-swarm-key",
         action="store_true",
-        help="bundled nodes form a private network (a fresh swarm.key per run); off by default: "
-        "the bundled node's pnet crashes on blobs over ~1 MB (docs/security.md)",
+        help="bundled nodes without a private network (by default they share a fresh "
+        "RUN_DIR/ipfs/swarm.key; docs/security.md)",
     )
     add("--encrypt-updates", action="store_true", help="clients seal updates to the org's key")
     add(
@@ -156,7 +156,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             seed=a.seed,
             data_dir=a.data,
             xla_threads=a.xla_threads,
-            swarm_key=a.swarm_key,
+            swarm_key=not a.no_swarm_key,
             encrypt_updates=a.encrypt_updates,
             dp=a.dp,
             dp_clip_norm=a.dp_clip,

@@ -55,9 +55,7 @@ class NetSpec:
     seed: int = 0
     data_dir: Path | None = None  # the task's full data set; None = its default source
     xla_threads: int = 1
-    # bundled nodes form a private network (a fresh swarm.key per run); off by default while
-    # @libp2p/pnet's xsalsa20 WASM runs out of memory on ~1.6 MB blobs (docs/security.md)
-    swarm_key: bool = False
+    swarm_key: bool = True  # bundled nodes form a private network (a fresh swarm.key per run)
     encrypt_updates: bool = False  # clients seal updates to the org's X25519 key
     dp: str = "off"  # [privacy] mode: off | central | local (docs/privacy.md)
     dp_clip_norm: float = 1.0

@@ -39,7 +39,6 @@ def kept_net(tmp_path: Path):
     run_dir = tmp_path / "run"
     args = ["--clients", str(CLIENTS), "--rounds", str(ROUNDS), "--model", "logreg"]
     args += ["--epochs", "2", "--samples-per-client", "3000", "--test-samples", "2000"]
-    args += ["--swarm-key"]  # the private network, checked by _outsider_cannot_join
     try:
         res = fedchain(
             "testnet", "up", *args, "--run-dir", str(run_dir), "--keep-running", timeout_s=240

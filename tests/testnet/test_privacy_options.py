@@ -66,3 +66,11 @@ def test_cli_flags() -> None:
     spec = spec_from_args(args)
     assert (spec.dp, spec.dp_clip_norm, spec.dp_noise_multiplier) == ("local", 0.1, 3.0)
     assert render_toml({"privacy": {"mode": spec.dp}}).strip() == '[privacy]\nmode = "local"'
+
+
+def test_the_private_ipfs_network_is_on_unless_turned_off() -> None:
+    parser = argparse.ArgumentParser()
+    _add_up_options(parser)
+    assert spec_from_args(parser.parse_args([])).swarm_key
+    assert NetSpec(run_dir=Path("x")).swarm_key
+    assert not spec_from_args(parser.parse_args(["--no-swarm-key"])).swarm_key
