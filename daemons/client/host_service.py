@@ -26,6 +26,7 @@ from contracts.binding import FederatedRounds
 from contracts.events import ContractEvent, RoundOpened, event_key
 from daemons.chain.store import Cursor, StateStore
 from daemons.client.host_config import HostConfig
+from daemons.client.host_storage import SharedStorage
 from daemons.client.host_train import BatchTrainer
 from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
@@ -117,7 +118,8 @@ async def _main(host: HostConfig, node: Node, clients: list[HostedClient]) -> No
         await check_chain(c.node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
     trainer = BatchTrainer(host.gather_s)
-    async with open_storage(node) as storage:
+    async with open_storage(node) as ipfs:
+        storage = SharedStorage(ipfs)
         for c, data in zip(clients, datasets, strict=True):
             c.registration = Registration(binding.is_client, c.account.address)
             chain = web3_chain(binding, c.account, c.node)
@@ -195,4 +197,11 @@ async def dispatch(clients: list[HostedClient], trainer: BatchTrainer, event: Ro
             trainer.finished()
         c.node.store.advance(cursor, (key,))  # this client is done with the event
 
-    await asyncio.gather(*(one(c) for c in todo))
+    # every client runs to its end: a failed one (e.g. an IPFS timeout) fails alone, and the
+    # tailer's retry hands the event again only to the clients that did not record it
+    results = await asyncio.gather(*(one(c) for c in todo), return_exceptions=True)
+    failed = [(c, r) for c, r in zip(todo, results, strict=True) if isinstance(r, BaseException)]
+    for c, exc in failed:
+        log_event(log, logging.WARNING, "client failed on the event", client=c.name, error=str(exc))
+    if failed:
+        raise failed[0][1]

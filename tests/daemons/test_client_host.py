@@ -10,6 +10,7 @@ import pytest
 
 from daemons.client import host_train
 from daemons.client.host_config import load_host_config
+from daemons.client.host_storage import SharedStorage
 from daemons.client.host_train import BatchTrainer
 from daemons.errors import ConfigError
 from daemons.testnet.hosts import clients_per_host, host_config, host_groups
@@ -119,3 +120,24 @@ def test_testnet_groups_clients_into_hosts(tmp_path: Path) -> None:
         validate(NetSpec(run_dir=tmp_path, clients=1001))
     with pytest.raises(ConfigError, match="--clients-per-host"):
         validate(NetSpec(run_dir=tmp_path, clients=8, clients_per_host=-1))
+
+
+async def test_shared_storage_fetches_a_blob_once_for_all_clients() -> None:
+    class SlowStorage:
+        def __init__(self) -> None:
+            self.gets = 0
+            self.node_id = "node"
+
+        async def get(self, cid, digest, max_bytes, timeout_s):
+            self.gets += 1
+            await asyncio.sleep(0.05)
+            return f"data-{cid}".encode()
+
+    inner = SlowStorage()
+    shared = SharedStorage(inner, keep=1)
+    got = await asyncio.gather(*(shared.get("a", b"d", 10, 1) for _ in range(50)))
+    assert got == [b"data-a"] * 50 and inner.gets == 1
+    assert await shared.get("a", b"d", 10, 1) == b"data-a" and inner.gets == 1  # kept
+    await shared.get("b", b"d", 10, 1)
+    await shared.get("a", b"d", 10, 1)  # `keep=1`: "a" was dropped for "b"
+    assert inner.gets == 3 and shared.node_id == "node"
