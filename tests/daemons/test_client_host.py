@@ -141,3 +141,26 @@ async def test_shared_storage_fetches_a_blob_once_for_all_clients() -> None:
     await shared.get("b", b"d", 10, 1)
     await shared.get("a", b"d", 10, 1)  # `keep=1`: "a" was dropped for "b"
     assert inner.gets == 3 and shared.node_id == "node"
+
+
+def test_testnet_writes_host_configs_that_load(tmp_path: Path) -> None:
+    from daemons.testnet.configgen import Endpoints
+    from daemons.testnet.supervisor import Supervisor
+
+    sup = Supervisor(NetSpec(run_dir=tmp_path, clients=5, clients_per_host=2))
+    assert sup.groups == [[0, 1], [2, 3], [4]] and sup._client_nodes() == 3
+    sup.run.create()
+    ep = Endpoints("http://127.0.0.1:1", "ws://127.0.0.1:1", ADDR)
+    apis = [f"http://127.0.0.1:{5000 + i}" for i in range(4)]
+    data = tuple(tmp_path / f"c{i}.npz" for i in range(5))
+    sup._launch_hosts(ep, apis, data, {f"host-{h}": 7000 + h for h in range(3)})  # not started
+    assert [c.name for c in sup.children] == ["host-0", "host-1", "host-2"]
+    host = load_host_config(sup.run.configs / "host-1.toml")
+    assert [c.ipfs.api_url for c in host.clients] == [apis[2]] * 2  # the host's own node
+    assert [c.identity.private_key_env for c in host.clients] == [
+        "FEDCHAIN_PRIVATE_KEY_2",
+        "FEDCHAIN_PRIVATE_KEY_3",
+    ]
+    env = sup.children[1].env
+    assert env["FEDCHAIN_PRIVATE_KEY_2"] == sup.client_keys[2] and "FEDCHAIN_PRIVATE_KEY" not in env
+    assert host.health_port == 7001
