@@ -6,7 +6,9 @@ bundled IPFS node, training its clients in one vmapped call per round) and reads
 summary.json. Per round after the first (start-up and compilation): wall = RoundOpened seen
 -> RoundClosed seen; train = the slowest update's `train_s` (a host's whole batch);
 overhead = wall - train. Memory: the peak RSS (VmHWM) of the host processes, sampled from
-/proc while the net runs, divided by N; `memory_total` adds the org, anvil and IPFS nodes.
+/proc while the net runs, divided by N (`_with_ipfs`: plus the clients' IPFS nodes);
+`memory_total` adds the org and its IPFS node. `--clients-per-host 0` runs N <= 16 clients
+as one daemon each (the baseline; RESULT names `..._nsoloN`).
 Gas: all of a round's transactions (openRound, N x submitUpdate, closeRound).
 
     .venv/bin/python benchmarks/scale.py [--clients 10,100] [--clients-per-host 50]
@@ -112,12 +114,26 @@ def main() -> None:
             if not stats:
                 sys.exit(f"{n} clients: no round after the first settled with gas and updates")
             hosts = sum(v for k, v in peaks.items() if k.startswith(("host-", "client-")))
+            # the clients' IPFS nodes (ipfs-0 is the org's): one per host, or one per client
+            nodes = sum(v for k, v in peaks.items() if k.startswith("ipfs-") and k != "ipfs-0")
             wall = statistics.median(s[0] for s in stats)
             train = statistics.median(s[1] for s in stats)
             overhead = statistics.median(s[0] - s[1] for s in stats)
             gas = statistics.median(s[2] for s in stats)
             updates = min(s[3] for s in stats)
-            rows.append((n, wall, train, overhead, gas, updates, hosts / n, sum(peaks.values())))
+            rows.append(
+                (
+                    n,
+                    wall,
+                    train,
+                    overhead,
+                    gas,
+                    updates,
+                    hosts / n,
+                    (hosts + nodes) / n,
+                    sum(peaks.values()),
+                )
+            )
     print(
         f"{'N':>4} {'wall s':>8} {'train s':>8} {'ovh s':>8} {'gas/round':>10} {'updates':>8} "
         f"{'MiB/client':>10} {'MiB total':>10}"
@@ -128,13 +144,16 @@ def main() -> None:
             f"{per_client:>10.1f} {total:>10.0f}"
         )
     print(f"# load average {os.getloadavg()[0]:.1f} at the end")
-    for n, wall, train, ovh, gas, updates, per_client, total in rows:
+    tag = "solo" if args.clients_per_host == 0 else ""  # 0: one daemon per client (<= 16)
+    for n, wall, train, ovh, gas, updates, per_client, with_ipfs, total in rows:
+        n = f"{tag}{n}"  # type: ignore[assignment]
         print(f"RESULT scale_round_wall_n{n} {wall:.3f} s")
         print(f"RESULT scale_round_train_n{n} {train:.3f} s")
         print(f"RESULT scale_round_overhead_n{n} {ovh:.3f} s")
         print(f"RESULT scale_gas_per_round_n{n} {gas:.0f} gas")
         print(f"RESULT scale_updates_per_round_n{n} {updates} updates")
         print(f"RESULT scale_memory_per_client_n{n} {per_client:.1f} MiB")
+        print(f"RESULT scale_memory_per_client_with_ipfs_n{n} {with_ipfs:.1f} MiB")
         print(f"RESULT scale_memory_total_n{n} {total:.0f} MiB")
 
 
