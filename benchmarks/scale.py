@@ -110,6 +110,7 @@ def main() -> None:
         root = args.keep or Path(tmp)
         for n in (int(c) for c in args.clients.split(",")):
             summary, peaks = run_net(n, args, root)
+            (root / f"n{n}" / "peak_rss_mib.json").write_text(json.dumps(peaks, indent=1))
             stats = per_round(summary)
             if not stats:
                 sys.exit(f"{n} clients: no round after the first settled with gas and updates")
@@ -136,12 +137,12 @@ def main() -> None:
             )
     print(
         f"{'N':>4} {'wall s':>8} {'train s':>8} {'ovh s':>8} {'gas/round':>10} {'updates':>8} "
-        f"{'MiB/client':>10} {'MiB total':>10}"
+        f"{'MiB/client':>10} {'+IPFS':>8} {'MiB total':>10}"
     )
-    for n, wall, train, ovh, gas, updates, per_client, total in rows:
+    for n, wall, train, ovh, gas, updates, per_client, with_ipfs, total in rows:
         print(
             f"{n:>4} {wall:>8.2f} {train:>8.2f} {ovh:>8.2f} {gas:>10.0f} {updates:>8} "
-            f"{per_client:>10.1f} {total:>10.0f}"
+            f"{per_client:>10.1f} {with_ipfs:>8.1f} {total:>10.0f}"
         )
     print(f"# load average {os.getloadavg()[0]:.1f} at the end")
     tag = "solo" if args.clients_per_host == 0 else ""  # 0: one daemon per client (<= 16)

@@ -26,6 +26,7 @@ from contracts.binding import FederatedRounds
 from contracts.events import ContractEvent, RoundOpened, event_key
 from daemons.chain.store import Cursor, StateStore
 from daemons.client.host_config import HostConfig
+from daemons.client.host_rounds import HostedRounds, SharedBases
 from daemons.client.host_storage import SharedStorage
 from daemons.client.host_train import BatchTrainer
 from daemons.client.rounds import ClientRounds
@@ -118,15 +119,17 @@ async def _main(host: HostConfig, node: Node, clients: list[HostedClient]) -> No
         await check_chain(c.node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
     trainer = BatchTrainer(host.gather_s)
+    bases = SharedBases()
     async with open_storage(node) as ipfs:
         storage = SharedStorage(ipfs)
         for c, data in zip(clients, datasets, strict=True):
             c.registration = Registration(binding.is_client, c.account.address)
             chain = web3_chain(binding, c.account, c.node)
             cache = BlobCache(f"{c.node.cfg.service.state_dir}/blobs")
-            c.rounds = ClientRounds(
+            c.rounds = HostedRounds(
                 c.node.cfg, chain, storage, c.node.store, cache, data, c.node.metrics
             )
+            c.rounds.bases = bases
             c.rounds.trainer = trainer.train
         tailer = make_tailer(node, binding.address)
         reach = reachability(node, storage)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -27,21 +27,32 @@ Call = tuple[Any, ...]  # `train_update`'s positional arguments
 DEFAULT_GATHER_S = 60.0
 
 
-def train_updates(calls: Sequence[Call]) -> list[bytes | BaseException]:
+def train_updates(
+    calls: Sequence[Call], done: Callable[[int, bytes | BaseException], None] | None = None
+) -> list[bytes | BaseException]:
     """The update blob of each call (`train_update`'s arguments), or the error it raised.
+
+    `done(i, result)` is called as soon as call `i`'s result is known, so the first clients
+    can put and submit while the others' updates are still being encoded.
 
     Calls of one task (the same `Task` object: built-in tasks are cached) train in one
     `train_all`; each client's privatization, Fisher and encoding then run as `train_update`
     runs them. `train_s` in each blob is the whole batch's training time.
     """
     out: list[bytes | BaseException] = [RuntimeError("not trained")] * len(calls)
+
+    def settle(i: int, result: bytes | BaseException) -> None:
+        out[i] = result
+        if done is not None:
+            done(i, result)
+
     preps: dict[int, Any] = {}
     by_model: dict[int, list[int]] = {}
     for i, (base, _cid, config, data, client, previous, task) in enumerate(calls):
         try:
             preps[i] = prepare_training(base, config, data, client, previous, task)
         except Exception as exc:  # this client's bad input fails this client only
-            out[i] = exc
+            settle(i, exc)
             continue
         by_model.setdefault(id(preps[i].model), []).append(i)
     for members in by_model.values():
@@ -52,16 +63,18 @@ def train_updates(calls: Sequence[Call]) -> list[bytes | BaseException]:
             results = jax.block_until_ready(results)
         except Exception as exc:
             for i in members:
-                out[i] = exc
+                settle(i, exc)
             continue
         train_s = time.perf_counter() - started
         for i, (trained, metrics) in zip(members, results, strict=True):
             try:
-                out[i] = encode_update(
+                blob = encode_update(
                     preps[i], calls[i][1], privatized(preps[i], trained), metrics, train_s
                 )
             except Exception as exc:
-                out[i] = exc
+                settle(i, exc)
+            else:
+                settle(i, blob)
     return out
 
 
@@ -127,17 +140,22 @@ class BatchTrainer:
         self.batches += 1
         self.last_batch_size = len(batch)
         log_event(log, logging.INFO, "training a batch of clients", clients=len(batch))
+        loop = asyncio.get_running_loop()
+
+        def done(i: int, result: bytes | BaseException) -> None:  # from the worker thread
+            loop.call_soon_threadsafe(_settle, batch[i][1], result)
+
         try:
-            results = await asyncio.to_thread(train_updates, [call for call, _ in batch])
-        except BaseException as exc:
+            await asyncio.to_thread(train_updates, [call for call, _ in batch], done)
+        except Exception as exc:  # a bug outside any one client's work: each of them fails
             for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            raise
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():  # the client's handler was cancelled meanwhile
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+                _settle(future, exc)
+
+
+def _settle(future: asyncio.Future[bytes], result: bytes | BaseException) -> None:
+    if future.done():  # the client's handler was cancelled meanwhile
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

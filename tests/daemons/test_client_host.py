@@ -70,8 +70,11 @@ def test_host_config_refuses_a_shared_state_dir_and_unknown_keys(tmp_path: Path)
         load_host_config(tmp_path / "empty.toml")
 
 
-def _fake_train(calls):  # stands in for the JAX training: one blob per call, named
-    return [f"blob-{call[0]}".encode() for call in calls]
+def _fake_train(calls, done=None):  # stands in for the JAX training: one blob per call, named
+    out = [f"blob-{call[0]}".encode() for call in calls]
+    for i, blob in enumerate(out):
+        done(i, blob)
+    return out
 
 
 async def test_batch_waits_for_every_client_of_the_dispatch(monkeypatch) -> None:
@@ -100,8 +103,11 @@ async def test_batch_goes_without_a_late_client_after_gather_s(monkeypatch, capl
 
 
 async def test_a_failed_client_fails_only_itself(monkeypatch) -> None:
-    def train(calls):
-        return [ValueError("bad") if c[0] == "x" else b"ok" for c in calls]
+    def train(calls, done):
+        out = [ValueError("bad") if c[0] == "x" else b"ok" for c in calls]
+        for i, result in enumerate(out):
+            done(i, result)
+        return out
 
     monkeypatch.setattr(host_train, "train_updates", train)
     trainer = BatchTrainer()
