@@ -115,8 +115,7 @@ async def _main(host: HostConfig, node: Node, clients: list[HostedClient]) -> No
     )
     datasets = await asyncio.to_thread(_load_datasets, clients)
     await check_chain(node)
-    for c in clients:
-        await check_chain(c.node)
+    await asyncio.gather(*(check_chain(c.node) for c in clients))  # each state dir's chain
     binding = FederatedRounds(node.w3, cfg.chain.contract)
     trainer = BatchTrainer(host.gather_s)
     bases = SharedBases()
