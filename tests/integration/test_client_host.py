@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.harness import Daemon, Federation, messages
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 CLIENTS = 5
 
 
