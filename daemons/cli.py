@@ -27,6 +27,7 @@ PLUGINS: tuple[tuple[str, str], ...] = (
     ("daemons.task_cli", "data, new"),
     ("daemons.verify.cli", "verify"),
     ("daemons.cli_report", "report"),
+    ("daemons.client.host_cli", "client-host"),
 )
 
 

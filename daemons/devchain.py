@@ -42,13 +42,11 @@ def free_port() -> int:
 @cache
 def dev_private_keys(count: int = 10, mnemonic: str = DEV_MNEMONIC) -> tuple[str, ...]:
     """The 0x-hex private keys dev chains fund for `mnemonic` (BIP-44 m/44'/60'/0'/0/i)."""
-    from eth_account import Account
+    from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
 
-    Account.enable_unaudited_hdwallet_features()
-    return tuple(
-        Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}").key.to_0x_hex()
-        for i in range(count)
-    )
+    # the seed once (PBKDF2, the slow part), not once per key: 100 clients' keys in ~1/3 the time
+    seed = seed_from_mnemonic(mnemonic, "")
+    return tuple("0x" + key_from_seed(seed, f"m/44'/60'/0'/0/{i}").hex() for i in range(count))
 
 
 class DevChain:

@@ -137,6 +137,12 @@ def _train_step(
 @functools.lru_cache(maxsize=64)
 def _epoch_fn(task: Task, config: TrainConfig) -> Callable[..., Any]:
     """One jitted epoch per (model, optimizer config); jit itself caches per shapes/penalty kind."""
+    return jax.jit(epoch_body(task, config), donate_argnums=(0, 1))
+
+
+def epoch_body(task: Task, config: TrainConfig) -> Callable[..., Any]:
+    """One epoch, not yet jitted: `(params, opt_state, x, y, key, penalty) -> (params,
+    opt_state, [loss sum, correct])`; models.training_many vmaps it across clients."""
 
     def epoch(
         params: Params, opt_state: Any, x: jax.Array, y: jax.Array, key: jax.Array, penalty: Any
@@ -150,10 +156,10 @@ def _epoch_fn(task: Task, config: TrainConfig) -> Callable[..., Any]:
         )
         return params, opt_state, sums.sum(axis=0)
 
-    return jax.jit(epoch, donate_argnums=(0, 1))
+    return epoch
 
 
-def _cache_key(config: TrainConfig) -> TrainConfig:
+def cache_key(config: TrainConfig) -> TrainConfig:
     # The seed and epoch count are runtime inputs; keying on them would recompile per round.
     return TrainConfig(
         1, config.batch_size, config.learning_rate, config.optimizer, config.momentum
@@ -161,7 +167,7 @@ def _cache_key(config: TrainConfig) -> TrainConfig:
 
 
 @jax.jit
-def _penalty_value(penalty: Penalty, params: Params) -> jax.Array:
+def penalty_value(penalty: Penalty, params: Params) -> jax.Array:
     return penalty.value(params)
 
 
@@ -176,7 +182,7 @@ def local_train(
     if len(data) == 0:
         raise TrainingError("cannot train on an empty dataset")
     task = as_task(model)
-    fn = _epoch_fn(task, _cache_key(config))
+    fn = _epoch_fn(task, cache_key(config))
     # Copy, so donating buffers to the jitted epoch never invalidates the caller's arrays.
     params = jax.tree_util.tree_map(lambda a: jnp.array(a, jnp.float32, copy=True), params)
     opt_state = make_transform(config, penalty).init(params)
@@ -187,7 +193,7 @@ def local_train(
         key = jax.random.fold_in(base_key, epoch)
         params, opt_state, sums = fn(params, opt_state, x, y, key, penalty)
     n = len(data)
-    loss = float(sums[0]) / n + (0.0 if penalty is None else float(_penalty_value(penalty, params)))
+    loss = float(sums[0]) / n + (0.0 if penalty is None else float(penalty_value(penalty, params)))
     accuracy = float(sums[1]) / n if task.classification else None
     return params, TrainMetrics(loss, accuracy, n)
 

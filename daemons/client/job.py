@@ -28,7 +28,8 @@ from models.networks import get_model
 from models.penalties import fedcurv_others, make_penalty
 from models.schema import FederationSchema
 from models.task import Task
-from models.training import TrainConfig, local_train, params_to_numpy
+from models.training import TrainConfig, TrainMetrics, local_train, params_to_numpy
+from models.training_many import TrainJob
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,37 @@ def train_config(training: TrainingConfig, seed: int) -> TrainConfig:
     return TrainConfig(**given, seed=seed)
 
 
+@dataclass(frozen=True)
+class PreparedTraining:
+    """Everything one client's training of a round needs, before it runs: the local job."""
+
+    model: Any
+    config: RoundConfig
+    client: str
+    seed: int
+    job: TrainJob
+
+
+def prepare_training(
+    base: DecodedBlob,
+    config: RoundConfig,
+    data: Dataset,
+    client: str,
+    previous: PreviousUpdate | None = None,
+    task: Task | None = None,
+) -> PreparedTraining:
+    """The model, seed, optimizer recipe and penalty of this client's round.
+
+    `task` None: Fashion-MNIST's network `config.model` (a round config from an older org).
+    """
+    model: Any = task if task is not None else get_model(config.model)
+    t = config.training
+    seed = train_seed(config.seed, config.round_id, client)
+    penalty = _penalty(base, t.penalty, t.ewc_lambda, t.fedprox_mu, previous)
+    job = TrainJob(base.sections["params"], data, train_config(t, seed), penalty)
+    return PreparedTraining(model, config, client, seed, job)
+
+
 def train_update(
     base: DecodedBlob,
     base_cid: str,
@@ -67,24 +99,36 @@ def train_update(
 ) -> bytes:
     """Train on `data` from the base model and encode the update blob.
 
-    The update carries the Fisher diagonal only when the round config asks for it. `task`
-    None: Fashion-MNIST's network `config.model` (a round config from an older org).
+    The update carries the Fisher diagonal only when the round config asks for it.
     """
-    model: Any = task if task is not None else get_model(config.model)
-    t = config.training
-    seed = train_seed(config.seed, config.round_id, client)
-    penalty = _penalty(base, t.penalty, t.ewc_lambda, t.fedprox_mu, previous)
-    train_config_ = train_config(t, seed)
+    prep = prepare_training(base, config, data, client, previous, task)
+    job = prep.job
     started = time.perf_counter()
-    trained, metrics = local_train(model, base.sections["params"], data, train_config_, penalty)
+    trained, metrics = local_train(prep.model, job.params, job.data, job.config, job.penalty)
     trained = jax.block_until_ready(trained)  # JAX dispatches asynchronously: time the work
-    if config.privacy is not None and config.privacy.mode == "local":
-        trained = _privatize(base.sections["params"], trained, config.privacy)
-    train_s = time.perf_counter() - started
+    trained = privatized(prep, trained)
+    return encode_update(prep, base_cid, trained, metrics, time.perf_counter() - started)
+
+
+def privatized(prep: PreparedTraining, trained: Any) -> Any:
+    """`trained` with local DP applied if the round asks for it, else as is."""
+    privacy = prep.config.privacy
+    if privacy is not None and privacy.mode == "local":
+        return _privatize(prep.job.params, trained, privacy)
+    return trained
+
+
+def encode_update(
+    prep: PreparedTraining, base_cid: str, trained: Any, metrics: TrainMetrics, train_s: float
+) -> bytes:
+    """The update blob of trained params (+ the Fisher if the round config asks for it)."""
+    config, t, data = prep.config, prep.config.training, prep.job.data
     started = time.perf_counter()
     fisher = None
     if config.fisher:
-        fisher = fisher_diagonal(model, trained, data, max_samples=t.fisher_samples, seed=seed)
+        fisher = fisher_diagonal(
+            prep.model, trained, data, max_samples=t.fisher_samples, seed=prep.seed
+        )
         fisher = jax.block_until_ready(fisher)
     facts = {"loss": metrics.loss, "train_s": train_s}
     if metrics.accuracy is not None:  # a regression task has none
@@ -93,7 +137,13 @@ def train_update(
     if config.privacy is not None:  # loss and accuracy on private data are not DP: they stay here
         facts = {k: v for k, v in facts.items() if k not in ("loss", "accuracy")}
     meta = BlobMetadata(
-        "update", config.round_id, client, base_cid, len(data), config.model, train_metrics=facts
+        "update",
+        config.round_id,
+        prep.client,
+        base_cid,
+        len(data),
+        config.model,
+        train_metrics=facts,
     )
     schema = FederationSchema.of(trained, t.penalty, "fedavg")
     params = params_to_numpy(trained)

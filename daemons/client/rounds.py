@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
@@ -60,6 +60,9 @@ class ClientRounds:
         self.round_id = 0
         self.activity = "waiting for a round"  # for /healthz and the testnet's live view
         self._trained = False  # the first training of a process compiles the jitted steps
+        # how `train_update`'s arguments become the blob: a worker thread here; a client
+        # host batches its clients' calls into one vmapped training (daemons/client/host_train.py)
+        self.trainer: Callable[..., Awaitable[bytes]] = _train_in_thread
         self.task_ref = cfg.data.task if cfg.data is not None else DEFAULT_TASK
 
     async def on_round_opened(self, event: RoundOpened) -> None:
@@ -154,7 +157,7 @@ class ClientRounds:
             penalty=config.training.penalty,
         )
         args = (base, info.base_cid, config, self.data, self.chain.address, previous, task)
-        blob = await asyncio.to_thread(train_update, *args)
+        blob = await self.trainer(*args)
         self.metrics.train_seconds.observe(time.perf_counter() - started)
         self._trained = True
         digest = self.cache.put(blob)
@@ -277,3 +280,8 @@ async def _side_by_side(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return tasks[0].result(), tasks[1].result()
+
+
+async def _train_in_thread(*args: Any) -> bytes:
+    """`train_update(*args)` in a worker thread, so the event loop stays responsive."""
+    return await asyncio.to_thread(train_update, *args)

@@ -65,7 +65,13 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     """Every `testnet up` option; each help's default is read from `NetSpec` (never retyped)."""
     d = NetSpec(run_dir=DEFAULT_RUN_DIR)
     add = p.add_argument
-    add("--clients", type=int, default=d.clients, help="client daemons")
+    add("--clients", type=int, default=d.clients, help="clients (1-1000)")
+    add(
+        "--clients-per-host",
+        type=int,
+        default=d.clients_per_host,
+        help="clients per `fedchain client-host` process (0: auto, one daemon each up to 16)",
+    )
     add("--rounds", type=int, default=d.rounds, help="rounds to run")
     tasks = " | ".join(registry.TASKS)
     add("--task", default=d.task, help=f"{tasks} or package.module:attr")
@@ -134,6 +140,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
         NetSpec(
             run_dir=a.run_dir,
             clients=a.clients,
+            clients_per_host=a.clients_per_host,
             rounds=a.rounds,
             task=a.task,
             model=a.model,

@@ -152,9 +152,12 @@ def client_config(
     encrypted: bool = False,
     task: str = "fashion_mnist",
     health_port: int = 0,
+    key_env: str = KEY_ENV,
 ) -> str:
-    """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update)."""
+    """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update);
+    `key_env` names its key's variable (each client of a host has its own)."""
     tables = _common(ep, api_url, state_dir, health_port)
+    tables["identity"] = {"private_key_env": key_env}
     tables["data"] = {"path": str(data_path), "task": task}
     if encrypted:
         tables["encryption"] = {"updates": "encrypted"}

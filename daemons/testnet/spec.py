@@ -33,6 +33,9 @@ class NetSpec:
 
     run_dir: Path
     clients: int = 4
+    clients_per_host: int = (
+        0  # 0: auto (one daemon each up to 16 clients); daemons/testnet/hosts.py
+    )
     rounds: int = 5
     task: str = registry.DEFAULT_TASK
     model: str = ""  # "" = the task's default model (fashion_mnist: 2nn)
@@ -85,7 +88,15 @@ def _check(ok: bool, option: str, got: object, allowed: str) -> None:
 
 def validate(spec: NetSpec) -> NetSpec:
     """Reject bad options with a message naming the option and its allowed values."""
-    _check(1 <= spec.clients <= 64, "--clients", spec.clients, "an integer from 1 to 64")
+    _check(1 <= spec.clients <= 1000, "--clients", spec.clients, "an integer from 1 to 1000")
+    _check(
+        spec.clients_per_host >= 0, "--clients-per-host", spec.clients_per_host, ">= 0 (0: auto)"
+    )
+    from daemons.testnet.hosts import clients_per_host
+
+    solo = clients_per_host(spec.clients, spec.clients_per_host) == 0
+    allowed = "at most 64 clients with one daemon each; pass --clients-per-host for more"
+    _check(not solo or spec.clients <= 64, "--clients", spec.clients, allowed)
     _check(1 <= spec.rounds <= 10_000, "--rounds", spec.rounds, "an integer >= 1")
     spec = _resolve_names(spec)
     _check(spec.partition in PARTITIONS, "--partition", spec.partition, " | ".join(PARTITIONS))

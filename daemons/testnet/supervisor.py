@@ -34,6 +34,7 @@ from daemons.testnet.configgen import (
     client_config,
     org_config,
 )
+from daemons.testnet.hosts import client_key_env, clients_per_host, host_config, host_groups
 from daemons.testnet.partition import PartitionPlan, write_partitions
 from daemons.testnet.procs import Child, stop_children
 from daemons.testnet.spec import NetSpec, RunDir, TestnetError, write_net_file
@@ -92,6 +93,9 @@ class Supervisor:
         self.stack = ExitStack()
         self.children: list[Child] = []
         keys = dev_private_keys(spec.clients + 1)
+        per_host = clients_per_host(spec.clients, spec.clients_per_host)
+        # None: one daemon per client; else the client indices of each `fedchain client-host`
+        self.groups = host_groups(spec.clients, per_host) if per_host else None
         self.org_key, self.client_keys = keys[0], keys[1:]
         self.net: dict[str, Any] = {
             "supervisor_pid": os.getpid(),
@@ -166,8 +170,8 @@ class Supervisor:
 
         nodes = []
         swarm_key = self._swarm_key()
-        for i in range(self.spec.clients + 1):
-            name = "org" if i == 0 else f"client-{i - 1}"
+        for i in range(self._client_nodes() + 1):
+            name = "org" if i == 0 else f"{'host' if self.groups else 'client'}-{i - 1}"
             log = self.run.logs / f"ipfs-{name}.log"
             node = BundledIpfsNode(self.run.ipfs / name, log_path=log, swarm_key=swarm_key)
             self.stack.callback(node.stop)  # stop() is safe on a node that never started
@@ -188,17 +192,23 @@ class Supervisor:
         """Dial every client's node to the org's (a star: updates and models pass the org)."""
         if not nodes:
             assert self.spec.ipfs_api is not None
-            return [self.spec.ipfs_api] * (self.spec.clients + 1)
+            return [self.spec.ipfs_api] * (self._client_nodes() + 1)
         hub = nodes[0]
         for node in nodes[1:]:
             swarm_connect(node.api_url, hub.swarm_multiaddr, hub.peer_id)
         return [n.api_url for n in nodes]
 
+    def _client_nodes(self) -> int:
+        """IPFS nodes on the clients' side: one per client daemon, or one per host."""
+        return len(self.groups) if self.groups else self.spec.clients
+
     def _launch(
         self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], test_path: Path
     ) -> None:
         cfg = self.run.configs / "org.toml"
-        ports = {name: free_port() for name in ["org", *(f"client-{i}" for i in range(len(data)))]}
+        names = [f"host-{h}" for h in range(len(self.groups))] if self.groups else None
+        names = names or [f"client-{i}" for i in range(len(data))]
+        ports = {name: free_port() for name in ["org", *names]}
         # each daemon's /healthz says what it is doing: the live view reads it
         self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
         clients = self.net["clients"]
@@ -212,6 +222,17 @@ class Supervisor:
         self.children.append(
             Child("org", daemon_argv("org", cfg), env, self.run.logs / "org.log", self.run.root)
         )
+        if self.groups:
+            self._launch_hosts(ep, apis, data, ports)
+        else:
+            self._launch_clients(ep, apis, data, ports)
+        for c in self.children:
+            c.start()
+
+    def _launch_clients(
+        self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], ports: dict[str, int]
+    ) -> None:
+        """One client daemon per client, each with its own IPFS node."""
         for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
@@ -221,8 +242,28 @@ class Supervisor:
             env = daemon_env(key, self.spec.xla_threads)
             argv = daemon_argv("client", cfg)
             self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
-        for c in self.children:
-            c.start()
+
+    def _launch_hosts(
+        self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], ports: dict[str, int]
+    ) -> None:
+        """One `fedchain client-host` per group: its clients' configs, keys and IPFS node."""
+        assert self.groups is not None
+        encrypted, task = self.spec.encrypt_updates, self.spec.task
+        for h, members in enumerate(self.groups):
+            name, configs = f"host-{h}", []
+            env = daemon_env(self.org_key, self.spec.xla_threads)
+            env.pop(KEY_ENV)  # each hosted client has its own variable
+            for i in members:
+                key_env, state = client_key_env(i), self.run.state / f"client-{i}"
+                cfg = self.run.configs / f"client-{i}.toml"
+                text = client_config(ep, apis[h + 1], state, data[i], encrypted, task, 0, key_env)
+                cfg.write_text(text)
+                configs.append(cfg)
+                env[key_env] = self.client_keys[i]
+            cfg = self.run.configs / f"{name}.toml"
+            cfg.write_text(host_config(configs, self.run.state / name, ports[name]))
+            argv = daemon_argv("client-host", cfg)
+            self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
 
     def check(self) -> str | None:
         """Restart a daemon that failed (like systemd Restart=on-failure); say if one gave up."""

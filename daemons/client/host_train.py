@@ -1,0 +1,161 @@
+"""A client host's training: its clients' `train_update` calls of one round, trained together.
+
+The host hands a `RoundOpened` to all its clients at once (`BatchTrainer.begin`); each client
+checks, fetches and then asks to train (`BatchTrainer.train`, in place of its worker thread).
+When every client of the dispatch has either asked or finished without training, the batch
+runs in one worker thread: `models.training_many.train_all` vmaps the clients whose shapes
+agree and trains the rest one by one. A client that has not asked `gather_s` after the first
+did is left to a later batch (logged), so one slow fetch cannot hold the others back forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+
+from daemons.client.job import encode_update, prepare_training, privatized
+from daemons.service import log_event
+from models.training_many import train_all
+
+log = logging.getLogger("fedchain.client.host")
+Call = tuple[Any, ...]  # `train_update`'s positional arguments
+DEFAULT_GATHER_S = 60.0
+
+
+def train_updates(
+    calls: Sequence[Call], done: Callable[[int, bytes | BaseException], None] | None = None
+) -> list[bytes | BaseException]:
+    """The update blob of each call (`train_update`'s arguments), or the error it raised.
+
+    `done(i, result)` is called as soon as call `i`'s result is known, so the first clients
+    can put and submit while the others' updates are still being encoded.
+
+    Calls of one task (the same `Task` object: built-in tasks are cached) train in one
+    `train_all`; each client's privatization, Fisher and encoding then run as `train_update`
+    runs them. `train_s` in each blob is the whole batch's training time.
+    """
+    out: list[bytes | BaseException] = [RuntimeError("not trained")] * len(calls)
+
+    def settle(i: int, result: bytes | BaseException) -> None:
+        out[i] = result
+        if done is not None:
+            done(i, result)
+
+    preps: dict[int, Any] = {}
+    by_model: dict[int, list[int]] = {}
+    for i, (base, _cid, config, data, client, previous, task) in enumerate(calls):
+        try:
+            preps[i] = prepare_training(base, config, data, client, previous, task)
+        except Exception as exc:  # this client's bad input fails this client only
+            settle(i, exc)
+            continue
+        by_model.setdefault(id(preps[i].model), []).append(i)
+    for members in by_model.values():
+        model = preps[members[0]].model
+        started = time.perf_counter()
+        try:
+            results = train_all(model, [preps[i].job for i in members])
+            results = jax.block_until_ready(results)
+        except Exception as exc:
+            for i in members:
+                settle(i, exc)
+            continue
+        train_s = time.perf_counter() - started
+        for i, (trained, metrics) in zip(members, results, strict=True):
+            try:
+                blob = encode_update(
+                    preps[i], calls[i][1], privatized(preps[i], trained), metrics, train_s
+                )
+            except Exception as exc:
+                settle(i, exc)
+            else:
+                settle(i, blob)
+    return out
+
+
+class BatchTrainer:
+    """Gathers the `train` calls of one dispatch to `expected` clients; trains them at once."""
+
+    def __init__(self, gather_s: float = DEFAULT_GATHER_S) -> None:
+        self.gather_s = gather_s
+        self.batches = 0  # how many batches ran (tests, metrics)
+        self.last_batch_size = 0
+        self._expected = 0
+        self._finished = 0
+        self._pending: list[tuple[Call, asyncio.Future[bytes]]] = []
+        self._timer: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    def begin(self, expected: int) -> None:
+        """A new dispatch: `expected` clients will each call `train` or `finished`."""
+        self._expected, self._finished = expected, 0
+
+    def finished(self) -> None:
+        """A client of this dispatch is done (it trained, or had nothing to train)."""
+        self._finished += 1
+        self._maybe_flush()
+
+    async def train(self, *call: Any) -> bytes:
+        """`train_update(*call)`, trained in this dispatch's batch."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending.append((call, future))
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._flush_later())
+        self._maybe_flush()
+        return await future
+
+    def _maybe_flush(self) -> None:
+        if self._pending and len(self._pending) + self._finished >= self._expected:
+            self._flush()
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.gather_s)
+        self._timer = None
+        if self._pending:
+            log_event(
+                log,
+                logging.WARNING,
+                f"training the {len(self._pending)} client(s) that are ready after waiting "
+                f"{self.gather_s:g} s; the others train in a later batch",
+                expected=self._expected,
+                finished=self._finished,
+            )
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []  # their `finished` calls come after it
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task = asyncio.create_task(self._run(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[Call, asyncio.Future[bytes]]]) -> None:
+        self.batches += 1
+        self.last_batch_size = len(batch)
+        log_event(log, logging.INFO, "training a batch of clients", clients=len(batch))
+        loop = asyncio.get_running_loop()
+
+        def done(i: int, result: bytes | BaseException) -> None:  # from the worker thread
+            loop.call_soon_threadsafe(_settle, batch[i][1], result)
+
+        try:
+            await asyncio.to_thread(train_updates, [call for call, _ in batch], done)
+        except Exception as exc:  # a bug outside any one client's work: each of them fails
+            for _, future in batch:
+                _settle(future, exc)
+
+
+def _settle(future: asyncio.Future[bytes], result: bytes | BaseException) -> None:
+    if future.done():  # the client's handler was cancelled meanwhile
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
