@@ -12,7 +12,14 @@ from nacl.public import PrivateKey
 
 from daemons.config import TrainingConfig
 from daemons.errors import ConfigError, RejectedUpdate
-from daemons.privacy.cards import BadCard, card_from_json, make_card, read_cards, verified_cards
+from daemons.privacy.cards import (
+    BadCard,
+    _statement,
+    card_from_json,
+    make_card,
+    read_cards,
+    verified_cards,
+)
 from daemons.privacy.envelope import (
     MAX_RECIPIENTS,
     MODEL_BOUNDS,
@@ -74,15 +81,18 @@ def test_card_round_trip_and_verification() -> None:
 
 def test_bad_cards_are_refused_naming_the_card() -> None:
     good = make_card(ACCOUNTS[0], public_hex(MEMBERS[0]), CHAIN_ID, CONTRACT)
-    # a card for account 0's address signed by account 1: someone pasting a key for another
-    forged_sig = make_card(ACCOUNTS[1], public_hex(OUTSIDER), CHAIN_ID, CONTRACT).signature
-    forged = card_from_json({**good.to_json(), "signature": forged_sig})
+    # account 1 signs "account 0 reads with this key": someone adding a key for another
+    statement = _statement(ACCOUNTS[0].address, public_hex(OUTSIDER), CHAIN_ID, CONTRACT)
+    forged_sig = "0x" + bytes(ACCOUNTS[1].sign_message(statement).signature).hex()
+    forged = card_from_json(
+        {**good.to_json(), "encryption_key": public_hex(OUTSIDER), "signature": forged_sig}
+    )
     swapped_key = card_from_json({**good.to_json(), "encryption_key": public_hex(OUTSIDER)})
     other_chain = make_card(ACCOUNTS[0], public_hex(MEMBERS[0]), 1, CONTRACT)
     other_contract = make_card(ACCOUNTS[0], public_hex(MEMBERS[0]), CHAIN_ID, OTHER_CONTRACT)
     stranger = make_card(ACCOUNTS[3], public_hex(OUTSIDER), CHAIN_ID, CONTRACT)
     cases = [
-        (forged, "signed by 0x"),
+        (forged, f"signed by {ACCOUNTS[1].address}"),
         (swapped_key, "not by the card's address"),
         (other_chain, "chain id 1"),
         (other_contract, "made for contract"),
