@@ -51,14 +51,20 @@ async def org_models(
     if enc.models != "members":
         return OrgModels(contract, key)
     assert key is not None, "load_update_key refuses models = members without a key"
-    cards = read_cards(Path(enc.member_cards))
+    hint = (
+        f"the members make their cards for contract {contract} on chain {chain_id} "
+        "(`fedchain keys card`)"
+    )
+    try:
+        cards = read_cards(Path(enc.member_cards))
+    except ConfigError as exc:  # e.g. a first start that just deployed: say what to sign
+        raise ConfigError(f"{cfg.path}: {exc}; {hint}") from None
     configured = set(cfg.federation.clients if cfg.federation else ())
     members = configured | {c.address for _, c in cards if await chain.is_client(c.address)}
     checked = verified_cards(cards, chain_id, contract, members)
     if not checked:
         raise ConfigError(
-            f"{cfg.path}: encryption.member_cards {enc.member_cards} holds no key card: "
-            "every member runs `fedchain keys card` and sends the org its card"
+            f"{cfg.path}: encryption.member_cards {enc.member_cards} holds no key card; {hint}"
         )
     _warn_missing(configured, checked)
     policy = member_policy(key, checked, enc.auditors)

@@ -213,3 +213,34 @@ def test_round_config_publishes_the_recipients() -> None:
     doc["models"]["members"][0]["signature"] = "0x00"
     with pytest.raises(RejectedUpdate, match="round_config"):
         decode_round_config(json.dumps(doc).encode())
+
+
+def test_verify_opens_sealed_models_with_an_auditor_key_or_says_unchecked() -> None:
+    import hashlib
+
+    from contracts.events import LogMeta, RoundOpened
+    from daemons.verify.checks import MISMATCH, OK, UNCHECKED
+    from daemons.verify.facts import Blob, RoundFacts
+    from daemons.verify.sealed import is_sealed, unseal_models
+
+    plain_base, plain_model = _model(1, ""), _model(2, "bafybase")
+    recipients = _policy().recipients()
+    base = seal_model(plain_base, 1, "", CONTRACT, recipients)
+    model = seal_model(plain_model, 2, "bafybase", CONTRACT, recipients)
+    meta = LogMeta(1, "0x00", "0x00", 0)
+    opened = RoundOpened(2, "bafybase", hashlib.sha256(base).digest(), 0, 1, 1, "cfg", meta)
+    facts = RoundFacts(2, opened, "0xorg", (), base=Blob(base), model=Blob(model))
+    same, [check] = unseal_models(facts, None, CONTRACT, CAP)
+    assert same is facts and check.status == UNCHECKED and "--auditor-key" in check.detail
+    same, [check] = unseal_models(facts, OUTSIDER, CONTRACT, CAP)
+    assert is_sealed(same.base) and check.status == UNCHECKED and "not sealed" in check.detail
+    read, [check] = unseal_models(facts, AUDITOR, CONTRACT, CAP)
+    assert check.status == OK and read.base.data == plain_base and read.model.data == plain_model
+    assert read.model_sha256 == hashlib.sha256(plain_model).digest()
+    tampered = bytearray(model)
+    tampered[-3] ^= 1
+    bad = RoundFacts(2, opened, "0xorg", (), base=Blob(base), model=Blob(bytes(tampered)))
+    _, [check] = unseal_models(bad, AUDITOR, CONTRACT, CAP)
+    assert check.status == MISMATCH and "decrypt" in check.detail
+    public = RoundFacts(2, opened, "0xorg", (), base=Blob(plain_base), model=Blob(plain_model))
+    assert unseal_models(public, None, CONTRACT, CAP) == (public, [])

@@ -23,7 +23,7 @@ from daemons.ipfs_node import BundledIpfsNode
 from daemons.ports import raw_cid_digest
 from daemons.privacy.cards import _statement, make_card
 from daemons.privacy.envelope import EnvelopeRejected
-from daemons.privacy.keys import public_hex
+from daemons.privacy.keys import public_hex, write_key_file
 from daemons.privacy.models import open_model
 from daemons.round_config import decode_round_config
 from daemons.storage import IpfsStorage
@@ -31,6 +31,7 @@ from models.codec import decode_blob
 from models.errors import BlobRejected
 from tests.fixtures.ipfs import rpc
 from tests.integration.harness import REPO, Federation, messages
+from tests.integration.test_verify import checks, verify_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 CAP = 1 << 20
@@ -124,6 +125,17 @@ async def test_models_sealed_to_members(tmp_path: Path, fed_data: dict[str, Path
         assert "decrypted" in with_key.stdout
         plain1 = open_model(model1, auditor, fed.contract.address, CAP).plaintext
         assert (tmp_path / "m1.bin").read_bytes() == plain1
+        # `fedchain verify`: the auditor replays the rounds bit for bit on the opened models;
+        # without a key, the digests are still checked and the contents reported unchecked
+        write_key_file(tmp_path / "auditor.json", auditor, "audit pw")
+        os.environ["FEDCHAIN_AUDITOR_PASSWORD"] = "audit pw"
+        try:
+            code, audited = await verify_json(fed, "--auditor-key", str(tmp_path / "auditor.json"))
+        finally:
+            del os.environ["FEDCHAIN_AUDITOR_PASSWORD"]
+        assert code == 0 and audited["ok"], json.dumps(audited, indent=1)
+        code, blind = await verify_json(fed)
+        assert code == 0, json.dumps(blind, indent=1)
     contract = fed.contract.address
     for blob in (initial, model1, model2):
         assert b"__metadata__" not in blob and b'"params/' not in blob  # no safetensors header
@@ -149,6 +161,18 @@ async def test_models_sealed_to_members(tmp_path: Path, fed_data: dict[str, Path
     base, init = _flat(opened.sections["params"]), _flat(start.sections["params"])
     mine = _flat(trained.sections["params"])
     assert np.linalg.norm(mine - base) < np.linalg.norm(mine - init)
+    for r in (1, 2):
+        got = checks(audited, r)
+        assert got["sealed"]["status"] == "ok" and got["model"]["status"] == "ok", got
+        assert "bit-identical" in got["model"]["detail"]
+        unread = checks(blind, r)
+        assert (
+            unread["sealed"]["status"] == "unchecked"
+            and "--auditor-key" in unread["sealed"]["detail"]
+        )
+        assert unread["model"]["status"] == "unchecked" and unread["base"]["status"] != "mismatch"
+    assert checks(audited, 1)["base"]["status"] == "ok"  # the seeded initial model, re-derived
+    assert checks(blind, 2)["base"]["status"] == "ok"  # round 2's base = round 1's model (chain)
     # the non-member rejected each base cleanly, stayed up and sent nothing
     assert client2_alive
     skipped = [r for r in client2_log if r.get("msg", "").startswith("round skipped")]
