@@ -18,6 +18,7 @@ from daemons.config import DaemonConfig
 from daemons.errors import ConfigError
 from daemons.ports import Chain
 from daemons.privacy.cards import KeyCard, read_cards, verified_cards
+from daemons.privacy.envelope import EnvelopeRejected
 from daemons.privacy.models import ModelEncryption, member_policy, open_model, seal_model
 from daemons.service import log_event
 
@@ -39,8 +40,18 @@ class OrgModels:
         return seal_model(blob, round_id, base_cid, self.contract, self.policy.recipients())
 
     def open(self, data: bytes, max_bytes: int) -> bytes:
-        """A model blob the org published (sealed or not: a federation may switch modes)."""
-        return open_model(data, self.key, self.contract, max_bytes).plaintext
+        """A model blob the org published (sealed or not: a federation may switch modes).
+
+        ConfigError (exit 2, not a retry loop) when the org cannot open its own model: it
+        was sealed to another org key, or this org runs without its key.
+        """
+        try:
+            return open_model(data, self.key, self.contract, max_bytes).plaintext
+        except EnvelopeRejected as exc:
+            raise ConfigError(
+                f"the org cannot open its own sealed model ({exc.reason}: {exc.detail}): keep "
+                "encryption.key_file (or key_env) set to the key it was sealed with"
+            ) from None
 
 
 async def org_models(

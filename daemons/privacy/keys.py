@@ -122,7 +122,15 @@ def load_update_key(
     with it and re-reads its own sealed models with it.
     """
     if enc.updates != "encrypted" and getattr(enc, "models", "public") != "members":
-        return None
+        # not required, but a configured key file still loads: an org back to public models
+        # re-reads its last sealed model with it
+        return (
+            read_key_file(
+                Path(enc.key_file), enc.password_env, os.environ if env is None else env, source
+            )
+            if enc.key_file
+            else None
+        )
     key = load_private_key(enc.key_file, enc.key_env, enc.password_env, env, source)
     if key is None:
         what = 'updates = "encrypted"' if enc.updates == "encrypted" else 'models = "members"'

@@ -106,3 +106,28 @@ def test_keys_card_cli_signs_with_the_clients_identity(
     assert checked.address == ACCOUNTS[0].address
     assert checked.encryption_key == public_hex(MEMBERS[0])
     assert main(argv) == 2  # never overwrites
+
+
+def test_an_org_that_lost_its_key_stops_with_a_config_error(tmp_path: Path) -> None:
+    from daemons.config import EncryptionConfig
+    from daemons.errors import ConfigError
+    from daemons.org.models_seal import OrgModels
+    from daemons.privacy.keys import load_update_key, write_key_file
+    from daemons.privacy.models import seal_model
+
+    cards = [make_card(ACCOUNTS[0], public_hex(MEMBERS[0]), CHAIN_ID, CONTRACT)]
+    policy = member_policy(ORG, cards, [])
+    blob = encode_blob(
+        {"params": {"w": np.ones(3, np.float32)}}, BlobMetadata("model", 1, "o", "", 0, "x")
+    )
+    sealed = seal_model(blob, 1, "", CONTRACT, policy.recipients())
+    assert OrgModels(CONTRACT, ORG, policy).open(sealed, CAP) == blob
+    for key in (None, MEMBERS[1]):  # back to public models without the key, or another key
+        with pytest.raises(ConfigError, match="cannot open its own sealed model"):
+            OrgModels(CONTRACT, key).open(sealed, CAP)
+    # public updates and models, yet a configured key file still loads (to re-read the above)
+    write_key_file(tmp_path / "org.json", ORG, "pw")
+    enc = EncryptionConfig(key_file=str(tmp_path / "org.json"), password_env="PW")
+    key = load_update_key(enc, {"PW": "pw"})
+    assert key is not None and bytes(key) == bytes(ORG)
+    assert load_update_key(EncryptionConfig(), {}) is None
