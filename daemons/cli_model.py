@@ -36,6 +36,22 @@ def register(subparsers: Any, command: Callable[..., argparse.ArgumentParser]) -
     )
     get.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
     get.add_argument("--ipfs-api", help="Kubo RPC API URL (overrides [ipfs] api_url)")
+    get.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="a member's or auditor's X25519 key file: decrypt a model sealed to the members "
+        "(its password in the env var named by --password-env)",
+    )
+    get.add_argument(
+        "--password-env",
+        default="FEDCHAIN_ENCRYPTION_PASSWORD",
+        help="env var holding the key file's password (FEDCHAIN_ENCRYPTION_PASSWORD)",
+    )
+    get.add_argument(
+        "--key-env",
+        default="FEDCHAIN_ENCRYPTION_KEY",
+        help="without --key-file: env var holding the hex X25519 key (FEDCHAIN_ENCRYPTION_KEY)",
+    )
     ls = command(actions, "ls", "list every published model (round 0 = initial)", _model_ls)
     ls.add_argument("--json", action="store_true", help="JSON lines, one model per line")
 
@@ -107,9 +123,28 @@ async def _model_get(args: argparse.Namespace, target: Any) -> int:
         cid, digest, what, round_id = await _by_round(target, args.round_id)
     async with IpfsStorage(target.ipfs_api) as storage:
         data = await storage.get(cid, digest, target.max_blob_bytes, target.ipfs_timeout_s)
+    data, sealed = _plaintext(args, target, data, round_id)
     output = Path(args.output)
     partial = output.with_name(output.name + ".partial")
     partial.write_bytes(data)
     partial.replace(output)  # never leave a truncated model under the asked-for name
-    print(f"round {round_id} {what} {cid} ({len(data)} bytes) -> {args.output}")
+    note = " (decrypted: sealed to the members)" if sealed else ""
+    print(f"round {round_id} {what} {cid} ({len(data)} bytes{note}) -> {args.output}")
     return 0
+
+
+def _plaintext(args: argparse.Namespace, target: Any, data: bytes, round_id: int) -> Any:
+    """(the model blob, whether it was sealed): a sealed model is opened with the given key."""
+    from daemons.privacy.envelope import EnvelopeRejected
+    from daemons.privacy.keys import load_private_key
+    from daemons.privacy.models import NO_KEY, open_model
+
+    key = load_private_key(
+        args.key_file or "", args.key_env, args.password_env, source="--key-file"
+    )
+    try:
+        opened = open_model(data, key, target.contract, target.max_blob_bytes)
+    except EnvelopeRejected as exc:
+        hint = " (pass --key-file FILE of a member or auditor)" if exc.reason == NO_KEY else ""
+        raise FedchainError(f"round {round_id}'s model: {exc.reason}: {exc.detail}{hint}") from None
+    return opened.plaintext, opened.sealed

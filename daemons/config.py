@@ -27,6 +27,7 @@ MODELS = registry.MODELS
 STRATEGIES = registry.STRATEGIES
 LOG_FORMATS = ("human", "json")
 UPDATE_MODES = ("public", "encrypted")
+MODEL_MODES = ("public", "members")
 MAX_AUDITORS = 15  # an envelope holds at most 16 recipients: the org and 15 auditors
 PRIVACY_MODES = ("off", "central", "local")
 MAX_ROUND_DURATION_S = 30 * 24 * 3600
@@ -173,10 +174,16 @@ class EncryptionConfig:
 
     `updates`: on the org, "encrypted" makes every client seal its update to the org's key
     (and the auditors'); on a client, it refuses a round whose config does not ask for that.
-    The private key is never in the file: a keystore (`key_file`) or hex in env `key_env`.
+    `models`: on the org, "members" seals every model to the members' keys from their signed
+    key cards (`member_cards`: a card file, a JSON list of cards or a directory of them), the
+    auditors and itself; on a client, "members" makes its own key (which opens the models)
+    required at start. The private key is never in the file: a keystore (`key_file`) or hex
+    in env `key_env` (the org's; a client's own for models).
     """
 
     updates: str = "public"
+    models: str = "public"
+    member_cards: str = ""
     key_file: str = ""
     key_env: str = "FEDCHAIN_ENCRYPTION_KEY"
     password_env: str = "FEDCHAIN_ENCRYPTION_PASSWORD"
@@ -231,10 +238,12 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("training", "optimizer"): OPTIMIZERS,
     ("training", "penalty"): PENALTIES,
     ("encryption", "updates"): UPDATE_MODES,
+    ("encryption", "models"): MODEL_MODES,
     ("privacy", "mode"): PRIVACY_MODES,
 }
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
 PATH_KEYS |= {("data", "path"), ("encryption", "key_file"), ("privacy", "secret_file")}
+PATH_KEYS |= {("encryption", "member_cards")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed"), ("training", "momentum")}
 PATH_TABLES = {("federation", "heldout_data")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}
@@ -464,10 +473,15 @@ def _check_client_names(p: str, fed: FederationConfig) -> None:
 
 def _check_encryption(p: str, role: str, enc: EncryptionConfig) -> None:
     """[encryption]: auditors are the org's to name, as 64-hex-digit X25519 public keys."""
-    if role == "client" and (enc.auditors or enc.key_file):
+    if role == "client" and (enc.auditors or enc.member_cards):
         raise ConfigError(
-            f"{p}: encryption.auditors and encryption.key_file are org settings; a client "
+            f"{p}: encryption.auditors and encryption.member_cards are org settings; a client "
             "takes the org's and auditors' public keys from the round config"
+        )
+    if role == "org" and enc.models == "members" and not enc.member_cards:
+        raise ConfigError(
+            f'{p}: encryption.models = "members" needs encryption.member_cards: the members\' '
+            "signed key cards (`fedchain keys card` on each client), a file or a directory"
         )
     if role == "org" and enc.org_key:
         raise ConfigError(f"{p}: encryption.org_key is a client setting (the org's own key pin)")

@@ -10,6 +10,7 @@ from typing import Any
 
 from daemons.config import TrainingConfig
 from daemons.errors import RejectedUpdate
+from daemons.privacy.models import ModelEncryption
 from daemons.privacy.policy import UpdateEncryption
 from models import registry
 from models.schema import fisher_in_use as fisher_in_use
@@ -56,6 +57,8 @@ class RoundConfig:
     # what `fedchain verify` needs to replay the round (daemons/verify/pins.py); None: an
     # older org that pinned nothing
     replay: dict[str, Any] | None = None
+    # models sealed to the members (docs/security.md): to whom; None (absent) = public models
+    models: ModelEncryption | None = None
 
 
 def _training_doc(training: TrainingConfig) -> dict[str, Any]:
@@ -84,6 +87,8 @@ def encode_round_config(cfg: RoundConfig) -> bytes:
         doc["privacy"] = dataclasses.asdict(cfg.privacy)
     if cfg.replay is not None:
         doc["replay"] = cfg.replay
+    if cfg.models is not None:  # absent for public models: their config CIDs stay as they were
+        doc["models"] = cfg.models.to_json()
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -130,6 +135,7 @@ def _from_doc(doc: dict[str, Any]) -> RoundConfig:
         task=task,
         privacy=privacy,
         replay=_replay(doc.get("replay")),
+        models=None if doc.get("models") is None else ModelEncryption.from_json(doc["models"]),
     )
 
 

@@ -41,7 +41,9 @@ class HostedRounds(ClientRounds):
 
     def _base(self, data: bytes, config: RoundConfig, task: Task) -> DecodedBlob:
         limit = self.cfg.ipfs.max_blob_bytes
-        key = (
+        reader = None if self.member_key is None else bytes(self.member_key.public_key)
+        key = (  # a sealed model is opened by each member with its own key: never shared
+            reader,
             hashlib.sha256(data).digest(),
             id(task),
             config.model,

@@ -34,6 +34,7 @@ from daemons.config import DaemonConfig
 from daemons.keys import load_account
 from daemons.metrics import Metrics
 from daemons.ports import BlobCache
+from daemons.privacy.keys import load_member_key
 from daemons.service import log_event, race, report_crash, supervise
 from daemons.startup import Registration, load_data
 from daemons.task_setup import load_task
@@ -125,8 +126,9 @@ async def _main(host: HostConfig, node: Node, clients: list[HostedClient]) -> No
             c.registration = Registration(binding.is_client, c.account.address)
             chain = web3_chain(binding, c.account, c.node)
             cache = BlobCache(f"{c.node.cfg.service.state_dir}/blobs")
+            member_key = load_member_key(c.node.cfg.encryption, source=c.node.cfg.path)
             c.rounds = HostedRounds(
-                c.node.cfg, chain, storage, c.node.store, cache, data, c.node.metrics
+                c.node.cfg, chain, storage, c.node.store, cache, data, c.node.metrics, member_key
             )
             c.rounds.bases = bases
             c.rounds.trainer = trainer.train

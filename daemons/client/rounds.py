@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from nacl.public import PrivateKey
+
 from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
 from contracts.events import RoundOpened
 from contracts.state import RoundInfo, RoundStatus
@@ -23,6 +25,7 @@ from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
 from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest
 from daemons.privacy.envelope import Binding
+from daemons.privacy.models import check_model_metadata, open_model
 from daemons.privacy.policy import seal_for_round
 from daemons.round_config import RoundConfig, decode_round_config
 from daemons.service import crash_after_broadcast, crash_point, log_event
@@ -54,8 +57,10 @@ class ClientRounds:
         cache: BlobCache,
         data: Dataset,
         metrics: Metrics,
+        member_key: PrivateKey | None = None,
     ) -> None:
         self.cfg, self.chain, self.storage, self.kv = cfg, chain, storage, kv
+        self.member_key = member_key  # opens models sealed to the members (docs/security.md)
         self.cache, self.data, self.metrics = cache, data, metrics
         self.round_id = 0
         self.activity = "waiting for a round"  # for /healthz and the testnet's live view
@@ -81,6 +86,7 @@ class ClientRounds:
                 logging.ERROR,
                 "round skipped: bad base model or round config",
                 round_id=r,
+                reason=getattr(exc, "reason", ""),
                 error=str(exc),
             )
             return
@@ -201,11 +207,20 @@ class ClientRounds:
         return data
 
     def _base(self, data: bytes, config: RoundConfig, task: Task) -> DecodedBlob:
-        """Validate the base model against the shapes of the task's parameter template."""
+        """Open (if sealed to the members) and validate the base model against the shapes of
+        the task's parameter template.
+
+        A sealed model this client cannot open (no key, not a recipient, tampered, another
+        federation's) raises `EnvelopeRejected` with its reason: the round is skipped.
+        """
+        max_bytes = self.cfg.ipfs.max_blob_bytes
+        opened = open_model(data, self.member_key, self.cfg.chain.contract, max_bytes)
         schema = FederationSchema(zeros_template(task), config.training.penalty)
-        limits = schema.model_limits(self.cfg.ipfs.max_blob_bytes)
+        limits = schema.model_limits(max_bytes)
         expected = {"kind": "model", "model_name": config.model}
-        return validate_blob(data, schema.model_template(), expected, limits)
+        base = validate_blob(opened.plaintext, schema.model_template(), expected, limits)
+        check_model_metadata(opened, base.metadata)
+        return base
 
     def _previous(self, base: DecodedBlob) -> PreviousUpdate | None:
         """FedCurv: this client's u, v from the round that produced the base model."""

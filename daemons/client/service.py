@@ -16,6 +16,7 @@ from contracts.events import ContractEvent, RoundOpened
 from daemons.client.rounds import ClientRounds
 from daemons.config import DaemonConfig
 from daemons.ports import BlobCache
+from daemons.privacy.keys import load_member_key, public_hex
 from daemons.service import log_event, race
 from daemons.startup import Registration, load_data
 from daemons.task_setup import load_task
@@ -44,6 +45,9 @@ async def _main(node: Node, account: Any) -> None:
     cfg = node.cfg
     assert cfg.data is not None
     log_event(log, logging.INFO, "client starting", address=account.address, rpc=cfg.chain.rpc_url)
+    member_key = load_member_key(cfg.encryption, source=cfg.path)  # opens sealed models
+    if member_key is not None:
+        log_event(log, logging.INFO, "member key loaded", public_key=public_hex(member_key))
     task = await asyncio.to_thread(load_task, cfg.data.task, "", f"{cfg.path}: data.task")
     data = await asyncio.to_thread(load_data, cfg.path, "data.path", cfg.data.path, task)
     await check_chain(node)
@@ -52,7 +56,9 @@ async def _main(node: Node, account: Any) -> None:
     chain = web3_chain(binding, account, node)
     async with open_storage(node) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
-        rounds = ClientRounds(cfg, chain, storage, node.store, cache, data, node.metrics)
+        rounds = ClientRounds(
+            cfg, chain, storage, node.store, cache, data, node.metrics, member_key
+        )
         tailer = make_tailer(node, binding.address)
 
         async def on_event(event: ContractEvent) -> None:

@@ -91,7 +91,8 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     meta = model_metadata(
         info.round_id, org.chain.address, info.base_cid, result.num_samples, model_name
     )
-    model = await org.put(encode_blob(result.sections, meta))
+    blob = encode_blob(result.sections, meta)
+    model = await org.put(org.models.seal(blob, info.round_id, info.base_cid))
     manifest = _with_privacy(org, _manifest(org, info, model.cid, subs, result), dp)
     extras_started = time.perf_counter()
     params = result.sections["params"]

@@ -51,7 +51,7 @@ async def base_blob(org: OrgRounds, info: RoundInfo) -> DecodedBlob:
         ipfs.max_blob_bytes,
         ipfs.timeout_s,
     )
-    return decode_blob(data)
+    return decode_blob(org.models.open(data, ipfs.max_blob_bytes))
 
 
 async def judge_update(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:

@@ -27,6 +27,7 @@ from daemons.org.collect import influence_bounds, judge_update, org_limits
 from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
+from daemons.org.models_seal import OrgModels
 from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
@@ -67,6 +68,7 @@ class OrgRounds:
         task: OrgTask | None = None,
         privacy: OrgPrivacy | None = None,
         heldout: Mapping[str, Any] | None = None,
+        models: OrgModels | None = None,
     ) -> None:
         assert cfg.federation is not None and cfg.training is not None
         self.cfg, self.chain, self.storage = cfg, chain, storage
@@ -84,6 +86,8 @@ class OrgRounds:
         self.privacy = privacy if privacy is not None and privacy.on else None
         self.heldout: dict[str, Any] = dict(heldout or {})  # the forgetting ledger's sets
         self._pins: dict[str, Any] | None = None
+        # [encryption] models = "members": models sealed to the members (docs/security.md)
+        self.models = models or OrgModels(key=update_key)
 
     @property
     def schema(self) -> FederationSchema:
@@ -193,12 +197,23 @@ class OrgRounds:
         return info.base_cid, info.base_digest
 
     async def publish_initial(self) -> tuple[str, bytes]:
-        """Build the seeded round-0 model and put it to IPFS (same seed, same CID)."""
+        """Build the seeded round-0 model and put it to IPFS (same seed, same CID).
+
+        A sealed one differs on every sealing (fresh keys and nonce), so its CID is kept in
+        the ledger: a restart before round 1 opened reuses it.
+        """
+        known = self.ledger.get_json("initial_model") if self.models.policy else None
+        if known is not None:
+            return known["cid"], bytes.fromhex(known["digest"])
         task = self.task.task
         sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
         meta = model_metadata(0, self.chain.address, "", 0, task.model)
-        blob = encode_blob(sections, meta)
+        blob = self.models.seal(encode_blob(sections, meta), 0, "")
         stored = await self.put(blob)
+        if self.models.policy is not None:
+            self.ledger.put_json(
+                "initial_model", {"cid": stored.cid, "digest": stored.digest.hex()}
+            )
         log_event(log, logging.INFO, "initial model published", cid=stored.cid, seed=self.fed.seed)
         return stored.cid, stored.digest
 
@@ -217,6 +232,7 @@ class OrgRounds:
             task=self.task.identity,
             privacy=privacy,
             replay=self.pins(),
+            models=self.models.policy,
         )
         if self.privacy is not None:  # before openRound: ε counts every round ever opened
             self.privacy.record_open(self.ledger, new_id)

@@ -19,6 +19,7 @@ from daemons.config import DaemonConfig
 from daemons.org.bootstrap import attach_or_deploy, register_clients
 from daemons.org.decide import Action, Decision
 from daemons.org.ledger import Ledger, Submission
+from daemons.org.models_seal import org_models
 from daemons.org.privacy import OrgPrivacy, load_secret
 from daemons.org.rounds import OrgRounds, idle
 from daemons.ports import BlobCache
@@ -54,7 +55,7 @@ async def _main(node: Node, account: Any) -> None:
     update_key = load_update_key(cfg.encryption, source=cfg.path)  # before any chain work
     secret = load_secret(cfg.privacy, source=cfg.path) if cfg.privacy.mode == "central" else None
     log_event(log, logging.INFO, "org starting", address=account.address, rpc=cfg.chain.rpc_url)
-    if update_key is not None:
+    if update_key is not None and cfg.encryption.updates == "encrypted":
         log_event(
             log,
             logging.INFO,
@@ -79,6 +80,8 @@ async def _main(node: Node, account: Any) -> None:
     chain = web3_chain(binding, account, node)
     async with open_storage(node) as storage:
         await register_clients(chain, cfg.federation.clients)
+        chain_id = await node.w3.eth.chain_id
+        models = await org_models(cfg, chain, chain_id, address, update_key)  # bad card: exit 2
         warning = no_clients_warning(fed.clients, await registered_clients(node.w3, address))
         if warning is not None:
             log_event(log, logging.WARNING, warning, contract=address)
@@ -97,6 +100,7 @@ async def _main(node: Node, account: Any) -> None:
             task,
             privacy,
             heldout=heldout,
+            models=models,
         )
         wake = asyncio.Event()
         tailer = make_tailer(node, address)

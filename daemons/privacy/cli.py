@@ -40,6 +40,20 @@ def register(subparsers: Any) -> None:
     pub = actions.add_parser("public", help="print the public key of an encryption key file")
     pub.add_argument("key_file", type=Path)
     pub.set_defaults(func=_cmd_public)
+    card = actions.add_parser(
+        "card",
+        help="a member key card: this client's X25519 key signed by its chain account",
+        description="Sign this client's encryption public key with its chain account for the "
+        "federation's contract and chain id, and write the card (public) for the org's "
+        "[encryption] member_cards. Reads the client's TOML: [identity] (signing key), "
+        "[encryption] key_file/key_env (X25519 key), [chain] contract and rpc_url.",
+    )
+    card.add_argument("--config", "-c", type=Path, required=True, help="the client's TOML")
+    card.add_argument("--out", "-o", type=Path, required=True, help="card file to create")
+    card.add_argument(
+        "--chain-id", type=int, default=0, help="the chain id (default: asked of [chain] rpc_url)"
+    )
+    card.set_defaults(func=_cmd_card)
     swarm = actions.add_parser(
         "swarm",
         help="a new libp2p private-network key (Kubo's swarm.key format)",
@@ -78,6 +92,45 @@ def _cmd_public(args: argparse.Namespace) -> int:
         what = f"{args.key_file} is not a fedchain encryption key file"
         raise ConfigError(f"{what} ({exc})") from None
     return 0
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    from daemons.config import load_config
+    from daemons.keys import load_account
+    from daemons.privacy.cards import make_card
+    from daemons.privacy.keys import load_private_key, public_hex
+
+    cfg = load_config(args.config, "client")
+    enc, where = cfg.encryption, str(args.config)
+    account = load_account(cfg.identity, source=where)
+    key = load_private_key(enc.key_file, enc.key_env, enc.password_env, source=where)
+    if key is None:
+        raise ConfigError(
+            f"{where}: no X25519 key to put on the card: set encryption.key_file "
+            f"(`fedchain keys encryption --out FILE`) or the hex key in {enc.key_env}"
+        )
+    chain_id = args.chain_id or _chain_id(cfg.chain.rpc_url)
+    card = make_card(account, public_hex(key), chain_id, cfg.chain.contract)
+    try:
+        with args.out.open("x") as f:
+            json.dump(card.to_json(), f, indent=2)
+    except FileExistsError:
+        raise ConfigError(f"{args.out} exists; refusing to overwrite a key card") from None
+    print(f"key card:   {args.out} (public: send it to the org for [encryption] member_cards)")
+    print(f"address:    {card.address}  chain {chain_id}  contract {card.contract}")
+    print(f"public key: {card.encryption_key}")
+    return 0
+
+
+def _chain_id(rpc_url: str) -> int:
+    from web3 import HTTPProvider, Web3
+
+    try:
+        return int(Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 10})).eth.chain_id)
+    except Exception as exc:  # any transport error: name the URL and the way around it
+        raise ConfigError(
+            f"cannot ask {rpc_url} for its chain id ({type(exc).__name__}: {exc}); pass --chain-id"
+        ) from None
 
 
 def _cmd_swarm(args: argparse.Namespace) -> int:

@@ -33,6 +33,9 @@ VERSION = 1
 PREFIX_BYTES = len(MAGIC) + 1 + 4  # magic, version byte, header length (u32 little-endian)
 MAX_HEADER_BYTES = 16 * 1024
 MAX_RECIPIENTS = 16
+# model envelopes (daemons/privacy/models.py) go to every member: same format, wider bounds
+MAX_MODEL_RECIPIENTS = 1024
+MAX_MODEL_HEADER_BYTES = 320 * 1024  # 1024 slots of 258 bytes and the other fields
 AEAD = "xchacha20poly1305-ietf"
 SEAL = "x25519-sealedbox"
 SEALED_KEY_BYTES = Aead.KEY_SIZE + nacl.bindings.crypto_box_SEALBYTES
@@ -46,6 +49,18 @@ _MAX_INT = 2**63 - 1
 
 class EnvelopeRejected(RejectedUpdate):
     """An envelope that cannot be opened; `reason` is one of the codes in docs/security.md."""
+
+
+@dataclass(frozen=True)
+class EnvelopeBounds:
+    """What a reader accepts: updates go to <= 16 recipients, models to every member."""
+
+    max_recipients: int = MAX_RECIPIENTS
+    max_header_bytes: int = MAX_HEADER_BYTES
+
+
+UPDATE_BOUNDS = EnvelopeBounds()
+MODEL_BOUNDS = EnvelopeBounds(MAX_MODEL_RECIPIENTS, MAX_MODEL_HEADER_BYTES)
 
 
 @dataclass(frozen=True)
@@ -70,11 +85,20 @@ def is_envelope(data: bytes) -> bool:
     return data[: len(MAGIC)] == MAGIC
 
 
-def seal_update(plaintext: bytes, binding: Binding, recipients: Iterable[PublicKey]) -> bytes:
-    """Encrypt an update blob to every recipient (org first, auditors), bound to `binding`."""
+def seal_update(
+    plaintext: bytes,
+    binding: Binding,
+    recipients: Iterable[PublicKey],
+    bounds: EnvelopeBounds = UPDATE_BOUNDS,
+) -> bytes:
+    """Encrypt an update blob to every recipient (org first, auditors), bound to `binding`.
+
+    `bounds`: MODEL_BOUNDS for a model sealed to the members (`daemons.privacy.models`).
+    """
     unique = {bytes(pk): pk for pk in recipients}
-    if not 1 <= len(unique) <= MAX_RECIPIENTS:
-        raise ValueError(f"an envelope needs 1 to {MAX_RECIPIENTS} recipients, got {len(unique)}")
+    most = bounds.max_recipients
+    if not 1 <= len(unique) <= most:
+        raise ValueError(f"an envelope needs 1 to {most} recipients, got {len(unique)}")
     content_key = nacl.utils.random(Aead.KEY_SIZE)
     nonce = nacl.utils.random(Aead.NONCE_SIZE)
     slots = [
@@ -92,7 +116,7 @@ def seal_update(plaintext: bytes, binding: Binding, recipients: Iterable[PublicK
         "plaintext_sha256": hashlib.sha256(plaintext).hexdigest(),
         "recipients": slots,
     }
-    prefix = _prefix(_canonical(header))
+    prefix = _prefix(_canonical(header), bounds.max_header_bytes)
     body = Aead(content_key).encrypt(plaintext, prefix, nonce).ciphertext
     return prefix + body
 
@@ -113,11 +137,36 @@ def open_update(
     with a reason code.
     """
     header, prefix, body = parse_envelope(envelope, max_bytes)
-    found = Binding(header["round_id"], header["client"], header["base_cid"])
+    found = header_binding(header)
     if not found.matches(binding):
         raise EnvelopeRejected(
             "binding", f"envelope is for {_describe(found)}, expected {_describe(binding)}"
         )
+    return decrypt_envelope(header, prefix, body, private_key, required)
+
+
+def header_binding(header: dict[str, Any]) -> Binding:
+    """The binding a parsed header names (authenticated only once `decrypt_envelope` passes)."""
+    return Binding(header["round_id"], header["client"], header["base_cid"])
+
+
+def recipient_keys(header: dict[str, Any]) -> list[str]:
+    """The public keys (hex) a parsed header has a slot for: who can read the envelope."""
+    return [slot["public_key"] for slot in header["recipients"]]
+
+
+def decrypt_envelope(
+    header: dict[str, Any],
+    prefix: bytes,
+    body: bytes,
+    private_key: PrivateKey,
+    required: Iterable[PublicKey] = (),
+) -> bytes:
+    """The plaintext of a parsed envelope (`parse_envelope`) for the holder of `private_key`.
+
+    Reasons: `not_recipient`, `recipients` (a `required` key has no slot), `decrypt`,
+    `plaintext_digest`. The caller checks the binding first.
+    """
     slots = {s["public_key"]: s["sealed_key"] for s in header["recipients"]}
     mine = bytes(private_key.public_key).hex()
     if mine not in slots:
@@ -136,7 +185,9 @@ def open_update(
     return plaintext
 
 
-def parse_envelope(envelope: bytes, max_bytes: int) -> tuple[dict[str, Any], bytes, bytes]:
+def parse_envelope(
+    envelope: bytes, max_bytes: int, bounds: EnvelopeBounds = UPDATE_BOUNDS
+) -> tuple[dict[str, Any], bytes, bytes]:
     """(header, prefix = associated data, body); checks layout only, nothing secret."""
     if len(envelope) > max_bytes:
         raise EnvelopeRejected("too_large", f"{len(envelope)} bytes > cap {max_bytes}")
@@ -149,10 +200,10 @@ def parse_envelope(envelope: bytes, max_bytes: int) -> tuple[dict[str, Any], byt
             "envelope", f"format version {envelope[len(MAGIC)]}; this daemon reads {VERSION}"
         )
     header_len = int.from_bytes(envelope[len(MAGIC) + 1 : PREFIX_BYTES], "little")
-    if header_len > MAX_HEADER_BYTES or PREFIX_BYTES + header_len > len(envelope):
+    if header_len > bounds.max_header_bytes or PREFIX_BYTES + header_len > len(envelope):
         raise EnvelopeRejected("envelope", f"header length {header_len} out of bounds")
     raw = envelope[PREFIX_BYTES : PREFIX_BYTES + header_len]
-    header = _check_header(_load_json(raw))
+    header = _check_header(_load_json(raw), bounds.max_recipients)
     if _canonical(header) != raw:
         raise EnvelopeRejected("envelope", "header is not in canonical form")
     body = envelope[PREFIX_BYTES + header_len :]
@@ -181,7 +232,7 @@ def _load_json(raw: bytes) -> Any:
         raise EnvelopeRejected("envelope", f"header is not JSON: {exc}") from None
 
 
-def _check_header(doc: Any) -> dict[str, Any]:
+def _check_header(doc: Any, max_recipients: int) -> dict[str, Any]:
     """Exact key set, types and lengths of every header field."""
     if not isinstance(doc, dict) or set(doc) != HEADER_KEYS:
         got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
@@ -196,8 +247,8 @@ def _check_header(doc: Any) -> dict[str, Any]:
     _want_hex(doc["nonce"], Aead.NONCE_SIZE, "nonce")
     _want_hex(doc["plaintext_sha256"], 32, "plaintext_sha256")
     slots = doc["recipients"]
-    if not isinstance(slots, list) or not 1 <= len(slots) <= MAX_RECIPIENTS:
-        raise EnvelopeRejected("envelope", f"recipients must be a list of 1..{MAX_RECIPIENTS}")
+    if not isinstance(slots, list) or not 1 <= len(slots) <= max_recipients:
+        raise EnvelopeRejected("envelope", f"recipients must be a list of 1..{max_recipients}")
     for slot in slots:
         if not isinstance(slot, dict) or set(slot) != {"public_key", "sealed_key"}:
             raise EnvelopeRejected("envelope", "a recipient needs exactly public_key, sealed_key")
@@ -224,9 +275,9 @@ def _canonical(header: dict[str, Any]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _prefix(header: bytes) -> bytes:
-    if len(header) > MAX_HEADER_BYTES:
-        raise ValueError(f"envelope header of {len(header)} bytes > {MAX_HEADER_BYTES}")
+def _prefix(header: bytes, max_header_bytes: int = MAX_HEADER_BYTES) -> bytes:
+    if len(header) > max_header_bytes:
+        raise ValueError(f"envelope header of {len(header)} bytes > {max_header_bytes}")
     return MAGIC + bytes([VERSION]) + len(header).to_bytes(4, "little") + header
 
 

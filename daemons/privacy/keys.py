@@ -116,17 +116,45 @@ def generate() -> PrivateKey:
 def load_update_key(
     enc: Any, env: Mapping[str, str] | None = None, source: str = "config"
 ) -> PrivateKey | None:
-    """The org's key for an `[encryption] updates = "encrypted"` federation (else None).
+    """The org's key when updates are encrypted or models sealed to the members (else None).
 
-    ConfigError (exit 2) when encryption is on and no key is configured.
+    ConfigError (exit 2) when either is on and no key is configured: the org opens updates
+    with it and re-reads its own sealed models with it.
     """
-    if enc.updates != "encrypted":
-        return None
+    if enc.updates != "encrypted" and getattr(enc, "models", "public") != "members":
+        # not required, but a configured key file still loads: an org back to public models
+        # re-reads its last sealed model with it
+        return (
+            read_key_file(
+                Path(enc.key_file), enc.password_env, os.environ if env is None else env, source
+            )
+            if enc.key_file
+            else None
+        )
     key = load_private_key(enc.key_file, enc.key_env, enc.password_env, env, source)
     if key is None:
+        what = 'updates = "encrypted"' if enc.updates == "encrypted" else 'models = "members"'
         raise ConfigError(
-            f'{source}: encryption.updates = "encrypted" needs the org\'s X25519 key: set '
+            f"{source}: encryption.{what} needs the org's X25519 key: set "
             f"encryption.key_file to a key file (`fedchain keys encryption --out FILE`) or put "
+            f"the hex private key in the environment variable {enc.key_env}"
+        )
+    return key
+
+
+def load_member_key(
+    enc: Any, env: Mapping[str, str] | None = None, source: str = "config"
+) -> PrivateKey | None:
+    """A client's own X25519 key, which opens models sealed to the members (None if unset).
+
+    Loaded like the org's (keystore `key_file` + password env, or hex in `key_env`); with
+    `models = "members"` the client refuses to start without one.
+    """
+    key = load_private_key(enc.key_file, enc.key_env, enc.password_env, env, source)
+    if key is None and enc.models == "members":
+        raise ConfigError(
+            f'{source}: encryption.models = "members" needs this client\'s X25519 key to open '
+            "the models: set encryption.key_file (`fedchain keys encryption --out FILE`) or put "
             f"the hex private key in the environment variable {enc.key_env}"
         )
     return key

@@ -110,6 +110,12 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     )
     add("--encrypt-updates", action="store_true", help="clients seal updates to the org's key")
     add(
+        "--models",
+        default="public",
+        help="public | members: the org seals every model to each client's key (a fresh "
+        "X25519 key and signed key card per client and run)",
+    )
+    add(
         "--dp",
         default="off",
         help="differential privacy: off | central | local (needs --penalty none)",
@@ -165,6 +171,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             xla_threads=a.xla_threads,
             swarm_key=not a.no_swarm_key,
             encrypt_updates=a.encrypt_updates,
+            models=a.models,
             dp=a.dp,
             dp_clip_norm=a.dp_clip,
             dp_noise_multiplier=a.dp_noise,

@@ -112,8 +112,11 @@ def org_config(
     clients: Sequence[str],
     eval_data: Path,
     health_port: int = 0,
+    member_cards: Path | None = None,
 ) -> str:
-    """The org daemon's TOML: all clients, rounds close as soon as every client submitted."""
+    """The org daemon's TOML: all clients, rounds close as soon as every client submitted.
+
+    `member_cards`: with `spec.models == "members"`, the clients' signed key cards."""
     tables = _common(ep, api_url, state_dir, health_port)
     tables["federation"] = {
         "clients": list(clients),
@@ -133,6 +136,10 @@ def org_config(
     tables["training"] = training_table(spec)
     if spec.encrypt_updates:  # the key itself comes from the env (supervisor.daemon_env)
         tables["encryption"] = {"updates": "encrypted", "key_env": ENCRYPTION_KEY_ENV}
+    if spec.models == "members":  # the same org key (env) re-reads its own sealed models
+        assert member_cards is not None, "models = members needs the clients' cards"
+        enc = tables.setdefault("encryption", {"key_env": ENCRYPTION_KEY_ENV})
+        enc |= {"models": "members", "member_cards": str(member_cards)}
     if spec.dp != "off":  # central: the noise secret comes from the env (supervisor._launch)
         tables["privacy"] = {
             "mode": spec.dp,
@@ -153,12 +160,18 @@ def client_config(
     task: str = "fashion_mnist",
     health_port: int = 0,
     key_env: str = KEY_ENV,
+    models: str = "public",
+    encryption_key_env: str = ENCRYPTION_KEY_ENV,
 ) -> str:
-    """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update);
-    `key_env` names its key's variable (each client of a host has its own)."""
+    """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update;
+    `models` "members": it needs its own X25519 key, from `encryption_key_env`, to open the
+    models); `key_env` names its account key's variable (each client of a host has its own)."""
     tables = _common(ep, api_url, state_dir, health_port)
     tables["identity"] = {"private_key_env": key_env}
     tables["data"] = {"path": str(data_path), "task": task}
     if encrypted:
         tables["encryption"] = {"updates": "encrypted"}
+    if models == "members":
+        enc = tables.setdefault("encryption", {})
+        enc |= {"models": "members", "key_env": encryption_key_env}
     return render_toml(tables)

@@ -60,6 +60,7 @@ class NetSpec:
     xla_threads: int = 1
     swarm_key: bool = True  # bundled nodes form a private network (a fresh swarm.key per run)
     encrypt_updates: bool = False  # clients seal updates to the org's X25519 key
+    models: str = "public"  # public | members: models sealed to every client's card key
     dp: str = "off"  # [privacy] mode: off | central | local (docs/privacy.md)
     dp_clip_norm: float = 1.0
     dp_noise_multiplier: float = 1.0
@@ -120,6 +121,7 @@ def validate(spec: NetSpec) -> NetSpec:
     )
     _check(spec.xla_threads >= 1, "--xla-threads", spec.xla_threads, "an integer >= 1")
     _check_dp(spec)
+    _check(spec.models in ("public", "members"), "--models", spec.models, "public | members")
     api = spec.ipfs_api
     ok = api is None or api.startswith(("http://", "https://"))
     _check(ok, "--ipfs-api", api, "a Kubo RPC URL such as http://127.0.0.1:5001")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -97,6 +98,8 @@ class Supervisor:
         # None: one daemon per client; else the client indices of each `fedchain client-host`
         self.groups = host_groups(spec.clients, per_host) if per_host else None
         self.org_key, self.client_keys = keys[0], keys[1:]
+        self.member_keys: list[PrivateKey] = []  # with --models members, set at launch
+        self.chain_id = 0  # anvil's, once it runs (the clients' key cards name it)
         self.net: dict[str, Any] = {
             "supervisor_pid": os.getpid(),
             "phase": "starting",
@@ -121,6 +124,7 @@ class Supervisor:
             block_time_s=self.spec.block_time_s, log_path=log, accounts=self.spec.clients + 1
         )
         self.stack.enter_context(anvil)
+        self.chain_id = anvil.chain_id
         self._phase("ipfs, contract, data", rpc_url=anvil.rpc_url, ws_url=anvil.ws_url)
         nodes = self._bundled_nodes()
         with ThreadPoolExecutor(max_workers=len(nodes) + 1) as pool:
@@ -213,9 +217,14 @@ class Supervisor:
         self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
         clients = self.net["clients"]
         state = self.run.state / "org"
-        cfg.write_text(org_config(self.spec, ep, apis[0], state, clients, test_path, ports["org"]))
+        members = self.spec.models == "members"
+        member_keys = [PrivateKey.generate() for _ in self.client_keys] if members else []
+        self.member_keys = member_keys  # each client's X25519 key, given only in its env
+        cards = self._member_cards(ep, member_keys) if members else None
+        args = (self.spec, ep, apis[0], state, clients, test_path, ports["org"], cards)
+        cfg.write_text(org_config(*args))
         env = daemon_env(self.org_key, self.spec.xla_threads)
-        if self.spec.encrypt_updates:  # a fresh X25519 key per run, held only in the org's env
+        if self.spec.encrypt_updates or members:  # a fresh X25519 key per run, only in env
             env[ENCRYPTION_KEY_ENV] = bytes(PrivateKey.generate()).hex()
         if self.spec.dp == "central":  # a fresh DP noise secret per run, only in the org's env
             env[DP_SECRET_ENV] = secrets.token_hex(32)
@@ -238,8 +247,12 @@ class Supervisor:
             cfg = self.run.configs / f"{name}.toml"
             encrypted, state = self.spec.encrypt_updates, self.run.state / name
             task, port = self.spec.task, ports[name]
-            cfg.write_text(client_config(ep, apis[i + 1], state, path, encrypted, task, port))
+            models = self.spec.models
+            text = client_config(ep, apis[i + 1], state, path, encrypted, task, port, models=models)
+            cfg.write_text(text)
             env = daemon_env(key, self.spec.xla_threads)
+            if self.member_keys:  # the client's own X25519 key (its card is in the cards dir)
+                env[ENCRYPTION_KEY_ENV] = bytes(self.member_keys[i]).hex()
             argv = daemon_argv("client", cfg)
             self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
 
@@ -255,15 +268,33 @@ class Supervisor:
             env.pop(KEY_ENV)  # each hosted client has its own variable
             for i in members:
                 key_env, state = client_key_env(i), self.run.state / f"client-{i}"
+                enc_env = f"{ENCRYPTION_KEY_ENV}_{i}"
                 cfg = self.run.configs / f"client-{i}.toml"
-                text = client_config(ep, apis[h + 1], state, data[i], encrypted, task, 0, key_env)
+                text = client_config(
+                    ep, apis[h + 1], state, data[i], encrypted, task, 0, key_env,
+                    models=self.spec.models, encryption_key_env=enc_env,
+                )  # fmt: skip
                 cfg.write_text(text)
                 configs.append(cfg)
                 env[key_env] = self.client_keys[i]
+                if self.member_keys:  # each hosted client's own X25519 key
+                    env[enc_env] = bytes(self.member_keys[i]).hex()
             cfg = self.run.configs / f"{name}.toml"
             cfg.write_text(host_config(configs, self.run.state / name, ports[name]))
             argv = daemon_argv("client-host", cfg)
             self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
+
+    def _member_cards(self, ep: Endpoints, member_keys: list[PrivateKey]) -> Path:
+        """Every client's key card, signed by its dev account, in RUN_DIR/cards (public)."""
+        from daemons.privacy.cards import make_card
+        from daemons.privacy.keys import public_hex
+
+        folder = self.run.root / "cards"
+        folder.mkdir(exist_ok=True)
+        for i, (key, member) in enumerate(zip(self.client_keys, member_keys, strict=True)):
+            card = make_card(Account.from_key(key), public_hex(member), self.chain_id, ep.contract)
+            (folder / f"client-{i}.json").write_text(json.dumps(card.to_json(), indent=2))
+        return folder
 
     def check(self) -> str | None:
         """Restart a daemon that failed (like systemd Restart=on-failure); say if one gave up."""

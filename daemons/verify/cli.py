@@ -89,8 +89,10 @@ def round_range(text: str) -> tuple[int, int]:
     return a, b
 
 
-def load_inputs(args: argparse.Namespace) -> ReplayInputs:
-    """The verifier's own held-out data and keys, checked before anything is fetched."""
+def load_inputs(args: argparse.Namespace, key: Any = None) -> ReplayInputs:
+    """The verifier's own held-out data and keys, checked before anything is fetched.
+
+    `key`: the auditor key if already loaded (`auditor_key`), else read from the args."""
     from models.data import load_dataset
     from models.errors import ModelsError
 
@@ -110,7 +112,7 @@ def load_inputs(args: argparse.Namespace) -> ReplayInputs:
         heldout=heldout,
         tolerance=args.tolerance,
         metric_tolerance=args.metric_tolerance,
-        open_update=_opener(args.auditor_key, args.auditor_password_env),
+        open_update=_opener(args.auditor_key, args.auditor_password_env, key),
     )
 
 
@@ -138,22 +140,32 @@ def _dp_secret(path: str | None) -> bytes | None:
     return secret
 
 
-def _opener(path: str | None, password_env: str) -> OpenUpdate | None:
-    """The privacy part's `open_update` with the auditor's key (None: no key given).
+def auditor_key(args: argparse.Namespace) -> Any:
+    """The auditor's X25519 key from `--auditor-key` (None: not given)."""
+    return _read_key(args.auditor_key, args.auditor_password_env)
 
-    The key file is an encryption keystore (`fedchain keys encryption --out FILE`), its
-    password in the environment variable `password_env`.
-    """
+
+def _read_key(path: str | None, password_env: str) -> Any:
+    """An encryption keystore (`fedchain keys encryption --out FILE`), its password in the
+    environment variable `password_env`; None for no path."""
     if path is None:
         return None
     import os
 
-    from daemons.privacy.envelope import Binding, open_update
     from daemons.privacy.keys import read_key_file
 
     if not Path(path).is_file():
         raise ConfigError(f"--auditor-key {path}: no such file")
-    key = read_key_file(Path(path), password_env, os.environ, "--auditor-key")
+    return read_key_file(Path(path), password_env, os.environ, "--auditor-key")
+
+
+def _opener(path: str | None, password_env: str, key: Any = None) -> OpenUpdate | None:
+    """The privacy part's `open_update` with the auditor's key (`key`, else read from `path`;
+    None: no key given)."""
+    key = key if key is not None else _read_key(path, password_env)
+    if key is None:
+        return None
+    from daemons.privacy.envelope import Binding, open_update
 
     mine = bytes(key.public_key)
 
@@ -184,8 +196,10 @@ async def _verify(args: argparse.Namespace, target: Any) -> int:
     from daemons.verify.gather import chain_facts, fetch_blobs, storage_getter
     from daemons.verify.pins import platform_facts
     from daemons.verify.replay import verify_round
+    from daemons.verify.sealed import unseal_models
 
-    inputs = replace(load_inputs(args), contract=target.contract)
+    key = auditor_key(args)  # opens sealed updates and models sealed to the members
+    inputs = replace(load_inputs(args, key), contract=target.contract)
     w3 = AsyncWeb3(AsyncHTTPProvider(target.rpc_url))
     try:
         facts = await chain_facts(w3, target.contract, target.chunk_blocks)
@@ -198,8 +212,10 @@ async def _verify(args: argparse.Namespace, target: Any) -> int:
         for r in selected(facts, args.rounds):
             started = time.perf_counter()
             full = await fetch_blobs(facts[r], get, target.max_blob_bytes)
+            full, sealed = unseal_models(full, key, target.contract, target.max_blob_bytes)
             fetch_s = time.perf_counter() - started
             report = await asyncio.to_thread(verify_round, full, facts.get(r - 1), inputs, here)
+            report = replace(report, checks=(*sealed, *report.checks))
             elapsed_s = time.perf_counter() - started
             reports.append(replace(report, elapsed_s=elapsed_s, fetch_s=fetch_s))
     if args.json:

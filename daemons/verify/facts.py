@@ -49,6 +49,10 @@ class RoundFacts:
     update_blobs: Mapping[str, Blob] = field(default_factory=dict)
     manifest: Blob = field(default_factory=Blob)
     model: Blob = field(default_factory=Blob)
+    # models sealed to the members, opened with an auditor key (daemons/verify/sealed.py):
+    # the plaintexts' sha256, authenticated inside the envelopes the chain's digests cover
+    base_sha256: bytes | None = None
+    model_sha256: bytes | None = None
 
     @property
     def state(self) -> str:

@@ -112,7 +112,7 @@ def _digest_check(facts: RoundFacts, blob: bytes, merged: Merged, tolerance: flo
     """sha256 of the replayed blob against the chain's model digest; else how far apart."""
     assert facts.closed is not None
     digest = hashlib.sha256(blob).digest()
-    onchain = facts.closed.model_digest
+    onchain = facts.model_sha256 or facts.closed.model_digest  # sealed: the plaintext's
     if digest == onchain:
         return ok("model", f"bit-identical (sha256 0x{digest.hex()[:16]}…)")
     head = f"replayed sha256 0x{digest.hex()[:16]}… ≠ on-chain 0x{onchain.hex()[:16]}…"

@@ -22,6 +22,7 @@ from daemons.verify.checks import DIFFERS, Check, RoundReport, mismatch, ok, unc
 from daemons.verify.dp import dp_step
 from daemons.verify.facts import ReplayInputs, RoundFacts
 from daemons.verify.model import metrics_check, replay_model
+from daemons.verify.sealed import NO_KEY, is_sealed
 from daemons.verify.task import round_task, task_heldout
 from daemons.verify.updates import judge_updates, settle_deferred
 from models.codec import decode_blob, encode_blob
@@ -90,6 +91,8 @@ def base_check(facts: RoundFacts, prev: RoundFacts | None, cfg: RoundConfig | No
             f"{facts.base.reason} {facts.base.detail}",
         )
     if facts.round_id == 1:
+        if is_sealed(facts.base):
+            return unchecked("base", f"initial model not re-derived: {NO_KEY}")
         if cfg is None:
             return unchecked("base", "no readable round config: initial model not re-derived")
         rt, _ = round_task(cfg, str((cfg.replay or {}).get("strategy", "fedavg")))
@@ -97,7 +100,7 @@ def base_check(facts: RoundFacts, prev: RoundFacts | None, cfg: RoundConfig | No
             return unchecked("base", "the pinned task is not installed here: no initial model")
         sections = initial_sections(cfg.model, cfg.seed, cfg.fisher, rt.task)
         blob = encode_blob(sections, model_metadata(0, facts.opener, "", 0, cfg.model))
-        if hashlib.sha256(blob).digest() != opened.base_digest:
+        if hashlib.sha256(blob).digest() != (facts.base_sha256 or opened.base_digest):
             return mismatch(
                 "base",
                 f"round 1's base is not the seeded initial model "
@@ -147,6 +150,8 @@ def _closed_checks(
     checks.append(check)
     if manifest is None:
         return [*checks, unchecked("model", "no manifest: included updates unknown")]
+    if is_sealed(facts.base) or is_sealed(facts.model):
+        return [*checks, unchecked("updates", NO_KEY), unchecked("model", NO_KEY)]
     try:
         base = decode_blob(facts.base.data or b"")
     except BlobRejected as exc:

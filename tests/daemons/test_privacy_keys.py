@@ -14,6 +14,7 @@ from daemons.config import EncryptionConfig, TrainingConfig, parse_config
 from daemons.errors import ConfigError, RejectedUpdate
 from daemons.privacy.envelope import Binding, open_update
 from daemons.privacy.keys import (
+    load_member_key,
     load_private_key,
     load_update_key,
     public_hex,
@@ -131,11 +132,29 @@ def test_encryption_config() -> None:
         ({"org_key": public_hex(AUDITOR)}, "org", "client setting"),
         ({"org_key": "xyz"}, "client", "64 hex digits"),
         ({"key": "x"}, "org", "unknown key encryption.key"),
+        ({"models": "secret"}, "org", "allowed values: public, members"),
+        ({"models": "members"}, "org", "needs encryption.member_cards"),
+        ({"member_cards": "cards"}, "client", "org settings"),
     ]
     for table, role, match in cases:
         with pytest.raises(ConfigError, match=match):
             _config(table, role)
     assert _config({"key_file": "k.json"}).encryption.key_file == "/etc/k.json"  # type: ignore[attr-defined]
+    members = _config({"models": "members", "member_cards": "cards"}).encryption
+    assert members.member_cards == "/etc/cards"  # type: ignore[attr-defined]
+    client = _config({"models": "members", "key_file": "me.json"}, "client").encryption
+    assert client.key_file == "/etc/me.json"  # type: ignore[attr-defined]
+
+
+def test_member_key_is_loaded_like_the_org_key() -> None:
+    enc = EncryptionConfig(models="members", key_env="K")
+    with pytest.raises(ConfigError, match='models = "members" needs this client'):
+        load_member_key(enc, {})
+    assert load_member_key(EncryptionConfig(key_env="K"), {}) is None
+    key = load_member_key(EncryptionConfig(key_env="K"), {"K": bytes(KEY).hex()})
+    assert key is not None and bytes(key) == bytes(KEY)
+    with pytest.raises(ConfigError, match='models = "members" needs the org'):
+        load_update_key(enc, {})
 
 
 def test_round_config_entry() -> None:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from daemons.errors import ConfigError
 from daemons.testnet.configgen import Endpoints, client_config, org_config, toml_value
-from daemons.testnet.spec import NetSpec
+from daemons.testnet.spec import NetSpec, validate
 
 EP = Endpoints("http://127.0.0.1:1234", "ws://127.0.0.1:1234", "0x" + "ab" * 20)
 CLIENTS = ["0x" + f"{i:040x}" for i in range(1, 4)]
@@ -85,3 +86,24 @@ def test_encrypt_updates_configures_org_and_clients(tmp_path: Path) -> None:
     assert load_config(client, "client").encryption.updates == "encrypted"
     plain = NetSpec(run_dir=tmp_path, clients=3)
     assert "encryption" not in org_config(plain, EP, "http://x", tmp_path, clients, tmp_path)
+
+
+def test_models_members_configures_cards_and_keys_from_env(tmp_path: Path) -> None:
+    from daemons.config import load_config
+
+    spec = NetSpec(run_dir=tmp_path, clients=3, models="members")
+    clients = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"] * 3
+    org = tmp_path / "org.toml"
+    cards = tmp_path / "cards"
+    org.write_text(org_config(spec, EP, "http://x", tmp_path, clients, tmp_path, 0, cards))
+    enc = load_config(org, "org").encryption
+    assert (enc.models, enc.member_cards, enc.updates) == ("members", str(cards), "public")
+    assert enc.key_env == "FEDCHAIN_ENCRYPTION_KEY"  # the org's key: env only, as for updates
+    client = tmp_path / "client.toml"
+    text = client_config(EP, "http://x", tmp_path, tmp_path / "c.npz", models="members")
+    client.write_text(text)
+    cenc = load_config(client, "client").encryption
+    assert (cenc.models, cenc.key_env) == ("members", "FEDCHAIN_ENCRYPTION_KEY")
+    assert "key" not in tomllib.loads(text)["encryption"]  # no secret in a config
+    with pytest.raises(ConfigError, match="--models"):
+        validate(NetSpec(run_dir=tmp_path, clients=3, models="secret"))
