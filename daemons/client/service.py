@@ -53,7 +53,8 @@ async def _main(node: Node, account: Any) -> None:
     async with open_storage(node) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         rounds = ClientRounds(cfg, chain, storage, node.store, cache, data, node.metrics)
-        tailer = make_tailer(node, binding.address)
+        # only RoundOpened: no wake-up (and chain reads) for each other client's submitUpdate
+        tailer = make_tailer(node, binding.address, (RoundOpened,))
 
         async def on_event(event: ContractEvent) -> None:
             node.metrics.last_block.set(event.meta.block_number)
