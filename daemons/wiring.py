@@ -14,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
+from contracts.events import ContractEvent
 from daemons.chain.identity import check_identity
 from daemons.chain.sender import TxSender
 from daemons.chain.store import StateStore
@@ -103,8 +104,10 @@ def tx_sender(binding: FederatedRounds, account: LocalAccount, node: Node) -> Tx
     )
 
 
-def make_tailer(node: Node, address: str) -> EventTailer:
-    """An event tailer for `address` configured from [chain]."""
+def make_tailer(
+    node: Node, address: str, event_types: tuple[type[ContractEvent], ...] | None = None
+) -> EventTailer:
+    """An event tailer for `address` configured from [chain] (only `event_types`, if given)."""
     chain = node.cfg.chain
     return EventTailer(
         node.w3,
@@ -114,6 +117,7 @@ def make_tailer(node: Node, address: str) -> EventTailer:
         chunk_blocks=chain.log_chunk_blocks,
         poll_interval_s=chain.poll_interval_s,
         ws_url=chain.ws_url or None,
+        event_types=event_types,
     )
 
 

@@ -5,6 +5,11 @@ The web3.py docs' EventScanner pattern made crash-safe: events are read with bou
 and each handled event's key is committed together with the cursor, so a restart resumes
 exactly (at-least-once, with dedup of completed events). A websocket subscription, if
 configured, only wakes the poll loop early; polling is always the source of truth.
+
+A tailer given `event_types` reads only those events (`eth_getLogs` with a topic0 filter) and
+its doorbell subscribes to those logs instead of every new block: a client, which acts only on
+`RoundOpened`, then no longer wakes (and reads the chain) for each of the N `submitUpdate`
+blocks of a round, a cost that grew with N² over the federation.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from web3 import AsyncWeb3, WebSocketProvider
 from web3.exceptions import BlockNotFound
 
-from contracts.events import ContractEvent, UnknownEvent, decode_log, event_key
+from contracts.events import TOPIC_OF, ContractEvent, UnknownEvent, decode_log, event_key
 from daemons.chain.backoff import Backoff, delays, node_call, retry
 from daemons.chain.identity import check_identity, provider_url
 from daemons.chain.store import ChainIdentity, Cursor, StateStore
@@ -48,6 +53,7 @@ class EventTailer:
         ws_url: str | None = None,
         start_block: int = 0,
         backoff: Backoff = TAIL_BACKOFF,
+        event_types: tuple[type[ContractEvent], ...] | None = None,
     ) -> None:
         if confirmations < 0 or chunk_blocks < 1 or poll_interval_s <= 0 or start_block < 0:
             raise ValueError(
@@ -60,6 +66,8 @@ class EventTailer:
         self.confirmations, self.chunk_blocks = confirmations, chunk_blocks
         self.poll_interval_s, self.ws_url = poll_interval_s, ws_url or None
         self.start_block, self.backoff = start_block, backoff
+        # None: every event of the contract; else a topic0 filter (an OR over the types)
+        self.topics = None if event_types is None else [[TOPIC_OF[t] for t in event_types]]
         self.url = provider_url(w3)
         self._next_block: int | None = None
         self._bell = asyncio.Event()
@@ -72,7 +80,11 @@ class EventTailer:
         """Backfill, then follow new blocks forever (until cancelled)."""
         bell = None
         if self.ws_url:
-            bell = asyncio.create_task(ring_on_new_heads(self.ws_url, self._bell))
+            if self.topics is None:
+                bell = asyncio.create_task(ring_on_new_heads(self.ws_url, self._bell))
+            else:
+                logs = {"address": self.address, "topics": self.topics}
+                bell = asyncio.create_task(ring_on_new_heads(self.ws_url, self._bell, logs=logs))
         try:
             while True:
                 caught_up = await retry(lambda: self.step(handler), "event tailing", self.backoff)
@@ -106,11 +118,10 @@ class EventTailer:
             return True
         end = min(start + self.chunk_blocks - 1, safe)
         end_hash = await self._block_hash(end)
-        logs = await self._call(
-            lambda: self.w3.eth.get_logs(
-                {"address": self.address, "fromBlock": start, "toBlock": end}
-            )
-        )
+        query: dict[str, Any] = {"address": self.address, "fromBlock": start, "toBlock": end}
+        if self.topics is not None:
+            query["topics"] = self.topics
+        logs = await self._call(lambda: self.w3.eth.get_logs(query))  # type: ignore[arg-type]
         if end_hash is None or await self._block_hash(end) != end_hash:
             log.info("chain changed while reading blocks %d-%d; reading again", start, end)
             return False
@@ -179,14 +190,24 @@ class EventTailer:
 
 
 async def ring_on_new_heads(
-    ws_url: str, bell: asyncio.Event, backoff: Backoff = DOORBELL_BACKOFF
+    ws_url: str,
+    bell: asyncio.Event,
+    backoff: Backoff = DOORBELL_BACKOFF,
+    logs: Mapping[str, Any] | None = None,
 ) -> None:
-    """Set `bell` on every new block header from a websocket; reconnect quietly on failure."""
+    """Set `bell` on every new block header from a websocket; reconnect quietly on failure.
+
+    With `logs` (an `eth_subscribe("logs")` filter: address, topics) it rings only on
+    matching logs instead of on every block.
+    """
     waits: Iterator[float] = iter(())
     while True:
         try:
             async with AsyncWeb3(WebSocketProvider(ws_url)) as ws:
-                await ws.eth.subscribe("newHeads")
+                if logs is None:
+                    await ws.eth.subscribe("newHeads")
+                else:
+                    await ws.eth.subscribe("logs", dict(logs))
                 waits = delays(backoff)
                 async for _ in ws.socket.process_subscriptions():
                     bell.set()

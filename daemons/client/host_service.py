@@ -132,7 +132,7 @@ async def _main(host: HostConfig, node: Node, clients: list[HostedClient]) -> No
             )
             c.rounds.bases = bases
             c.rounds.trainer = trainer.train
-        tailer = make_tailer(node, binding.address)
+        tailer = make_tailer(node, binding.address, (RoundOpened,))  # as the single client
         reach = reachability(node, storage)
 
         async def on_event(event: ContractEvent) -> None:

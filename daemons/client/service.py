@@ -59,7 +59,8 @@ async def _main(node: Node, account: Any) -> None:
         rounds = ClientRounds(
             cfg, chain, storage, node.store, cache, data, node.metrics, member_key
         )
-        tailer = make_tailer(node, binding.address)
+        # only RoundOpened: no wake-up (and chain reads) for each other client's submitUpdate
+        tailer = make_tailer(node, binding.address, (RoundOpened,))
 
         async def on_event(event: ContractEvent) -> None:
             node.metrics.last_block.set(event.meta.block_number)

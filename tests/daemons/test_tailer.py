@@ -15,7 +15,7 @@ from daemons.chain.backoff import Backoff, NodeUnreachable
 from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer, ReorgTooDeep
 from daemons.errors import ChainResetError
-from tests.daemons.chain_helpers import mine, open_round, rpc, submit
+from tests.daemons.chain_helpers import digest, mine, open_round, rpc, submit
 from tests.fixtures.anvil import ALL_NODES, Deployed
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.evm_nodes(*ALL_NODES)]
@@ -231,3 +231,59 @@ async def test_a_chain_reset_under_a_running_tailer_is_a_reset_not_a_reorg(
                 await asyncio.wait_for(tail.sync(Recorder()), 30)
     assert not isinstance(err.value, ReorgTooDeep)
     assert "confirmations" not in str(err.value), "a reset is not fixed by more confirmations"
+
+
+async def test_event_types_read_only_those_events(deployed: Deployed, tmp_path: Path) -> None:
+    round_id = await open_round(deployed)
+    for i in range(3):
+        await submit(deployed, i, round_id)
+    rec = Recorder()
+    with StateStore(tmp_path / "s.db") as store:
+        only = tailer(deployed, store, event_types=(RoundOpened,))
+        await asyncio.wait_for(only.sync(rec), 30)
+        cursor = store.cursor()
+    everything = await all_events(deployed)
+    assert rec.events == [e for e in everything if isinstance(e, RoundOpened)]
+    assert cursor is not None and cursor.block_number == await deployed.w3.eth.block_number
+
+
+async def test_a_filtered_doorbell_rings_for_its_events_only(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """A client's tailer sleeps through other clients' submitUpdate blocks (no chain reads)."""
+    round_id = await open_round(deployed)
+    calls = 0
+    get_logs = deployed.w3.eth.get_logs
+
+    async def counting(params: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await get_logs(params)
+
+    deployed.w3.eth.get_logs = counting  # type: ignore[method-assign, assignment]
+    with StateStore(tmp_path / "s.db") as store:
+        kw = {"poll_interval_s": 60, "ws_url": deployed.anvil.ws_url}
+        tail = tailer(deployed, store, event_types=(RoundOpened,), **kw)
+        got: asyncio.Queue[ContractEvent] = asyncio.Queue()
+        task = asyncio.create_task(tail.run(got.put))
+        try:
+            await asyncio.wait_for(got.get(), 20)  # the backfilled RoundOpened
+            await asyncio.sleep(1.0)  # the doorbell subscribes
+            before = calls
+            for i in range(3):
+                await submit(deployed, i, round_id)
+            await asyncio.sleep(1.5)
+            assert calls == before  # three blocks, no RoundOpened: no wake-up
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            model = "bafymodel"
+            await deployed.contract.close_round(
+                deployed.org, round_id, model, digest(model), "bafymanifest"
+            )
+            await open_round(deployed)
+            assert isinstance(await asyncio.wait_for(got.get(), 20), RoundOpened)
+            assert loop.time() - started < 20  # woken by the doorbell, not the 60 s poll
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            deployed.w3.eth.get_logs = get_logs  # type: ignore[method-assign]
