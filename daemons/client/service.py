@@ -14,6 +14,7 @@ from typing import Any
 from contracts.binding import FederatedRounds
 from contracts.events import ContractEvent, RoundOpened
 from daemons.client.rounds import ClientRounds
+from daemons.client.warmup import start_warmup
 from daemons.config import DaemonConfig
 from daemons.ports import BlobCache
 from daemons.service import log_event, race
@@ -46,6 +47,7 @@ async def _main(node: Node, account: Any) -> None:
     log_event(log, logging.INFO, "client starting", address=account.address, rpc=cfg.chain.rpc_url)
     task = await asyncio.to_thread(load_task, cfg.data.task, "", f"{cfg.path}: data.task")
     data = await asyncio.to_thread(load_data, cfg.path, "data.path", cfg.data.path, task)
+    warmup = start_warmup(cfg, node.store, data, account.address)  # compiles while we wait
     await check_chain(node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
     registration = Registration(binding.is_client, account.address)
@@ -53,6 +55,7 @@ async def _main(node: Node, account: Any) -> None:
     async with open_storage(node) as storage:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         rounds = ClientRounds(cfg, chain, storage, node.store, cache, data, node.metrics)
+        rounds.warmup = warmup
         tailer = make_tailer(node, binding.address)
 
         async def on_event(event: ContractEvent) -> None:

@@ -31,6 +31,7 @@ from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
 from daemons.org.privacy import OrgPrivacy
+from daemons.org.warmup import OrgWarmup
 from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.privacy.policy import org_policy
@@ -84,6 +85,7 @@ class OrgRounds:
         self.privacy = privacy if privacy is not None and privacy.on else None
         self.heldout: dict[str, Any] = dict(heldout or {})  # the forgetting ledger's sets
         self._pins: dict[str, Any] | None = None
+        self.warmup: OrgWarmup | None = None  # round 0's model and eval compiled ahead
 
     @property
     def schema(self) -> FederationSchema:
@@ -195,7 +197,14 @@ class OrgRounds:
     async def publish_initial(self) -> tuple[str, bytes]:
         """Build the seeded round-0 model and put it to IPFS (same seed, same CID)."""
         task = self.task.task
-        sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
+        sections = None
+        if self.warmup is not None:
+            try:
+                sections = await self.warmup.initial()
+            except Exception as exc:  # the warm-up's problem: build it here as before
+                log_event(log, logging.WARNING, "warm-up had no initial model", error=str(exc))
+        if sections is None:
+            sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
         meta = model_metadata(0, self.chain.address, "", 0, task.model)
         blob = encode_blob(sections, meta)
         stored = await self.put(blob)
