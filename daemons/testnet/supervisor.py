@@ -26,6 +26,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
 from daemons.anvil import Anvil, dev_private_keys, free_port
+from daemons.testnet import datacache
 from daemons.testnet.configgen import (
     DP_SECRET_ENV,
     ENCRYPTION_KEY_ENV,
@@ -33,9 +34,10 @@ from daemons.testnet.configgen import (
     Endpoints,
     client_config,
     org_config,
+    warmup_table,
 )
-from daemons.testnet.partition import PartitionPlan, write_partitions
-from daemons.testnet.procs import Child, stop_children
+from daemons.testnet.forkserver import fork_daemon, start_forkserver, stop_forkserver
+from daemons.testnet.procs import Child, Proc, stop_children
 from daemons.testnet.spec import NetSpec, RunDir, TestnetError, write_net_file
 
 MAX_RESTARTS = 3
@@ -91,6 +93,7 @@ class Supervisor:
         self.run = RunDir(spec.run_dir)
         self.stack = ExitStack()
         self.children: list[Child] = []
+        self.forks: Any = None  # the forkserver context once started (forkserver.py)
         keys = dev_private_keys(spec.clients + 1)
         self.org_key, self.client_keys = keys[0], keys[1:]
         self.net: dict[str, Any] = {
@@ -112,6 +115,11 @@ class Supervisor:
         """Chain; then IPFS nodes, contract and data side by side; then the daemons."""
         self.run.create()
         self._phase("chain")
+        # first: the forkserver imports the daemons' code while everything below runs
+        os.environ.setdefault("OMP_NUM_THREADS", str(self.spec.xla_threads))
+        self.forks = start_forkserver()
+        # the IPFS nodes' Node.js compile cache (inherited env), kept across runs
+        os.environ.setdefault("NODE_COMPILE_CACHE", str(self.run.cache / "node"))
         log = self.run.logs / "anvil.log"
         anvil = Anvil(
             block_time_s=self.spec.block_time_s, log_path=log, accounts=self.spec.clients + 1
@@ -121,32 +129,46 @@ class Supervisor:
         nodes = self._bundled_nodes()
         with ThreadPoolExecutor(max_workers=len(nodes) + 1) as pool:
             started = [pool.submit(node.start) for node in nodes]
-            data = (self._plan(), self.spec.data_dir, self.run.data, self._task())
-            parted = pool.submit(write_partitions, *data)
+            parted = pool.submit(self._split)
             clients = self.net["clients"]
             address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, clients))
             for f in started:
                 f.result()
-            parts = parted.result()
+            paths, test_path, sizes = parted.result()
         apis = self._connect(nodes)
         self._phase(
             "daemons",
             contract=address,
             ipfs_api=apis[0],
             ipfs_apis=apis,
-            client_sizes=list(parts.client_sizes),
+            client_sizes=list(sizes),
             ipfs_pids=[n.pid for n in nodes],
         )
         ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
-        self._launch(ep, apis, parts.client_paths, parts.test_path)
+        self._launch(ep, apis, paths, test_path)
         self._phase("running")
 
-    def _task(self) -> Any:
+    def _split(self) -> tuple[tuple[Path, ...], Path, tuple[int, ...]]:
+        """The data split: from the run dir's cache if the same inputs made one before."""
+        s, cache = self.spec, self.run.cache / "data"
+        key = datacache.split_key(s.task, s.model, s.data_dir, self._plan())
+        if datacache.cacheable(s.task):
+            hit = datacache.cached_partitions(cache, key, self.run.data, s.clients)
+            if hit is not None:
+                return hit
+        from daemons.testnet.partition import write_partitions
         from models.tasks import get_task
 
-        return get_task(self.spec.task, self.spec.model)
+        task = get_task(s.task, s.model)
+        parts = write_partitions(self._plan(), s.data_dir, self.run.data, task)
+        if datacache.cacheable(s.task):
+            sizes = parts.client_sizes
+            datacache.store_partitions(cache, key, parts.client_paths, parts.test_path, sizes)
+        return parts.client_paths, parts.test_path, parts.client_sizes
 
-    def _plan(self) -> PartitionPlan:
+    def _plan(self) -> Any:
+        from daemons.testnet.partition import PartitionPlan
+
         s = self.spec
         return PartitionPlan(
             s.partition,
@@ -199,30 +221,40 @@ class Supervisor:
     ) -> None:
         cfg = self.run.configs / "org.toml"
         ports = {name: free_port() for name in ["org", *(f"client-{i}" for i in range(len(data)))]}
+        compiled = self.run.cache / "compile"  # one JAX compile cache per daemon, kept
         # each daemon's /healthz says what it is doing: the live view reads it
         self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
         clients = self.net["clients"]
         state = self.run.state / "org"
-        cfg.write_text(org_config(self.spec, ep, apis[0], state, clients, test_path, ports["org"]))
+        org_args = (self.spec, ep, apis[0], state, clients, test_path, ports["org"])
+        cfg.write_text(org_config(*org_args, compile_cache_dir=compiled / "org"))
         env = daemon_env(self.org_key, self.spec.xla_threads)
         if self.spec.encrypt_updates:  # a fresh X25519 key per run, held only in the org's env
             env[ENCRYPTION_KEY_ENV] = bytes(PrivateKey.generate()).hex()
         if self.spec.dp == "central":  # a fresh DP noise secret per run, only in the org's env
             env[DP_SECRET_ENV] = secrets.token_hex(32)
-        self.children.append(
-            Child("org", daemon_argv("org", cfg), env, self.run.logs / "org.log", self.run.root)
-        )
+        launcher = self._fork if self.forks is not None else None
+        org_log = self.run.logs / "org.log"
+        org = Child("org", daemon_argv("org", cfg), env, org_log, self.run.root, launcher=launcher)
+        self.children.append(org)
+        warmup = warmup_table(self.spec)
         for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
             encrypted, state = self.spec.encrypt_updates, self.run.state / name
             task, port = self.spec.task, ports[name]
-            cfg.write_text(client_config(ep, apis[i + 1], state, path, encrypted, task, port))
+            args = (ep, apis[i + 1], state, path, encrypted, task, port, compiled / name)
+            cfg.write_text(client_config(*args, warmup=warmup))
             env = daemon_env(key, self.spec.xla_threads)
             argv = daemon_argv("client", cfg)
-            self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
+            log = self.run.logs / f"{name}.log"
+            self.children.append(Child(name, argv, env, log, launcher=launcher))
         for c in self.children:
             c.start()
+
+    def _fork(self, child: Child) -> Proc:
+        """Start a daemon as a fork of the pre-imported forkserver (forkserver.py)."""
+        return fork_daemon(self.forks, child.name, child.argv, child.env, child.log_path, child.cwd)
 
     def check(self) -> str | None:
         """Restart a daemon that failed (like systemd Restart=on-failure); say if one gave up."""
@@ -243,6 +275,9 @@ class Supervisor:
     def stop(self, error: str | None = None) -> None:
         """Daemons first (SIGTERM, then SIGKILL after 15 s), then IPFS nodes, then anvil."""
         codes = stop_children(reversed(self.children), timeout_s=15.0)
+        if self.forks is not None:
+            with contextlib.suppress(Exception):
+                stop_forkserver()
         self.stack.close()
         if error:
             self.net["error"] = error

@@ -85,3 +85,32 @@ def test_encrypt_updates_configures_org_and_clients(tmp_path: Path) -> None:
     assert load_config(client, "client").encryption.updates == "encrypted"
     plain = NetSpec(run_dir=tmp_path, clients=3)
     assert "encryption" not in org_config(plain, EP, "http://x", tmp_path, clients, tmp_path)
+
+
+def test_clients_get_the_orgs_recipe_as_warmup_and_a_kept_compile_cache(tmp_path: Path) -> None:
+    from daemons.config import load_config
+    from daemons.testnet.configgen import warmup_table
+
+    spec = NetSpec(run_dir=tmp_path, clients=2, model="2nn", ewc_lambda=5.0, batch_size=32)
+    client = tmp_path / "client.toml"
+    cache = tmp_path / "cache" / "compile" / "client-0"
+    text = client_config(
+        EP,
+        "http://x:1",
+        tmp_path,
+        tmp_path / "c.npz",
+        False,
+        "fashion_mnist",
+        0,
+        cache,
+        warmup_table(spec),
+    )
+    client.write_text(text)
+    cfg = load_config(client, "client")
+    assert cfg.service.compile_cache_dir == str(cache)
+    assert cfg.warmup is not None
+    assert (cfg.warmup.model, cfg.warmup.batch_size, cfg.warmup.penalty) == ("2nn", 32, "ewc")
+    assert cfg.warmup.fisher is True
+    plain = NetSpec(run_dir=tmp_path, clients=2, model="logreg", ewc_lambda=0.0)
+    table = warmup_table(plain)
+    assert table is not None and table["fisher"] is False and table["penalty"] == "none"
