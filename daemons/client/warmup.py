@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from daemons.client.job import _penalty, train_config, train_seed
+from daemons.compile_cache import in_background_thread
 from daemons.config import DaemonConfig, TrainingConfig
 from daemons.round_config import RoundConfig, decode_round_config
 from daemons.service import log_event
@@ -102,7 +103,7 @@ def start_warmup(cfg: DaemonConfig, kv: Any, data: Dataset, client: str) -> Warm
     async def run() -> bool:
         started = time.perf_counter()
         try:
-            await asyncio.to_thread(precompile_round, task_ref, config, data, client)
+            await in_background_thread(precompile_round, task_ref, config, data, client)
         except Exception as exc:  # a bad guess must never stop the daemon
             log_event(log, logging.WARNING, "warm-up failed; round 1 compiles", error=str(exc))
             return False

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from daemons.compile_cache import in_background_thread
 from daemons.org.evaluation import per_class
 from daemons.org.model_step import Sections, eval_metrics, initial_sections
 from daemons.service import log_event
@@ -63,7 +64,7 @@ class OrgWarmup:
         started = time.perf_counter()
         try:
             params = (await self._initial)["params"]
-            await asyncio.to_thread(self._run_evaluations, params)
+            await in_background_thread(self._run_evaluations, params)
         except Exception as exc:  # a warm-up must never stop the daemon
             log_event(log, logging.WARNING, "evaluation warm-up failed", error=str(exc))
             return

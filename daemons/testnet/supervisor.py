@@ -112,7 +112,8 @@ class Supervisor:
         write_net_file(self.run, self.net)
 
     def start(self) -> None:
-        """Chain; then IPFS nodes, contract and data side by side; then the daemons."""
+        """Chain; then IPFS nodes, contract and data side by side; the org as soon as its
+        node, the contract and the data are there; the clients once their nodes are up."""
         self.run.create()
         self._phase("chain")
         # first: the forkserver imports the daemons' code while everything below runs
@@ -127,14 +128,23 @@ class Supervisor:
         self.stack.enter_context(anvil)
         self._phase("ipfs, contract, data", rpc_url=anvil.rpc_url, ws_url=anvil.ws_url)
         nodes = self._bundled_nodes()
+        names = ["org", *(f"client-{i}" for i in range(self.spec.clients))]
+        ports = {name: free_port() for name in names}
+        # each daemon's /healthz says what it is doing: the live view reads it
+        self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
         with ThreadPoolExecutor(max_workers=len(nodes) + 1) as pool:
             started = [pool.submit(node.start) for node in nodes]
             parted = pool.submit(self._split)
             clients = self.net["clients"]
             address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, clients))
-            for f in started:
-                f.result()
             paths, test_path, sizes = parted.result()
+            if started:
+                started[0].result()  # the org's node: the org can open round 1 now
+            ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
+            org_api = nodes[0].api_url if nodes else str(self.spec.ipfs_api)
+            self._launch_org(ep, org_api, test_path, ports["org"])
+            for f in started[1:]:
+                f.result()
         apis = self._connect(nodes)
         self._phase(
             "daemons",
@@ -144,8 +154,7 @@ class Supervisor:
             client_sizes=list(sizes),
             ipfs_pids=[n.pid for n in nodes],
         )
-        ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
-        self._launch(ep, apis, paths, test_path)
+        self._launch_clients(ep, apis, paths, ports)
         self._phase("running")
 
     def _split(self) -> tuple[tuple[Path, ...], Path, tuple[int, ...]]:
@@ -216,41 +225,48 @@ class Supervisor:
             swarm_connect(node.api_url, hub.swarm_multiaddr, hub.peer_id)
         return [n.api_url for n in nodes]
 
-    def _launch(
-        self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], test_path: Path
-    ) -> None:
+    def _launch_org(self, ep: Endpoints, api: str, test_path: Path, port: int) -> None:
         cfg = self.run.configs / "org.toml"
-        ports = {name: free_port() for name in ["org", *(f"client-{i}" for i in range(len(data)))]}
-        compiled = self.run.cache / "compile"  # one JAX compile cache per daemon, kept
-        # each daemon's /healthz says what it is doing: the live view reads it
-        self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
         clients = self.net["clients"]
         state = self.run.state / "org"
-        org_args = (self.spec, ep, apis[0], state, clients, test_path, ports["org"])
-        cfg.write_text(org_config(*org_args, compile_cache_dir=compiled / "org"))
+        cache = self.run.cache / "compile" / "org"  # its JAX compile cache, kept across runs
+        cfg.write_text(org_config(self.spec, ep, api, state, clients, test_path, port, cache))
         env = daemon_env(self.org_key, self.spec.xla_threads)
         if self.spec.encrypt_updates:  # a fresh X25519 key per run, held only in the org's env
             env[ENCRYPTION_KEY_ENV] = bytes(PrivateKey.generate()).hex()
         if self.spec.dp == "central":  # a fresh DP noise secret per run, only in the org's env
             env[DP_SECRET_ENV] = secrets.token_hex(32)
-        launcher = self._fork if self.forks is not None else None
-        org_log = self.run.logs / "org.log"
-        org = Child("org", daemon_argv("org", cfg), env, org_log, self.run.root, launcher=launcher)
+        log = self.run.logs / "org.log"
+        org = Child(
+            "org", daemon_argv("org", cfg), env, log, self.run.root, launcher=self._launcher
+        )
         self.children.append(org)
+        org.start()
+
+    def _launch_clients(
+        self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], ports: dict[str, int]
+    ) -> None:
         warmup = warmup_table(self.spec)
+        started = []
         for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
             encrypted, state = self.spec.encrypt_updates, self.run.state / name
-            task, port = self.spec.task, ports[name]
-            args = (ep, apis[i + 1], state, path, encrypted, task, port, compiled / name)
+            task, cache = self.spec.task, self.run.cache / "compile" / name
+            args = (ep, apis[i + 1], state, path, encrypted, task, ports[name], cache)
             cfg.write_text(client_config(*args, warmup=warmup))
             env = daemon_env(key, self.spec.xla_threads)
-            argv = daemon_argv("client", cfg)
             log = self.run.logs / f"{name}.log"
-            self.children.append(Child(name, argv, env, log, launcher=launcher))
-        for c in self.children:
+            started.append(
+                Child(name, daemon_argv("client", cfg), env, log, launcher=self._launcher)
+            )
+        self.children += started
+        for c in started:
             c.start()
+
+    @property
+    def _launcher(self) -> Any:
+        return self._fork if self.forks is not None else None
 
     def _fork(self, child: Child) -> Proc:
         """Start a daemon as a fork of the pre-imported forkserver (forkserver.py)."""
