@@ -85,15 +85,18 @@ def iso_to_epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def one_run(run_dir: Path, clients: int, rounds: int, cold: bool) -> dict[str, Any]:
+def one_run(run_dir: Path, clients: int, rounds: int, cold: bool, checkout: Path) -> dict[str, Any]:
     if cold:
         shutil.rmtree(run_dir / "cache", ignore_errors=True)
-    fedchain = str(REPO / ".venv" / "bin" / "fedchain")
-    argv = [fedchain, "testnet", "up", "--clients", str(clients), "--rounds", str(rounds)]
-    argv += [*DEMO, "--run-dir", str(run_dir)]
+    # this venv's interpreter on `checkout`'s code (another checkout: a before/after pair)
+    argv = [sys.executable, "-m", "daemons.cli", "testnet", "up", "--clients", str(clients)]
+    argv += ["--rounds", str(rounds), *DEMO, "--run-dir", str(run_dir)]
+    env = dict(os.environ, PYTHONPATH=str(checkout))
     load_before = load()
     t0 = time.time()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=checkout, env=env
+    )
     opened_s = cpu_at_open = None
     while proc.poll() is None:
         if opened_s is None and first_line_time(run_dir / "logs" / "org.log", OPENED):
@@ -153,6 +156,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="rounds per run (>= 2)")
     ap.add_argument("--runs", type=int, default=2, help="first cold, the rest warm")
     ap.add_argument("--run-dir", type=Path, default=REPO / "runs" / "startup")
+    ap.add_argument(
+        "--checkout", type=Path, default=REPO, help="run this checkout's code (node_modules too)"
+    )
     a = ap.parse_args()
     if a.rounds < 2:
         ap.error("--rounds must be >= 2 (round 1 is compared with the later ones)")
