@@ -162,9 +162,8 @@ def main() -> int:
     a = ap.parse_args()
     if a.rounds < 2:
         ap.error("--rounds must be >= 2 (round 1 is compared with the later ones)")
-    results = [
-        one_run(a.run_dir.resolve(), a.clients, a.rounds, cold=i == 0) for i in range(a.runs)
-    ]
+    run_dir, checkout = a.run_dir.resolve(), a.checkout.resolve()
+    results = [one_run(run_dir, a.clients, a.rounds, i == 0, checkout) for i in range(a.runs)]
     for r in results:
         tag = "cold" if r["cold"] else "warm"
         q = ratios(r["rounds"])
