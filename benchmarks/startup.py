@@ -79,6 +79,14 @@ def first_line_time(path: Path, needle: str) -> str | None:
     return None
 
 
+def _this_run(run_dir: Path, t0: float) -> bool:
+    """The run dir holds this run's net (not the previous run's logs, not yet emptied)."""
+    try:
+        return float(json.loads((run_dir / "testnet.json").read_text())["started_at"]) >= t0
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def iso_to_epoch(stamp: str) -> float:
     from datetime import datetime
 
@@ -99,7 +107,11 @@ def one_run(run_dir: Path, clients: int, rounds: int, cold: bool, checkout: Path
     )
     opened_s = cpu_at_open = None
     while proc.poll() is None:
-        if opened_s is None and first_line_time(run_dir / "logs" / "org.log", OPENED):
+        if (
+            opened_s is None
+            and _this_run(run_dir, t0)
+            and first_line_time(run_dir / "logs" / "org.log", OPENED)
+        ):
             opened_s = time.time() - t0
             cpu_at_open = cpu_seconds(descendants(proc.pid))
         time.sleep(0.05)
