@@ -36,7 +36,7 @@ def _plugins_for(command: str | None) -> tuple[tuple[str, str], ...]:
     or JAX, ~1 CPU-second apiece, which `testnet up` and the daemons need not pay."""
     if command in ("org", "client", "ipfs"):
         return ()
-    mine = tuple(p for p in PLUGINS if command in (c.strip() for c in p[1].split(",")))
+    mine = tuple(p for p in PLUGINS if command in [c.strip() for c in p[1].split(",")])
     return mine or PLUGINS
 
 
