@@ -151,13 +151,13 @@ def slowest_client_s(round_doc: dict[str, Any]) -> float:
 def ratios(rounds: list[dict[str, Any]]) -> dict[str, float]:
     first, later = rounds[0], rounds[1:]
     train_later = statistics.median(slowest_client_s(r) for r in later)
-    wall_later = statistics.median(r["wall_s"] for r in later)
+    wall_later = statistics.median(r["wall_s"] or float("nan") for r in later)
     eval_later = statistics.median(r["timings_s"].get("evaluate_s", 0.0) for r in later)
     return {
         "train_first_s": slowest_client_s(first),
         "train_later_s": train_later,
         "train_ratio": slowest_client_s(first) / train_later,
-        "wall_ratio": first["wall_s"] / wall_later,
+        "wall_ratio": (first["wall_s"] or float("nan")) / wall_later,
         "org_evaluate_ratio": first["timings_s"].get("evaluate_s", 0.0) / eval_later,
     }
 

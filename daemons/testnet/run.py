@@ -162,6 +162,14 @@ async def watch_rounds(
     return out
 
 
+def _import_watchers() -> None:
+    """Import what following the rounds needs, so the watch starts as soon as the net runs
+    (a round seen late would get no wall time)."""
+    import daemons.storage
+    import daemons.testnet.collect
+    import daemons.testnet.feed  # noqa: F401
+
+
 def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) -> None:
     """summary.json: the per-round numbers for scripts (CI test, benchmark)."""
     from daemons.testnet.report import overhead_s, summarize
@@ -245,6 +253,7 @@ def stop_supervisor(sup: Child, timeout_s: float = 60.0) -> None:
 
 
 async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0: float) -> Outcome:
+    await asyncio.to_thread(_import_watchers)  # while the supervisor starts the net
     net = await wait_running(run, sup, console)
     console.print(
         f"testnet up: chain {net['rpc_url']}, contract {net['contract']}, "
