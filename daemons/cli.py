@@ -31,8 +31,18 @@ PLUGINS: tuple[tuple[str, str], ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (every command has --help)."""
+def _plugins_for(command: str | None) -> tuple[tuple[str, str], ...]:
+    """The plugin modules to import for `command`: its own only (none for org, client,
+    ipfs), or all of them (no command, --help, an unknown one). Each plugin imports web3
+    or JAX, ~1 CPU-second apiece, which `testnet up` and the daemons need not pay."""
+    if command in ("org", "client", "ipfs"):
+        return ()
+    mine = tuple(p for p in PLUGINS if command in [c.strip() for c in p[1].split(",")])
+    return mine or PLUGINS
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser (every command has --help); `command`: only what it needs."""
     parser = argparse.ArgumentParser(
         prog="fedchain",
         description="Federated learning coordinated by an Ethereum contract, models over IPFS.",
@@ -49,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ipfs.add_argument("ipfs_args", nargs=argparse.REMAINDER, help="arguments for the node")
     ipfs.set_defaults(func=_run_ipfs)
-    missing = [f"{mod} ({cmds})" for mod, cmds in PLUGINS if not _register(mod, sub)]
+    plugins = _plugins_for(command)
+    missing = [f"{mod} ({cmds})" for mod, cmds in plugins if not _register(mod, sub)]
     if missing:
         parser.epilog = "unavailable in this build: " + "; ".join(missing)
     return parser
@@ -137,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _plugin_path()
     if argv[:1] == ["ipfs"]:  # everything after `ipfs`, --help included, is the node's
         return _run_ipfs(argparse.Namespace(ipfs_args=argv[1:]))
-    args = build_parser().parse_args(argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    args = build_parser(command).parse_args(argv)
     try:
         result = args.func(args)
         if inspect.isawaitable(result):

@@ -88,6 +88,9 @@ class ServiceConfig:
     log_format: str = "human"
     # how often the chain and IPFS are probed for /healthz and the IPFS outage bound
     probe_interval_s: float = 5.0
+    # JAX's persistent compilation cache (daemons/compile_cache.py); dir "" = state_dir's
+    compile_cache: bool = True
+    compile_cache_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,17 @@ class TrainingConfig:
     fedprox_mu: float = 0.01
     fisher_gamma: float = 0.9
     fisher_samples: int = 1000
+
+
+@dataclass(frozen=True)
+class WarmupConfig(TrainingConfig):
+    """A client's guess at the org's round recipe, compiled while it waits for its first
+    round (daemons/client/warmup.py); only a hint: the round config decides. `model` ""
+    = no warm-up from this table (a restarted client warms up from its last round's config).
+    """
+
+    model: str = ""
+    fisher: bool = True
 
 
 @dataclass(frozen=True)
@@ -206,6 +220,7 @@ class DaemonConfig:
     data: DataConfig | None = None
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     privacy: PrivacyConfig | None = None
+    warmup: WarmupConfig | None = None
 
 
 SECTIONS: dict[str, type] = {
@@ -218,6 +233,7 @@ SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "encryption": EncryptionConfig,
     "privacy": PrivacyConfig,
+    "warmup": WarmupConfig,
 }
 ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
     "org": (
@@ -230,7 +246,7 @@ ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
         "encryption",
         "privacy",
     ),
-    "client": ("chain", "identity", "ipfs", "service", "data", "encryption"),
+    "client": ("chain", "identity", "ipfs", "service", "data", "encryption", "warmup"),
 }
 REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {"org": ("federation",), "client": ("data",)}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -240,10 +256,13 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("encryption", "updates"): UPDATE_MODES,
     ("encryption", "models"): MODEL_MODES,
     ("privacy", "mode"): PRIVACY_MODES,
+    ("warmup", "optimizer"): OPTIMIZERS,
+    ("warmup", "penalty"): PENALTIES,
 }
 PATH_KEYS = {("identity", "keystore"), ("service", "state_dir"), ("federation", "eval_data")}
 PATH_KEYS |= {("data", "path"), ("encryption", "key_file"), ("privacy", "secret_file")}
 PATH_KEYS |= {("encryption", "member_cards")}
+PATH_KEYS |= {("service", "compile_cache_dir")}
 NON_NEGATIVE = {("chain", "confirmations"), ("federation", "seed"), ("training", "momentum")}
 PATH_TABLES = {("federation", "heldout_data")}
 NON_NEGATIVE |= {("chain", "fee_bump_after_s"), ("chain", "max_fee_gwei")}

@@ -19,6 +19,7 @@ from daemons.chain.identity import check_identity
 from daemons.chain.sender import TxSender
 from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer
+from daemons.compile_cache import cache_dir_for, enable_compile_cache
 from daemons.config import DaemonConfig
 from daemons.http import serve_forever
 from daemons.keys import load_account
@@ -48,6 +49,9 @@ async def run_daemon(cfg: DaemonConfig, main: Callable[[Node, Any], Awaitable[No
 
     SIGTERM/SIGINT give 0, a crash non-zero; set-up failures get the same exit-code mapping.
     """
+    svc = cfg.service
+    if svc.compile_cache:  # before anything compiles (docs/daemons.md, "First round")
+        enable_compile_cache(cache_dir_for(svc.state_dir, svc.compile_cache_dir))
     check_config(cfg)  # registries: model, strategy and its options (exit 2 on error)
     account = load_account(cfg.identity, source=cfg.path)
     node = open_node(cfg)

@@ -14,8 +14,8 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-import dp_accounting
-from dp_accounting.rdp import rdp_privacy_accountant
+# dp_accounting (and the scipy.signal it imports, ~1 CPU-s) only when ε is computed: every
+# org imports this module, few federations use DP
 
 SAMPLING_RATE = 1.0
 ACCOUNTANT = "rdp"
@@ -36,6 +36,9 @@ def epsilon_spent(noise_multipliers: Sequence[float | None], delta: float) -> fl
         return 0.0
     if any(z is None or z == 0 for z in noise_multipliers):
         return math.inf
+    import dp_accounting
+    from dp_accounting.rdp import rdp_privacy_accountant
+
     accountant = rdp_privacy_accountant.RdpAccountant()
     for z, count in sorted(Counter(noise_multipliers).items()):
         accountant.compose(dp_accounting.GaussianDpEvent(z), count)

@@ -105,6 +105,13 @@ def fisher_diagonal(
     seed: int = 0,
 ) -> Params:
     """Mean squared per-example gradient over at most ``max_samples`` samples (seeded subset)."""
+    fn, x, y = _fisher_inputs(model, data, batch_size, max_samples, seed)
+    return fn(params, x, y)
+
+
+def _fisher_inputs(
+    model: Model | Task, data: Dataset, batch_size: int, max_samples: int | None, seed: int
+) -> tuple[Callable[..., Any], jax.Array, jax.Array]:
     n = len(data)
     if n == 0:
         raise ModelsError("cannot compute a Fisher diagonal on an empty dataset")
@@ -113,7 +120,21 @@ def fisher_diagonal(
     if max_samples is not None and n > max_samples:
         data = data.subset(np.sort(np.random.default_rng(seed).permutation(n)[:max_samples]))
     fn = _fisher_fn(as_task(model), min(batch_size, len(data)))
-    return fn(params, jnp.asarray(data.x), jnp.asarray(data.y))
+    return fn, jnp.asarray(data.x), jnp.asarray(data.y)
+
+
+def precompile_fisher_diagonal(
+    model: Model | Task,
+    params: Params,
+    data: Dataset,
+    batch_size: int = 32,
+    max_samples: int | None = 1000,
+    seed: int = 0,
+) -> None:
+    """Compile what ``fisher_diagonal`` with these arguments runs, without running it."""
+    fn, x, y = _fisher_inputs(model, data, batch_size, max_samples, seed)
+    jitted: Any = fn  # a jax.jit function: AOT lower/compile
+    jitted.lower(params, x, y).compile()
 
 
 def online_fisher(prev: Params | None, mean_new: Params, gamma: float) -> Params:

@@ -179,6 +179,18 @@ def local_train(
     penalty: Penalty | None = None,
 ) -> tuple[Params, TrainMetrics]:
     """Train ``params`` on ``data`` for ``config.epochs`` epochs; deterministic for a seed."""
+    task, fn, params, opt_state, x, y = _prepare(model, params, data, config, penalty)
+    base_key = jax.random.PRNGKey(config.seed)
+    sums = jnp.zeros(2)
+    for epoch in range(config.epochs):
+        key = jax.random.fold_in(base_key, epoch)
+        params, opt_state, sums = fn(params, opt_state, x, y, key, penalty)
+    return params, _metrics(task, sums, penalty, params, len(data))
+
+
+def _prepare(
+    model: Model | Task, params: Params, data: Dataset, config: TrainConfig, penalty: Any
+) -> tuple[Task, Callable[..., Any], Params, Any, jax.Array, jax.Array]:
     if len(data) == 0:
         raise TrainingError("cannot train on an empty dataset")
     task = as_task(model)
@@ -186,16 +198,34 @@ def local_train(
     # Copy, so donating buffers to the jitted epoch never invalidates the caller's arrays.
     params = jax.tree_util.tree_map(lambda a: jnp.array(a, jnp.float32, copy=True), params)
     opt_state = make_transform(config, penalty).init(params)
-    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
-    base_key = jax.random.PRNGKey(config.seed)
-    sums = jnp.zeros(2)
-    for epoch in range(config.epochs):
-        key = jax.random.fold_in(base_key, epoch)
-        params, opt_state, sums = fn(params, opt_state, x, y, key, penalty)
-    n = len(data)
+    return task, fn, params, opt_state, jnp.asarray(data.x), jnp.asarray(data.y)
+
+
+def _metrics(task: Task, sums: jax.Array, penalty: Any, params: Params, n: int) -> TrainMetrics:
     loss = float(sums[0]) / n + (0.0 if penalty is None else float(penalty_value(penalty, params)))
     accuracy = float(sums[1]) / n if task.classification else None
-    return params, TrainMetrics(loss, accuracy, n)
+    return TrainMetrics(loss, accuracy, n)
+
+
+def precompile_local_train(
+    model: Model | Task,
+    params: Params,
+    data: Dataset,
+    config: TrainConfig,
+    penalty: Penalty | None = None,
+) -> None:
+    """Compile what ``local_train`` with these arguments runs, without training.
+
+    The epoch is lowered and compiled ahead of time (jit reuses that executable for the same
+    shapes); the few eager ops around it run once on the same shapes. A later
+    ``local_train`` with the same shapes, recipe and penalty kind compiles nothing
+    (tests/models/test_precompile.py).
+    """
+    task, fn, params, opt_state, x, y = _prepare(model, params, data, config, penalty)
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
+    jitted: Any = fn  # a jax.jit function: AOT lower/compile
+    jitted.lower(params, opt_state, x, y, key, penalty).compile()
+    _metrics(task, jnp.zeros(2), penalty, params, len(data))
 
 
 def params_to_numpy(params: Params) -> Params:

@@ -20,6 +20,7 @@ from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
 from contracts.events import RoundOpened
 from contracts.state import RoundInfo, RoundStatus
 from daemons.client.job import PreviousUpdate, train_update
+from daemons.client.warmup import LAST_CONFIG_KEY, Warmup
 from daemons.config import DaemonConfig
 from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
@@ -68,6 +69,7 @@ class ClientRounds:
         # how `train_update`'s arguments become the blob: a worker thread here; a client
         # host batches its clients' calls into one vmapped training (daemons/client/host_train.py)
         self.trainer: Callable[..., Awaitable[bytes]] = _train_in_thread
+        self.warmup: Warmup | None = None  # compiling ahead of round 1 (client/warmup.py)
         self.task_ref = cfg.data.task if cfg.data is not None else DEFAULT_TASK
 
     async def on_round_opened(self, event: RoundOpened) -> None:
@@ -138,6 +140,7 @@ class ClientRounds:
         if blob is None:
             config_json, base_data = await _side_by_side(self._config(info), self._fetch_base(info))
             blob = await self._train(info, decode_round_config(config_json), base_data)
+            self.kv.put(LAST_CONFIG_KEY, config_json.decode())  # the next start's warm-up
         if config_json is None:  # restarted between training and sealing
             config_json = await self._config(info)
         return self._seal(info, decode_round_config(config_json), blob)
@@ -152,6 +155,9 @@ class ClientRounds:
         task = client_task(self.task_ref, config.task, config.model)  # refuses a mismatch
         base = self._base(base_data, config, task)
         previous = self._previous(base)
+        if self.warmup is not None and not self._trained:
+            self.activity = f"compiling round {r} (warm-up)"
+            self._trained = await self.warmup.wait()
         started = time.perf_counter()
         self.activity = f"{'training' if self._trained else 'compiling'} round {r}"
         log_event(

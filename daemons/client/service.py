@@ -14,6 +14,7 @@ from typing import Any
 from contracts.binding import FederatedRounds
 from contracts.events import ContractEvent, RoundOpened
 from daemons.client.rounds import ClientRounds
+from daemons.client.warmup import start_warmup
 from daemons.config import DaemonConfig
 from daemons.ports import BlobCache
 from daemons.privacy.keys import load_member_key, public_hex
@@ -50,6 +51,7 @@ async def _main(node: Node, account: Any) -> None:
         log_event(log, logging.INFO, "member key loaded", public_key=public_hex(member_key))
     task = await asyncio.to_thread(load_task, cfg.data.task, "", f"{cfg.path}: data.task")
     data = await asyncio.to_thread(load_data, cfg.path, "data.path", cfg.data.path, task)
+    warmup = start_warmup(cfg, node.store, data, account.address)  # compiles while we wait
     await check_chain(node)
     binding = FederatedRounds(node.w3, cfg.chain.contract)
     registration = Registration(binding.is_client, account.address)
@@ -59,6 +61,7 @@ async def _main(node: Node, account: Any) -> None:
         rounds = ClientRounds(
             cfg, chain, storage, node.store, cache, data, node.metrics, member_key
         )
+        rounds.warmup = warmup
         # only RoundOpened: no wake-up (and chain reads) for each other client's submitUpdate
         tailer = make_tailer(node, binding.address, (RoundOpened,))
 

@@ -83,6 +83,8 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     # would let one client's update decide whether another's is merged (docs/privacy.md)
     bounds = influence_bounds(fed) if dp is None else None
     step = (*args, org.with_fisher, bounds, org.task.task, dp, org.heldout)
+    if org.warmup is not None:
+        await org.warmup.evaluated()  # its compilations, not a second copy of them
     result = await asyncio.to_thread(aggregate_step, base, updates, *step)
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     _log_rejected(org, info, result)

@@ -32,6 +32,7 @@ from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
 from daemons.org.privacy import OrgPrivacy, central_dp_pin
+from daemons.org.warmup import OrgWarmup
 from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, Chain, Storage
 from daemons.privacy.policy import org_policy
@@ -88,6 +89,7 @@ class OrgRounds:
         self._pins: dict[str, Any] | None = None
         # [encryption] models = "members": models sealed to the members (docs/security.md)
         self.models = models or OrgModels(key=update_key)
+        self.warmup: OrgWarmup | None = None  # round 0's model and eval compiled ahead
 
     @property
     def schema(self) -> FederationSchema:
@@ -206,7 +208,14 @@ class OrgRounds:
         if known is not None:
             return known["cid"], bytes.fromhex(known["digest"])
         task = self.task.task
-        sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
+        sections = None
+        if self.warmup is not None:
+            try:
+                sections = await self.warmup.initial()
+            except Exception as exc:  # the warm-up's problem: build it here as before
+                log_event(log, logging.WARNING, "warm-up had no initial model", error=str(exc))
+        if sections is None:
+            sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
         meta = model_metadata(0, self.chain.address, "", 0, task.model)
         blob = self.models.seal(encode_blob(sections, meta), 0, "")
         stored = await self.put(blob)

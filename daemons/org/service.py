@@ -22,6 +22,7 @@ from daemons.org.ledger import Ledger, Submission
 from daemons.org.models_seal import org_models
 from daemons.org.privacy import OrgPrivacy, load_secret
 from daemons.org.rounds import OrgRounds, idle
+from daemons.org.warmup import OrgWarmup
 from daemons.ports import BlobCache
 from daemons.privacy.keys import load_update_key, public_hex
 from daemons.service import log_event, race
@@ -74,6 +75,8 @@ async def _main(node: Node, account: Any) -> None:
         for name, path in sorted(fed.heldout_data.items())
     }
     heldout = await asyncio.to_thread(ledger_sets, task.task, configured, str(cfg.path))
+    with_per_class = fed.per_class_metrics
+    warmup = OrgWarmup(task.task, fed.seed, task.schema.fisher, eval_data, heldout, with_per_class)
     await check_chain(node)
     address = await attach_or_deploy(node, account)
     binding = FederatedRounds(node.w3, address)
@@ -102,6 +105,7 @@ async def _main(node: Node, account: Any) -> None:
             heldout=heldout,
             models=models,
         )
+        org.warmup = warmup
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
 

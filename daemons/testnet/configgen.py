@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemons.testnet.spec import NetSpec
+from models import registry
 
 KEY_ENV = "FEDCHAIN_PRIVATE_KEY"
 ENCRYPTION_KEY_ENV = "FEDCHAIN_ENCRYPTION_KEY"
@@ -58,8 +59,20 @@ def render_toml(tables: Mapping[str, Mapping[str, object]]) -> str:
 
 
 def _common(
-    ep: Endpoints, api_url: str, state_dir: Path, health_port: int = 0
+    ep: Endpoints,
+    api_url: str,
+    state_dir: Path,
+    health_port: int = 0,
+    compile_cache_dir: Path | None = None,
 ) -> dict[str, dict[str, object]]:
+    service: dict[str, object] = {
+        "state_dir": str(state_dir),
+        "health_host": "127.0.0.1",
+        "health_port": health_port,
+        "log_format": "human",
+    }
+    if compile_cache_dir is not None:  # kept across runs by the testnet (spec.RunDir.cache)
+        service["compile_cache_dir"] = str(compile_cache_dir)
     return {
         "chain": {
             "rpc_url": ep.rpc_url,
@@ -71,12 +84,7 @@ def _common(
         },
         "identity": {"private_key_env": KEY_ENV},
         "ipfs": {"api_url": api_url, "timeout_s": 60, "max_blob_bytes": 67108864},
-        "service": {
-            "state_dir": str(state_dir),
-            "health_host": "127.0.0.1",
-            "health_port": health_port,
-            "log_format": "human",
-        },
+        "service": service,
     }
 
 
@@ -101,6 +109,20 @@ def training_table(spec: NetSpec) -> dict[str, object]:
     return table
 
 
+def warmup_table(spec: NetSpec) -> dict[str, object] | None:
+    """A client's [warmup]: the recipe the org will publish, to compile before round 1.
+
+    None for a plug-in task without an explicit --model (its default is the task's own).
+    """
+    model = spec.model or (registry.task_models(spec.task) or ("",))[0]
+    if not model:
+        return None
+    table = training_table(spec)
+    fisher = table["penalty"] in registry.FISHER_PENALTIES
+    fisher = fisher or spec.strategy in registry.FISHER_STRATEGIES
+    return {"model": model, **table, "fisher": fisher}
+
+
 DP_SECRET_ENV = "FEDCHAIN_DP_SECRET"
 
 
@@ -113,11 +135,12 @@ def org_config(
     eval_data: Path,
     health_port: int = 0,
     member_cards: Path | None = None,
+    compile_cache_dir: Path | None = None,
 ) -> str:
     """The org daemon's TOML: all clients, rounds close as soon as every client submitted.
 
     `member_cards`: with `spec.models == "members"`, the clients' signed key cards."""
-    tables = _common(ep, api_url, state_dir, health_port)
+    tables = _common(ep, api_url, state_dir, health_port, compile_cache_dir)
     tables["federation"] = {
         "clients": list(clients),
         "rounds": spec.rounds,
@@ -162,11 +185,14 @@ def client_config(
     key_env: str = KEY_ENV,
     models: str = "public",
     encryption_key_env: str = ENCRYPTION_KEY_ENV,
+    compile_cache_dir: Path | None = None,
+    warmup: Mapping[str, object] | None = None,
 ) -> str:
     """One client daemon's TOML (`encrypted`: it refuses to send a plaintext update;
     `models` "members": it needs its own X25519 key, from `encryption_key_env`, to open the
-    models); `key_env` names its account key's variable (each client of a host has its own)."""
-    tables = _common(ep, api_url, state_dir, health_port)
+    models); `key_env` names its account key's variable (each client of a host has its own);
+    `warmup`: the recipe to compile for before round 1."""
+    tables = _common(ep, api_url, state_dir, health_port, compile_cache_dir)
     tables["identity"] = {"private_key_env": key_env}
     tables["data"] = {"path": str(data_path), "task": task}
     if encrypted:
@@ -174,4 +200,6 @@ def client_config(
     if models == "members":
         enc = tables.setdefault("encryption", {})
         enc |= {"models": "members", "key_env": encryption_key_env}
+    if warmup:
+        tables["warmup"] = dict(warmup)
     return render_toml(tables)

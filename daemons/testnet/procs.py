@@ -7,11 +7,27 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from daemons.childproc import die_with_parent
+
+
+class Proc(Protocol):
+    """What `Child` needs of a running process: a `subprocess.Popen` or a forked daemon."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+# starts `child` some other way than Popen (testnet/forkserver.py); returns its process
+Launcher = Callable[["Child"], Proc]
 
 
 @dataclass
@@ -24,7 +40,8 @@ class Child:
     log_path: Path
     cwd: Path | None = None
     die_with_parent: bool = True
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Proc | None = None
+    launcher: Launcher | None = None
     restarts: int = 0
     exit_codes: list[int] = field(default_factory=list)
 
@@ -39,6 +56,9 @@ class Child:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"--- {stamp} supervisor: starting {self.name} ---\n".encode())
             log.flush()
+            if self.launcher is not None:
+                self.proc = self.launcher(self)
+                return
             self.proc = subprocess.Popen(
                 list(self.argv),
                 env=dict(self.env),
@@ -69,7 +89,7 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def signal_group(proc: Proc, sig: int) -> None:
     """Send `sig` to the child's whole process group (it leads its own session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)

@@ -17,17 +17,18 @@ from rich.console import Console
 from rich.live import Live
 
 from daemons.errors import ConfigError
-from daemons.storage import IpfsStorage
-from daemons.testnet import collect, progress
+from daemons.testnet import progress
 from daemons.testnet.facts import fold_gas
-from daemons.testnet.feed import Feed
 from daemons.testnet.procs import Child, pid_alive, stop_children
 from daemons.testnet.records import RoundRecord
-from daemons.testnet.report import overhead_s, rich_table, summarize, summary_lines, write_report
 from daemons.testnet.spec import DEFAULT_DATA_DIR, NetSpec, RunDir, TestnetError, read_net_file
+
+# web3, IPFS, the blob codec (JAX) and matplotlib are imported where they are used, after
+# the supervisor has started: `testnet up` spends no CPU on them before the net starts.
 
 RUN_ENTRIES = ("logs", "configs", "data", "ipfs", "state", "plots", "report.html")
 RUN_FILES = ("testnet.json", "spec.json", "summary.json", "testnet.tmp")
+KEPT_ENTRIES = ("cache",)  # compile caches and the data split, reused by the next run
 
 
 @dataclass
@@ -50,7 +51,7 @@ def prepare_run_dir(run: RunDir) -> None:
                 f"stop it with `fedchain testnet down --run-dir {run.root}`"
             )
     if run.root.exists() and any(run.root.iterdir()):
-        known = set(RUN_ENTRIES) | set(RUN_FILES)
+        known = set(RUN_ENTRIES) | set(RUN_FILES) | set(KEPT_ENTRIES)
         if not (run.root / "spec.json").exists() or set(os.listdir(run.root)) - known:
             raise TestnetError(
                 f"{run.root} is not empty and not a testnet run dir; pick another --run-dir"
@@ -110,7 +111,7 @@ POLL_GIVE_UP_S = 60.0
 
 
 async def _follow(
-    run: RunDir, sup: Child, spec: NetSpec, feed: Feed, out: Outcome, console: Console
+    run: RunDir, sup: Child, spec: NetSpec, feed: Any, out: Outcome, console: Console
 ) -> None:
     """Poll until every planned round settled, the supervisor stopped, or reads keep failing."""
     live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
@@ -137,6 +138,10 @@ async def watch_rounds(
     run: RunDir, sup: Child, net: dict[str, Any], spec: NetSpec, console: Console
 ) -> Outcome:
     """Follow the chain until `spec.rounds` rounds are settled or the supervisor stops."""
+    from daemons.storage import IpfsStorage
+    from daemons.testnet import collect
+    from daemons.testnet.feed import Feed
+
     watch = collect.ChainWatch(net["rpc_url"], net["contract"])
     out = Outcome()
     try:
@@ -157,8 +162,18 @@ async def watch_rounds(
     return out
 
 
+def _import_watchers() -> None:
+    """Import what following the rounds needs, so the watch starts as soon as the net runs
+    (a round seen late would get no wall time)."""
+    import daemons.storage
+    import daemons.testnet.collect
+    import daemons.testnet.feed  # noqa: F401
+
+
 def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) -> None:
     """summary.json: the per-round numbers for scripts (CI test, benchmark)."""
+    from daemons.testnet.report import overhead_s, summarize
+
     rows = [
         {
             "round_id": r.round_id,
@@ -193,6 +208,8 @@ def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) ->
 
 def finish(run: RunDir, out: Outcome, net: dict[str, Any], spec: NetSpec, t0: float) -> None:
     """Write report.html, plots and summary.json."""
+    from daemons.testnet.report import write_report
+
     elapsed = time.monotonic() - t0
     facts = {
         "run dir": str(run.root),
@@ -214,6 +231,8 @@ def finish(run: RunDir, out: Outcome, net: dict[str, Any], spec: NetSpec, t0: fl
 
 def print_end(console: Console, run: RunDir, out: Outcome, kept: bool) -> None:
     """The summary table, headline lines, problems, and where everything is."""
+    from daemons.testnet.report import rich_table, summarize, summary_lines
+
     console.print(rich_table(out.rounds))
     for line in summary_lines(summarize(out.rounds)):
         console.print(line)
@@ -234,6 +253,7 @@ def stop_supervisor(sup: Child, timeout_s: float = 60.0) -> None:
 
 
 async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0: float) -> Outcome:
+    await asyncio.to_thread(_import_watchers)  # while the supervisor starts the net
     net = await wait_running(run, sup, console)
     console.print(
         f"testnet up: chain {net['rpc_url']}, contract {net['contract']}, "
@@ -245,7 +265,15 @@ async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0
 
 
 def check_plugins(spec: NetSpec) -> None:
-    """Import the task and strategy now, so a typo fails here (exit 2) and not in 5 daemons."""
+    """Import the task and strategy now, so a typo fails here (exit 2) and not in 5 daemons.
+
+    Built-in names are checked against the JAX-free registry (`validate` did); only a
+    plug-in is imported (which imports JAX).
+    """
+    from models import registry
+
+    if not (registry.is_plugin(spec.task) or registry.is_plugin(spec.strategy)):
+        return
     from models.errors import ModelsError
     from models.strategies import strategy_uses_fisher
     from models.tasks import get_task

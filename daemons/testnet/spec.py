@@ -201,6 +201,11 @@ class RunDir:
         return self.root / "plots"
 
     @property
+    def cache(self) -> Path:
+        """Kept across runs in the same run dir: compile caches, the data split."""
+        return self.root / "cache"
+
+    @property
     def report_html(self) -> Path:
         return self.root / "report.html"
 

@@ -27,6 +27,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
 from daemons.anvil import Anvil, dev_private_keys, free_port
+from daemons.testnet import datacache
 from daemons.testnet.configgen import (
     DP_SECRET_ENV,
     ENCRYPTION_KEY_ENV,
@@ -34,10 +35,11 @@ from daemons.testnet.configgen import (
     Endpoints,
     client_config,
     org_config,
+    warmup_table,
 )
+from daemons.testnet.forkserver import fork_daemon, start_forkserver, stop_forkserver
 from daemons.testnet.hosts import client_key_env, clients_per_host, host_config, host_groups
-from daemons.testnet.partition import PartitionPlan, write_partitions
-from daemons.testnet.procs import Child, stop_children
+from daemons.testnet.procs import Child, Proc, stop_children
 from daemons.testnet.spec import NetSpec, RunDir, TestnetError, write_net_file
 
 MAX_RESTARTS = 3
@@ -93,6 +95,7 @@ class Supervisor:
         self.run = RunDir(spec.run_dir)
         self.stack = ExitStack()
         self.children: list[Child] = []
+        self.forks: Any = None  # the forkserver context once started (forkserver.py)
         keys = dev_private_keys(spec.clients + 1)
         per_host = clients_per_host(spec.clients, spec.clients_per_host)
         # None: one daemon per client; else the client indices of each `fedchain client-host`
@@ -116,9 +119,15 @@ class Supervisor:
         write_net_file(self.run, self.net)
 
     def start(self) -> None:
-        """Chain; then IPFS nodes, contract and data side by side; then the daemons."""
+        """Chain; then IPFS nodes, contract and data side by side; the org as soon as its
+        node, the contract and the data are there; the clients once their nodes are up."""
         self.run.create()
         self._phase("chain")
+        # first: the forkserver imports the daemons' code while everything below runs
+        os.environ.setdefault("OMP_NUM_THREADS", str(self.spec.xla_threads))
+        self.forks = start_forkserver()
+        # the IPFS nodes' Node.js compile cache (inherited env), kept across runs
+        os.environ.setdefault("NODE_COMPILE_CACHE", str(self.run.cache / "node"))
         log = self.run.logs / "anvil.log"
         anvil = Anvil(
             block_time_s=self.spec.block_time_s, log_path=log, accounts=self.spec.clients + 1
@@ -127,34 +136,58 @@ class Supervisor:
         self.chain_id = anvil.chain_id
         self._phase("ipfs, contract, data", rpc_url=anvil.rpc_url, ws_url=anvil.ws_url)
         nodes = self._bundled_nodes()
+        ports = {name: free_port() for name in ["org", *self._daemon_names()]}
+        # each daemon's /healthz says what it is doing: the live view reads it
+        self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
         with ThreadPoolExecutor(max_workers=len(nodes) + 1) as pool:
-            started = [pool.submit(node.start) for node in nodes]
-            data = (self._plan(), self.spec.data_dir, self.run.data, self._task())
-            parted = pool.submit(write_partitions, *data)
+            # the org's node first: on 2 cores, five Node.js start-ups at once (~2 CPU-s
+            # each) would hold up the one that round 1 needs
+            started = [pool.submit(node.start) for node in nodes[:1]]
+            parted = pool.submit(self._split)
             clients = self.net["clients"]
             address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, clients))
-            for f in started:
+            paths, test_path, sizes = parted.result()
+            if started:
+                started[0].result()  # the org's node: the org can open round 1 now
+            started += [pool.submit(node.start) for node in nodes[1:]]
+            ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
+            org_api = nodes[0].api_url if nodes else str(self.spec.ipfs_api)
+            self._launch_org(ep, org_api, test_path, ports["org"])
+            for f in started[1:]:
                 f.result()
-            parts = parted.result()
         apis = self._connect(nodes)
         self._phase(
             "daemons",
             contract=address,
             ipfs_api=apis[0],
             ipfs_apis=apis,
-            client_sizes=list(parts.client_sizes),
+            client_sizes=list(sizes),
             ipfs_pids=[n.pid for n in nodes],
         )
-        ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
-        self._launch(ep, apis, parts.client_paths, parts.test_path)
+        self._launch_clients(ep, apis, paths, ports)
         self._phase("running")
 
-    def _task(self) -> Any:
+    def _split(self) -> tuple[tuple[Path, ...], Path, tuple[int, ...]]:
+        """The data split: from the run dir's cache if the same inputs made one before."""
+        s, cache = self.spec, self.run.cache / "data"
+        key = datacache.split_key(s.task, s.model, s.data_dir, self._plan())
+        if datacache.cacheable(s.task):
+            hit = datacache.cached_partitions(cache, key, self.run.data, s.clients)
+            if hit is not None:
+                return hit
+        from daemons.testnet.partition import write_partitions
         from models.tasks import get_task
 
-        return get_task(self.spec.task, self.spec.model)
+        task = get_task(s.task, s.model)
+        parts = write_partitions(self._plan(), s.data_dir, self.run.data, task)
+        if datacache.cacheable(s.task):
+            sizes = parts.client_sizes
+            datacache.store_partitions(cache, key, parts.client_paths, parts.test_path, sizes)
+        return parts.client_paths, parts.test_path, parts.client_sizes
 
-    def _plan(self) -> PartitionPlan:
+    def _plan(self) -> Any:
+        from daemons.testnet.partition import PartitionPlan
+
         s = self.spec
         return PartitionPlan(
             s.partition,
@@ -206,73 +239,87 @@ class Supervisor:
         """IPFS nodes on the clients' side: one per client daemon, or one per host."""
         return len(self.groups) if self.groups else self.spec.clients
 
-    def _launch(
-        self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], test_path: Path
-    ) -> None:
+    def _daemon_names(self) -> list[str]:
+        """The client side's daemons: one per client, or one `client-host` per group."""
+        if self.groups:
+            return [f"host-{h}" for h in range(len(self.groups))]
+        return [f"client-{i}" for i in range(self.spec.clients)]
+
+    def _launch_org(self, ep: Endpoints, api: str, test_path: Path, port: int) -> None:
         cfg = self.run.configs / "org.toml"
-        names = [f"host-{h}" for h in range(len(self.groups))] if self.groups else None
-        names = names or [f"client-{i}" for i in range(len(data))]
-        ports = {name: free_port() for name in ["org", *names]}
-        # each daemon's /healthz says what it is doing: the live view reads it
-        self.net["health"] = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
         clients = self.net["clients"]
         state = self.run.state / "org"
+        cache = self.run.cache / "compile" / "org"  # its JAX compile cache, kept across runs
         members = self.spec.models == "members"
-        member_keys = [PrivateKey.generate() for _ in self.client_keys] if members else []
-        self.member_keys = member_keys  # each client's X25519 key, given only in its env
-        cards = self._member_cards(ep, member_keys) if members else None
-        args = (self.spec, ep, apis[0], state, clients, test_path, ports["org"], cards)
-        cfg.write_text(org_config(*args))
+        self.member_keys = [PrivateKey.generate() for _ in self.client_keys] if members else []
+        cards = self._member_cards(ep, self.member_keys) if members else None
+        text = org_config(self.spec, ep, api, state, clients, test_path, port, cards, cache)
+        cfg.write_text(text)
         env = daemon_env(self.org_key, self.spec.xla_threads)
         if self.spec.encrypt_updates or members:  # a fresh X25519 key per run, only in env
             env[ENCRYPTION_KEY_ENV] = bytes(PrivateKey.generate()).hex()
         if self.spec.dp == "central":  # a fresh DP noise secret per run, only in the org's env
             env[DP_SECRET_ENV] = secrets.token_hex(32)
-        self.children.append(
-            Child("org", daemon_argv("org", cfg), env, self.run.logs / "org.log", self.run.root)
+        log = self.run.logs / "org.log"
+        org = Child(
+            "org", daemon_argv("org", cfg), env, log, self.run.root, launcher=self._launcher
         )
-        if self.groups:
-            self._launch_hosts(ep, apis, data, ports)
-        else:
-            self._launch_clients(ep, apis, data, ports)
-        for c in self.children:
-            c.start()
+        self.children.append(org)
+        org.start()
 
     def _launch_clients(
         self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], ports: dict[str, int]
     ) -> None:
+        """The client side: one daemon per client, or one `fedchain client-host` per group."""
+        launch = self._hosts if self.groups else self._solo_clients
+        started = launch(ep, apis, data, ports)
+        self.children += started
+        for c in started:
+            c.start()
+
+    def _solo_clients(
+        self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], ports: dict[str, int]
+    ) -> list[Child]:
         """One client daemon per client, each with its own IPFS node."""
+        warmup, started = warmup_table(self.spec), []
         for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
             encrypted, state = self.spec.encrypt_updates, self.run.state / name
-            task, port = self.spec.task, ports[name]
-            models = self.spec.models
-            text = client_config(ep, apis[i + 1], state, path, encrypted, task, port, models=models)
+            task, cache = self.spec.task, self.run.cache / "compile" / name
+            args = (ep, apis[i + 1], state, path, encrypted, task, ports[name])
+            text = client_config(
+                *args, models=self.spec.models, compile_cache_dir=cache, warmup=warmup
+            )
             cfg.write_text(text)
             env = daemon_env(key, self.spec.xla_threads)
             if self.member_keys:  # the client's own X25519 key (its card is in the cards dir)
                 env[ENCRYPTION_KEY_ENV] = bytes(self.member_keys[i]).hex()
-            argv = daemon_argv("client", cfg)
-            self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
+            log = self.run.logs / f"{name}.log"
+            started.append(
+                Child(name, daemon_argv("client", cfg), env, log, launcher=self._launcher)
+            )
+        return started
 
-    def _launch_hosts(
+    def _hosts(
         self, ep: Endpoints, apis: list[str], data: tuple[Path, ...], ports: dict[str, int]
-    ) -> None:
+    ) -> list[Child]:
         """One `fedchain client-host` per group: its clients' configs, keys and IPFS node."""
         assert self.groups is not None
         encrypted, task = self.spec.encrypt_updates, self.spec.task
+        started = []
         for h, members in enumerate(self.groups):
             name, configs = f"host-{h}", []
             env = daemon_env(self.org_key, self.spec.xla_threads)
             env.pop(KEY_ENV)  # each hosted client has its own variable
+            cache = self.run.cache / "compile" / name  # one JAX runtime per host
             for i in members:
                 key_env, state = client_key_env(i), self.run.state / f"client-{i}"
                 enc_env = f"{ENCRYPTION_KEY_ENV}_{i}"
                 cfg = self.run.configs / f"client-{i}.toml"
                 text = client_config(
                     ep, apis[h + 1], state, data[i], encrypted, task, 0, key_env,
-                    models=self.spec.models, encryption_key_env=enc_env,
+                    models=self.spec.models, encryption_key_env=enc_env, compile_cache_dir=cache,
                 )  # fmt: skip
                 cfg.write_text(text)
                 configs.append(cfg)
@@ -282,7 +329,9 @@ class Supervisor:
             cfg = self.run.configs / f"{name}.toml"
             cfg.write_text(host_config(configs, self.run.state / name, ports[name]))
             argv = daemon_argv("client-host", cfg)
-            self.children.append(Child(name, argv, env, self.run.logs / f"{name}.log"))
+            log = self.run.logs / f"{name}.log"
+            started.append(Child(name, argv, env, log, launcher=self._launcher))
+        return started
 
     def _member_cards(self, ep: Endpoints, member_keys: list[PrivateKey]) -> Path:
         """Every client's key card, signed by its dev account, in RUN_DIR/cards (public)."""
@@ -295,6 +344,14 @@ class Supervisor:
             card = make_card(Account.from_key(key), public_hex(member), self.chain_id, ep.contract)
             (folder / f"client-{i}.json").write_text(json.dumps(card.to_json(), indent=2))
         return folder
+
+    @property
+    def _launcher(self) -> Any:
+        return self._fork if self.forks is not None else None
+
+    def _fork(self, child: Child) -> Proc:
+        """Start a daemon as a fork of the pre-imported forkserver (forkserver.py)."""
+        return fork_daemon(self.forks, child.name, child.argv, child.env, child.log_path, child.cwd)
 
     def check(self) -> str | None:
         """Restart a daemon that failed (like systemd Restart=on-failure); say if one gave up."""
@@ -315,6 +372,9 @@ class Supervisor:
     def stop(self, error: str | None = None) -> None:
         """Daemons first (SIGTERM, then SIGKILL after 15 s), then IPFS nodes, then anvil."""
         codes = stop_children(reversed(self.children), timeout_s=15.0)
+        if self.forks is not None:
+            with contextlib.suppress(Exception):
+                stop_forkserver()
         self.stack.close()
         if error:
             self.net["error"] = error

@@ -107,3 +107,32 @@ def test_models_members_configures_cards_and_keys_from_env(tmp_path: Path) -> No
     assert "key" not in tomllib.loads(text)["encryption"]  # no secret in a config
     with pytest.raises(ConfigError, match="--models"):
         validate(NetSpec(run_dir=tmp_path, clients=3, models="secret"))
+
+
+def test_clients_get_the_orgs_recipe_as_warmup_and_a_kept_compile_cache(tmp_path: Path) -> None:
+    from daemons.config import load_config
+    from daemons.testnet.configgen import warmup_table
+
+    spec = NetSpec(run_dir=tmp_path, clients=2, model="2nn", ewc_lambda=5.0, batch_size=32)
+    client = tmp_path / "client.toml"
+    cache = tmp_path / "cache" / "compile" / "client-0"
+    text = client_config(
+        EP,
+        "http://x:1",
+        tmp_path,
+        tmp_path / "c.npz",
+        False,
+        "fashion_mnist",
+        0,
+        compile_cache_dir=cache,
+        warmup=warmup_table(spec),
+    )
+    client.write_text(text)
+    cfg = load_config(client, "client")
+    assert cfg.service.compile_cache_dir == str(cache)
+    assert cfg.warmup is not None
+    assert (cfg.warmup.model, cfg.warmup.batch_size, cfg.warmup.penalty) == ("2nn", 32, "ewc")
+    assert cfg.warmup.fisher is True
+    plain = NetSpec(run_dir=tmp_path, clients=2, model="logreg", ewc_lambda=0.0)
+    table = warmup_table(plain)
+    assert table is not None and table["fisher"] is False and table["penalty"] == "none"

@@ -1,0 +1,47 @@
+"""Daemons forked from the testnet's pre-imported forkserver: own session, log, env, exit code."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemons.testnet.forkserver import start_forkserver, stop_forkserver
+from daemons.testnet.procs import Child
+from daemons.testnet.supervisor import daemon_argv
+
+
+@pytest.fixture(scope="module")
+def forks():  # type: ignore[no-untyped-def]
+    ctx = start_forkserver()
+    assert ctx is not None
+    yield ctx
+    stop_forkserver()
+
+
+def _child(tmp_path: Path, forks: object, argv: list[str], env: dict[str, str]) -> Child:
+    from daemons.testnet.forkserver import fork_daemon
+
+    def launch(c: Child):  # type: ignore[no-untyped-def]
+        return fork_daemon(forks, c.name, c.argv, c.env, c.log_path, c.cwd)
+
+    return Child("t", argv, env, tmp_path / "t.log", tmp_path, launcher=launch)
+
+
+def test_a_forked_command_logs_and_exits_with_its_code(tmp_path: Path, forks: object) -> None:
+    child = _child(tmp_path, forks, [sys.executable, "-m", "daemons.cli", "--version"], {})
+    child.start()
+    assert child.proc is not None
+    assert child.proc.wait(timeout=120) == 0
+    text = child.log_path.read_text()
+    assert "starting t" in text and "fedchain " in text  # the header, then argparse's output
+
+
+def test_a_forked_daemon_with_a_bad_config_exits_2(tmp_path: Path, forks: object) -> None:
+    cfg = tmp_path / "client.toml"
+    cfg.write_text("[data]\npath = 'nowhere.npz'\n[bogus]\n")
+    child = _child(tmp_path, forks, daemon_argv("client", cfg), dict(os.environ))
+    child.start()
+    assert child.proc is not None
+    assert child.proc.wait(timeout=120) == 2
+    assert "unknown section [bogus]" in child.log_path.read_text()
