@@ -159,14 +159,37 @@ def test_testnet_writes_host_configs_that_load(tmp_path: Path) -> None:
     ep = Endpoints("http://127.0.0.1:1", "ws://127.0.0.1:1", ADDR)
     apis = [f"http://127.0.0.1:{5000 + i}" for i in range(4)]
     data = tuple(tmp_path / f"c{i}.npz" for i in range(5))
-    sup._launch_hosts(ep, apis, data, {f"host-{h}": 7000 + h for h in range(3)})  # not started
-    assert [c.name for c in sup.children] == ["host-0", "host-1", "host-2"]
+    children = sup._hosts(ep, apis, data, {f"host-{h}": 7000 + h for h in range(3)})  # not started
+    assert [c.name for c in children] == ["host-0", "host-1", "host-2"]
     host = load_host_config(sup.run.configs / "host-1.toml")
     assert [c.ipfs.api_url for c in host.clients] == [apis[2]] * 2  # the host's own node
     assert [c.identity.private_key_env for c in host.clients] == [
         "FEDCHAIN_PRIVATE_KEY_2",
         "FEDCHAIN_PRIVATE_KEY_3",
     ]
-    env = sup.children[1].env
+    env = children[1].env
     assert env["FEDCHAIN_PRIVATE_KEY_2"] == sup.client_keys[2] and "FEDCHAIN_PRIVATE_KEY" not in env
     assert host.health_port == 7001
+
+
+def test_hosted_members_each_get_their_own_model_key_variable(tmp_path: Path) -> None:
+    from nacl.public import PrivateKey
+
+    from daemons.testnet.configgen import Endpoints
+    from daemons.testnet.supervisor import Supervisor
+
+    spec = NetSpec(run_dir=tmp_path, clients=3, clients_per_host=2, models="members")
+    sup = Supervisor(spec)
+    sup.run.create()
+    sup.member_keys = [PrivateKey.generate() for _ in range(3)]  # as _launch_org sets them
+    ep = Endpoints("http://127.0.0.1:1", "ws://127.0.0.1:1", ADDR)
+    apis = [f"http://127.0.0.1:{5000 + i}" for i in range(3)]
+    data = tuple(tmp_path / f"c{i}.npz" for i in range(3))
+    children = sup._hosts(ep, apis, data, {"host-0": 7000, "host-1": 7001})
+    host = load_host_config(sup.run.configs / "host-0.toml")
+    names = [c.encryption.key_env for c in host.clients]
+    assert names == ["FEDCHAIN_ENCRYPTION_KEY_0", "FEDCHAIN_ENCRYPTION_KEY_1"]
+    assert all(c.encryption.models == "members" for c in host.clients)
+    env = children[0].env
+    assert [env[n] for n in names] == [bytes(k).hex() for k in sup.member_keys[:2]]
+    assert "FEDCHAIN_ENCRYPTION_KEY_2" in children[1].env and "FEDCHAIN_ENCRYPTION_KEY" not in env
