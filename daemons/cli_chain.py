@@ -169,8 +169,8 @@ async def _events(args: argparse.Namespace, target: Target) -> int:
                 backoff=Backoff(attempts=3 if not args.follow else 30),
             )
             await (tail.run(show) if args.follow else tail.sync(show))
-    finally:
-        await w3.provider.disconnect()
+    finally:  # bounded: Ctrl-C must end the command even if the node is slow to hang up
+        await asyncio.wait({asyncio.ensure_future(w3.provider.disconnect())}, timeout=5)
     return 0
 
 

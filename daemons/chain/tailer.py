@@ -29,6 +29,7 @@ from daemons.chain.identity import check_identity, provider_url
 from daemons.chain.store import ChainIdentity, Cursor, StateStore
 from daemons.errors import FedchainError
 
+DOORBELL_STOP_S = 5.0  # how long a stopping tailer waits for its websocket to close
 log = logging.getLogger(__name__)
 Handler = Callable[[ContractEvent], Awaitable[None]]
 TAIL_BACKOFF = Backoff(attempts=30, base_s=0.2, max_s=10.0)  # about 4 min of node outage
@@ -92,8 +93,7 @@ class EventTailer:
                     await self._wait_for_news()
         finally:
             if bell is not None:
-                bell.cancel()
-                await asyncio.gather(bell, return_exceptions=True)
+                await stop_doorbell(bell)
 
     async def sync(self, handler: Handler) -> None:
         """Backfill up to the current safe head, then return (no following)."""
@@ -187,6 +187,15 @@ class EventTailer:
 
     async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         return await node_call(self.url, fn)
+
+
+async def stop_doorbell(bell: asyncio.Task[None], timeout_s: float = DOORBELL_STOP_S) -> None:
+    """Cancel the doorbell and wait for it a bounded time: a websocket that is slow to close
+    must not keep a stopping tailer (and a Ctrl-C'd `events --follow`) alive."""
+    bell.cancel()
+    done, _ = await asyncio.wait({bell}, timeout=timeout_s)
+    if not done:
+        log.warning("websocket doorbell did not stop within %.0f s; not waiting longer", timeout_s)
 
 
 async def ring_on_new_heads(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,33 @@ async def test_a_filtered_doorbell_rings_for_its_events_only(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             deployed.w3.eth.get_logs = get_logs  # type: ignore[method-assign]
+
+
+async def test_a_doorbell_slow_to_close_holds_a_stopping_tailer_a_bounded_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from daemons.chain.tailer import stop_doorbell
+
+    release = asyncio.Event()
+
+    async def stubborn() -> None:  # a websocket close that outlasts the cancel
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await release.wait()
+            raise
+
+    bell = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with caplog.at_level(logging.WARNING, logger="daemons.chain.tailer"):
+        await stop_doorbell(bell, timeout_s=0.2)
+    assert loop.time() - started < 2.0
+    assert "did not stop within" in caplog.text
+    release.set()
+    await asyncio.gather(bell, return_exceptions=True)
+    quick = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.sleep(0)
+    await stop_doorbell(quick, timeout_s=5)
+    assert quick.cancelled()
