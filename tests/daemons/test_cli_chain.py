@@ -177,7 +177,17 @@ async def test_events_follow_prints_new_events_until_interrupted(deployed: Deplo
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert json.loads(line)["event"] == "RoundOpened"
         proc.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        try:
+            code = await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            code = None
+        if code != 0:  # say what the command was doing
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            assert proc.stderr is not None
+            err = (await proc.stderr.read()).decode(errors="replace")[-4000:]
+            raise AssertionError(f"events --follow exited {code} after SIGINT; stderr:\n{err}")
     finally:
         if proc.returncode is None:
             proc.kill()
