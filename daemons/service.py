@@ -209,8 +209,8 @@ def report_crash(name: str, exc: BaseException | None) -> int:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, ChainResetError | ContractGone):
-        text = str(exc)  # said once: the message may start with it already
-        if not text.startswith(RESET_PREFIX):
+        text = str(exc)  # said once: the message may say it already (e.g. ContractGone's)
+        if "chain was reset" not in text:
             text = RESET_PREFIX + text
         log_event(log, logging.ERROR, f"{name} stopped: {text}")
         return EXIT_CHAIN_RESET
