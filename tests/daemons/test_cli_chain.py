@@ -176,6 +176,8 @@ async def test_events_follow_prints_new_events_until_interrupted(deployed: Deplo
         await open_round(deployed)
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert json.loads(line)["event"] == "RoundOpened"
+        status = Path(f"/proc/{proc.pid}/status").read_text()  # its signal masks, if it hangs
+        masks = [ln for ln in status.splitlines() if ln.startswith(("SigBlk", "SigIgn", "SigCgt"))]
         proc.send_signal(signal.SIGINT)
         try:
             code = await asyncio.wait_for(proc.wait(), 30)
@@ -187,7 +189,9 @@ async def test_events_follow_prints_new_events_until_interrupted(deployed: Deplo
                 await proc.wait()
             assert proc.stderr is not None
             err = (await proc.stderr.read()).decode(errors="replace")[-4000:]
-            raise AssertionError(f"events --follow exited {code} after SIGINT; stderr:\n{err}")
+            raise AssertionError(
+                f"events --follow exited {code} after SIGINT; masks {masks}; stderr:\n{err}"
+            )
     finally:
         if proc.returncode is None:
             proc.kill()
