@@ -164,7 +164,14 @@ async def test_events_follow_prints_new_events_until_interrupted(deployed: Deplo
     cmd = [sys.executable, "-m", "daemons.cli", "events", "--follow", "--json"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = await asyncio.create_subprocess_exec(
-        *cmd, *target(deployed), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        *cmd,
+        *target(deployed),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        # as in a terminal: a shell's background job (`make test &`) ignores SIGINT, and an
+        # ignored SIGINT is inherited, so the Ctrl-C under test would never arrive
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout is not None
