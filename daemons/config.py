@@ -279,13 +279,17 @@ def load_config(path: str | Path, role: str) -> DaemonConfig:
     path = Path(path)
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}; allowed: {', '.join(ROLES)}")
+    return parse_config(read_toml(path), path, role)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; a missing or malformed file is a ConfigError naming it."""
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, path, role)
 
 
 def parse_config(raw: dict[str, Any], path: Path, role: str) -> DaemonConfig:

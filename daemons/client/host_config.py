@@ -16,12 +16,11 @@ Every client config keeps its own key (`[identity]`: give each client its own
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemons.config import LOG_FORMATS, DaemonConfig, load_config
+from daemons.config import LOG_FORMATS, DaemonConfig, load_config, read_toml
 from daemons.errors import ConfigError
 
 HOST_KEYS = {"clients", "state_dir", "health_host", "health_port", "log_format", "gather_s"}
@@ -43,12 +42,7 @@ class HostConfig:
 def load_host_config(path: str | Path) -> HostConfig:
     """Read `[host]` and every client config it lists; a ConfigError names what is wrong."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     extra = set(raw) - {"host"}
     if "host" not in raw or extra:
         raise ConfigError(
