@@ -1,5 +1,7 @@
 """The error tree of the daemons package: one root, split by what the caller should do."""
 
+from models.errors import Rejected
+
 
 class FedchainError(Exception):
     """Root of every error the daemons raise on purpose."""
@@ -13,13 +15,12 @@ class ConfigError(FedchainError):
     """A configuration file or value is wrong: stop and tell the user which file and key."""
 
 
-class RejectedUpdate(FedchainError):
-    """An update blob was refused; `reason` is a short code a log line and manifest can show."""
+class RejectedUpdate(FedchainError, Rejected):
+    """The daemons' `Rejected` (an update, envelope, round config or task pin was refused):
+    one root with the models' `BlobRejected`, so `except Rejected` catches both."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
+        Rejected.__init__(self, detail, reason)
 
 
 class ChainResetError(FedchainError):

@@ -13,14 +13,27 @@ class StrategyError(ModelsError, ValueError):
     """An aggregation strategy was misconfigured or given inconsistent updates."""
 
 
-class BlobRejected(ModelsError):
-    """A blob failed decoding or validation; `reason` is a short code, `detail` says what."""
+class Rejected(ModelsError):
+    """The one root of "refused, with a reason": a blob, an update envelope, a round config.
+
+    `reason` is a short code (a subclass's class attribute, or given), `detail` says what was
+    wrong. A daemon catches `Rejected`, records `reason`, logs `detail` and goes on.
+    """
 
     reason = "rejected"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"{self.reason}: {detail}")
+    def __init__(self, detail: str = "", reason: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
+        super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
         self.detail = detail
+
+
+class BlobRejected(Rejected):
+    """A blob failed decoding or validation; `reason` is a short code, `detail` says what."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
 
 
 class BlobTooLarge(BlobRejected):

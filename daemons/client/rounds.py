@@ -33,7 +33,7 @@ from daemons.service import crash_after_broadcast, crash_point, log_event
 from daemons.task_setup import client_task
 from models.codec import DecodedBlob, decode_blob
 from models.data import Dataset
-from models.errors import BlobRejected
+from models.errors import Rejected
 from models.registry import DEFAULT_TASK
 from models.schema import FederationSchema
 from models.task import Task
@@ -81,7 +81,7 @@ class ClientRounds:
         try:
             self.activity = f"fetching round {r}"
             blob = await self._update_blob(info)
-        except (RejectedUpdate, BlobRejected) as exc:
+        except Rejected as exc:
             self.activity = f"skipped round {r}"
             log_event(
                 log,
