@@ -10,15 +10,65 @@ import base64
 import binascii
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from contracts.state import RoundInfo
 
+Receipt = Mapping[str, Any]
+"""A mined transaction's receipt (web3's AttributeDict; `status`, `gasUsed`, `blockNumber`...)."""
+
+
+@dataclass(frozen=True)
+class Tx:
+    """One idempotent contract call: `key` names the intent, so a re-send after a crash finds
+    the transaction stored under it (signed once) instead of sending a second one."""
+
+    key: str
+    fn_name: str
+    args: tuple[Any, ...]
+
+
+def open_round_tx(
+    round_id: int,
+    base_cid: str,
+    base_digest: bytes,
+    deadline: int,
+    min_updates: int,
+    max_updates: int,
+    config_cid: str,
+    afresh: bool = False,
+) -> Tx:
+    """`openRound` of round `round_id`; `afresh` = a new intent after a refused stale deadline
+    (keyed by the new deadline, so the refused one is never re-sent)."""
+    key = f"open:{round_id}:{deadline}" if afresh else f"open:{round_id}"
+    args = (base_cid, base_digest, deadline, min_updates, max_updates, config_cid)
+    return Tx(key, "openRound", args)
+
+
+def submit_update_tx(round_id: int, cid: str, digest: bytes, num_samples: int) -> Tx:
+    return Tx(f"submit:{round_id}", "submitUpdate", (round_id, cid, digest, num_samples))
+
+
+def close_round_tx(round_id: int, model_cid: str, model_digest: bytes, manifest_cid: str) -> Tx:
+    args = (round_id, model_cid, model_digest, manifest_cid)
+    return Tx(f"close:{round_id}", "closeRound", args)
+
+
+def fail_round_tx(round_id: int) -> Tx:
+    return Tx(f"fail:{round_id}", "failRound", (round_id,))
+
+
+def add_clients_tx(clients: Sequence[str]) -> Tx:
+    """`addClients`, keyed by the set it adds (the same set re-sent is the same intent)."""
+    tag = hashlib.sha256(",".join(clients).encode()).hexdigest()[:12]
+    return Tx(f"add_clients:{tag}", "addClients", (list(clients),))
+
 
 class Chain(Protocol):
-    """Reads of contract state and idempotent, keyed transactions."""
+    """Reads of contract state and the protocol's transactions, each idempotent by its key."""
 
     address: str
 
@@ -33,6 +83,84 @@ class Chain(Protocol):
     async def now_s(self) -> int: ...
 
     async def send(self, key: str, fn_name: str, *args: Any) -> Any: ...
+
+    async def transact(self, tx: Tx) -> Receipt: ...
+
+    async def open_round(
+        self,
+        round_id: int,
+        base_cid: str,
+        base_digest: bytes,
+        deadline: int,
+        min_updates: int,
+        max_updates: int,
+        config_cid: str,
+        afresh: bool = False,
+    ) -> Receipt: ...
+
+    async def submit_update(
+        self, round_id: int, cid: str, digest: bytes, num_samples: int
+    ) -> Receipt: ...
+
+    async def close_round(
+        self, round_id: int, model_cid: str, model_digest: bytes, manifest_cid: str
+    ) -> Receipt: ...
+
+    async def fail_round(self, round_id: int) -> Receipt: ...
+
+    async def add_clients(self, clients: Sequence[str]) -> Receipt: ...
+
+
+class ChainTransactions:
+    """The typed transactions of `Chain` over a keyed `send(key, fn_name, *args)`: each builds
+    its `Tx` (and so its idempotency key) with the functions above."""
+
+    async def send(self, key: str, fn_name: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def transact(self, tx: Tx) -> Receipt:
+        receipt: Receipt = await self.send(tx.key, tx.fn_name, *tx.args)
+        return receipt
+
+    async def open_round(
+        self,
+        round_id: int,
+        base_cid: str,
+        base_digest: bytes,
+        deadline: int,
+        min_updates: int,
+        max_updates: int,
+        config_cid: str,
+        afresh: bool = False,
+    ) -> Receipt:
+        return await self.transact(
+            open_round_tx(
+                round_id,
+                base_cid,
+                base_digest,
+                deadline,
+                min_updates,
+                max_updates,
+                config_cid,
+                afresh,
+            )
+        )
+
+    async def submit_update(
+        self, round_id: int, cid: str, digest: bytes, num_samples: int
+    ) -> Receipt:
+        return await self.transact(submit_update_tx(round_id, cid, digest, num_samples))
+
+    async def close_round(
+        self, round_id: int, model_cid: str, model_digest: bytes, manifest_cid: str
+    ) -> Receipt:
+        return await self.transact(close_round_tx(round_id, model_cid, model_digest, manifest_cid))
+
+    async def fail_round(self, round_id: int) -> Receipt:
+        return await self.transact(fail_round_tx(round_id))
+
+    async def add_clients(self, clients: Sequence[str]) -> Receipt:
+        return await self.transact(add_clients_tx(clients))
 
 
 class Stored(Protocol):
@@ -55,7 +183,7 @@ class Storage(Protocol):
     async def unpin(self, cid: str) -> None: ...
 
 
-class Web3Chain:
+class Web3Chain(ChainTransactions):
     """`Chain` over the FederatedRounds binding and the chain engineer's `TxSender`."""
 
     def __init__(
@@ -91,11 +219,6 @@ class Web3Chain:
         if self.on_receipt is not None:
             self.on_receipt(fn_name, receipt)
         return receipt
-
-    async def broadcast_only(self, key: str, fn_name: str, *args: Any) -> None:
-        """Test fault injection only: sign, persist and broadcast, but never read the receipt."""
-        entry = await self.sender.prepare(key, fn_name, *args)
-        await self.sender.broadcast(entry)
 
 
 class BlobCache:

@@ -231,13 +231,12 @@ def crash_wanted(step: str, round_id: int, env: Mapping[str, str] | None = None)
     return bool(wanted) and wanted in (f"{step}:{round_id}", step)
 
 
-async def crash_after_broadcast(
-    chain: Any, step: str, round_id: int, key: str, fn_name: str, *args: Any
-) -> None:
-    """Fault injection for tests: at `step:round_id`, sign, persist and broadcast the
-    transaction (`Web3Chain.broadcast_only`), then SIGKILL before its receipt is read."""
+async def crash_after_broadcast(chain: Any, step: str, round_id: int, tx: Any) -> None:
+    """Fault injection for tests: at `step:round_id`, sign, persist and broadcast `tx` (a
+    `ports.Tx`) through the chain's `TxSender`, then SIGKILL before its receipt is read."""
     if crash_wanted(step, round_id):
-        await chain.broadcast_only(key, fn_name, *args)
+        entry = await chain.sender.prepare(tx.key, tx.fn_name, *tx.args)
+        await chain.sender.broadcast(entry)
         crash_point(step, round_id)
 
 

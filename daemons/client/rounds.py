@@ -24,7 +24,7 @@ from daemons.client.warmup import LAST_CONFIG_KEY, Warmup
 from daemons.config import DaemonConfig
 from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
-from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest
+from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest, submit_update_tx
 from daemons.privacy.envelope import Binding
 from daemons.privacy.models import check_model_metadata, open_model
 from daemons.privacy.policy import seal_for_round
@@ -260,9 +260,8 @@ class ClientRounds:
         crash_point("after_put", r)
         args = (r, stored.cid, stored.digest, num_samples)
         try:
-            step = "after_submit_sent"
-            await crash_after_broadcast(self.chain, step, r, f"submit:{r}", "submitUpdate", *args)
-            await self.chain.send(f"submit:{r}", "submitUpdate", *args)
+            await crash_after_broadcast(self.chain, "after_submit_sent", r, submit_update_tx(*args))
+            await self.chain.submit_update(*args)
         except ContractRevert as exc:
             self._refused(r, exc)
             return

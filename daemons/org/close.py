@@ -23,7 +23,7 @@ from daemons.org.ledger import Submission
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.org.observe import observe_settled
 from daemons.org.unseal import public_train, update_plaintext
-from daemons.ports import fetch
+from daemons.ports import close_round_tx, fetch
 from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_after_broadcast, crash_point, log_event
 from models.codec import decode_blob, encode_blob
@@ -50,8 +50,8 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
         bytes.fromhex(published["model_digest"]),
         published["manifest_cid"],
     )
-    await crash_after_broadcast(org.chain, "after_close_sent", r, f"close:{r}", "closeRound", *args)
-    await org.chain.send(f"close:{r}", "closeRound", *args)
+    await crash_after_broadcast(org.chain, "after_close_sent", r, close_round_tx(*args))
+    await org.chain.close_round(*args)
     org.metrics.rounds.labels(outcome="closed").inc()
     await observe_settled(org, info, "closed", published.get("metrics"))
     log_event(

@@ -14,6 +14,7 @@ from typing import Any
 from contracts.errors import AlreadySubmitted, DeadlinePassed, RoundNotOpen
 from contracts.state import RoundInfo, RoundStatus
 from daemons.errors import RejectedUpdate
+from daemons.ports import ChainTransactions
 from daemons.storage import IpfsTimeout
 
 
@@ -58,7 +59,7 @@ class FakeStorage:
         self.unpinned.append(cid)
 
 
-class FakeChain:
+class FakeChain(ChainTransactions):
     """The FederatedRounds rules the handlers rely on, with a settable block time."""
 
     def __init__(self, address: str, now_s: int = 1000) -> None:
@@ -93,7 +94,7 @@ class FakeChain:
         self.outbox[key] = {"status": 1}
         return self.outbox[key]
 
-    def open_round(
+    def start_round(
         self,
         base_cid: str,
         base_digest: bytes,

@@ -37,7 +37,7 @@ async def open_dp_round(
     )
     config = RoundConfig(1, "logreg", 7, NONE, fisher=False, privacy=privacy)
     cfg = await storage.put(encode_round_config(config))
-    r = chain.open_round(base.cid, base.digest, 2000, cfg.cid)
+    r = chain.start_round(base.cid, base.digest, 2000, cfg.cid)
     return RoundOpened(r, base.cid, base.digest, 2000, 1, 3, cfg.cid, LogMeta(1, "0x00", "0x01", 0))
 
 

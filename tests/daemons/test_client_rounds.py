@@ -75,7 +75,7 @@ async def open_round(
     training = TrainingConfig(epochs=1, batch_size=10, fisher_samples=20, penalty=penalty)
     round_config = RoundConfig(1, "logreg", 7, training, fisher=fisher, encryption=encryption)
     cfg = await storage.put(encode_round_config(round_config))
-    r = chain.open_round(base.cid, base.digest, deadline, cfg.cid)
+    r = chain.start_round(base.cid, base.digest, deadline, cfg.cid)
     info = chain.rounds[r]
     return RoundOpened(
         r, info.base_cid, info.base_digest, deadline, 1, 3, cfg.cid, LogMeta(1, "0x00", "0x01", 0)

@@ -41,7 +41,7 @@ async def open_pinned(chain: FakeChain, storage: FakeStorage, task: object) -> R
     training = TrainingConfig(epochs=1, batch_size=10, fisher_samples=20)
     rc = RoundConfig(1, "logreg", 7, training, task=task)  # type: ignore[arg-type]
     cfg = await storage.put(encode_round_config(rc))
-    r = chain.open_round(base.cid, base.digest, 2000, cfg.cid)
+    r = chain.start_round(base.cid, base.digest, 2000, cfg.cid)
     info = chain.rounds[r]
     return RoundOpened(
         r, info.base_cid, info.base_digest, 2000, 1, 3, cfg.cid, LogMeta(1, "0x0", "0x1", 0)
