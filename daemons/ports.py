@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,56 +68,33 @@ def add_clients_tx(clients: Sequence[str]) -> Tx:
     return Tx(f"add_clients:{tag}", "addClients", (list(clients),))
 
 
-class Chain(Protocol):
-    """Reads of contract state and the protocol's transactions, each idempotent by its key."""
+class Chain(ABC):
+    """Reads of contract state and the protocol's transactions, each idempotent by its key.
+
+    The typed transactions build their `Tx` (and so their outbox key) with the functions above
+    and go through `send(key, fn_name, *args)`; an adapter implements the reads and `send`.
+    """
 
     address: str
 
+    @abstractmethod
     async def current_round_id(self) -> int: ...
 
+    @abstractmethod
     async def get_round(self, round_id: int) -> RoundInfo: ...
 
+    @abstractmethod
     async def is_client(self, client: str) -> bool: ...
 
+    @abstractmethod
     async def has_submitted(self, round_id: int, client: str) -> bool: ...
 
+    @abstractmethod
     async def now_s(self) -> int: ...
 
-    async def send(self, key: str, fn_name: str, *args: Any) -> Any: ...
-
-    async def transact(self, tx: Tx) -> Receipt: ...
-
-    async def open_round(
-        self,
-        round_id: int,
-        base_cid: str,
-        base_digest: bytes,
-        deadline: int,
-        min_updates: int,
-        max_updates: int,
-        config_cid: str,
-        afresh: bool = False,
-    ) -> Receipt: ...
-
-    async def submit_update(
-        self, round_id: int, cid: str, digest: bytes, num_samples: int
-    ) -> Receipt: ...
-
-    async def close_round(
-        self, round_id: int, model_cid: str, model_digest: bytes, manifest_cid: str
-    ) -> Receipt: ...
-
-    async def fail_round(self, round_id: int) -> Receipt: ...
-
-    async def add_clients(self, clients: Sequence[str]) -> Receipt: ...
-
-
-class ChainTransactions:
-    """The typed transactions of `Chain` over a keyed `send(key, fn_name, *args)`: each builds
-    its `Tx` (and so its idempotency key) with the functions above."""
-
+    @abstractmethod
     async def send(self, key: str, fn_name: str, *args: Any) -> Any:
-        raise NotImplementedError
+        """Send (or, when `key` is stored, re-send) one transaction; its receipt."""
 
     async def transact(self, tx: Tx) -> Receipt:
         receipt: Receipt = await self.send(tx.key, tx.fn_name, *tx.args)
@@ -183,7 +161,7 @@ class Storage(Protocol):
     async def unpin(self, cid: str) -> None: ...
 
 
-class Web3Chain(ChainTransactions):
+class Web3Chain(Chain):
     """`Chain` over the FederatedRounds binding and the chain engineer's `TxSender`."""
 
     def __init__(

@@ -14,7 +14,7 @@ from typing import Any
 from contracts.errors import AlreadySubmitted, DeadlinePassed, RoundNotOpen
 from contracts.state import RoundInfo, RoundStatus
 from daemons.errors import RejectedUpdate
-from daemons.ports import ChainTransactions
+from daemons.ports import Chain
 from daemons.storage import IpfsTimeout
 
 
@@ -59,7 +59,7 @@ class FakeStorage:
         self.unpinned.append(cid)
 
 
-class FakeChain(ChainTransactions):
+class FakeChain(Chain):
     """The FederatedRounds rules the handlers rely on, with a settable block time."""
 
     def __init__(self, address: str, now_s: int = 1000) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from contracts.state import RoundInfo
 from daemons.ports import (
-    ChainTransactions,
+    Chain,
     Tx,
     add_clients_tx,
     close_round_tx,
@@ -42,9 +43,26 @@ def test_each_transaction_has_its_key_its_function_and_its_arguments_in_order() 
     assert add_clients_tx(clients) == Tx(f"add_clients:{tag}", "addClients", (clients,))
 
 
-class Recorder(ChainTransactions):
+class Recorder(Chain):
+    """Only `send` matters here: the reads are never called."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, tuple[Any, ...]]] = []
+
+    async def current_round_id(self) -> int:
+        raise AssertionError("not read")
+
+    async def get_round(self, round_id: int) -> RoundInfo:
+        raise AssertionError("not read")
+
+    async def is_client(self, client: str) -> bool:
+        raise AssertionError("not read")
+
+    async def has_submitted(self, round_id: int, client: str) -> bool:
+        raise AssertionError("not read")
+
+    async def now_s(self) -> int:
+        raise AssertionError("not read")
 
     async def send(self, key: str, fn_name: str, *args: Any) -> Any:
         self.sent.append((key, fn_name, args))
