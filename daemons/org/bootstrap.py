@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import rlp
@@ -71,6 +70,5 @@ async def register_clients(chain: Chain, clients: tuple[str, ...]) -> None:
     missing = [c for c in wanted if not await chain.is_client(c)]
     if not missing:
         return
-    tag = hashlib.sha256(",".join(missing).encode()).hexdigest()[:12]
-    await chain.send(f"add_clients:{tag}", "addClients", missing)
+    await chain.add_clients(missing)
     log_event(log, logging.INFO, "clients registered", count=len(missing))
