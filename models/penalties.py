@@ -74,6 +74,8 @@ class Penalty:
 
     def value(self, params: Params) -> jax.Array:
         """The penalty term added to the reported loss."""
+        # In this order jax.grad computes (lam * w) * (theta - c), bit-equal to the
+        # hand-written EWC and FedProx gradients it replaced (test_penalties pins it).
         terms = _tmap(lambda t, w, c: w * (t - c) ** 2, params, self.weight, self.centre)
         return 0.5 * self.strength * _tsum(terms)
 
