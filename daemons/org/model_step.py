@@ -24,6 +24,8 @@ from models.influence import InfluenceBounds, screen
 from models.networks import get_model
 from models.schema import FederationSchema
 from models.strategies import ClientUpdate, Strategy, get_strategy
+from models.strategies.base import fisher_mean, flat64, to_tree
+from models.strategies.curvature import curvature_sums
 from models.task import Task
 from models.training import params_to_numpy
 from models.validation import Limits
@@ -203,7 +205,7 @@ def _merge(
         return sections, {}, {}
     sections["params"] = params_to_numpy(result.params)
     if with_fisher:
-        mean_fisher = result.fisher if result.fisher is not None else _weighted_fisher(ordered)
+        mean_fisher = result.fisher if result.fisher is not None else _fisher_mean(ordered)
         sections["fisher"] = params_to_numpy(
             online_fisher(sections["fisher"], mean_fisher, fisher_gamma)
         )
@@ -219,30 +221,23 @@ def _zeros(params: Mapping[str, Any]) -> dict[str, Any]:
     return jax.tree_util.tree_map(lambda a: np.zeros(np.shape(a), np.float32), dict(params))
 
 
-def _weighted_fisher(updates: list[ClientUpdate]) -> dict[str, Any]:
-    """Sample-weighted mean of the clients' Fishers (when the strategy does not give one)."""
-    total = float(sum(u.num_samples for u in updates))
-    with_fisher = [u for u in updates if u.fisher is not None]
-    if not with_fisher:  # updates from clients that sent none: the Fisher gains nothing
-        return _zeros(updates[0].params)
-    weighted = [
-        jax.tree_util.tree_map(lambda a, w=u.num_samples / total: np.asarray(a) * w, u.fisher)
-        for u in with_fisher
-    ]
-    return jax.tree_util.tree_map(lambda *xs: np.sum(xs, axis=0, dtype=np.float32), *weighted)
-
-
 def _add_state(sections: Sections, state: Any) -> None:
     """Keep a strategy's server state (e.g. FedAdam moments) in the blob, if it has arrays."""
     if isinstance(state, Mapping) and jax.tree_util.tree_leaves(state):
         sections["server_state"] = params_to_numpy(dict(state))
 
 
+def _fisher_mean(updates: list[ClientUpdate]) -> dict[str, Any]:
+    """The clients' mean Fisher when the strategy gives none (a plug-in's, or DP-FedAvg's)."""
+    mean = fisher_mean(updates, flat64(updates[0].params))
+    # Updates from clients that sent none: the Fisher gains nothing.
+    return _zeros(updates[0].params) if mean is None else mean
+
+
 def _add_curvature_sums(sections: Sections, included: list[ClientUpdate]) -> None:
     """FedCurv: publish U = sum u_i and V = sum v_i of the included updates."""
-    us = [u.u for u in included if u.u is not None]
-    vs = [u.v for u in included if u.v is not None]
+    us = [flat64(u.u) for u in included if u.u is not None]
+    vs = [flat64(u.v) for u in included if u.v is not None]
     if us and len(us) == len(vs) == len(included):
-        total = lambda *xs: np.sum(xs, axis=0, dtype=np.float32)  # noqa: E731
-        sections["u"] = jax.tree_util.tree_map(total, *us)
-        sections["v"] = jax.tree_util.tree_map(total, *vs)
+        u_sum, v_sum = curvature_sums(us, vs)
+        sections["u"], sections["v"] = to_tree(u_sum), to_tree(v_sum)

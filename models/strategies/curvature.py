@@ -61,9 +61,22 @@ def fisher_weighted(params: list[Flat], curv: list[Flat], fallback: Flat, eps: f
     return out
 
 
+def _products(params: list[Flat], curv: list[Flat]) -> list[Flat]:
+    """Each client's F_i ⊙ θ_i (FedCurv's v_i), from its own params."""
+    return [{n: c[n] * p[n] for n in p} for p, c in zip(params, curv, strict=True)]
+
+
 def _sum_products(params: list[Flat], curv: list[Flat]) -> Flat:
-    products = [{n: c[n] * p[n] for n in p} for p, c in zip(params, curv, strict=True)]
-    return weighted_sum(products, [1.0] * len(products))
+    return weighted_sum(_products(params, curv), [1.0] * len(params))
+
+
+def curvature_sums(us: Sequence[Flat], vs: Sequence[Flat]) -> tuple[Flat, Flat]:
+    """FedCurv's published ``U = sum u_i`` and ``V = sum v_i``, in the given (client) order.
+
+    The one place these sums are taken: the FedCurv strategy, and the org for a federation
+    whose clients send u, v to another strategy (`daemons.org.model_step`).
+    """
+    return weighted_sum(us, [1.0] * len(us)), weighted_sum(vs, [1.0] * len(vs))
 
 
 @dataclass(frozen=True)
@@ -79,8 +92,7 @@ class FedCurv(Stateless):
         if not kept:
             return None
         mean = sample_mean(kept_params, [u.num_samples for u in kept])
-        u_sum = weighted_sum(curv, [1.0] * len(curv))
-        v_sum = _sum_products(kept_params, curv)
+        u_sum, v_sum = curvature_sums(curv, _products(kept_params, curv))
         return Combined(mean, sample_shares(kept), excluded, u=u_sum, v=v_sum)
 
     def aggregate(

@@ -112,3 +112,59 @@ def test_make_penalty_names_what_is_missing() -> None:
         make_penalty("l2")
     with pytest.raises(PenaltyError, match="shape"):
         ewc(ANCHOR, {"a": {"w": jnp.ones(3)}, "b": jnp.ones(1)}, 1.0)
+
+
+def _random_tree(rng: np.random.Generator, draw: str) -> dict:
+    make = getattr(rng, draw)
+    return {"a": {"w": jnp.asarray(make((6, 5)), jnp.float32)}, "b": jnp.asarray(make(3))}
+
+
+def test_gradients_equal_the_closed_forms_they_replaced() -> None:
+    # The transform's gradient is jax.grad of the value. For EWC and FedProx it is bit-equal
+    # to the hand-written lam * F * (theta - a) and mu * (theta - a) the module used to add;
+    # FedCurv's lam * (U' theta - V') is the same up to float32 rounding (grad computes
+    # (lam * U') * (theta - V'/U')).
+    rng = np.random.default_rng(3)
+    theta, anchor = _random_tree(rng, "standard_normal"), _random_tree(rng, "standard_normal")
+    fisher = jax.tree.map(lambda a: a * 100.0, _random_tree(rng, "random"))
+    u = jax.tree.map(lambda a: a + 0.01, _random_tree(rng, "random"))
+    v = jax.tree.map(jnp.multiply, u, _random_tree(rng, "standard_normal"))
+    lam = np.float32(7.3)
+    closed = [
+        (ewc(anchor, fisher, lam), lambda t, a, f: lam * f * (t - a), (anchor, fisher)),
+        (fedprox(anchor, lam), lambda t, a: lam * (t - a), (anchor,)),
+    ]
+    for pen, grad, args in closed:
+        got = jax.tree.leaves(_added_gradient(pen, theta))
+        for g, want in zip(got, jax.tree.leaves(jax.tree.map(grad, theta, *args)), strict=True):
+            np.testing.assert_array_equal(g, want)
+    got = _added_gradient(fedcurv(u, v, lam), theta)
+    want = jax.tree.map(lambda t, a, b: lam * (a * t - b), theta, u, v)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-5)
+
+
+def test_fedcurv_without_curvature_does_not_pull() -> None:
+    u = {"w": jnp.array([0.0, 2.0])}
+    v = {"w": jnp.array([0.0, 2.0])}  # centre 1 where U' = 2; none where U' = 0
+    pen = fedcurv(u, v, lam=1.0)
+    theta = {"w": jnp.array([5.0, 3.0])}
+    np.testing.assert_array_equal(_added_gradient(pen, theta)["w"], [0.0, 4.0])
+    assert float(pen.value(theta)) == pytest.approx(4.0)  # 1/2 * 2 * (3 - 1)^2
+
+
+def test_an_unknown_kind_is_refused_by_name() -> None:
+    for build in (
+        lambda: Penalty("l2", jnp.float32(1.0), ANCHOR, ANCHOR),
+        lambda: make_penalty("l2"),
+    ):
+        with pytest.raises(PenaltyError, match=r"'l2'.*none, ewc, fedprox, fedcurv"):
+            build()
+
+
+def test_one_transform_serves_every_kind_and_vmaps() -> None:
+    # Penalties of one kind stack along a client axis (models.training_many vmaps them).
+    pens = [ewc(ANCHOR, FISHER, 1.0), ewc(THETA, FISHER, 2.0)]
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *pens)
+    values = jax.vmap(Penalty.value, in_axes=(0, None))(stacked, THETA)
+    np.testing.assert_allclose(values, [2.5, 0.0])  # lam 1: half the 5.0 above; at its anchor
