@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -22,8 +21,8 @@ from contracts.state import RoundInfo
 from contracts.state import RoundStatus as ChainStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
-from daemons.org.close import close_round
-from daemons.org.collect import influence_bounds, judge_update, org_limits
+from daemons.org.close import RoundCloser, close_round
+from daemons.org.collect import UpdateJudge, influence_bounds, org_limits
 from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
@@ -32,9 +31,10 @@ from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
 from daemons.org.prefetch import Prefetcher
 from daemons.org.privacy import OrgPrivacy, central_dp_pin
+from daemons.org.unseal import Unsealer
 from daemons.org.warmup import OrgWarmup
 from daemons.overdue import OVERDUE_POLLS, overdue
-from daemons.ports import BlobCache, Chain, Storage
+from daemons.ports import BlobCache, BlobFetcher, Chain, Storage
 from daemons.privacy.policy import org_policy
 from daemons.round_config import RoundConfig, encode_round_config
 from daemons.service import crash_point, log_event
@@ -42,6 +42,7 @@ from daemons.task_setup import OrgTask, org_task
 from daemons.verify.pins import dataset_digest, replay_pins
 from models.codec import encode_blob
 from models.schema import FederationSchema
+from models.validation import Limits
 
 log = logging.getLogger("fedchain.org")
 
@@ -167,12 +168,13 @@ class OrgRounds:
             await self.judge_pending(info)
         elif decision.action is Action.CLOSE:
             assert info is not None
-            await close_round(self, info)
+            await close_round(self.closer(), info)
         elif decision.action is Action.FAIL:
             await self.chain.send(f"fail:{view.round_id}", "failRound", view.round_id)
             self.metrics.rounds.labels(outcome="failed").inc()
             if info is not None:
-                await observe_settled(self, info, "failed")
+                duration_s = self.fed.round_duration_s
+                await observe_settled(self.chain, self.metrics, duration_s, info, "failed")
             log_event(
                 log,
                 logging.WARNING,
@@ -302,12 +304,69 @@ class OrgRounds:
         pending = sorted(c for c, s in subs.items() if s.verdict is None)
         for client in pending:
             self.prefetch.want(subs[client].cid, _digest(subs[client]))
+        judge = self.judge()
         for client in pending:
-            verdict = await judge_update(self, info, subs[client])
+            verdict = await judge.judge(info, subs[client])
             self.ledger.judge(
-                info.round_id, client, verdict.verdict, verdict.detail, train=verdict.train
+                info.round_id, client, verdict.code, verdict.detail, train=verdict.train
             )
             crash_point("after_fetch", info.round_id)
+
+    # ---- collaborators (built per step: tests and restarts may swap a setting) ----------
+
+    def blobs(self) -> BlobFetcher:
+        """Digest-checked blobs from the cache, else IPFS."""
+        return BlobFetcher(self.storage, self.cache, self.cfg.ipfs.timeout_s)
+
+    def unsealer(self) -> Unsealer:
+        """Opens the encrypted updates of a round with the org's key."""
+        return Unsealer(self.blobs(), self.update_key, self.cfg.ipfs.max_blob_bytes)
+
+    def limits(self) -> Limits:
+        """Blob bounds for updates (pinned in the round config)."""
+        return org_limits(self.schema, self.fed, self.cfg.ipfs.max_blob_bytes)
+
+    def judge(self) -> UpdateJudge:
+        """What judging an update needs, from the current settings."""
+        ipfs = self.cfg.ipfs
+        return UpdateJudge(
+            prefetch=self.prefetch,
+            unsealer=self.unsealer(),
+            blobs=self.blobs(),
+            storage=self.storage,
+            cache=self.cache,
+            models=self.models,
+            metrics=self.metrics,
+            schema=self.schema,
+            limits=self.limits(),
+            model_name=self.task.task.model,
+            max_samples=self.fed.max_samples_per_client,
+            max_bytes=ipfs.max_blob_bytes,
+            timeout_s=ipfs.timeout_s,
+        )
+
+    def closer(self) -> RoundCloser:
+        """What settling a round needs, from the current settings."""
+        return RoundCloser(
+            chain=self.chain,
+            ledger=self.ledger,
+            storage=self.storage,
+            cache=self.cache,
+            blobs=self.blobs(),
+            unsealer=self.unsealer(),
+            put=self.put,
+            metrics=self.metrics,
+            fed=self.fed,
+            fisher_gamma=self.training.fisher_gamma,
+            with_fisher=self.with_fisher,
+            task=self.task.task,
+            eval_data=self.eval_data,
+            heldout=self.heldout,
+            models=self.models,
+            privacy=self.privacy,
+            warmup=self.warmup,
+            max_bytes=self.cfg.ipfs.max_blob_bytes,
+        )
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -317,7 +376,7 @@ class OrgRounds:
             self._pins = replay_pins(
                 self.fed.strategy,
                 self.fed.strategy_options,
-                org_limits(self),
+                self.limits(),
                 dataset_digest(self.eval_data),
                 {name: dataset_digest(d) for name, d in self.heldout.items()},
                 influence_bounds(self.fed),
@@ -359,11 +418,6 @@ async def _no_round() -> None:
 
 def _digest(sub: Submission) -> bytes:
     return bytes.fromhex(sub.digest.removeprefix("0x"))
-
-
-def sha256(data: bytes) -> bytes:
-    """Digest as the contract stores it (sha256 of the blob bytes)."""
-    return hashlib.sha256(data).digest()
 
 
 async def idle(wake: asyncio.Event, seconds: float) -> None:

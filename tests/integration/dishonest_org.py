@@ -49,7 +49,7 @@ def install(tamper: dict[str, set[int]]) -> None:
     def check_update(data: bytes, base_params: Any, claim: Any, *args: Any) -> Any:
         verdict, decoded = real_check(data, base_params, claim, *args)
         r = claim.round_id
-        lie = r in tamper["exclude"] and verdict.verdict == ACCEPTED
+        lie = r in tamper["exclude"] and verdict.code == ACCEPTED
         if lie and excluded.setdefault(r, claim.client) == claim.client:
             return Verdict("norm", ""), None
         return verdict, decoded
