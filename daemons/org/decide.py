@@ -9,14 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-
-class RoundStatus(StrEnum):
-    """A round's life on chain (`Open -> Closed | Failed`); NONE before round 1."""
-
-    NONE = "none"
-    OPEN = "open"
-    CLOSED = "closed"
-    FAILED = "failed"
+from contracts.state import RoundStatus
 
 
 class Action(StrEnum):
@@ -64,7 +57,7 @@ def decide(v: RoundView) -> Decision:
     if v.status is not RoundStatus.OPEN:
         if v.round_id >= v.rounds:
             return Decision(Action.DONE, f"round {v.round_id} of {v.rounds} settled")
-        return _open(v, f"round {v.round_id} is {v.status.value}")
+        return _open(v, f"round {v.round_id} is {v.status.name.lower()}")
     if v.pending > 0:
         return Decision(Action.JUDGE, f"{v.pending} update(s) to validate")
     full = v.num_updates >= v.max_updates

@@ -17,13 +17,12 @@ from typing import Any
 from nacl.public import PrivateKey
 
 from contracts.errors import BadDeadline
-from contracts.state import RoundInfo
-from contracts.state import RoundStatus as ChainStatus
+from contracts.state import RoundInfo, RoundStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
 from daemons.org.close import RoundCloser, close_round
 from daemons.org.collect import UpdateJudge, influence_bounds, org_limits
-from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
+from daemons.org.decide import Action, Decision, RoundView, decide
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.models_seal import OrgModels
@@ -45,13 +44,6 @@ from models.schema import FederationSchema
 from models.validation import Limits
 
 log = logging.getLogger("fedchain.org")
-
-STATUS = {
-    ChainStatus.NONE: RoundStatus.NONE,
-    ChainStatus.OPEN: RoundStatus.OPEN,
-    ChainStatus.CLOSED: RoundStatus.CLOSED,
-    ChainStatus.FAILED: RoundStatus.FAILED,
-}
 
 
 class OrgRounds:
@@ -116,7 +108,7 @@ class OrgRounds:
         subs = self.ledger.submissions(round_id)
         view = RoundView(
             round_id=round_id,
-            status=STATUS[info.status] if info else RoundStatus.NONE,
+            status=info.status if info else RoundStatus.NONE,
             deadline=info.deadline if info else 0,
             min_updates=info.min_updates if info else 0,
             max_updates=info.max_updates if info else 0,
@@ -196,7 +188,7 @@ class OrgRounds:
         """The base of the next round: round 0's seeded model, else the last settled model."""
         if info is None:
             return await self.publish_initial()
-        if info.status is ChainStatus.CLOSED:
+        if info.status is RoundStatus.CLOSED:
             return info.model_cid, info.model_digest
         return info.base_cid, info.base_digest
 

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from daemons.org.decide import Action, RoundStatus, RoundView, decide
+from contracts.state import RoundStatus
+from daemons.org.decide import Action, RoundView, decide
 from daemons.org.ledger import ACCEPTED, Ledger, Submission
 
 OPEN = RoundView(
