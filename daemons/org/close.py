@@ -22,7 +22,7 @@ from daemons.manifest import Excluded, Included, Manifest, encode_manifest
 from daemons.metrics import Metrics
 from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.evaluation import round_extras
-from daemons.org.ledger import Ledger, Submission
+from daemons.org.ledger import Ledger, Submission, sub_digest
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.org.models_seal import OrgModels
 from daemons.org.observe import observe_settled
@@ -153,7 +153,7 @@ async def _publish(org: RoundCloser, info: RoundInfo) -> dict[str, Any]:
 
 async def _load_update(org: RoundCloser, info: RoundInfo, sub: Submission) -> ClientUpdate:
     """An accepted update's tensors (from the local cache; IPFS if the cache lost it)."""
-    digest = bytes.fromhex(sub.digest.removeprefix("0x"))
+    digest = sub_digest(sub)
     data = await org.blobs.get(sub.cid, digest, org.max_bytes)
     sections = decode_blob(await org.unsealer.plaintext(info, sub, data)).sections
     return ClientUpdate(
@@ -281,7 +281,7 @@ def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:
 def _forget_local(org: RoundCloser, info: RoundInfo) -> None:
     """Drop the local copies of this round's updates and base (IPFS still has what is pinned)."""
     for sub in org.ledger.submissions(info.round_id).values():
-        org.cache.drop(bytes.fromhex(sub.digest.removeprefix("0x")))
+        org.cache.drop(sub_digest(sub))
     org.cache.drop(info.base_digest)
 
 

@@ -15,12 +15,12 @@ from contracts.state import RoundInfo
 from daemons.config import FederationConfig
 from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
-from daemons.org.ledger import ACCEPTED, Submission
+from daemons.org.ledger import ACCEPTED, Ledger, Submission, sub_digest
 from daemons.org.models_seal import OrgModels
 from daemons.org.prefetch import Prefetcher
 from daemons.org.unseal import Unsealer, public_train
 from daemons.ports import BlobCache, BlobFetcher, Storage
-from daemons.service import log_event
+from daemons.service import crash_point, log_event
 from models.codec import DecodedBlob, decode_blob
 from models.errors import BlobRejected
 from models.influence import InfluenceBounds
@@ -90,7 +90,7 @@ class UpdateJudge:
     async def _judge(self, info: RoundInfo, sub: Submission) -> Verdict:
         from daemons.storage import IpfsTimeout
 
-        digest = bytes.fromhex(sub.digest.removeprefix("0x"))
+        digest = sub_digest(sub)
         too_many = samples_verdict(sub.num_samples, self.max_samples)
         if too_many is not None:
             return too_many
@@ -119,6 +119,22 @@ class UpdateJudge:
         # when its client goes offline (unpinned with its round, see `close._retain`)
         await self.storage.pin(sub.cid, timeout_s=self.timeout_s)
         return verdict
+
+
+async def judge_pending(judge: UpdateJudge, ledger: Ledger, info: RoundInfo) -> None:
+    """Fetch and validate each recorded, unjudged update of the round, in client order.
+
+    All their fetches start at once (bounded by the prefetcher); the verdicts are still
+    reached and written one by one in client order.
+    """
+    subs = ledger.submissions(info.round_id)
+    pending = sorted(c for c, s in subs.items() if s.verdict is None)
+    for client in pending:
+        judge.prefetch.want(subs[client].cid, sub_digest(subs[client]))
+    for client in pending:
+        verdict = await judge.judge(info, subs[client])
+        ledger.judge(info.round_id, client, verdict.code, verdict.detail, train=verdict.train)
+        crash_point("after_fetch", info.round_id)
 
 
 @dataclass(frozen=True)

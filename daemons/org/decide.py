@@ -83,3 +83,21 @@ def _open(v: RoundView, reason: str) -> Decision:
             f"{v.epsilon_next:.4g} > epsilon_budget {v.epsilon_budget:g}; no more rounds",
         )
     return Decision(Action.OPEN, reason)
+
+
+ACTIVITY = {
+    Action.OPEN: "opening a round",
+    Action.JUDGE: "validating",
+    Action.CLOSE: "aggregating",
+    Action.FAIL: "failing the round",
+    Action.WAIT: "waiting for updates",
+    Action.DONE: "done",
+    Action.BUDGET: "stopped: privacy budget",
+}
+
+
+def activity_of(action: Action, round_id: int) -> str:
+    """A word for what the org does: round 1's opening publishes the initial model."""
+    if action is Action.OPEN and round_id == 0:
+        return "publishing the initial model"
+    return ACTIVITY[action]

@@ -8,7 +8,6 @@ content-addressed, and the aggregation is deterministic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -21,9 +20,9 @@ from contracts.state import RoundInfo, RoundStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
 from daemons.org.close import RoundCloser, close_round
-from daemons.org.collect import UpdateJudge, influence_bounds, org_limits
-from daemons.org.decide import Action, Decision, RoundView, decide
-from daemons.org.ledger import Ledger, Submission
+from daemons.org.collect import UpdateJudge, influence_bounds, judge_pending, org_limits
+from daemons.org.decide import Action, Decision, RoundView, activity_of, decide
+from daemons.org.ledger import Ledger, Submission, sub_digest
 from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.models_seal import OrgModels
 from daemons.org.noblock import NoBlockWatch
@@ -275,7 +274,7 @@ class OrgRounds:
     def record(self, round_id: int, sub: Submission) -> None:
         """Remember an `UpdateSubmitted` (idempotent) and, in the current round, start its fetch."""
         if round_id == self.round_id:
-            self.prefetch.want(sub.cid, _digest(sub))
+            self.prefetch.want(sub.cid, sub_digest(sub))
         if self.ledger.record(round_id, sub):
             log_event(
                 log,
@@ -287,22 +286,8 @@ class OrgRounds:
             )
 
     async def judge_pending(self, info: RoundInfo) -> None:
-        """Fetch and validate each recorded, unjudged update of the round, in client order.
-
-        All their fetches start at once (bounded by the prefetcher); the verdicts are still
-        reached and written one by one in client order.
-        """
-        subs = self.ledger.submissions(info.round_id)
-        pending = sorted(c for c, s in subs.items() if s.verdict is None)
-        for client in pending:
-            self.prefetch.want(subs[client].cid, _digest(subs[client]))
-        judge = self.judge()
-        for client in pending:
-            verdict = await judge.judge(info, subs[client])
-            self.ledger.judge(
-                info.round_id, client, verdict.code, verdict.detail, train=verdict.train
-            )
-            crash_point("after_fetch", info.round_id)
+        """Fetch and validate each recorded, unjudged update of the round, in client order."""
+        await judge_pending(self.judge(), self.ledger, info)
 
     # ---- collaborators (built per step: tests and restarts may swap a setting) ----------
 
@@ -386,34 +371,5 @@ class OrgRounds:
         return stored
 
 
-ACTIVITY = {
-    Action.OPEN: "opening a round",
-    Action.JUDGE: "validating",
-    Action.CLOSE: "aggregating",
-    Action.FAIL: "failing the round",
-    Action.WAIT: "waiting for updates",
-    Action.DONE: "done",
-    Action.BUDGET: "stopped: privacy budget",
-}
-
-
-def activity_of(action: Action, round_id: int) -> str:
-    """A word for what the org does: round 1's opening publishes the initial model."""
-    if action is Action.OPEN and round_id == 0:
-        return "publishing the initial model"
-    return ACTIVITY[action]
-
-
 async def _no_round() -> None:
     return None
-
-
-def _digest(sub: Submission) -> bytes:
-    return bytes.fromhex(sub.digest.removeprefix("0x"))
-
-
-async def idle(wake: asyncio.Event, seconds: float) -> None:
-    """Sleep until woken by an event or `seconds` pass (deadlines need a periodic check)."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), seconds)
-    wake.clear()

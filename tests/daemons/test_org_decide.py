@@ -114,6 +114,6 @@ def test_ledger_records_once_and_judges() -> None:
 
 
 def test_every_action_has_a_live_view_activity() -> None:
-    from daemons.org.rounds import ACTIVITY
+    from daemons.org.decide import ACTIVITY
 
     assert set(ACTIVITY) == set(Action)  # a new Action without one crashed the org (KeyError)
