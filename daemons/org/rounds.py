@@ -15,7 +15,6 @@ from typing import Any
 
 from nacl.public import PrivateKey
 
-from contracts.errors import BadDeadline
 from contracts.state import RoundInfo, RoundStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
@@ -23,10 +22,10 @@ from daemons.org.close import RoundCloser, close_round
 from daemons.org.collect import UpdateJudge, influence_bounds, judge_pending, org_limits
 from daemons.org.decide import Action, Decision, RoundView, activity_of, decide
 from daemons.org.ledger import Ledger, Submission, sub_digest
-from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.models_seal import OrgModels
 from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
+from daemons.org.opening import RoundOpener
 from daemons.org.prefetch import Prefetcher
 from daemons.org.privacy import OrgPrivacy, central_dp_pin
 from daemons.org.unseal import Unsealer
@@ -34,11 +33,9 @@ from daemons.org.warmup import OrgWarmup
 from daemons.overdue import OVERDUE_POLLS, overdue
 from daemons.ports import BlobCache, BlobFetcher, Chain, Storage
 from daemons.privacy.policy import org_policy
-from daemons.round_config import RoundConfig, encode_round_config
-from daemons.service import crash_point, log_event
+from daemons.service import log_event
 from daemons.task_setup import OrgTask, org_task
 from daemons.verify.pins import dataset_digest, replay_pins
-from models.codec import encode_blob
 from models.schema import FederationSchema
 from models.validation import Limits
 
@@ -183,91 +180,13 @@ class OrgRounds:
 
     # ---- opening -------------------------------------------------------------------------
 
-    async def next_base(self, round_id: int, info: RoundInfo | None) -> tuple[str, bytes]:
-        """The base of the next round: round 0's seeded model, else the last settled model."""
-        if info is None:
-            return await self.publish_initial()
-        if info.status is RoundStatus.CLOSED:
-            return info.model_cid, info.model_digest
-        return info.base_cid, info.base_digest
-
-    async def publish_initial(self) -> tuple[str, bytes]:
-        """Build the seeded round-0 model and put it to IPFS (same seed, same CID).
-
-        A sealed one differs on every sealing (fresh keys and nonce), so its CID is kept in
-        the ledger: a restart before round 1 opened reuses it.
-        """
-        known = self.ledger.get_json("initial_model") if self.models.policy else None
-        if known is not None:
-            return known["cid"], bytes.fromhex(known["digest"])
-        task = self.task.task
-        sections = None
-        if self.warmup is not None:
-            try:
-                sections = await self.warmup.initial()
-            except Exception as exc:  # the warm-up's problem: build it here as before
-                log_event(log, logging.WARNING, "warm-up had no initial model", error=str(exc))
-        if sections is None:
-            sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
-        meta = model_metadata(0, self.chain.address, "", 0, task.model)
-        blob = self.models.seal(encode_blob(sections, meta), 0, "")
-        stored = await self.put(blob)
-        if self.models.policy is not None:
-            self.ledger.put_json(
-                "initial_model", {"cid": stored.cid, "digest": stored.digest.hex()}
-            )
-        log_event(log, logging.INFO, "initial model published", cid=stored.cid, seed=self.fed.seed)
-        return stored.cid, stored.digest
-
     async def open_next(self, round_id: int, info: RoundInfo | None) -> None:
         """Publish the round config and open round `round_id + 1` on the base model."""
-        new_id = round_id + 1
-        base_cid, base_digest = await self.next_base(round_id, info)
-        privacy = None if self.privacy is None else self.privacy.round_privacy()
-        config = RoundConfig(
-            new_id,
-            self.task.task.model,
-            self.fed.seed,
-            self.training,
-            self.with_fisher,
-            encryption=self.encryption,
-            task=self.task.identity,
-            privacy=privacy,
-            replay=self.pins(),
-            models=self.models.policy,
-        )
-        if self.privacy is not None:  # before openRound: ε counts every round ever opened
-            self.privacy.record_open(self.ledger, new_id)
-        config_cid = (await self.put(encode_round_config(config))).cid
-        deadline = await self.chain.now_s() + self.fed.round_duration_s
-        args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)
-        try:
-            await self.chain.send(f"open:{new_id}", "openRound", *args, config_cid)
-        except BadDeadline as exc:
-            # a stored openRound from before a long outage has a deadline in the past, or the
-            # latest block is stale (a chain that mines only on transactions): that intent is
-            # void, so open afresh under a new key, timed from the block the contract judged by
-            earliest = int(exc.error_args.get("earliest", 0))
-            deadline = max(deadline, earliest - 1 + self.fed.round_duration_s)
-            args = (*args[:2], deadline, *args[3:])
-            log_event(
-                log, logging.WARNING, "stale openRound refused; opening afresh", round_id=new_id
-            )
-            await self.chain.send(f"open:{new_id}:{deadline}", "openRound", *args, config_cid)
-        dp = {}
-        if self.privacy is not None:
-            dp = {"epsilon_after": self.privacy.epsilon(self.ledger, new_id)}
-            self.metrics.privacy_epsilon.set(dp["epsilon_after"])
-        log_event(
-            log,
-            logging.INFO,
-            "round opened",
-            round_id=new_id,
-            base_cid=base_cid,
-            deadline=deadline,
-            **dp,
-        )
-        crash_point("after_open", new_id)
+        await self.opener().open_next(round_id, info)
+
+    async def publish_initial(self) -> tuple[str, bytes]:
+        """Build the seeded round-0 model and put it to IPFS (same seed, same CID)."""
+        return await self.opener().publish_initial()
 
     # ---- collecting ----------------------------------------------------------------------
 
@@ -302,6 +221,24 @@ class OrgRounds:
     def limits(self) -> Limits:
         """Blob bounds for updates (pinned in the round config)."""
         return org_limits(self.schema, self.fed, self.cfg.ipfs.max_blob_bytes)
+
+    def opener(self) -> RoundOpener:
+        """What opening a round needs, from the current settings."""
+        return RoundOpener(
+            chain=self.chain,
+            ledger=self.ledger,
+            put=self.put,
+            metrics=self.metrics,
+            fed=self.fed,
+            training=self.training,
+            with_fisher=self.with_fisher,
+            task=self.task,
+            encryption=self.encryption,
+            privacy=self.privacy,
+            models=self.models,
+            warmup=self.warmup,
+            pins=self.pins,
+        )
 
     def judge(self) -> UpdateJudge:
         """What judging an update needs, from the current settings."""
