@@ -9,7 +9,7 @@ from typing import Any
 
 
 class RoundStatus(IntEnum):
-    """Mirror of the Solidity enum: a round is Open, then Closed or Failed."""
+    """Mirror of the Solidity enum: a round is Open, then Closed or Failed (NONE: no round yet)."""
 
     NONE = 0
     OPEN = 1

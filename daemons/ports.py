@@ -234,15 +234,23 @@ class BlobCache:
         self._path(digest).unlink(missing_ok=True)
 
 
-async def fetch(
-    storage: Storage, cache: BlobCache, cid: str, digest: bytes, max_bytes: int, timeout_s: float
-) -> bytes:
-    """A blob from the cache, else from IPFS (digest and size checked there), then cached."""
-    data = cache.get(digest)
-    if data is None:
-        data = await storage.get(cid, digest, max_bytes, timeout_s)
-        cache.put(data)
-    return data
+class BlobFetcher:
+    """Digest-checked, size-capped blobs from the local cache, else from IPFS (then cached).
+
+    One fetcher per daemon: the storage, the cache and the IPFS timeout are fixed; each call
+    names the blob (CID and the digest the chain holds) and its size cap.
+    """
+
+    def __init__(self, storage: Storage, cache: BlobCache, timeout_s: float) -> None:
+        self.storage, self.cache, self.timeout_s = storage, cache, timeout_s
+
+    async def get(self, cid: str, digest: bytes, max_bytes: int) -> bytes:
+        """A blob from the cache, else from IPFS (digest and size checked there), then cached."""
+        data = self.cache.get(digest)
+        if data is None:
+            data = await self.storage.get(cid, digest, max_bytes, self.timeout_s)
+            self.cache.put(data)
+        return data
 
 
 def raw_cid_digest(cid: str) -> bytes | None:

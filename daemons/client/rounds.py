@@ -24,7 +24,14 @@ from daemons.client.warmup import LAST_CONFIG_KEY, Warmup
 from daemons.config import DaemonConfig
 from daemons.errors import RejectedUpdate
 from daemons.metrics import Metrics
-from daemons.ports import BlobCache, Chain, Storage, fetch, raw_cid_digest, submit_update_tx
+from daemons.ports import (
+    BlobCache,
+    BlobFetcher,
+    Chain,
+    Storage,
+    raw_cid_digest,
+    submit_update_tx,
+)
 from daemons.privacy.envelope import Binding
 from daemons.privacy.models import check_model_metadata, open_model
 from daemons.privacy.policy import seal_for_round
@@ -201,14 +208,8 @@ class ClientRounds:
     async def _fetch_base(self, info: RoundInfo) -> bytes:
         """The base model's bytes (digest from chain, size cap), from the cache or IPFS."""
         ipfs = self.cfg.ipfs
-        data = await fetch(
-            self.storage,
-            self.cache,
-            info.base_cid,
-            info.base_digest,
-            ipfs.max_blob_bytes,
-            ipfs.timeout_s,
-        )
+        blobs = BlobFetcher(self.storage, self.cache, ipfs.timeout_s)
+        data = await blobs.get(info.base_cid, info.base_digest, ipfs.max_blob_bytes)
         self.metrics.bytes.labels(direction="in").inc(len(data))
         return data
 

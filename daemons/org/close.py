@@ -11,32 +11,61 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from contracts.state import RoundInfo
+from daemons.config import FederationConfig
 from daemons.errors import FedchainError
 from daemons.manifest import Excluded, Included, Manifest, encode_manifest
+from daemons.metrics import Metrics
 from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.evaluation import round_extras
-from daemons.org.ledger import Submission
+from daemons.org.ledger import Ledger, Submission, sub_digest
 from daemons.org.model_step import StepResult, aggregate_step, model_metadata
+from daemons.org.models_seal import OrgModels
 from daemons.org.observe import observe_settled
-from daemons.org.unseal import public_train, update_plaintext
-from daemons.ports import close_round_tx, fetch
+from daemons.org.privacy import OrgPrivacy
+from daemons.org.unseal import Unsealer, public_train
+from daemons.org.warmup import OrgWarmup
+from daemons.ports import BlobCache, BlobFetcher, Chain, Storage, close_round_tx
 from daemons.retention import RoundBlobs, cids_to_unpin
 from daemons.service import crash_after_broadcast, crash_point, log_event
 from models.codec import decode_blob, encode_blob
 from models.dp import DpFedAvg
 from models.strategies import ClientUpdate
-
-if TYPE_CHECKING:
-    from daemons.org.rounds import OrgRounds
+from models.task import Task
 
 log = logging.getLogger("fedchain.org")
 
 
-async def close_round(org: OrgRounds, info: RoundInfo) -> None:
+@dataclass(frozen=True)
+class RoundCloser:
+    """What settling a round reads and writes: the chain, the ledger, IPFS and the cache, the
+    federation's settings, the task and its evaluation data, and the metrics."""
+
+    chain: Chain
+    ledger: Ledger
+    storage: Storage
+    cache: BlobCache
+    blobs: BlobFetcher
+    unsealer: Unsealer
+    put: Callable[[bytes], Awaitable[Any]]  # to IPFS (pinned) and the cache, bytes counted
+    metrics: Metrics
+    fed: FederationConfig
+    fisher_gamma: float
+    with_fisher: bool
+    task: Task
+    eval_data: Any
+    heldout: dict[str, Any]
+    models: OrgModels
+    privacy: OrgPrivacy | None
+    warmup: OrgWarmup | None
+    max_bytes: int
+
+
+async def close_round(org: RoundCloser, info: RoundInfo) -> None:
     """Publish (or reuse the published) model and manifest, then send closeRound."""
     r = info.round_id
     published = org.ledger.get_json(f"published:{r}")
@@ -53,7 +82,14 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
     await crash_after_broadcast(org.chain, "after_close_sent", r, close_round_tx(*args))
     await org.chain.close_round(*args)
     org.metrics.rounds.labels(outcome="closed").inc()
-    await observe_settled(org, info, "closed", published.get("metrics"))
+    await observe_settled(
+        org.chain,
+        org.metrics,
+        org.fed.round_duration_s,
+        info,
+        "closed",
+        published.get("metrics"),
+    )
     log_event(
         log,
         logging.INFO,
@@ -67,29 +103,29 @@ async def close_round(org: OrgRounds, info: RoundInfo) -> None:
     _forget_local(org, info)
 
 
-async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
+async def _publish(org: RoundCloser, info: RoundInfo) -> dict[str, Any]:
     """Aggregate, evaluate, put the model blob and the manifest; returns what was put."""
     fed = org.fed
     started = time.perf_counter()
-    base = await base_blob(org, info)
+    base = await base_blob(org.blobs, org.models, org.max_bytes, info)
     subs = org.ledger.submissions(info.round_id)
     accepted = sorted((s for s in subs.values() if s.accepted), key=lambda s: s.client)
     updates = [await _load_update(org, info, s) for s in accepted]
     fetch_s = time.perf_counter() - started
     crash_point("mid_aggregate", info.round_id)
-    args = (fed.strategy, fed.strategy_options, org.training.fisher_gamma, org.eval_data)
+    args = (fed.strategy, fed.strategy_options, org.fisher_gamma, org.eval_data)
     dp = _central_dp(org, info.round_id, subs)
     # under central DP, clipping bounds every client's influence; the round-level screen
     # would let one client's update decide whether another's is merged (docs/privacy.md)
     bounds = influence_bounds(fed) if dp is None else None
-    step = (*args, org.with_fisher, bounds, org.task.task, dp, org.heldout)
+    step = (*args, org.with_fisher, bounds, org.task, dp, org.heldout)
     if org.warmup is not None:
         await org.warmup.evaluated()  # its compilations, not a second copy of them
     result = await asyncio.to_thread(aggregate_step, base, updates, *step)
     org.metrics.aggregate_seconds.observe(result.aggregate_s)
     _log_rejected(org, info, result)
     started = time.perf_counter()
-    model_name = org.task.task.model
+    model_name = org.task.model
     meta = model_metadata(
         info.round_id, org.chain.address, info.base_cid, result.num_samples, model_name
     )
@@ -99,7 +135,7 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     extras_started = time.perf_counter()
     params = result.sections["params"]
     extras = await asyncio.to_thread(
-        round_extras, base, org.task.task, params, org.eval_data, fed.per_class_metrics
+        round_extras, base, org.task, params, org.eval_data, fed.per_class_metrics
     )
     timings = {"fetch_s": fetch_s, "aggregate_s": result.aggregate_s}
     timings |= {"evaluate_s": result.evaluate_s, "publish_s": time.perf_counter() - started}
@@ -115,12 +151,11 @@ async def _publish(org: OrgRounds, info: RoundInfo) -> dict[str, Any]:
     }
 
 
-async def _load_update(org: OrgRounds, info: RoundInfo, sub: Submission) -> ClientUpdate:
+async def _load_update(org: RoundCloser, info: RoundInfo, sub: Submission) -> ClientUpdate:
     """An accepted update's tensors (from the local cache; IPFS if the cache lost it)."""
-    ipfs = org.cfg.ipfs
-    digest = bytes.fromhex(sub.digest.removeprefix("0x"))
-    data = await fetch(org.storage, org.cache, sub.cid, digest, ipfs.max_blob_bytes, ipfs.timeout_s)
-    sections = decode_blob(await update_plaintext(org, info, sub, data)).sections
+    digest = sub_digest(sub)
+    data = await org.blobs.get(sub.cid, digest, org.max_bytes)
+    sections = decode_blob(await org.unsealer.plaintext(info, sub, data)).sections
     return ClientUpdate(
         client=sub.client,
         params=sections["params"],
@@ -131,7 +166,7 @@ async def _load_update(org: OrgRounds, info: RoundInfo, sub: Submission) -> Clie
     )
 
 
-def _log_rejected(org: OrgRounds, info: RoundInfo, result: StepResult) -> None:
+def _log_rejected(org: RoundCloser, info: RoundInfo, result: StepResult) -> None:
     """Count and log the updates the round-level bounds rejected (validation, not strategy)."""
     for client, (reason, detail) in sorted(result.rejected.items()):
         org.metrics.updates_rejected.labels(reason=reason).inc()
@@ -147,7 +182,7 @@ def _log_rejected(org: OrgRounds, info: RoundInfo, result: StepResult) -> None:
 
 
 def _manifest(
-    org: OrgRounds,
+    org: RoundCloser,
     info: RoundInfo,
     model_cid: str,
     subs: dict[str, Submission],
@@ -172,7 +207,7 @@ def _manifest(
     )
 
 
-def _bounds(org: OrgRounds) -> dict[str, float]:
+def _bounds(org: RoundCloser) -> dict[str, float]:
     """The influence bounds in force (0 = off), recorded so an auditor can replay the round.
 
     Under central DP the round-level screen is off (`max_norm_ratio` 0, `max_client_share` 1):
@@ -186,14 +221,14 @@ def _bounds(org: OrgRounds) -> dict[str, float]:
     return bounds
 
 
-def _central_dp(org: OrgRounds, round_id: int, subs: dict[str, Submission]) -> DpFedAvg | None:
+def _central_dp(org: RoundCloser, round_id: int, subs: dict[str, Submission]) -> DpFedAvg | None:
     """The round's central DP-FedAvg step, when the federation runs central DP."""
     if org.privacy is None or org.privacy.cfg.mode != "central":
         return None
     return org.privacy.central(round_id, [subs[c] for c in sorted(subs)])
 
 
-def _with_privacy(org: OrgRounds, m: Manifest, dp: DpFedAvg | None) -> Manifest:
+def _with_privacy(org: RoundCloser, m: Manifest, dp: DpFedAvg | None) -> Manifest:
     """The manifest with the DP parameters and ε after this round (when DP is on)."""
     if org.privacy is None:
         return m
@@ -243,14 +278,14 @@ def _with_timings(m: Manifest, timings: dict[str, float]) -> Manifest:
     return replace(m, timings_s={k: round(v, 6) for k, v in timings.items()})
 
 
-def _forget_local(org: OrgRounds, info: RoundInfo) -> None:
+def _forget_local(org: RoundCloser, info: RoundInfo) -> None:
     """Drop the local copies of this round's updates and base (IPFS still has what is pinned)."""
     for sub in org.ledger.submissions(info.round_id).values():
-        org.cache.drop(bytes.fromhex(sub.digest.removeprefix("0x")))
+        org.cache.drop(sub_digest(sub))
     org.cache.drop(info.base_digest)
 
 
-async def _retain(org: OrgRounds, round_id: int) -> None:
+async def _retain(org: RoundCloser, round_id: int) -> None:
     """Unpin the org's blobs of rounds older than the newest `retention_rounds` (0: keep all)."""
     keep = org.fed.retention_rounds
     if keep < 1 or round_id <= keep:

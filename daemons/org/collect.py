@@ -9,22 +9,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from contracts.state import RoundInfo
 from daemons.config import FederationConfig
 from daemons.errors import RejectedUpdate
-from daemons.org.ledger import ACCEPTED, Submission
-from daemons.org.unseal import public_train, update_plaintext
-from daemons.ports import fetch
-from daemons.service import log_event
+from daemons.metrics import Metrics
+from daemons.org.ledger import ACCEPTED, Ledger, Submission, sub_digest
+from daemons.org.models_seal import OrgModels
+from daemons.org.prefetch import Prefetcher
+from daemons.org.unseal import Unsealer, public_train
+from daemons.ports import BlobCache, BlobFetcher, Storage
+from daemons.service import crash_point, log_event
 from models.codec import DecodedBlob, decode_blob
 from models.errors import BlobRejected
 from models.influence import InfluenceBounds
+from models.schema import FederationSchema
 from models.validation import Limits, validate_blob
-
-if TYPE_CHECKING:
-    from daemons.org.rounds import OrgRounds
 
 log = logging.getLogger("fedchain.org")
 
@@ -35,79 +36,105 @@ SAMPLES = "samples"  # a num_samples claim above federation.max_samples_per_clie
 class Verdict:
     """ACCEPTED or a reason code, a human detail, and the client's training facts."""
 
-    verdict: str
+    code: str  # ACCEPTED or the reason code of a rejection
     detail: str = ""
     train: dict[str, float] = field(default_factory=dict)
 
 
-async def base_blob(org: OrgRounds, info: RoundInfo) -> DecodedBlob:
+async def base_blob(
+    blobs: BlobFetcher, models: OrgModels, max_bytes: int, info: RoundInfo
+) -> DecodedBlob:
     """The round's base model (the org published it, so it is normally in the cache)."""
-    ipfs = org.cfg.ipfs
-    data = await fetch(
-        org.storage,
-        org.cache,
-        info.base_cid,
-        info.base_digest,
-        ipfs.max_blob_bytes,
-        ipfs.timeout_s,
-    )
-    return decode_blob(org.models.open(data, ipfs.max_blob_bytes))
+    data = await blobs.get(info.base_cid, info.base_digest, max_bytes)
+    return decode_blob(models.open(data, max_bytes))
 
 
-async def judge_update(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
-    """Fetch and validate one update; never raises for a bad update, only for I/O trouble."""
-    verdict = await _judge(org, info, sub)
-    fields: dict[str, Any] = {"round_id": info.round_id, "client": sub.client, "cid": sub.cid}
-    if verdict.verdict == ACCEPTED:
-        org.metrics.updates_accepted.inc()
-        log_event(log, logging.INFO, "update accepted", **fields)
-    else:
-        org.metrics.updates_rejected.labels(reason=verdict.verdict).inc()
-        log_event(
-            log,
-            logging.WARNING,
-            "update rejected",
-            reason=verdict.verdict,
-            detail=verdict.detail,
-            **fields,
-        )
-    return verdict
+@dataclass(frozen=True)
+class UpdateJudge:
+    """What judging one update reads and writes: IPFS (through the prefetcher), the cache,
+    the round's base, the blob layout and bounds, and the metrics."""
 
+    prefetch: Prefetcher
+    unsealer: Unsealer
+    blobs: BlobFetcher
+    storage: Storage
+    cache: BlobCache
+    models: OrgModels
+    metrics: Metrics
+    schema: FederationSchema
+    limits: Limits
+    model_name: str
+    max_samples: int  # federation.max_samples_per_client (0: no cap)
+    max_bytes: int
+    timeout_s: float
 
-async def _judge(org: OrgRounds, info: RoundInfo, sub: Submission) -> Verdict:
-    from daemons.storage import IpfsTimeout
-
-    ipfs = org.cfg.ipfs
-    digest = bytes.fromhex(sub.digest.removeprefix("0x"))
-    too_many = samples_verdict(sub.num_samples, org.fed.max_samples_per_client)
-    if too_many is not None:
-        return too_many
-    try:
-        data = await org.prefetch.get(sub.cid, digest)
-    except RejectedUpdate as exc:
-        return Verdict(exc.reason, exc.detail or str(exc))
-    except IpfsTimeout as exc:
-        return Verdict("unavailable", f"not retrievable within {ipfs.timeout_s} s: {exc}")
-    org.metrics.bytes.labels(direction="in").inc(len(data))
-    try:
-        plain = await update_plaintext(org, info, sub, data)
-    except RejectedUpdate as exc:  # sealed to another key, copied, tampered, not encrypted
-        org.cache.drop(digest)
-        return Verdict(exc.reason, exc.detail or str(exc))
-    base = await base_blob(org, info)
-    assert org.cfg.training is not None and org.cfg.federation is not None
-    # shapes from the task's parameter template; values from the base (norm of the change)
-    template = org.schema.update_template(base.sections["params"])
-    claim = UpdateClaim(info.round_id, sub.client, info.base_cid, sub.num_samples)
-    model_name, sealed = org.task.task.model, plain is not data
-    verdict, _ = check_update(plain, template, claim, model_name, org_limits(org), sealed)
-    if verdict.verdict != ACCEPTED:
-        org.cache.drop(digest)
+    async def judge(self, info: RoundInfo, sub: Submission) -> Verdict:
+        """Fetch and validate one update; never raises for a bad update, only for I/O trouble."""
+        verdict = await self._judge(info, sub)
+        fields: dict[str, Any] = {"round_id": info.round_id, "client": sub.client, "cid": sub.cid}
+        if verdict.code == ACCEPTED:
+            self.metrics.updates_accepted.inc()
+            log_event(log, logging.INFO, "update accepted", **fields)
+        else:
+            self.metrics.updates_rejected.labels(reason=verdict.code).inc()
+            log_event(
+                log,
+                logging.WARNING,
+                "update rejected",
+                reason=verdict.code,
+                detail=verdict.detail,
+                **fields,
+            )
         return verdict
-    # the org keeps what it merges: an accepted update stays retrievable for audit even when
-    # its client goes offline (unpinned with its round, see `close._retain`)
-    await org.storage.pin(sub.cid, timeout_s=ipfs.timeout_s)
-    return verdict
+
+    async def _judge(self, info: RoundInfo, sub: Submission) -> Verdict:
+        from daemons.storage import IpfsTimeout
+
+        digest = sub_digest(sub)
+        too_many = samples_verdict(sub.num_samples, self.max_samples)
+        if too_many is not None:
+            return too_many
+        try:
+            data = await self.prefetch.get(sub.cid, digest)
+        except RejectedUpdate as exc:
+            return Verdict(exc.reason, exc.detail or str(exc))
+        except IpfsTimeout as exc:
+            return Verdict("unavailable", f"not retrievable within {self.timeout_s} s: {exc}")
+        self.metrics.bytes.labels(direction="in").inc(len(data))
+        try:
+            plain = await self.unsealer.plaintext(info, sub, data)
+        except RejectedUpdate as exc:  # sealed to another key, copied, tampered, not encrypted
+            self.cache.drop(digest)
+            return Verdict(exc.reason, exc.detail or str(exc))
+        base = await base_blob(self.blobs, self.models, self.max_bytes, info)
+        # shapes from the task's parameter template; values from the base (norm of the change)
+        template = self.schema.update_template(base.sections["params"])
+        claim = UpdateClaim(info.round_id, sub.client, info.base_cid, sub.num_samples)
+        sealed = plain is not data
+        verdict, _ = check_update(plain, template, claim, self.model_name, self.limits, sealed)
+        if verdict.code != ACCEPTED:
+            self.cache.drop(digest)
+            return verdict
+        # the org keeps what it merges: an accepted update stays retrievable for audit even
+        # when its client goes offline (unpinned with its round, see `close._retain`)
+        await self.storage.pin(sub.cid, timeout_s=self.timeout_s)
+        return verdict
+
+
+async def judge_pending(judge: UpdateJudge, ledger: Ledger, info: RoundInfo) -> None:
+    """Fetch and validate each recorded, unjudged update of the round, in client order.
+
+    All their fetches start at once (bounded by the prefetcher); the verdicts are still
+    reached and written one by one in client order.
+    """
+    subs = ledger.submissions(info.round_id)
+    pending = sorted(c for c, s in subs.items() if s.verdict is None)
+    for client in pending:
+        judge.prefetch.want(subs[client].cid, sub_digest(subs[client]))
+    for client in pending:
+        verdict = await judge.judge(info, subs[client])
+        ledger.judge(info.round_id, client, verdict.code, verdict.detail, train=verdict.train)
+        crash_point("after_fetch", info.round_id)
 
 
 @dataclass(frozen=True)
@@ -159,11 +186,11 @@ def samples_verdict(num_samples: int, max_samples: int) -> Verdict | None:
     return None
 
 
-def org_limits(org: OrgRounds) -> Limits:
+def org_limits(schema: FederationSchema, fed: FederationConfig, max_bytes: int) -> Limits:
     """Blob bounds for updates (pinned in the round config for replay); the Fisher may be left
     out where the federation does not use it."""
-    max_norm = org.fed.max_update_norm if org.fed.max_update_norm > 0 else None
-    return org.schema.update_limits(org.cfg.ipfs.max_blob_bytes, max_norm=max_norm)
+    max_norm = fed.max_update_norm if fed.max_update_norm > 0 else None
+    return schema.update_limits(max_bytes, max_norm=max_norm)
 
 
 def influence_bounds(fed: FederationConfig) -> InfluenceBounds:

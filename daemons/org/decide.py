@@ -9,14 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-
-class RoundStatus(StrEnum):
-    """A round's life on chain (`Open -> Closed | Failed`); NONE before round 1."""
-
-    NONE = "none"
-    OPEN = "open"
-    CLOSED = "closed"
-    FAILED = "failed"
+from contracts.state import RoundStatus
 
 
 class Action(StrEnum):
@@ -64,7 +57,7 @@ def decide(v: RoundView) -> Decision:
     if v.status is not RoundStatus.OPEN:
         if v.round_id >= v.rounds:
             return Decision(Action.DONE, f"round {v.round_id} of {v.rounds} settled")
-        return _open(v, f"round {v.round_id} is {v.status.value}")
+        return _open(v, f"round {v.round_id} is {v.status.name.lower()}")
     if v.pending > 0:
         return Decision(Action.JUDGE, f"{v.pending} update(s) to validate")
     full = v.num_updates >= v.max_updates
@@ -90,3 +83,21 @@ def _open(v: RoundView, reason: str) -> Decision:
             f"{v.epsilon_next:.4g} > epsilon_budget {v.epsilon_budget:g}; no more rounds",
         )
     return Decision(Action.OPEN, reason)
+
+
+ACTIVITY = {
+    Action.OPEN: "opening a round",
+    Action.JUDGE: "validating",
+    Action.CLOSE: "aggregating",
+    Action.FAIL: "failing the round",
+    Action.WAIT: "waiting for updates",
+    Action.DONE: "done",
+    Action.BUDGET: "stopped: privacy budget",
+}
+
+
+def activity_of(action: Action, round_id: int) -> str:
+    """A word for what the org does: round 1's opening publishes the initial model."""
+    if action is Action.OPEN and round_id == 0:
+        return "publishing the initial model"
+    return ACTIVITY[action]

@@ -39,6 +39,11 @@ class Submission:
         return self.verdict == ACCEPTED
 
 
+def sub_digest(sub: Submission) -> bytes:
+    """The submission's digest as raw bytes (the event carries it as "0x" hex)."""
+    return bytes.fromhex(sub.digest.removeprefix("0x"))
+
+
 class Ledger:
     """Submissions per round, keyed by client (a client submits once per round)."""
 

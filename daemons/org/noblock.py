@@ -14,7 +14,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from daemons.org.decide import Action, Decision, RoundStatus, RoundView
+from contracts.state import RoundStatus
+from daemons.org.decide import Action, Decision, RoundView
 from daemons.service import log_event
 
 log = logging.getLogger("fedchain.org")

@@ -2,9 +2,9 @@
 
 The event tailer and the round driver are separate tasks: without this, the org fetched an
 update only when the driver judged it, one after another. The fetch is the same
-digest-checked, size-capped `fetch` into the content-addressed blob cache, so fetching early
-(or twice) changes nothing but the time; the judge awaits the fetch already under way and
-gets its result or its error, exactly as if it had fetched itself.
+digest-checked, size-capped `BlobFetcher.get` into the content-addressed blob cache, so
+fetching early (or twice) changes nothing but the time; the judge awaits the fetch already
+under way and gets its result or its error, exactly as if it had fetched itself.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from daemons.config import IpfsConfig
-from daemons.ports import BlobCache, Storage, fetch
+from daemons.ports import BlobCache, BlobFetcher, Storage
 
 DEFAULT_LIMIT = 4  # concurrent fetches; each is one `cat` against the org's IPFS node
 
@@ -30,6 +30,7 @@ class Prefetcher:
         if limit < 1:
             raise ValueError(f"Prefetcher limit must be >= 1, got {limit}")
         self.storage, self.cache, self.ipfs = storage, cache, ipfs
+        self.blobs = BlobFetcher(storage, cache, ipfs.timeout_s)
         self._slots = asyncio.Semaphore(limit)
         self._inflight: dict[bytes, asyncio.Task[bytes]] = {}
 
@@ -61,10 +62,7 @@ class Prefetcher:
 
     async def _fetch(self, cid: str, digest: bytes) -> bytes:
         async with self._slots:
-            ipfs = self.ipfs
-            return await fetch(
-                self.storage, self.cache, cid, digest, ipfs.max_blob_bytes, ipfs.timeout_s
-            )
+            return await self.blobs.get(cid, digest, self.ipfs.max_blob_bytes)
 
     def _done(self, digest: bytes, task: asyncio.Task[bytes]) -> None:
         """A fetched blob is in the cache now; a failure waits for the judge (`get`) to see it."""

@@ -8,8 +8,6 @@ content-addressed, and the aggregation is deterministic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -17,40 +15,31 @@ from typing import Any
 
 from nacl.public import PrivateKey
 
-from contracts.errors import BadDeadline
-from contracts.state import RoundInfo
-from contracts.state import RoundStatus as ChainStatus
+from contracts.state import RoundInfo, RoundStatus
 from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
-from daemons.org.close import close_round
-from daemons.org.collect import influence_bounds, judge_update, org_limits
-from daemons.org.decide import Action, Decision, RoundStatus, RoundView, decide
-from daemons.org.ledger import Ledger, Submission
-from daemons.org.model_step import initial_sections, model_metadata
+from daemons.org.close import RoundCloser, close_round
+from daemons.org.collect import UpdateJudge, influence_bounds, judge_pending, org_limits
+from daemons.org.decide import Action, Decision, RoundView, activity_of, decide
+from daemons.org.ledger import Ledger, Submission, sub_digest
 from daemons.org.models_seal import OrgModels
 from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
+from daemons.org.opening import RoundOpener
 from daemons.org.prefetch import Prefetcher
 from daemons.org.privacy import OrgPrivacy, central_dp_pin
+from daemons.org.unseal import Unsealer
 from daemons.org.warmup import OrgWarmup
 from daemons.overdue import OVERDUE_POLLS, overdue
-from daemons.ports import BlobCache, Chain, Storage
+from daemons.ports import BlobCache, BlobFetcher, Chain, Storage
 from daemons.privacy.policy import org_policy
-from daemons.round_config import RoundConfig, encode_round_config
-from daemons.service import crash_point, log_event
+from daemons.service import log_event
 from daemons.task_setup import OrgTask, org_task
 from daemons.verify.pins import dataset_digest, replay_pins
-from models.codec import encode_blob
 from models.schema import FederationSchema
+from models.validation import Limits
 
 log = logging.getLogger("fedchain.org")
-
-STATUS = {
-    ChainStatus.NONE: RoundStatus.NONE,
-    ChainStatus.OPEN: RoundStatus.OPEN,
-    ChainStatus.CLOSED: RoundStatus.CLOSED,
-    ChainStatus.FAILED: RoundStatus.FAILED,
-}
 
 
 class OrgRounds:
@@ -115,7 +104,7 @@ class OrgRounds:
         subs = self.ledger.submissions(round_id)
         view = RoundView(
             round_id=round_id,
-            status=STATUS[info.status] if info else RoundStatus.NONE,
+            status=info.status if info else RoundStatus.NONE,
             deadline=info.deadline if info else 0,
             min_updates=info.min_updates if info else 0,
             max_updates=info.max_updates if info else 0,
@@ -167,12 +156,13 @@ class OrgRounds:
             await self.judge_pending(info)
         elif decision.action is Action.CLOSE:
             assert info is not None
-            await close_round(self, info)
+            await close_round(self.closer(), info)
         elif decision.action is Action.FAIL:
             await self.chain.send(f"fail:{view.round_id}", "failRound", view.round_id)
             self.metrics.rounds.labels(outcome="failed").inc()
             if info is not None:
-                await observe_settled(self, info, "failed")
+                duration_s = self.fed.round_duration_s
+                await observe_settled(self.chain, self.metrics, duration_s, info, "failed")
             log_event(
                 log,
                 logging.WARNING,
@@ -190,98 +180,20 @@ class OrgRounds:
 
     # ---- opening -------------------------------------------------------------------------
 
-    async def next_base(self, round_id: int, info: RoundInfo | None) -> tuple[str, bytes]:
-        """The base of the next round: round 0's seeded model, else the last settled model."""
-        if info is None:
-            return await self.publish_initial()
-        if info.status is ChainStatus.CLOSED:
-            return info.model_cid, info.model_digest
-        return info.base_cid, info.base_digest
-
-    async def publish_initial(self) -> tuple[str, bytes]:
-        """Build the seeded round-0 model and put it to IPFS (same seed, same CID).
-
-        A sealed one differs on every sealing (fresh keys and nonce), so its CID is kept in
-        the ledger: a restart before round 1 opened reuses it.
-        """
-        known = self.ledger.get_json("initial_model") if self.models.policy else None
-        if known is not None:
-            return known["cid"], bytes.fromhex(known["digest"])
-        task = self.task.task
-        sections = None
-        if self.warmup is not None:
-            try:
-                sections = await self.warmup.initial()
-            except Exception as exc:  # the warm-up's problem: build it here as before
-                log_event(log, logging.WARNING, "warm-up had no initial model", error=str(exc))
-        if sections is None:
-            sections = initial_sections(task.model, self.fed.seed, self.with_fisher, task)
-        meta = model_metadata(0, self.chain.address, "", 0, task.model)
-        blob = self.models.seal(encode_blob(sections, meta), 0, "")
-        stored = await self.put(blob)
-        if self.models.policy is not None:
-            self.ledger.put_json(
-                "initial_model", {"cid": stored.cid, "digest": stored.digest.hex()}
-            )
-        log_event(log, logging.INFO, "initial model published", cid=stored.cid, seed=self.fed.seed)
-        return stored.cid, stored.digest
-
     async def open_next(self, round_id: int, info: RoundInfo | None) -> None:
         """Publish the round config and open round `round_id + 1` on the base model."""
-        new_id = round_id + 1
-        base_cid, base_digest = await self.next_base(round_id, info)
-        privacy = None if self.privacy is None else self.privacy.round_privacy()
-        config = RoundConfig(
-            new_id,
-            self.task.task.model,
-            self.fed.seed,
-            self.training,
-            self.with_fisher,
-            encryption=self.encryption,
-            task=self.task.identity,
-            privacy=privacy,
-            replay=self.pins(),
-            models=self.models.policy,
-        )
-        if self.privacy is not None:  # before openRound: ε counts every round ever opened
-            self.privacy.record_open(self.ledger, new_id)
-        config_cid = (await self.put(encode_round_config(config))).cid
-        deadline = await self.chain.now_s() + self.fed.round_duration_s
-        args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)
-        try:
-            await self.chain.send(f"open:{new_id}", "openRound", *args, config_cid)
-        except BadDeadline as exc:
-            # a stored openRound from before a long outage has a deadline in the past, or the
-            # latest block is stale (a chain that mines only on transactions): that intent is
-            # void, so open afresh under a new key, timed from the block the contract judged by
-            earliest = int(exc.error_args.get("earliest", 0))
-            deadline = max(deadline, earliest - 1 + self.fed.round_duration_s)
-            args = (*args[:2], deadline, *args[3:])
-            log_event(
-                log, logging.WARNING, "stale openRound refused; opening afresh", round_id=new_id
-            )
-            await self.chain.send(f"open:{new_id}:{deadline}", "openRound", *args, config_cid)
-        dp = {}
-        if self.privacy is not None:
-            dp = {"epsilon_after": self.privacy.epsilon(self.ledger, new_id)}
-            self.metrics.privacy_epsilon.set(dp["epsilon_after"])
-        log_event(
-            log,
-            logging.INFO,
-            "round opened",
-            round_id=new_id,
-            base_cid=base_cid,
-            deadline=deadline,
-            **dp,
-        )
-        crash_point("after_open", new_id)
+        await self.opener().open_next(round_id, info)
+
+    async def publish_initial(self) -> tuple[str, bytes]:
+        """Build the seeded round-0 model and put it to IPFS (same seed, same CID)."""
+        return await self.opener().publish_initial()
 
     # ---- collecting ----------------------------------------------------------------------
 
     def record(self, round_id: int, sub: Submission) -> None:
         """Remember an `UpdateSubmitted` (idempotent) and, in the current round, start its fetch."""
         if round_id == self.round_id:
-            self.prefetch.want(sub.cid, _digest(sub))
+            self.prefetch.want(sub.cid, sub_digest(sub))
         if self.ledger.record(round_id, sub):
             log_event(
                 log,
@@ -293,21 +205,82 @@ class OrgRounds:
             )
 
     async def judge_pending(self, info: RoundInfo) -> None:
-        """Fetch and validate each recorded, unjudged update of the round, in client order.
+        """Fetch and validate each recorded, unjudged update of the round, in client order."""
+        await judge_pending(self.judge(), self.ledger, info)
 
-        All their fetches start at once (bounded by the prefetcher); the verdicts are still
-        reached and written one by one in client order.
-        """
-        subs = self.ledger.submissions(info.round_id)
-        pending = sorted(c for c, s in subs.items() if s.verdict is None)
-        for client in pending:
-            self.prefetch.want(subs[client].cid, _digest(subs[client]))
-        for client in pending:
-            verdict = await judge_update(self, info, subs[client])
-            self.ledger.judge(
-                info.round_id, client, verdict.verdict, verdict.detail, train=verdict.train
-            )
-            crash_point("after_fetch", info.round_id)
+    # ---- collaborators (built per step: tests and restarts may swap a setting) ----------
+
+    def blobs(self) -> BlobFetcher:
+        """Digest-checked blobs from the cache, else IPFS."""
+        return BlobFetcher(self.storage, self.cache, self.cfg.ipfs.timeout_s)
+
+    def unsealer(self) -> Unsealer:
+        """Opens the encrypted updates of a round with the org's key."""
+        return Unsealer(self.blobs(), self.update_key, self.cfg.ipfs.max_blob_bytes)
+
+    def limits(self) -> Limits:
+        """Blob bounds for updates (pinned in the round config)."""
+        return org_limits(self.schema, self.fed, self.cfg.ipfs.max_blob_bytes)
+
+    def opener(self) -> RoundOpener:
+        """What opening a round needs, from the current settings."""
+        return RoundOpener(
+            chain=self.chain,
+            ledger=self.ledger,
+            put=self.put,
+            metrics=self.metrics,
+            fed=self.fed,
+            training=self.training,
+            with_fisher=self.with_fisher,
+            task=self.task,
+            encryption=self.encryption,
+            privacy=self.privacy,
+            models=self.models,
+            warmup=self.warmup,
+            pins=self.pins,
+        )
+
+    def judge(self) -> UpdateJudge:
+        """What judging an update needs, from the current settings."""
+        ipfs = self.cfg.ipfs
+        return UpdateJudge(
+            prefetch=self.prefetch,
+            unsealer=self.unsealer(),
+            blobs=self.blobs(),
+            storage=self.storage,
+            cache=self.cache,
+            models=self.models,
+            metrics=self.metrics,
+            schema=self.schema,
+            limits=self.limits(),
+            model_name=self.task.task.model,
+            max_samples=self.fed.max_samples_per_client,
+            max_bytes=ipfs.max_blob_bytes,
+            timeout_s=ipfs.timeout_s,
+        )
+
+    def closer(self) -> RoundCloser:
+        """What settling a round needs, from the current settings."""
+        return RoundCloser(
+            chain=self.chain,
+            ledger=self.ledger,
+            storage=self.storage,
+            cache=self.cache,
+            blobs=self.blobs(),
+            unsealer=self.unsealer(),
+            put=self.put,
+            metrics=self.metrics,
+            fed=self.fed,
+            fisher_gamma=self.training.fisher_gamma,
+            with_fisher=self.with_fisher,
+            task=self.task.task,
+            eval_data=self.eval_data,
+            heldout=self.heldout,
+            models=self.models,
+            privacy=self.privacy,
+            warmup=self.warmup,
+            max_bytes=self.cfg.ipfs.max_blob_bytes,
+        )
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -317,7 +290,7 @@ class OrgRounds:
             self._pins = replay_pins(
                 self.fed.strategy,
                 self.fed.strategy_options,
-                org_limits(self),
+                self.limits(),
                 dataset_digest(self.eval_data),
                 {name: dataset_digest(d) for name, d in self.heldout.items()},
                 influence_bounds(self.fed),
@@ -335,39 +308,5 @@ class OrgRounds:
         return stored
 
 
-ACTIVITY = {
-    Action.OPEN: "opening a round",
-    Action.JUDGE: "validating",
-    Action.CLOSE: "aggregating",
-    Action.FAIL: "failing the round",
-    Action.WAIT: "waiting for updates",
-    Action.DONE: "done",
-    Action.BUDGET: "stopped: privacy budget",
-}
-
-
-def activity_of(action: Action, round_id: int) -> str:
-    """A word for what the org does: round 1's opening publishes the initial model."""
-    if action is Action.OPEN and round_id == 0:
-        return "publishing the initial model"
-    return ACTIVITY[action]
-
-
 async def _no_round() -> None:
     return None
-
-
-def _digest(sub: Submission) -> bytes:
-    return bytes.fromhex(sub.digest.removeprefix("0x"))
-
-
-def sha256(data: bytes) -> bytes:
-    """Digest as the contract stores it (sha256 of the blob bytes)."""
-    return hashlib.sha256(data).digest()
-
-
-async def idle(wake: asyncio.Event, seconds: float) -> None:
-    """Sleep until woken by an event or `seconds` pass (deadlines need a periodic check)."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), seconds)
-    wake.clear()

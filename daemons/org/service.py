@@ -8,6 +8,7 @@ re-reads the chain and steps the round protocol on every bell and every `poll_in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -21,7 +22,7 @@ from daemons.org.decide import Action, Decision
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.models_seal import org_models
 from daemons.org.privacy import OrgPrivacy, load_secret
-from daemons.org.rounds import OrgRounds, idle
+from daemons.org.rounds import OrgRounds
 from daemons.org.warmup import OrgWarmup
 from daemons.ports import BlobCache
 from daemons.privacy.keys import load_update_key, public_hex
@@ -177,3 +178,10 @@ def _submission(event: UpdateSubmitted) -> Submission:
         digest="0x" + event.digest.hex(),
         num_samples=event.num_samples,
     )
+
+
+async def idle(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep until woken by an event or `seconds` pass (deadlines need a periodic check)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), seconds)
+    wake.clear()

@@ -135,7 +135,7 @@ def _compare(
     """Record our verdict against the org's and keep what the replay merges."""
     theirs = org_verdict(entry)
     kept = Submission(sub.client, sub.cid, sub.digest, sub.num_samples, theirs, "", {})
-    if ours.verdict == UNAVAILABLE:
+    if ours.code == UNAVAILABLE:
         judged.checks.append(unchecked(name, f"not checked here: {ours.detail}"))
         if theirs == ACCEPTED:
             judged.blind.append(sub.client)
@@ -146,18 +146,18 @@ def _compare(
         judged.checks.append(unchecked(name, f"the org says not retrievable in time; now: {now}"))
         judged.subs[sub.client] = _with_detail(kept, entry)
         return
-    if ours.verdict == ACCEPTED and isinstance(entry, Excluded) and theirs != ACCEPTED:
+    if ours.code == ACCEPTED and isinstance(entry, Excluded) and theirs != ACCEPTED:
         judged.deferred[sub.client] = (name, entry)
-    elif ours.verdict != theirs:
+    elif ours.code != theirs:
         judged.checks.append(
             mismatch(name, f"manifest: {_describe(entry)}; re-validation: {_describe_ours(ours)}")
         )
     else:
         judged.checks.append(ok(name, "accepted" if theirs == ACCEPTED else f"rejected: {theirs}"))
     judged.subs[sub.client] = Submission(
-        sub.client, sub.cid, sub.digest, sub.num_samples, ours.verdict, ours.detail, ours.train
+        sub.client, sub.cid, sub.digest, sub.num_samples, ours.code, ours.detail, ours.train
     )
-    if ours.verdict == ACCEPTED and decoded is not None:
+    if ours.code == ACCEPTED and decoded is not None:
         sections = decoded.sections
         judged.updates.append(
             ClientUpdate(
@@ -188,9 +188,9 @@ def _describe(entry: Included | Excluded) -> str:
 
 
 def _describe_ours(ours: Verdict) -> str:
-    if ours.verdict == ACCEPTED:
+    if ours.code == ACCEPTED:
         return "valid"
-    return f"rejected as {ours.verdict!r} ({ours.detail})"
+    return f"rejected as {ours.code!r} ({ours.detail})"
 
 
 def settle_deferred(judged: Judged, rejected: Mapping[str, tuple[str, str]] | None) -> list[Check]:

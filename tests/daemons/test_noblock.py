@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from daemons.org.decide import Action, Decision, RoundStatus, RoundView
+from contracts.state import RoundStatus
+from daemons.org.decide import Action, Decision, RoundView
 from daemons.org.noblock import NoBlockWatch, stall_warning
 
 # deadline 1000; the latest block is at 990 and was first seen (wall clock) at 990

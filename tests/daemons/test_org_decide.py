@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from daemons.org.decide import Action, RoundStatus, RoundView, decide
+from contracts.state import RoundStatus
+from daemons.org.decide import Action, RoundView, decide
 from daemons.org.ledger import ACCEPTED, Ledger, Submission
 
 OPEN = RoundView(
@@ -113,6 +114,6 @@ def test_ledger_records_once_and_judges() -> None:
 
 
 def test_every_action_has_a_live_view_activity() -> None:
-    from daemons.org.rounds import ACTIVITY
+    from daemons.org.decide import ACTIVITY
 
     assert set(ACTIVITY) == set(Action)  # a new Action without one crashed the org (KeyError)

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from daemons import cli
-from daemons.org import close, collect, rounds
+from daemons.org import close, collect, opening
 from daemons.org.collect import Verdict
 from daemons.org.ledger import ACCEPTED
 
@@ -49,12 +49,12 @@ def install(tamper: dict[str, set[int]]) -> None:
     def check_update(data: bytes, base_params: Any, claim: Any, *args: Any) -> Any:
         verdict, decoded = real_check(data, base_params, claim, *args)
         r = claim.round_id
-        lie = r in tamper["exclude"] and verdict.verdict == ACCEPTED
+        lie = r in tamper["exclude"] and verdict.code == ACCEPTED
         if lie and excluded.setdefault(r, claim.client) == claim.client:
             return Verdict("norm", ""), None
         return verdict, decoded
 
-    real_base = rounds.OrgRounds.next_base
+    real_base = opening.RoundOpener.next_base
 
     async def next_base(self: Any, round_id: int, info: Any) -> tuple[str, bytes]:
         if round_id + 1 in tamper["base"]:
@@ -73,7 +73,7 @@ def install(tamper: dict[str, set[int]]) -> None:
     close._manifest = manifest  # type: ignore[assignment]
     close.encode_blob = encode_blob  # type: ignore[assignment]
     collect.check_update = check_update  # type: ignore[assignment]
-    rounds.OrgRounds.next_base = next_base  # type: ignore[method-assign]
+    opening.RoundOpener.next_base = next_base  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
