@@ -105,7 +105,7 @@ class RoundOpener:
         deadline = await self.chain.now_s() + self.fed.round_duration_s
         args = (base_cid, base_digest, deadline, self.fed.min_updates, self.fed.max_updates)
         try:
-            await self.chain.send(f"open:{new_id}", "openRound", *args, config_cid)
+            await self.chain.open_round(new_id, *args, config_cid)
         except BadDeadline as exc:
             # a stored openRound from before a long outage has a deadline in the past, or the
             # latest block is stale (a chain that mines only on transactions): that intent is
@@ -116,7 +116,7 @@ class RoundOpener:
             log_event(
                 log, logging.WARNING, "stale openRound refused; opening afresh", round_id=new_id
             )
-            await self.chain.send(f"open:{new_id}:{deadline}", "openRound", *args, config_cid)
+            await self.chain.open_round(new_id, *args, config_cid, afresh=True)
         dp = {}
         if self.privacy is not None:
             dp = {"epsilon_after": self.privacy.epsilon(self.ledger, new_id)}

@@ -158,7 +158,7 @@ class OrgRounds:
             assert info is not None
             await close_round(self.closer(), info)
         elif decision.action is Action.FAIL:
-            await self.chain.send(f"fail:{view.round_id}", "failRound", view.round_id)
+            await self.chain.fail_round(view.round_id)
             self.metrics.rounds.labels(outcome="failed").inc()
             if info is not None:
                 duration_s = self.fed.round_duration_s
