@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.evaluate import evaluate
 from models.strategies import ClientUpdate, get_strategy
 from models.tasks import get_task
-from models.training import TrainConfig, local_train
+from models.training import OptimizerRecipe, local_train
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
             updates = []
             for c in range(args.clients):
                 data = train.subset(np.arange(c * args.samples, (c + 1) * args.samples))
-                config = TrainConfig(epochs=1, batch_size=20, learning_rate=0.1, seed=r)
+                config = OptimizerRecipe(epochs=1, batch_size=20, learning_rate=0.1, seed=r)
                 trained, _ = local_train(task, params, data, config)
                 updates.append(ClientUpdate(str(c), trained, args.samples))
             result = fedavg.aggregate(params, updates, fedavg.init(params))

@@ -39,7 +39,7 @@ def runners(samples: int, batch_size: int) -> dict[str, Callable[[], float]]:
     from models.data import Dataset
     from models.fisher import fisher_diagonal
     from models.networks import Model, get_model
-    from models.training import TrainConfig, local_train
+    from models.training import OptimizerRecipe, local_train
 
     fast = get_model("2nn")
     vmap = dataclasses.replace(fast, name="2nn-vmap", apply_with_taps=None)
@@ -62,7 +62,7 @@ def runners(samples: int, batch_size: int) -> dict[str, Callable[[], float]]:
     return {
         "vmap": timed(fisher(vmap)),
         "fast": timed(fisher(fast)),
-        "epoch": timed(lambda: local_train(fast, params, data, TrainConfig())[0]),
+        "epoch": timed(lambda: local_train(fast, params, data, OptimizerRecipe())[0]),
     }
 
 

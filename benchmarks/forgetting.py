@@ -38,7 +38,7 @@ from models.fisher import fisher_diagonal, online_fisher
 from models.networks import Model, get_model
 from models.penalties import Penalty, ewc, fedcurv, fedcurv_others
 from models.strategies import ClientUpdate, get_strategy
-from models.training import TrainConfig, local_train
+from models.training import OptimizerRecipe, local_train
 from models.types import Params
 
 METHODS = ("fedavg", "ewc", "fedcurv")
@@ -133,7 +133,7 @@ def client_penalty(method: str, state: ServerState, client: str, args: Any) -> P
 
 
 def client_round(
-    method: str, state: ServerState, data: Dataset, client: str, cfg: TrainConfig, args: Any
+    method: str, state: ServerState, data: Dataset, client: str, cfg: OptimizerRecipe, args: Any
 ) -> ClientUpdate:
     """Train locally (with the method's penalty), then compute the Fisher if the method needs it."""
     model = build_model(args)
@@ -160,7 +160,7 @@ def run_federation(method: str, setup: Setup, seed: int) -> np.ndarray:
         datasets = setup.tasks[0 if rnd < args.rounds else 1]
         updates = []
         for i, data in enumerate(datasets):
-            cfg = TrainConfig(
+            cfg = OptimizerRecipe(
                 args.epochs,
                 args.batch_size,
                 args.lr,

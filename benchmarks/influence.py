@@ -43,7 +43,7 @@ from models.errors import BlobRejected
 from models.influence import InfluenceBounds, delta_norm
 from models.networks import Model, get_model
 from models.strategies import ClientUpdate
-from models.training import TrainConfig, local_train, params_to_numpy
+from models.training import OptimizerRecipe, local_train, params_to_numpy
 from models.validation import validate_blob
 
 ATTACKS = ("noise", "samples", "noise_under_cap", "samples_at_cap")
@@ -59,7 +59,7 @@ class Setup:
     init: dict
     shards: list[Dataset]
     test: Dataset
-    config: TrainConfig
+    config: OptimizerRecipe
     rounds: int
     fed: FederationConfig
 
@@ -170,7 +170,9 @@ def _setup(args: argparse.Namespace) -> Setup:
         init=model.init(jax.random.PRNGKey(args.seed)),
         shards=[pool.subset(idx) for idx in parts],
         test=test.subset(np.arange(args.test_samples)),
-        config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr),
+        config=OptimizerRecipe(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr
+        ),
         rounds=args.rounds,
         fed=_fed(args.max_client_share),
     )

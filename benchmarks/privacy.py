@@ -42,7 +42,7 @@ from models.evaluate import evaluate
 from models.networks import get_model
 from models.strategies import ClientUpdate, get_strategy
 from models.tasks import get_task
-from models.training import TrainConfig, local_train, params_to_numpy
+from models.training import OptimizerRecipe, local_train, params_to_numpy
 
 Params = dict
 SECRET = b"benchmark-secret-not-for-real-use"
@@ -72,7 +72,7 @@ def fmnist_task(num_clients: int, clip: float) -> BenchTask:
     def run_round(params: Params, round_id: int) -> list[ClientUpdate]:
         out = []
         for i, shard in enumerate(shards):
-            cfg = TrainConfig(batch_size=10, learning_rate=0.05, seed=round_id * 100_003 + i)
+            cfg = OptimizerRecipe(batch_size=10, learning_rate=0.05, seed=round_id * 100_003 + i)
             trained, _ = local_train(model, params, shard, cfg)
             out.append(ClientUpdate(f"c{i:05d}", params_to_numpy(trained), len(shard)))
         return out
@@ -92,7 +92,7 @@ def tabular_task(rows_per_client: int, clip: float, fraction: float = 1.0) -> Be
     def run_round(params: Params, round_id: int) -> list[ClientUpdate]:
         out = []
         for i, shard in enumerate(shards):
-            cfg = TrainConfig(epochs=5, batch_size=rows_per_client, learning_rate=0.5, seed=i)
+            cfg = OptimizerRecipe(epochs=5, batch_size=rows_per_client, learning_rate=0.5, seed=i)
             trained, _ = local_train(task, params, shard, cfg)
             out.append(ClientUpdate(f"c{i:05d}", params_to_numpy(trained), len(shard)))
         return out

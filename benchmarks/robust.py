@@ -29,7 +29,7 @@ from models.data import DEFAULT_FASHION_MNIST, Dataset, load_idx_dir, partition_
 from models.evaluate import evaluate
 from models.networks import Model, get_model
 from models.strategies import ClientUpdate, Strategy, get_strategy
-from models.training import TrainConfig, local_train, params_to_numpy
+from models.training import OptimizerRecipe, local_train, params_to_numpy
 
 Params = dict
 ATTACKS = ("sign_flip", "scaling", "noise", "label_flip")
@@ -43,7 +43,7 @@ class Setup:
     init: Params
     shards: list[Dataset]
     test: Dataset
-    config: TrainConfig
+    config: OptimizerRecipe
     rounds: int
     noise_std: float
 
@@ -76,7 +76,7 @@ def _client_update(
     data = setup.shards[client]
     if attack == "label_flip":
         data = Dataset(data.x, (9 - data.y).astype(np.int32))
-    config = TrainConfig(
+    config = OptimizerRecipe(
         epochs=setup.config.epochs,
         batch_size=setup.config.batch_size,
         learning_rate=setup.config.learning_rate,
@@ -121,7 +121,9 @@ def _setup(args: argparse.Namespace) -> Setup:
         init=model.init(jax.random.PRNGKey(args.seed)),
         shards=shards,
         test=test.subset(np.arange(args.test_samples)),
-        config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr),
+        config=OptimizerRecipe(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr
+        ),
         rounds=args.rounds,
         noise_std=args.noise_std,
     )

@@ -1,7 +1,7 @@
 """Each built-in task federated vs centrally trained, in one run (issue #11).
 
 An in-process federation (no chain, no IPFS) that calls the same pure functions as the
-daemons: the task's split, `local_train` with the round's `TrainConfig` and penalty, the
+daemons: the task's split, `local_train` with the round's `OptimizerRecipe` and penalty, the
 clients' Fisher, `get_strategy("fedavg")`, online EWC, and the task's metrics on the org's
 held-out split. The central baseline trains one model on the union of the clients' data for
 the same number of passes over it (rounds x local epochs), with the same optimizer.
@@ -31,7 +31,7 @@ from models.penalties import make_penalty
 from models.strategies import ClientUpdate, get_strategy
 from models.task import Task
 from models.tasks import get_task
-from models.training import TrainConfig, local_train, params_to_numpy
+from models.training import OptimizerRecipe, local_train, params_to_numpy
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ def federated(task: Task, plan: Plan, parts: list[Dataset], test: Dataset) -> di
     for r in range(plan.rounds):
         updates = []
         for i, data in enumerate(parts):
-            config = TrainConfig(plan.epochs, plan.batch_size, plan.learning_rate, seed=r * 97 + i)
+            config = OptimizerRecipe(
+                plan.epochs, plan.batch_size, plan.learning_rate, seed=r * 97 + i
+            )
             penalty = make_penalty(plan.penalty, anchor=params, fisher=fisher, lam=plan.ewc_lambda)
             trained, _ = local_train(task, params, data, config, penalty)
             f = fisher_diagonal(task, trained, data) if plan.penalty == "ewc" else None
@@ -98,7 +100,7 @@ def federated(task: Task, plan: Plan, parts: list[Dataset], test: Dataset) -> di
 def central(task: Task, plan: Plan, parts: list[Dataset], test: Dataset) -> dict[str, float]:
     """One model on the union of the clients' data, rounds x epochs passes."""
     union = Dataset(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]))
-    config = TrainConfig(plan.rounds * plan.epochs, plan.batch_size, plan.learning_rate, seed=0)
+    config = OptimizerRecipe(plan.rounds * plan.epochs, plan.batch_size, plan.learning_rate, seed=0)
     params, _ = local_train(task, task.init(jax.random.PRNGKey(0)), union, config)
     return evaluate(task, params, test).metrics
 

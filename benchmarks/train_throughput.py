@@ -54,7 +54,7 @@ def jax_runner(x: np.ndarray, y: np.ndarray, apply_name: str) -> Callable[[int],
     from models.data import Dataset
     from models.networks import Model, get_model
     from models.tasks.fashion_mnist import cnn_apply_lax, cnn_apply_slices
-    from models.training import TrainConfig, local_train
+    from models.training import OptimizerRecipe, local_train
 
     base = get_model("cnn")
     apply = cnn_apply_slices if apply_name == "slices" else cnn_apply_lax
@@ -63,7 +63,7 @@ def jax_runner(x: np.ndarray, y: np.ndarray, apply_name: str) -> Callable[[int],
     data = Dataset(x, y)
 
     def run(seed: int) -> Timed:
-        cfg = TrainConfig(batch_size=10, seed=seed)
+        cfg = OptimizerRecipe(batch_size=10, seed=seed)
         return _timed(lambda: jax.block_until_ready(local_train(model, params, data, cfg)[0]))
 
     return run

@@ -36,8 +36,9 @@ class TrainingError(ModelsError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Local-training hyperparameters; every client of a round uses the same ones."""
+class OptimizerRecipe:
+    """The optimizer recipe of local training (from the round's `[training]` table + a seed);
+    every client of a round uses the same one."""
 
     epochs: int = 1
     batch_size: int = 10
@@ -71,14 +72,16 @@ class TrainMetrics:
     num_samples: int
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+def make_optimizer(config: OptimizerRecipe) -> optax.GradientTransformation:
     """The optax optimizer named by the config."""
     if config.optimizer == "adam":
         return optax.adam(config.learning_rate)
     return optax.sgd(config.learning_rate, momentum=config.momentum or None)
 
 
-def make_transform(config: TrainConfig, penalty: Penalty | None) -> optax.GradientTransformation:
+def make_transform(
+    config: OptimizerRecipe, penalty: Penalty | None
+) -> optax.GradientTransformation:
     """The penalty's gradient transform chained before the optimizer (STYLE.md: EWC as optax)."""
     opt = make_optimizer(config)
     return opt if penalty is None else optax.chain(penalty.transform(), opt)
@@ -135,12 +138,12 @@ def _train_step(
 
 
 @functools.lru_cache(maxsize=64)
-def _epoch_fn(task: Task, config: TrainConfig) -> Callable[..., Any]:
+def _epoch_fn(task: Task, config: OptimizerRecipe) -> Callable[..., Any]:
     """One jitted epoch per (model, optimizer config); jit itself caches per shapes/penalty kind."""
     return jax.jit(epoch_body(task, config), donate_argnums=(0, 1))
 
 
-def epoch_body(task: Task, config: TrainConfig) -> Callable[..., Any]:
+def epoch_body(task: Task, config: OptimizerRecipe) -> Callable[..., Any]:
     """One epoch, not yet jitted: `(params, opt_state, x, y, key, penalty) -> (params,
     opt_state, [loss sum, correct])`; models.training_many vmaps it across clients."""
 
@@ -159,9 +162,9 @@ def epoch_body(task: Task, config: TrainConfig) -> Callable[..., Any]:
     return epoch
 
 
-def cache_key(config: TrainConfig) -> TrainConfig:
+def cache_key(config: OptimizerRecipe) -> OptimizerRecipe:
     # The seed and epoch count are runtime inputs; keying on them would recompile per round.
-    return TrainConfig(
+    return OptimizerRecipe(
         1, config.batch_size, config.learning_rate, config.optimizer, config.momentum
     )
 
@@ -175,7 +178,7 @@ def local_train(
     model: Model | Task,
     params: Params,
     data: Dataset,
-    config: TrainConfig,
+    config: OptimizerRecipe,
     penalty: Penalty | None = None,
 ) -> tuple[Params, TrainMetrics]:
     """Train ``params`` on ``data`` for ``config.epochs`` epochs; deterministic for a seed."""
@@ -189,7 +192,7 @@ def local_train(
 
 
 def _prepare(
-    model: Model | Task, params: Params, data: Dataset, config: TrainConfig, penalty: Any
+    model: Model | Task, params: Params, data: Dataset, config: OptimizerRecipe, penalty: Any
 ) -> tuple[Task, Callable[..., Any], Params, Any, jax.Array, jax.Array]:
     if len(data) == 0:
         raise TrainingError("cannot train on an empty dataset")
@@ -211,7 +214,7 @@ def precompile_local_train(
     model: Model | Task,
     params: Params,
     data: Dataset,
-    config: TrainConfig,
+    config: OptimizerRecipe,
     penalty: Penalty | None = None,
 ) -> None:
     """Compile what ``local_train`` with these arguments runs, without training.

@@ -24,7 +24,7 @@ from models.networks import Model
 from models.penalties import Penalty
 from models.task import Task, as_task
 from models.training import (
-    TrainConfig,
+    OptimizerRecipe,
     TrainingError,
     TrainMetrics,
     cache_key,
@@ -42,12 +42,12 @@ class TrainJob:
 
     params: Params
     data: Dataset
-    config: TrainConfig
+    config: OptimizerRecipe
     penalty: Penalty | None = None
 
 
 @functools.lru_cache(maxsize=64)
-def _many_fn(task: Task, config: TrainConfig) -> Callable[..., Any]:
+def _many_fn(task: Task, config: OptimizerRecipe) -> Callable[..., Any]:
     """The epoch vmapped over a leading client axis of every argument, jitted."""
     return jax.jit(jax.vmap(epoch_body(task, config)), donate_argnums=(0, 1))
 

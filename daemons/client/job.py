@@ -28,7 +28,7 @@ from models.networks import get_model
 from models.penalties import fedcurv_others, make_penalty
 from models.schema import FederationSchema
 from models.task import Task
-from models.training import TrainConfig, TrainMetrics, local_train, params_to_numpy
+from models.training import OptimizerRecipe, TrainMetrics, local_train, params_to_numpy
 from models.training_many import TrainJob
 
 
@@ -46,15 +46,15 @@ def train_seed(seed: int, round_id: int, client: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def train_config(training: TrainingConfig, seed: int) -> TrainConfig:
-    """The optimizer recipe: every `[training]` field that `TrainConfig` has, by name, + seed.
+def train_config(training: TrainingConfig, seed: int) -> OptimizerRecipe:
+    """The optimizer recipe: every `[training]` field that `OptimizerRecipe` has, by name, + seed.
 
     By name rather than field by field, so a field added to both (e.g. `momentum`) can never
     be dropped on the way to the optimizer (tests/daemons/test_client_job.py).
     """
-    wanted = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
+    wanted = {f.name for f in dataclasses.fields(OptimizerRecipe)} - {"seed"}
     given = {k: v for k, v in dataclasses.asdict(training).items() if k in wanted}
-    return TrainConfig(**given, seed=seed)
+    return OptimizerRecipe(**given, seed=seed)
 
 
 @dataclass(frozen=True)

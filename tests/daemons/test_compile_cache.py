@@ -29,14 +29,14 @@ from models.data import Dataset
 from models.fisher import fisher_diagonal
 from models.networks import get_model
 from models.penalties import make_penalty
-from models.training import TrainConfig, local_train, params_to_numpy
+from models.training import OptimizerRecipe, local_train, params_to_numpy
 model = get_model("logreg")
 rng = np.random.default_rng(0)
 x = rng.random((40, 28, 28, 1), dtype=np.float32)
 data = Dataset(x, rng.integers(0, 10, 40).astype(np.int32))
 params = params_to_numpy(model.init(jax.random.PRNGKey(0)))
 penalty = make_penalty("ewc", anchor=params, fisher=jax.tree.map(np.ones_like, params), lam=5.0)
-recipe = TrainConfig(epochs=2, batch_size=8, seed=3)
+recipe = OptimizerRecipe(epochs=2, batch_size=8, seed=3)
 trained, metrics = local_train(model, params, data, recipe, penalty)
 fisher = fisher_diagonal(model, trained, data, max_samples=30, seed=3)
 leaves = [np.asarray(a) for a in jax.tree.leaves((trained, fisher))]

@@ -18,7 +18,7 @@ from daemons.round_config import RoundConfig, decode_round_config, encode_round_
 from daemons.task_setup import TaskMismatch, client_task
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from models.tasks import get_task, task_identity
-from models.training import TrainConfig, params_to_numpy
+from models.training import OptimizerRecipe, params_to_numpy
 from tests.daemons.fakes import FakeChain, FakeStorage
 from tests.daemons.test_client_rounds import ME, dataset, make_client
 
@@ -96,10 +96,10 @@ async def test_client_refuses_to_train_on_another_task_digest(
 
 
 def test_every_training_field_reaches_the_optimizer() -> None:
-    shared = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
+    shared = {f.name for f in dataclasses.fields(OptimizerRecipe)} - {"seed"}
     assert shared <= {f.name for f in dataclasses.fields(TrainingConfig)}  # nothing dropped
     t = TrainingConfig(epochs=2, batch_size=5, learning_rate=0.2, optimizer="sgd", momentum=0.9)
-    assert train_config(t, 11) == TrainConfig(2, 5, 0.2, "sgd", 0.9, 11)
+    assert train_config(t, 11) == OptimizerRecipe(2, 5, 0.2, "sgd", 0.9, 11)
 
 
 def test_momentum_changes_what_a_client_trains() -> None:

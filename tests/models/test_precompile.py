@@ -16,7 +16,7 @@ from models.data import Dataset
 from models.fisher import fisher_diagonal, precompile_fisher_diagonal
 from models.networks import get_model
 from models.penalties import make_penalty
-from models.training import TrainConfig, local_train, params_to_numpy, precompile_local_train
+from models.training import OptimizerRecipe, local_train, params_to_numpy, precompile_local_train
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 MODEL = get_model("2nn")
@@ -45,11 +45,11 @@ def _data(n: int, seed: int) -> Dataset:
     return Dataset(x, rng.integers(0, 10, n).astype(np.int32))
 
 
-def _ewc_setup(n: int, lr: float) -> tuple[dict, Dataset, TrainConfig, object]:
+def _ewc_setup(n: int, lr: float) -> tuple[dict, Dataset, OptimizerRecipe, object]:
     params = params_to_numpy(MODEL.init(jax.random.PRNGKey(3)))
     zeros = jax.tree_util.tree_map(np.zeros_like, params)
     penalty = make_penalty("ewc", anchor=params, fisher=zeros, lam=5.0)
-    config = TrainConfig(epochs=2, batch_size=8, learning_rate=lr, seed=11)
+    config = OptimizerRecipe(epochs=2, batch_size=8, learning_rate=lr, seed=11)
     return params, _data(n, n), config, penalty
 
 

@@ -13,7 +13,7 @@ from models.task import Task
 from models.tasks import TaskError, get_task, task_identity
 from models.tasks.loader import param_template
 from models.tasks.tabular import roc_auc
-from models.training import TrainConfig, local_train
+from models.training import OptimizerRecipe, local_train
 
 TOY = "tests.models.plugin_pkg.toy"
 
@@ -72,7 +72,7 @@ def test_regression_task_trains_and_has_a_gaussian_fisher() -> None:
     train, test = task.source(None)
     params = task.init(jax.random.PRNGKey(0))
     before = evaluate(task, params, test)
-    params, metrics = local_train(task, params, train, TrainConfig(epochs=20, batch_size=16))
+    params, metrics = local_train(task, params, train, OptimizerRecipe(epochs=20, batch_size=16))
     after = evaluate(task, params, test)
     assert metrics.accuracy is None and list(after.metrics) == ["rmse", "mae", "loss"]
     assert after.metrics["rmse"] < 0.05 < before.metrics["rmse"]
@@ -88,7 +88,7 @@ def test_tabular_tasks_learn(name: str, model: str) -> None:
     train, test = task.source(None)
     assert train.x.shape[1:] == task.input_spec.x_shape and len(train) + len(test) in (569, 442)
     params = task.init(jax.random.PRNGKey(0))
-    params, _ = local_train(task, params, train, TrainConfig(epochs=10, batch_size=16))
+    params, _ = local_train(task, params, train, OptimizerRecipe(epochs=10, batch_size=16))
     ev = evaluate(task, params, test).metrics
     if name == "breast_cancer":
         assert list(ev) == ["accuracy", "roc_auc", "loss"] and ev["roc_auc"] > 0.97

@@ -11,7 +11,7 @@ from models.data import DEFAULT_FASHION_MNIST, Dataset, load_idx_dir
 from models.evaluate import evaluate
 from models.networks import get_model
 from models.penalties import ewc
-from models.training import TrainConfig, TrainingError, local_train
+from models.training import OptimizerRecipe, TrainingError, local_train
 
 LOGREG = get_model("logreg")
 
@@ -30,7 +30,7 @@ def test_one_sgd_step_by_hand_with_padded_batch() -> None:
     # Zero weights give uniform softmax 0.1; d(CE)/d(b) = 0.1 - onehot, averaged over the
     # 3 real samples only (7 padded slots are masked out of the batch of 10).
     data = Dataset(np.zeros((3, 28, 28, 1), np.float32), np.array([0, 1, 2], np.int32))
-    params, metrics = local_train(LOGREG, _zero_logreg(), data, TrainConfig(learning_rate=0.5))
+    params, metrics = local_train(LOGREG, _zero_logreg(), data, OptimizerRecipe(learning_rate=0.5))
     expected_b = -0.5 * (0.1 - np.array([1 / 3] * 3 + [0.0] * 7))
     np.testing.assert_allclose(params["out"]["b"], expected_b, rtol=1e-6)
     assert metrics.num_samples == 3
@@ -42,10 +42,10 @@ def test_same_seed_same_bits_and_other_seed_differs() -> None:
     train, _ = _real_subset()
     model = get_model("2nn")
     p0 = model.init(jax.random.PRNGKey(0))
-    cfg = TrainConfig(epochs=2, batch_size=32, seed=7)
+    cfg = OptimizerRecipe(epochs=2, batch_size=32, seed=7)
     a, ma = local_train(model, p0, train, cfg)
     b, mb = local_train(model, p0, train, cfg)
-    c, _ = local_train(model, p0, train, TrainConfig(epochs=2, batch_size=32, seed=8))
+    c, _ = local_train(model, p0, train, OptimizerRecipe(epochs=2, batch_size=32, seed=8))
     assert all(
         np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
     )
@@ -60,7 +60,7 @@ def test_loss_goes_down_on_real_fashion_mnist(optimizer: str) -> None:
     train, test = _real_subset()
     p0 = LOGREG.init(jax.random.PRNGKey(0))
     lr = 0.05 if optimizer == "sgd" else 0.003
-    cfg = TrainConfig(epochs=3, batch_size=20, learning_rate=lr, optimizer=optimizer)
+    cfg = OptimizerRecipe(epochs=3, batch_size=20, learning_rate=lr, optimizer=optimizer)
     before = evaluate(LOGREG, p0, test)
     params, metrics = local_train(LOGREG, p0, train, cfg)
     after = evaluate(LOGREG, params, test)
@@ -73,7 +73,7 @@ def test_huge_ewc_lambda_pins_params_to_anchor() -> None:
     train, _ = _real_subset()
     p0 = LOGREG.init(jax.random.PRNGKey(0))
     ones = jax.tree.map(jnp.ones_like, p0)
-    cfg = TrainConfig(learning_rate=0.01)
+    cfg = OptimizerRecipe(learning_rate=0.01)
     free, _ = local_train(LOGREG, p0, train, cfg)
     pinned, metrics = local_train(LOGREG, p0, train, cfg, penalty=ewc(p0, ones, lam=50.0))
     drift = lambda p: float(jnp.abs(p["out"]["w"] - p0["out"]["w"]).max())  # noqa: E731
@@ -83,12 +83,12 @@ def test_huge_ewc_lambda_pins_params_to_anchor() -> None:
 
 def test_bad_config_and_empty_data_are_rejected() -> None:
     with pytest.raises(TrainingError, match="optimizer"):
-        TrainConfig(optimizer="lbfgs")
+        OptimizerRecipe(optimizer="lbfgs")
     with pytest.raises(TrainingError, match="batch_size"):
-        TrainConfig(batch_size=0)
+        OptimizerRecipe(batch_size=0)
     empty = Dataset(np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int32))
     with pytest.raises(TrainingError, match="empty"):
-        local_train(LOGREG, _zero_logreg(), empty, TrainConfig())
+        local_train(LOGREG, _zero_logreg(), empty, OptimizerRecipe())
 
 
 def test_evaluate_counts_exactly() -> None:

@@ -10,7 +10,7 @@ from models.data import Dataset
 from models.penalties import make_penalty
 from models.tasks import get_task
 from models.tasks.loader import zeros_template
-from models.training import TrainConfig, TrainingError, local_train
+from models.training import OptimizerRecipe, TrainingError, local_train
 from models.training_many import TrainJob, groups, local_train_many, train_all
 
 # The largest |vmapped - solo| difference accepted, per parameter, after 2 epochs. Not
@@ -48,7 +48,7 @@ def test_vmapped_equals_solo_per_client(penalty_kind: str) -> None:
         penalty = make_penalty(penalty_kind, anchor=base, fisher=fisher, lam=5.0, mu=0.5)
     # 53 samples at batch 10: a ragged, masked last batch; each client its own data and seed
     jobs = [
-        TrainJob(base, _data(k, 53), TrainConfig(epochs=2, batch_size=10, seed=k), penalty)
+        TrainJob(base, _data(k, 53), OptimizerRecipe(epochs=2, batch_size=10, seed=k), penalty)
         for k in range(4)
     ]
     many = local_train_many(task, jobs)
@@ -65,10 +65,10 @@ def test_groups_split_on_shapes_and_train_all_falls_back() -> None:
     task = get_task("fashion_mnist", "logreg")
     base = _random_params(task, 0)
     jobs = [
-        TrainJob(base, _data(0, 40), TrainConfig(seed=1)),
-        TrainJob(base, _data(1, 41), TrainConfig(seed=2)),  # another size: its own group
-        TrainJob(base, _data(2, 40), TrainConfig(seed=3)),
-        TrainJob(base, _data(3, 40), TrainConfig(seed=4, epochs=2)),  # another epoch count
+        TrainJob(base, _data(0, 40), OptimizerRecipe(seed=1)),
+        TrainJob(base, _data(1, 41), OptimizerRecipe(seed=2)),  # another size: its own group
+        TrainJob(base, _data(2, 40), OptimizerRecipe(seed=3)),
+        TrainJob(base, _data(3, 40), OptimizerRecipe(seed=4, epochs=2)),  # another epoch count
     ]
     assert groups(jobs) == [[0, 2], [1], [3]]
     results = train_all(task, jobs)
