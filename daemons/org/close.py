@@ -156,14 +156,7 @@ async def _load_update(org: RoundCloser, info: RoundInfo, sub: Submission) -> Cl
     digest = sub_digest(sub)
     data = await org.blobs.get(sub.cid, digest, org.max_bytes)
     sections = decode_blob(await org.unsealer.plaintext(info, sub, data)).sections
-    return ClientUpdate(
-        client=sub.client,
-        params=sections["params"],
-        num_samples=sub.num_samples,
-        fisher=sections.get("fisher"),
-        u=sections.get("u"),
-        v=sections.get("v"),
-    )
+    return ClientUpdate.from_sections(sub.client, sub.num_samples, sections)
 
 
 def _log_rejected(org: RoundCloser, info: RoundInfo, result: StepResult) -> None:

@@ -158,16 +158,8 @@ def _compare(
         sub.client, sub.cid, sub.digest, sub.num_samples, ours.code, ours.detail, ours.train
     )
     if ours.code == ACCEPTED and decoded is not None:
-        sections = decoded.sections
         judged.updates.append(
-            ClientUpdate(
-                client=sub.client,
-                params=sections["params"],
-                num_samples=sub.num_samples,
-                fisher=sections.get("fisher"),
-                u=sections.get("u"),
-                v=sections.get("v"),
-            )
+            ClientUpdate.from_sections(sub.client, sub.num_samples, decoded.sections)
         )
 
 

@@ -32,6 +32,20 @@ class ClientUpdate:
     u: Params | None = None
     v: Params | None = None
 
+    @classmethod
+    def from_sections(
+        cls, client: str, num_samples: int, sections: Mapping[str, Params]
+    ) -> ClientUpdate:
+        """An update from a decoded blob's sections (`params`, optional `fisher`, `u`, `v`)."""
+        return cls(
+            client=client,
+            params=sections["params"],
+            num_samples=num_samples,
+            fisher=sections.get("fisher"),
+            u=sections.get("u"),
+            v=sections.get("v"),
+        )
+
 
 @dataclass(frozen=True)
 class AggregateResult:
