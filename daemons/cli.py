@@ -1,44 +1,98 @@
-"""The `fedchain` command line: `org run`, `client run`, `ipfs`, plus plugin command groups.
+"""The `fedchain` command line: `org run`, `client run`, `ipfs`, plus the other command groups.
 
-Command groups owned by other parts (chain views, testnet) register themselves through a
-`register(subparsers)` function; a group whose module is not present is listed in `--help`
-as unavailable instead of breaking the whole CLI.
+Command groups owned by other parts (chain views, testnet) add themselves through their
+module's `register(subparsers)`; each module is imported only when its group is needed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import inspect
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from daemons.errors import ConfigError
 
-PLUGINS: tuple[tuple[str, str], ...] = (
-    ("daemons.cli_chain", "events, rounds, status, model"),
-    ("daemons.testnet.cli", "testnet"),
-    ("daemons.init", "init"),
-    ("daemons.cli_clients", "clients"),
-    ("daemons.privacy.cli", "keys"),
-    ("daemons.task_cli", "data, new"),
-    ("daemons.verify.cli", "verify"),
-    ("daemons.cli_report", "report"),
-    ("daemons.client.host_cli", "client-host"),
+
+def _chain_views(sub: Any) -> None:
+    from daemons import cli_chain, cli_model
+
+    cli_chain.register(sub)
+    cli_model.register(sub)
+
+
+def _testnet(sub: Any) -> None:
+    from daemons.testnet import cli
+
+    cli.register(sub)
+
+
+def _init(sub: Any) -> None:
+    from daemons import init
+
+    init.register(sub)
+
+
+def _clients(sub: Any) -> None:
+    from daemons import cli_clients
+
+    cli_clients.register(sub)
+
+
+def _keys(sub: Any) -> None:
+    from daemons.privacy import cli
+
+    cli.register(sub)
+
+
+def _task(sub: Any) -> None:
+    from daemons import task_cli
+
+    task_cli.register(sub)
+
+
+def _verify(sub: Any) -> None:
+    from daemons.verify import cli
+
+    cli.register(sub)
+
+
+def _report(sub: Any) -> None:
+    from daemons import cli_report
+
+    cli_report.register(sub)
+
+
+def _client_host(sub: Any) -> None:
+    from daemons.client import host_cli
+
+    host_cli.register(sub)
+
+
+GROUPS: tuple[tuple[tuple[str, ...], Callable[[Any], None]], ...] = (
+    (("events", "rounds", "status", "model"), _chain_views),
+    (("testnet",), _testnet),
+    (("init",), _init),
+    (("clients",), _clients),
+    (("keys",), _keys),
+    (("data", "new"), _task),
+    (("verify",), _verify),
+    (("report",), _report),
+    (("client-host",), _client_host),
 )
 
 
-def _plugins_for(command: str | None) -> tuple[tuple[str, str], ...]:
-    """The plugin modules to import for `command`: its own only (none for org, client,
-    ipfs), or all of them (no command, --help, an unknown one). Each plugin imports web3
+def _groups_for(command: str | None) -> list[Callable[[Any], None]]:
+    """The command groups to register for `command`: its own only (none for org, client,
+    ipfs), or all of them (no command, --help, an unknown one). Each group imports web3
     or JAX, ~1 CPU-second apiece, which `testnet up` and the daemons need not pay."""
     if command in ("org", "client", "ipfs"):
-        return ()
-    mine = tuple(p for p in PLUGINS if command in [c.strip() for c in p[1].split(",")])
-    return mine or PLUGINS
+        return []
+    mine = [register for names, register in GROUPS if command in names]
+    return mine or [register for _, register in GROUPS]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -59,10 +113,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     ipfs.add_argument("ipfs_args", nargs=argparse.REMAINDER, help="arguments for the node")
     ipfs.set_defaults(func=_run_ipfs)
-    plugins = _plugins_for(command)
-    missing = [f"{mod} ({cmds})" for mod, cmds in plugins if not _register(mod, sub)]
-    if missing:
-        parser.epilog = "unavailable in this build: " + "; ".join(missing)
+    for register in _groups_for(command):
+        register(sub)
     return parser
 
 
@@ -95,18 +147,6 @@ def _add_role(sub: Any, role: str) -> None:
         help="override [service].log_format",
     )
     run.set_defaults(func=_run_daemon, role=role)
-
-
-def _register(module: str, sub: Any) -> bool:
-    """Import a plugin module and let it add its commands; False if it is not present."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module.startswith(exc.name):
-            return False
-        raise
-    mod.register(sub)
-    return True
 
 
 def _run_daemon(args: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ class Target:
 
 
 def register(subparsers: Any) -> None:
-    """Add `events`, `rounds`, `status` and `model get|ls` to the `fedchain` parser."""
+    """Add `events`, `rounds` and `status` to the `fedchain` parser."""
     events = _command(subparsers, "events", "print the contract's event log", _events)
     events.add_argument("--follow", "-f", action="store_true", help="keep tailing until Ctrl-C")
     events.add_argument("--json", action="store_true", help="JSON lines with every field")
@@ -52,9 +52,6 @@ def register(subparsers: Any) -> None:
     rounds.add_argument("--json", action="store_true", help="JSON lines, one round per line")
     status = _command(subparsers, "status", "chain id, head, contract, org, paused, round", _status)
     status.add_argument("--json", action="store_true", help="one JSON object")
-    from daemons import cli_model
-
-    cli_model.register(subparsers, _command)
 
 
 def _command(sub: Any, name: str, what: str, func: Any) -> argparse.ArgumentParser:

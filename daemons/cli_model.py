@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from contracts.errors import UnknownRound
 from daemons.chain import history
+from daemons.cli_chain import _command, all_events, connect
 from daemons.errors import FedchainError
 
 LATEST = "latest"
 
 
-def register(subparsers: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add `model get` and `model ls` (`command` adds the shared --config/--rpc-url options)."""
+def register(subparsers: Any) -> None:
+    """Add `model get` and `model ls` (with the chain views' --config/--rpc-url options)."""
     model = subparsers.add_parser(
         "model", help="models published by the federation", description="Published models."
     )
     actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
-    get = command(actions, "get", "fetch a round's model from IPFS (digest checked)", _model_get)
+    get = _command(actions, "get", "fetch a round's model from IPFS (digest checked)", _model_get)
     get.add_argument(
         "round_id",
         type=round_arg,
@@ -52,7 +52,7 @@ def register(subparsers: Any, command: Callable[..., argparse.ArgumentParser]) -
         default="FEDCHAIN_ENCRYPTION_KEY",
         help="without --key-file: env var holding the hex X25519 key (FEDCHAIN_ENCRYPTION_KEY)",
     )
-    ls = command(actions, "ls", "list every published model (round 0 = initial)", _model_ls)
+    ls = _command(actions, "ls", "list every published model (round 0 = initial)", _model_ls)
     ls.add_argument("--json", action="store_true", help="JSON lines, one model per line")
 
 
@@ -70,8 +70,6 @@ def round_arg(text: str) -> int | str:
 
 
 async def _entries(target: Any) -> list[history.ModelEntry]:
-    from daemons.cli_chain import all_events, connect
-
     w3, _ = connect(target)
     try:
         return history.model_entries(history.round_rows(await all_events(w3, target)))
@@ -100,8 +98,6 @@ async def _latest(target: Any) -> tuple[str, bytes, str, int]:
 
 
 async def _by_round(target: Any, round_id: int) -> tuple[str, bytes, str, int]:
-    from daemons.cli_chain import connect
-
     w3, binding = connect(target)
     try:
         info = await binding.get_round(round_id)

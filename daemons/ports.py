@@ -141,14 +141,6 @@ class Chain(ABC):
         return await self.transact(add_clients_tx(clients))
 
 
-class Stored(Protocol):
-    """A blob as put to IPFS."""
-
-    cid: str
-    digest: bytes
-    size: int
-
-
 class Storage(Protocol):
     """Content-addressed blob store (IPFS): put pins, get checks digest and size."""
 

@@ -15,16 +15,13 @@ import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ml_dtypes
 import numpy as np
 
 from models import pytree
 from models.errors import BlobParseError, DtypeRejected, MetadataMismatch
-
-if TYPE_CHECKING:
-    from models.validation import Limits
 
 FORMAT_VERSION = 1
 KINDS = ("model", "update")
@@ -286,15 +283,3 @@ def decode_blob(
     header = _load_header(raw)
     metadata = _metadata(header)
     return DecodedBlob(sections=_nest(_read_tensors(header, data)), metadata=metadata)
-
-
-def validate_blob(
-    blob: bytes | bytearray | memoryview,
-    template: Mapping[str, Any],
-    expected: BlobMetadata | Mapping[str, Any],
-    limits: Limits | None = None,
-) -> DecodedBlob:
-    """models.validation.validate_blob, also reachable here where docs/INTERFACES.md puts it."""
-    from models.validation import validate_blob as validate
-
-    return validate(blob, template, expected, limits)

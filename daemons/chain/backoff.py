@@ -93,10 +93,3 @@ async def node_call(url: str, fn: Callable[[], Awaitable[T]]) -> T:
         return await fn()
     except CONNECTION_ERRORS as exc:
         raise unreachable(url, exc) from exc
-
-
-async def retry_node(
-    url: str, fn: Callable[[], Awaitable[T]], what: str, policy: Backoff = Backoff()
-) -> T:
-    """A chain call retried with backoff while the node is unreachable."""
-    return await retry(lambda: node_call(url, fn), what, policy)

@@ -26,7 +26,7 @@ from web3.exceptions import BlockNotFound
 from contracts.events import TOPIC_OF, ContractEvent, UnknownEvent, decode_log, event_key
 from daemons.chain.backoff import Backoff, delays, node_call, retry
 from daemons.chain.identity import check_identity, provider_url
-from daemons.chain.store import ChainIdentity, Cursor, StateStore
+from daemons.chain.store import Cursor, StateStore
 from daemons.errors import FedchainError
 
 DOORBELL_STOP_S = 5.0  # how long a stopping tailer waits for its websocket to close
@@ -73,10 +73,6 @@ class EventTailer:
         self._next_block: int | None = None
         self._bell = asyncio.Event()
 
-    async def check_identity(self) -> ChainIdentity:
-        """Refuse to run on a reset chain (raises `ChainResetError`); records it on first start."""
-        return await check_identity(self.w3, self.store, self.address)
-
     async def run(self, handler: Handler) -> None:
         """Backfill, then follow new blocks forever (until cancelled)."""
         bell = None
@@ -99,10 +95,6 @@ class EventTailer:
         """Backfill up to the current safe head, then return (no following)."""
         while not await retry(lambda: self.step(handler), "event tailing", self.backoff):
             pass
-
-    def ring(self) -> None:
-        """Wake the follow loop now (what the websocket doorbell does)."""
-        self._bell.set()
 
     async def _wait_for_news(self) -> None:
         with contextlib.suppress(TimeoutError):

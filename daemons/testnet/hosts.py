@@ -1,7 +1,7 @@
 """A testnet's clients grouped into client hosts (`fedchain client-host`), one process each.
 
-`--clients-per-host 0` (auto) keeps one client daemon per client up to `AUTO_SOLO_MAX`
-clients, as before; more are grouped into hosts of at most `AUTO_PER_HOST`. Every hosted
+`--clients-per-host 0` (auto) keeps one client daemon per client up to `spec.AUTO_SOLO_MAX`
+clients, as before; more are grouped into hosts of at most `spec.AUTO_PER_HOST`. Every hosted
 client keeps its own key (env `FEDCHAIN_PRIVATE_KEY_<i>`), data shard and state dir; the
 clients of one host share its IPFS node.
 """
@@ -12,16 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from daemons.testnet.configgen import KEY_ENV, render_toml
-
-AUTO_SOLO_MAX = 16  # up to this many clients, one daemon each (the demo's layout)
-AUTO_PER_HOST = 50  # above, hosts of this many: 100 clients = 2 host processes
-
-
-def clients_per_host(clients: int, per_host: int) -> int:
-    """How many clients each host runs; 0: one client daemon per client (no hosts)."""
-    if per_host > 0:
-        return per_host
-    return 0 if clients <= AUTO_SOLO_MAX else AUTO_PER_HOST
 
 
 def host_groups(clients: int, per_host: int) -> list[list[int]]:

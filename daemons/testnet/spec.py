@@ -82,6 +82,17 @@ class NetSpec:
         return cls(**kwargs)
 
 
+AUTO_SOLO_MAX = 16  # up to this many clients, one daemon each (the demo's layout)
+AUTO_PER_HOST = 50  # above, hosts of this many: 100 clients = 2 host processes
+
+
+def clients_per_host(clients: int, per_host: int) -> int:
+    """How many clients each host runs; 0: one client daemon per client (no hosts)."""
+    if per_host > 0:
+        return per_host
+    return 0 if clients <= AUTO_SOLO_MAX else AUTO_PER_HOST
+
+
 def _check(ok: bool, option: str, got: object, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"testnet option {option}={got!r} is invalid: use {allowed}")
@@ -93,8 +104,6 @@ def validate(spec: NetSpec) -> NetSpec:
     _check(
         spec.clients_per_host >= 0, "--clients-per-host", spec.clients_per_host, ">= 0 (0: auto)"
     )
-    from daemons.testnet.hosts import clients_per_host
-
     solo = clients_per_host(spec.clients, spec.clients_per_host) == 0
     allowed = "at most 64 clients with one daemon each; pass --clients-per-host for more"
     _check(not solo or spec.clients <= 64, "--clients", spec.clients, allowed)

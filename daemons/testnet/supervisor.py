@@ -38,9 +38,9 @@ from daemons.testnet.configgen import (
     warmup_table,
 )
 from daemons.testnet.forkserver import fork_daemon, start_forkserver, stop_forkserver
-from daemons.testnet.hosts import client_key_env, clients_per_host, host_config, host_groups
+from daemons.testnet.hosts import client_key_env, host_config, host_groups
 from daemons.testnet.procs import Child, Proc, stop_children
-from daemons.testnet.spec import NetSpec, RunDir, TestnetError, write_net_file
+from daemons.testnet.spec import NetSpec, RunDir, TestnetError, clients_per_host, write_net_file
 
 MAX_RESTARTS = 3
 NO_RESTART_CODES = (2, 3)  # config error, chain reset: as RestartPreventExitStatus in systemd

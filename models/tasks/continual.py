@@ -21,10 +21,10 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
+import models.tasks.fashion_mnist as fashion_mnist
 from models import data as datalib
 from models.data import Dataset
 from models.task import Task
-from models.tasks import fashion_mnist
 from models.types import ModelsError, Params, PRNGKey
 
 NAME = "permuted_fashion_mnist"

@@ -49,16 +49,16 @@ def get_task(name: str = registry.DEFAULT_TASK, model: str = "") -> Task:
 @functools.cache
 def _builtin(name: str, model: str) -> Task:
     if name == "fashion_mnist":
-        from models.tasks import fashion_mnist
+        from models.tasks.fashion_mnist import make_task
 
-        return checked(fashion_mnist.make_task(model))
+        return checked(make_task(model))
     if name == "permuted_fashion_mnist":
-        from models.tasks import continual
+        from models.tasks.continual import make_task as make_continual
 
-        return checked(continual.make_task(model))
-    from models.tasks import tabular
+        return checked(make_continual(model))
+    from models.tasks.tabular import make_task as make_tabular
 
-    return checked(tabular.make_task(name, model))
+    return checked(make_tabular(name, model))
 
 
 @functools.cache

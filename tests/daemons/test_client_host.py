@@ -13,8 +13,8 @@ from daemons.client.host_config import load_host_config
 from daemons.client.host_storage import SharedStorage
 from daemons.client.host_train import BatchTrainer
 from daemons.errors import ConfigError
-from daemons.testnet.hosts import clients_per_host, host_config, host_groups
-from daemons.testnet.spec import NetSpec, validate
+from daemons.testnet.hosts import host_config, host_groups
+from daemons.testnet.spec import NetSpec, clients_per_host, validate
 
 ADDR = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 OTHER = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"

@@ -13,6 +13,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from contracts.events import ContractEvent, RoundOpened, UpdateSubmitted, decode_log, event_key
 from daemons.anvil import Anvil
 from daemons.chain.backoff import Backoff, NodeUnreachable
+from daemons.chain.identity import check_identity
 from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer, ReorgTooDeep
 from daemons.errors import ChainResetError
@@ -222,7 +223,7 @@ async def test_a_chain_reset_under_a_running_tailer_is_a_reset_not_a_reorg(
     await submit(deployed, 0, round_id)
     with StateStore(tmp_path / "s.db") as store:
         tail = tailer(deployed, store)
-        await tail.check_identity()
+        await check_identity(tail.w3, store, tail.address)
         await asyncio.wait_for(tail.sync(Recorder()), 30)
         port = deployed.anvil.port
         deployed.anvil.stop()

@@ -290,11 +290,3 @@ def test_bfloat16_non_finite_and_negative_fisher_are_caught() -> None:
     assert isinstance(_reject(_blob(update), limits), NegativeCurvature)
     update["fisher"]["dense"]["b"] = np.array([1.0, np.nan], ml_dtypes.bfloat16)
     assert isinstance(_reject(_blob(update), limits), NonFiniteValues)
-
-
-def test_codec_module_offers_validate_blob_too() -> None:
-    from models import codec
-
-    assert codec.validate_blob(_blob(), TEMPLATE, META).metadata == META
-    with pytest.raises(MetadataMismatch):
-        codec.validate_blob(_blob(), TEMPLATE, {"round_id": 5})
