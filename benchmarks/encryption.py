@@ -45,7 +45,7 @@ def main() -> int:
     from daemons.privacy.envelope import Binding, open_update, seal_update
     from daemons.privacy.models import open_model, seal_model
     from models.codec import BlobMetadata, encode_blob
-    from models.networks import get_model
+    from models.tasks.fashion_mnist import get_model
     from models.training import params_to_numpy
     from models.validation import Limits, validate_blob
 

@@ -38,7 +38,8 @@ def runners(samples: int, batch_size: int) -> dict[str, Callable[[], float]]:
 
     from models.data import Dataset
     from models.fisher import fisher_diagonal
-    from models.networks import Model, get_model
+    from models.networks import Model
+    from models.tasks.fashion_mnist import get_model
     from models.training import OptimizerRecipe, local_train
 
     fast = get_model("2nn")

@@ -35,9 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.data import Dataset, class_split, load_idx_dir, partition_iid, permute_pixels
 from models.evaluate import evaluate
 from models.fisher import fisher_diagonal, online_fisher
-from models.networks import Model, get_model
+from models.networks import Model
 from models.penalties import Penalty, ewc, fedcurv, fedcurv_others
 from models.strategies import ClientUpdate, get_strategy
+from models.tasks.fashion_mnist import get_model
 from models.training import OptimizerRecipe, local_train
 from models.types import Params
 

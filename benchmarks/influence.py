@@ -41,8 +41,9 @@ from models.codec import BlobMetadata, DecodedBlob, encode_blob
 from models.data import DEFAULT_FASHION_MNIST, Dataset, load_idx_dir, partition_dirichlet
 from models.errors import BlobRejected
 from models.influence import InfluenceBounds, delta_norm
-from models.networks import Model, get_model
+from models.networks import Model
 from models.strategies import ClientUpdate
+from models.tasks.fashion_mnist import get_model
 from models.training import OptimizerRecipe, local_train, params_to_numpy
 from models.validation import validate_blob
 

@@ -14,8 +14,8 @@ import jax
 
 from models.data import load_idx_dir
 from models.evaluate import evaluate
-from models.networks import get_model
 from models.per_class import per_class_accuracy
+from models.tasks.fashion_mnist import get_model
 
 
 def best_of(fn: object, repeats: int) -> float:

@@ -39,9 +39,9 @@ from models.accountant import epsilon_spent, noise_for_epsilon
 from models.data import DEFAULT_FASHION_MNIST, load_idx_dir, partition_iid
 from models.dp import DpFedAvg, noise_key, privatize_update
 from models.evaluate import evaluate
-from models.networks import get_model
 from models.strategies import ClientUpdate, get_strategy
 from models.tasks import get_task
+from models.tasks.fashion_mnist import get_model
 from models.training import OptimizerRecipe, local_train, params_to_numpy
 
 Params = dict

@@ -27,8 +27,9 @@ import numpy as np
 from models import pytree
 from models.data import DEFAULT_FASHION_MNIST, Dataset, load_idx_dir, partition_iid
 from models.evaluate import evaluate
-from models.networks import Model, get_model
+from models.networks import Model
 from models.strategies import ClientUpdate, Strategy, get_strategy
+from models.tasks.fashion_mnist import get_model
 from models.training import OptimizerRecipe, local_train, params_to_numpy
 
 Params = dict

@@ -52,8 +52,8 @@ def jax_runner(x: np.ndarray, y: np.ndarray, apply_name: str) -> Callable[[int],
     import jax
 
     from models.data import Dataset
-    from models.networks import Model, get_model
-    from models.tasks.fashion_mnist import cnn_apply_lax, cnn_apply_slices
+    from models.networks import Model
+    from models.tasks.fashion_mnist import cnn_apply_lax, cnn_apply_slices, get_model
     from models.training import OptimizerRecipe, local_train
 
     base = get_model("cnn")

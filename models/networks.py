@@ -3,7 +3,7 @@
 Dense and 'SAME' convolution layers, a dense-stack builder with the fast-Fisher taps, and
 ``Model``. The concrete networks live with their task (Fashion-MNIST's logreg / 2NN / CNN of
 McMahan et al. 2017 in ``models/tasks/fashion_mnist.py``, the tabular ones in
-``models/tasks/tabular.py``); ``get_model`` is kept for Fashion-MNIST's names.
+``models/tasks/tabular.py``): ``models.tasks.fashion_mnist.get_model`` names Fashion-MNIST's.
 """
 
 from __future__ import annotations
@@ -141,13 +141,6 @@ def dense_stack_init(sizes: tuple[int, ...], names: tuple[str, ...]) -> Callable
 
 
 MODEL_NAMES = registry.MODELS
-
-
-def get_model(name: str) -> Model:
-    """Fashion-MNIST's model ``name``: logistic regression, the 2NN or the CNN (McMahan 2017)."""
-    from models.tasks.fashion_mnist import get_network
-
-    return get_network(name)
 
 
 def num_params(params: Params) -> int:

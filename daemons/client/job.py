@@ -24,10 +24,10 @@ from models.codec import BlobMetadata, DecodedBlob, encode_blob
 from models.data import Dataset
 from models.dp import fresh_key, privatize_update
 from models.fisher import fisher_diagonal
-from models.networks import get_model
 from models.penalties import fedcurv_others, make_penalty
 from models.schema import FederationSchema
 from models.task import Task
+from models.tasks.fashion_mnist import get_model
 from models.training import OptimizerRecipe, TrainMetrics, local_train, params_to_numpy
 from models.training_many import TrainJob
 

@@ -21,12 +21,12 @@ from models.data import Dataset
 from models.evaluate import evaluate
 from models.fisher import online_fisher
 from models.influence import InfluenceBounds, screen
-from models.networks import get_model
 from models.schema import FederationSchema
 from models.strategies import ClientUpdate, Strategy, get_strategy
 from models.strategies.base import fisher_mean, flat64, to_tree
 from models.strategies.curvature import curvature_sums
 from models.task import Task
+from models.tasks.fashion_mnist import get_model
 from models.training import params_to_numpy
 from models.validation import Limits
 

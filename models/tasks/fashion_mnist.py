@@ -80,6 +80,11 @@ _NETWORKS: dict[str, Model] = {
 assert tuple(sorted(_NETWORKS)) == tuple(sorted(registry.MODELS))
 
 
+def get_model(name: str) -> Model:
+    """Fashion-MNIST's model ``name``: logistic regression, the 2NN or the CNN (McMahan 2017)."""
+    return get_network(name)
+
+
 def get_network(name: str) -> Model:
     """The network called ``name``: logistic regression, the 2NN or the CNN."""
     try:

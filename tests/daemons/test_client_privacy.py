@@ -19,7 +19,7 @@ from daemons.round_config import (
     encode_round_config,
 )
 from models.codec import BlobMetadata, decode_blob, encode_blob
-from models.networks import get_model
+from models.tasks.fashion_mnist import get_model
 from models.training import params_to_numpy
 from tests.daemons.fakes import FakeChain, FakeStorage
 from tests.daemons.test_client_rounds import ME, make_client

@@ -32,7 +32,7 @@ from daemons.privacy.policy import UpdateEncryption
 from daemons.round_config import RoundConfig, encode_round_config
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from models.data import Dataset
-from models.networks import get_model
+from models.tasks.fashion_mnist import get_model
 from models.training import params_to_numpy
 from tests.daemons.fakes import FakeChain, FakeStorage, MemKV
 

@@ -27,7 +27,7 @@ from daemons.compile_cache import enable_compile_cache
 enabled = enable_compile_cache(Path(sys.argv[1])) if sys.argv[1] else False
 from models.data import Dataset
 from models.fisher import fisher_diagonal
-from models.networks import get_model
+from models.tasks.fashion_mnist import get_model
 from models.penalties import make_penalty
 from models.training import OptimizerRecipe, local_train, params_to_numpy
 model = get_model("logreg")

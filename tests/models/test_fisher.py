@@ -14,7 +14,8 @@ import pytest
 
 from models.data import Dataset
 from models.fisher import fisher_diagonal, online_fisher
-from models.networks import Model, get_model
+from models.networks import Model
+from models.tasks.fashion_mnist import get_model
 from models.types import ModelsError
 
 

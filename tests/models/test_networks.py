@@ -5,13 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.networks import (
-    MODEL_NAMES,
-    conv_same_lax,
-    conv_same_slices,
-    get_model,
-    num_params,
-)
+from models.networks import MODEL_NAMES, conv_same_lax, conv_same_slices, num_params
+from models.tasks.fashion_mnist import get_model
 from models.types import ModelsError
 
 # McMahan et al. 2017: 2NN 199,210 parameters; CNN 1,663,370.

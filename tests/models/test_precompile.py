@@ -14,8 +14,8 @@ from jax import monitoring
 
 from models.data import Dataset
 from models.fisher import fisher_diagonal, precompile_fisher_diagonal
-from models.networks import get_model
 from models.penalties import make_penalty
+from models.tasks.fashion_mnist import get_model
 from models.training import OptimizerRecipe, local_train, params_to_numpy, precompile_local_train
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"

@@ -7,10 +7,10 @@ import pytest
 
 from models.evaluate import evaluate
 from models.fisher import fisher_diagonal
-from models.networks import get_model
 from models.strategies import get_strategy, strategy_uses_fisher
 from models.task import Task
 from models.tasks import TaskError, get_task, task_identity
+from models.tasks.fashion_mnist import get_model
 from models.tasks.loader import param_template
 from models.tasks.tabular import roc_auc
 from models.training import OptimizerRecipe, local_train

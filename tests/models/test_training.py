@@ -9,8 +9,8 @@ import pytest
 
 from models.data import DEFAULT_FASHION_MNIST, Dataset, load_idx_dir
 from models.evaluate import evaluate
-from models.networks import get_model
 from models.penalties import ewc
+from models.tasks.fashion_mnist import get_model
 from models.training import OptimizerRecipe, TrainingError, local_train
 
 LOGREG = get_model("logreg")
