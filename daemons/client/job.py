@@ -50,7 +50,8 @@ def train_config(training: TrainingConfig, seed: int) -> OptimizerRecipe:
     """The optimizer recipe: every `[training]` field that `OptimizerRecipe` has, by name, + seed.
 
     By name rather than field by field, so a field added to both (e.g. `momentum`) can never
-    be dropped on the way to the optimizer (tests/daemons/test_client_job.py).
+    be dropped on the way to the optimizer (tests/daemons/test_task_pin.py,
+    `test_every_training_field_reaches_the_optimizer`).
     """
     wanted = {f.name for f in dataclasses.fields(OptimizerRecipe)} - {"seed"}
     given = {k: v for k, v in dataclasses.asdict(training).items() if k in wanted}
