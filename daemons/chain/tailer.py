@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from web3 import AsyncWeb3, WebSocketProvider
-from web3.exceptions import BlockNotFound
+from web3.exceptions import BlockNotFound, Web3RPCError
 
 from contracts.events import TOPIC_OF, ContractEvent, UnknownEvent, decode_log, event_key
 from daemons.chain.backoff import Backoff, delays, node_call, retry
@@ -113,7 +113,12 @@ class EventTailer:
         query: dict[str, Any] = {"address": self.address, "fromBlock": start, "toBlock": end}
         if self.topics is not None:
             query["topics"] = self.topics
-        logs = await self._call(lambda: self.w3.eth.get_logs(query))  # type: ignore[arg-type]
+        try:
+            logs = await self._call(lambda: self.w3.eth.get_logs(query))  # type: ignore[arg-type]
+        except Web3RPCError:
+            if await self._chain_shrank_below(end):
+                return False
+            raise
         if end_hash is None or await self._block_hash(end) != end_hash:
             log.info("chain changed while reading blocks %d-%d; reading again", start, end)
             return False
@@ -168,6 +173,21 @@ class EventTailer:
             f"blocks, cursor {cursor.block_number}); raise [chain] confirmations, or remove "
             f"the state dir {self.store.path.parent} to rebuild from the chain"
         )
+
+    async def _chain_shrank_below(self, end: int) -> bool:
+        """After a refused `eth_getLogs`: did the head fall below `end` while we read?
+
+        A node reset (or a deep reorg to a shorter chain) between reading the head and
+        reading the logs makes the node refuse the range (anvil: "BlockOutOfRangeError: block
+        height is 0 but requested was 6"; other nodes word it otherwise). A reset raises
+        `ChainResetError` here; a shorter chain of the same genesis is read again.
+        """
+        head = int(await self._call(lambda: self.w3.eth.block_number))
+        if head >= end:
+            return False
+        await check_identity(self.w3, self.store, self.address)
+        log.info("chain head fell to %d while reading up to block %d; reading again", head, end)
+        return True
 
     async def _block_hash(self, number: int) -> str | None:
         """The chain's hash of a block, or None if the chain does not (or no longer) have it."""

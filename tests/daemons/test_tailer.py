@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,34 @@ async def test_a_chain_reset_under_a_running_tailer_is_a_reset_not_a_reorg(
                 await asyncio.wait_for(tail.sync(Recorder()), 30)
     assert not isinstance(err.value, ReorgTooDeep)
     assert "confirmations" not in str(err.value), "a reset is not fixed by more confirmations"
+
+
+@pytest.mark.evm_nodes("anvil")
+async def test_a_reset_between_the_head_and_the_logs_is_a_reset(
+    deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node is replaced while the tailer reads a range it saw a moment before: the
+    fresh node refuses the range ("block height is 0 but requested was N"), which is a reset
+    (exit 3), not a node error for the daemon to crash on."""
+    round_id = await open_round(deployed)
+    await submit(deployed, 0, round_id)
+    with StateStore(tmp_path / "s.db") as store, contextlib.ExitStack() as stack:
+        tail = tailer(deployed, store)
+        await check_identity(tail.w3, store, tail.address)
+        await asyncio.wait_for(tail.sync(Recorder()), 30)
+        await submit(deployed, 1, round_id)
+        real_get_logs = tail.w3.eth.get_logs
+
+        async def reset_then_get_logs(query: Any) -> Any:
+            port = deployed.anvil.port
+            deployed.anvil.stop()
+            stack.enter_context(Anvil(port=port, log_path=tmp_path / "fresh.log"))
+            monkeypatch.setattr(tail.w3.eth, "get_logs", real_get_logs)
+            return await real_get_logs(query)
+
+        monkeypatch.setattr(tail.w3.eth, "get_logs", reset_then_get_logs)
+        with pytest.raises(ChainResetError, match=r"^chain was reset"):
+            await asyncio.wait_for(tail.sync(Recorder()), 30)
 
 
 async def test_event_types_read_only_those_events(deployed: Deployed, tmp_path: Path) -> None:
