@@ -15,7 +15,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.types import TxReceipt
 
 from contracts.binding import FederatedRounds
-from daemons.anvil import Anvil
+from daemons.testnet.nodes.anvil import Anvil
 
 SUBMIT_BUDGET = 120_000
 CID59 = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from daemons.config import FederationConfig
 from daemons.org.collect import influence_bounds, samples_verdict
 from daemons.org.model_step import aggregate_step, update_limits, update_template
+from daemons.runtime.config import FederationConfig
 from models import pytree
 from models.codec import BlobMetadata, DecodedBlob, encode_blob
 from models.data import DEFAULT_FASHION_MNIST, Dataset, load_idx_dir, partition_dirichlet

@@ -8,7 +8,7 @@ time and the CPU seconds of the node processes (from /proc), for three set-ups i
 
 - `256k`: 262144-byte chunks (Kubo's default), V8 defaults;
 - `1m`: 1048576-byte chunks (`[ipfs] chunk_bytes` default), V8 defaults;
-- `1m+gc`: 1 MiB chunks and `daemons.ipfs_node.V8_FLAGS` (what the daemons run).
+- `1m+gc`: 1 MiB chunks and `daemons.ipfs.bundled.V8_FLAGS` (what the daemons run).
 
     .venv/bin/python benchmarks/ipfs_round_traffic.py [--clients 4] [--rounds 20] [--mb 0.8]
 """
@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemons.ipfs_node import V8_FLAGS, BundledIpfsNode
-from daemons.storage import IpfsStorage
+from daemons.ipfs.bundled import V8_FLAGS, BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
 
 KIB = 1024
 SETUPS = {"256k": (256 * KIB, ()), "1m": (1024 * KIB, ()), "1m+gc": (1024 * KIB, V8_FLAGS)}

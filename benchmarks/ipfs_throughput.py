@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from daemons.ipfs_node import BundledIpfsNode
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
 from daemons.privacy.swarm_key import write_swarm_key
-from daemons.storage import IpfsStorage
 
 SIZES_MB = {"6.65MB": 6.65, "40MB": 40.0}
 MB = 1_000_000

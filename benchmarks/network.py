@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
-from daemons.config import load_config
+from daemons.runtime.config import load_config
 from tests.netsim.netns import Lab, LabUnavailable, check_available
 
 REPO = Path(__file__).resolve().parent.parent

@@ -70,7 +70,7 @@ async def time_rounds(net: dict[str, Any], repeats: int) -> dict[int, tuple[floa
     """Per closed round after the first: (median verify_s, median aggregate_s)."""
     from web3 import AsyncHTTPProvider, AsyncWeb3
 
-    from daemons.storage import IpfsStorage
+    from daemons.ipfs.client import IpfsStorage
     from daemons.verify.gather import chain_facts, fetch_blobs, storage_getter
     from daemons.verify.pins import platform_facts
     from daemons.verify.replay import verify_round
@@ -106,11 +106,11 @@ def _inputs() -> Any:
 
 async def _aggregation(facts: Any, get: Any) -> Any:
     """A timer of the org's aggregation of this round, on its decoded accepted updates."""
-    from daemons.manifest import decode_manifest
     from daemons.org.model_step import merge_step
-    from daemons.round_config import decode_round_config
     from daemons.verify.gather import fetch_blobs
     from daemons.verify.pins import bounds_from_doc
+    from daemons.wire.manifest import decode_manifest
+    from daemons.wire.round_config import decode_round_config
     from models.codec import decode_blob
     from models.strategies import ClientUpdate
 

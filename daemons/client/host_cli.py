@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from daemons.client.host_config import load_host_config
-    from daemons.service import exit_past_stray_threads, setup_logging
+    from daemons.runtime.service import exit_past_stray_threads, setup_logging
 
     host = load_host_config(args.config)
     setup_logging(args.log_format or host.log_format)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemons.config import LOG_FORMATS, DaemonConfig, load_config, read_toml
 from daemons.errors import ConfigError
+from daemons.runtime.config import LOG_FORMATS, DaemonConfig, load_config, read_toml
 
 HOST_KEYS = {"clients", "state_dir", "health_host", "health_port", "log_format", "gather_s"}
 

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from typing import Any
 
 from daemons.client.rounds import ClientRounds
-from daemons.round_config import RoundConfig
+from daemons.wire.round_config import RoundConfig
 from models.codec import DecodedBlob
 from models.task import Task
 

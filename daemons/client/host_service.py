@@ -30,15 +30,15 @@ from daemons.client.host_rounds import HostedRounds, SharedBases
 from daemons.client.host_storage import SharedStorage
 from daemons.client.host_train import BatchTrainer
 from daemons.client.rounds import ClientRounds
-from daemons.config import DaemonConfig
-from daemons.keys import load_account
-from daemons.metrics import Metrics
-from daemons.ports import BlobCache
+from daemons.ipfs.blobs import BlobCache
 from daemons.privacy.keys import load_member_key
-from daemons.service import log_event, race, report_crash, supervise
-from daemons.startup import Registration, load_data
-from daemons.task_setup import load_task
-from daemons.wiring import (
+from daemons.runtime.config import DaemonConfig
+from daemons.runtime.keys import load_account
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.service import log_event, race, report_crash, supervise
+from daemons.runtime.startup import Registration, load_data
+from daemons.runtime.task_setup import load_task
+from daemons.runtime.wiring import (
     Node,
     check_chain,
     http_task,

@@ -19,7 +19,7 @@ from typing import Any
 import jax
 
 from daemons.client.job import encode_update, prepare_training, privatized
-from daemons.service import log_event
+from daemons.runtime.service import log_event
 from models.training_many import train_all
 
 log = logging.getLogger("fedchain.client.host")

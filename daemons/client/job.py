@@ -18,8 +18,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from daemons.config import TrainingConfig
-from daemons.round_config import RoundConfig, RoundPrivacy
+from daemons.runtime.config import TrainingConfig
+from daemons.wire.round_config import RoundConfig, RoundPrivacy
 from models.codec import BlobMetadata, DecodedBlob, encode_blob
 from models.data import Dataset
 from models.dp import fresh_key, privatize_update

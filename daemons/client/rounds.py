@@ -19,25 +19,19 @@ from nacl.public import PrivateKey
 from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
 from contracts.events import RoundOpened
 from contracts.state import RoundInfo, RoundStatus
+from daemons.chain.port import Chain, submit_update_tx
 from daemons.client.job import PreviousUpdate, train_update
 from daemons.client.warmup import LAST_CONFIG_KEY, Warmup
-from daemons.config import DaemonConfig
 from daemons.errors import RejectedUpdate
-from daemons.metrics import Metrics
-from daemons.ports import (
-    BlobCache,
-    BlobFetcher,
-    Chain,
-    Storage,
-    raw_cid_digest,
-    submit_update_tx,
-)
+from daemons.ipfs.blobs import BlobCache, BlobFetcher, Storage, raw_cid_digest
 from daemons.privacy.envelope import Binding
 from daemons.privacy.models import check_model_metadata, open_model
 from daemons.privacy.policy import seal_for_round
-from daemons.round_config import RoundConfig, decode_round_config
-from daemons.service import crash_after_broadcast, crash_point, log_event
-from daemons.task_setup import client_task
+from daemons.runtime.config import DaemonConfig
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.service import crash_after_broadcast, crash_point, log_event
+from daemons.runtime.task_setup import client_task
+from daemons.wire.round_config import RoundConfig, decode_round_config
 from models.codec import DecodedBlob, decode_blob
 from models.data import Dataset
 from models.errors import Rejected

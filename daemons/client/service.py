@@ -15,13 +15,13 @@ from contracts.binding import FederatedRounds
 from contracts.events import ContractEvent, RoundOpened
 from daemons.client.rounds import ClientRounds
 from daemons.client.warmup import start_warmup
-from daemons.config import DaemonConfig
-from daemons.ports import BlobCache
+from daemons.ipfs.blobs import BlobCache
 from daemons.privacy.keys import load_member_key, public_hex
-from daemons.service import log_event, race
-from daemons.startup import Registration, load_data
-from daemons.task_setup import load_task
-from daemons.wiring import (
+from daemons.runtime.config import DaemonConfig
+from daemons.runtime.service import log_event, race
+from daemons.runtime.startup import Registration, load_data
+from daemons.runtime.task_setup import load_task
+from daemons.runtime.wiring import (
     Node,
     check_chain,
     http_task,

@@ -21,11 +21,11 @@ import jax
 import numpy as np
 
 from daemons.client.job import _penalty, train_config, train_seed
-from daemons.compile_cache import in_background_thread
-from daemons.config import DaemonConfig, TrainingConfig
-from daemons.round_config import RoundConfig, decode_round_config
-from daemons.service import log_event
-from daemons.task_setup import client_task
+from daemons.runtime.compile_cache import in_background_thread
+from daemons.runtime.config import DaemonConfig, TrainingConfig
+from daemons.runtime.service import log_event
+from daemons.runtime.task_setup import client_task
+from daemons.wire.round_config import RoundConfig, decode_round_config
 from models.data import Dataset
 from models.fisher import precompile_fisher_diagonal
 from models.tasks.loader import zeros_template

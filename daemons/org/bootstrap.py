@@ -11,10 +11,10 @@ from eth_utils import keccak, to_bytes, to_checksum_address
 from web3 import AsyncWeb3
 
 from contracts.binding import EvmTargetMismatch, FederatedRounds
+from daemons.chain.port import Chain
 from daemons.errors import ConfigError
-from daemons.ports import Chain
-from daemons.service import log_event
-from daemons.wiring import Node
+from daemons.runtime.service import log_event
+from daemons.runtime.wiring import Node
 
 log = logging.getLogger("fedchain.org")
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts.state import RoundInfo
-from daemons.config import FederationConfig
+from daemons.chain.port import Chain, close_round_tx
 from daemons.errors import FedchainError
-from daemons.manifest import Excluded, Included, Manifest, encode_manifest
-from daemons.metrics import Metrics
+from daemons.ipfs.blobs import BlobCache, BlobFetcher, Storage
 from daemons.org.collect import base_blob, influence_bounds
 from daemons.org.evaluation import round_extras
 from daemons.org.ledger import Ledger, Submission, sub_digest
@@ -27,11 +26,13 @@ from daemons.org.model_step import StepResult, aggregate_step, model_metadata
 from daemons.org.models_seal import OrgModels
 from daemons.org.observe import observe_settled
 from daemons.org.privacy import OrgPrivacy
+from daemons.org.retention import RoundBlobs, cids_to_unpin
 from daemons.org.unseal import Unsealer, public_train
 from daemons.org.warmup import OrgWarmup
-from daemons.ports import BlobCache, BlobFetcher, Chain, Storage, close_round_tx
-from daemons.retention import RoundBlobs, cids_to_unpin
-from daemons.service import crash_after_broadcast, crash_point, log_event
+from daemons.runtime.config import FederationConfig
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.service import crash_after_broadcast, crash_point, log_event
+from daemons.wire.manifest import Excluded, Included, Manifest, encode_manifest
 from models.codec import decode_blob, encode_blob
 from models.dp import DpFedAvg
 from models.strategies import ClientUpdate

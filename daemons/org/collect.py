@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.state import RoundInfo
-from daemons.config import FederationConfig
 from daemons.errors import RejectedUpdate
-from daemons.metrics import Metrics
+from daemons.ipfs.blobs import BlobCache, BlobFetcher, Storage
 from daemons.org.ledger import ACCEPTED, Ledger, Submission, sub_digest
 from daemons.org.models_seal import OrgModels
 from daemons.org.prefetch import Prefetcher
 from daemons.org.unseal import Unsealer, public_train
-from daemons.ports import BlobCache, BlobFetcher, Storage
-from daemons.service import crash_point, log_event
+from daemons.runtime.config import FederationConfig
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.service import crash_point, log_event
 from models.codec import DecodedBlob, decode_blob
 from models.errors import BlobRejected
 from models.influence import InfluenceBounds
@@ -88,7 +88,7 @@ class UpdateJudge:
         return verdict
 
     async def _judge(self, info: RoundInfo, sub: Submission) -> Verdict:
-        from daemons.storage import IpfsTimeout
+        from daemons.ipfs.client import IpfsTimeout
 
         digest = sub_digest(sub)
         too_many = samples_verdict(sub.num_samples, self.max_samples)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from nacl.public import PrivateKey
 
-from daemons.config import DaemonConfig
+from daemons.chain.port import Chain
 from daemons.errors import ConfigError
-from daemons.ports import Chain
 from daemons.privacy.cards import KeyCard, read_cards, verified_cards
 from daemons.privacy.envelope import EnvelopeRejected
 from daemons.privacy.models import ModelEncryption, member_policy, open_model, seal_model
-from daemons.service import log_event
+from daemons.runtime.config import DaemonConfig
+from daemons.runtime.service import log_event
 
 log = logging.getLogger("fedchain.org")
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from contracts.state import RoundStatus
 from daemons.org.decide import Action, Decision, RoundView
-from daemons.service import log_event
+from daemons.runtime.service import log_event
 
 log = logging.getLogger("fedchain.org")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from contracts.state import RoundInfo
-from daemons.metrics import Metrics
-from daemons.ports import Chain
+from daemons.chain.port import Chain
+from daemons.runtime.metrics import Metrics
 
 
 async def observe_settled(

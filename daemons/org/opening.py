@@ -10,18 +10,18 @@ from typing import Any
 
 from contracts.errors import BadDeadline
 from contracts.state import RoundInfo, RoundStatus
-from daemons.config import FederationConfig, TrainingConfig
-from daemons.metrics import Metrics
+from daemons.chain.port import Chain
 from daemons.org.ledger import Ledger
 from daemons.org.model_step import initial_sections, model_metadata
 from daemons.org.models_seal import OrgModels
 from daemons.org.privacy import OrgPrivacy
 from daemons.org.warmup import OrgWarmup
-from daemons.ports import Chain
 from daemons.privacy.policy import UpdateEncryption
-from daemons.round_config import RoundConfig, encode_round_config
-from daemons.service import crash_point, log_event
-from daemons.task_setup import OrgTask
+from daemons.runtime.config import FederationConfig, TrainingConfig
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.service import crash_point, log_event
+from daemons.runtime.task_setup import OrgTask
+from daemons.wire.round_config import RoundConfig, encode_round_config
 from models.codec import encode_blob
 
 log = logging.getLogger("fedchain.org")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
-from daemons.config import IpfsConfig
-from daemons.ports import BlobCache, BlobFetcher, Storage
+from daemons.ipfs.blobs import BlobCache, BlobFetcher, Storage
+from daemons.runtime.config import IpfsConfig
 
 DEFAULT_LIMIT = 4  # concurrent fetches; each is one `cat` against the org's IPFS node
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemons.config import PrivacyConfig
 from daemons.errors import ConfigError
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.unseal import public_train as sealed_train
-from daemons.round_config import RoundPrivacy
+from daemons.runtime.config import PrivacyConfig
+from daemons.wire.round_config import RoundPrivacy
 from models import accountant
 from models.dp import MIN_SECRET_BYTES, DpFedAvg, fixed_weights, noise_key, secret_commitment
 

@@ -16,8 +16,8 @@ from typing import Any
 from nacl.public import PrivateKey
 
 from contracts.state import RoundInfo, RoundStatus
-from daemons.config import DaemonConfig, FederationConfig, TrainingConfig
-from daemons.metrics import Metrics
+from daemons.chain.port import Chain
+from daemons.ipfs.blobs import BlobCache, BlobFetcher, Storage
 from daemons.org.close import RoundCloser, close_round
 from daemons.org.collect import UpdateJudge, influence_bounds, judge_pending, org_limits
 from daemons.org.decide import Action, Decision, RoundView, activity_of, decide
@@ -30,11 +30,12 @@ from daemons.org.prefetch import Prefetcher
 from daemons.org.privacy import OrgPrivacy, central_dp_pin
 from daemons.org.unseal import Unsealer
 from daemons.org.warmup import OrgWarmup
-from daemons.overdue import OVERDUE_POLLS, overdue
-from daemons.ports import BlobCache, BlobFetcher, Chain, Storage
 from daemons.privacy.policy import org_policy
-from daemons.service import log_event
-from daemons.task_setup import OrgTask, org_task
+from daemons.runtime.config import DaemonConfig, FederationConfig, TrainingConfig
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.overdue import OVERDUE_POLLS, overdue
+from daemons.runtime.service import log_event
+from daemons.runtime.task_setup import OrgTask, org_task
 from daemons.verify.pins import dataset_digest, replay_pins
 from models.schema import FederationSchema
 from models.validation import Limits

@@ -16,7 +16,7 @@ from contracts.binding import FederatedRounds
 from contracts.errors import ContractPaused
 from contracts.events import ContractEvent, RoundClosed, RoundOpened, UpdateSubmitted
 from daemons.chain.backoff import Backoff, retry
-from daemons.config import DaemonConfig
+from daemons.ipfs.blobs import BlobCache
 from daemons.org.bootstrap import attach_or_deploy, register_clients
 from daemons.org.decide import Action, Decision
 from daemons.org.ledger import Ledger, Submission
@@ -24,12 +24,12 @@ from daemons.org.models_seal import org_models
 from daemons.org.privacy import OrgPrivacy, load_secret
 from daemons.org.rounds import OrgRounds
 from daemons.org.warmup import OrgWarmup
-from daemons.ports import BlobCache
 from daemons.privacy.keys import load_update_key, public_hex
-from daemons.service import log_event, race
-from daemons.startup import load_data, no_clients_warning, registered_clients
-from daemons.task_setup import ledger_sets, org_task
-from daemons.wiring import (
+from daemons.runtime.config import DaemonConfig
+from daemons.runtime.service import log_event, race
+from daemons.runtime.startup import load_data, no_clients_warning, registered_clients
+from daemons.runtime.task_setup import ledger_sets, org_task
+from daemons.runtime.wiring import (
     Node,
     check_chain,
     http_task,

@@ -14,11 +14,11 @@ from nacl.public import PrivateKey
 
 from contracts.state import RoundInfo
 from daemons.errors import RejectedUpdate
+from daemons.ipfs.blobs import BlobFetcher, raw_cid_digest
 from daemons.org.ledger import Submission
-from daemons.ports import BlobFetcher, raw_cid_digest
 from daemons.privacy.envelope import Binding, open_update
 from daemons.privacy.policy import UpdateEncryption
-from daemons.round_config import decode_round_config
+from daemons.wire.round_config import decode_round_config
 
 # what a sealed update's training facts may show in the public manifest: timings only
 PUBLIC_TRAIN_KEYS = frozenset({"train_s", "fisher_s"})

@@ -15,10 +15,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from daemons.compile_cache import in_background_thread
 from daemons.org.evaluation import per_class
 from daemons.org.model_step import Sections, eval_metrics, initial_sections
-from daemons.service import log_event
+from daemons.runtime.compile_cache import in_background_thread
+from daemons.runtime.service import log_event
 from models.data import Dataset
 from models.task import Task
 

@@ -95,10 +95,10 @@ def _cmd_public(args: argparse.Namespace) -> int:
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
-    from daemons.config import load_config
-    from daemons.keys import load_account
     from daemons.privacy.cards import make_card
     from daemons.privacy.keys import load_private_key, public_hex
+    from daemons.runtime.config import load_config
+    from daemons.runtime.keys import load_account
 
     cfg = load_config(args.config, "client")
     enc, where = cfg.encryption, str(args.config)

@@ -12,10 +12,10 @@ from typing import Any
 
 from nacl.public import PrivateKey, PublicKey
 
-from daemons.config import MAX_AUDITORS, EncryptionConfig
 from daemons.errors import RejectedUpdate
 from daemons.privacy.envelope import Binding, seal_update
 from daemons.privacy.keys import public_hex, public_key_from_hex
+from daemons.runtime.config import MAX_AUDITORS, EncryptionConfig
 
 SCHEME = "fcenv-1"  # docs/security.md, "Envelope format"
 

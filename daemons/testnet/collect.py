@@ -14,7 +14,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.events import UnknownEvent, decode_log, event_key
 from daemons.errors import FedchainError
-from daemons.storage import IpfsStorage
+from daemons.ipfs.client import IpfsStorage
 from daemons.testnet.records import BlobFacts, RoundRecord
 from daemons.testnet.spec import TestnetError
 from models.codec import decode_blob

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from daemons.storage import IpfsStorage
+from daemons.ipfs.client import IpfsStorage
 from daemons.testnet import collect
 from daemons.testnet.facts import Gas
 from daemons.testnet.records import RoundRecord, build_rounds, round_wall_times, update_offsets

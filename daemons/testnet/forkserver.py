@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from daemons.childproc import die_with_parent
+from daemons.runtime.childproc import die_with_parent
 
 PRELOAD = ("daemons.testnet.preload",)
 DISABLE_ENV = "FEDCHAIN_TESTNET_NO_FORKSERVER"  # "1": plain subprocesses (for debugging)
@@ -105,7 +105,7 @@ def run_forked(argv: list[str], env: dict[str, str], log_path: str, cwd: str) ->
         os.execve(sys.executable, [sys.executable, *argv[1:]], env)
     os.environ.clear()
     os.environ.update(env)
-    from daemons.cli import main
+    from daemons.cli.main import main
 
     assert argv[1:3] == ["-m", "daemons.cli"], argv
     sys.argv = ["fedchain", *argv[3:]]

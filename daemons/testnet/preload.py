@@ -3,7 +3,7 @@
 Importing must not start JAX's runtime (no device arrays at import time anywhere here).
 """
 
-import daemons.cli
+import daemons.cli.main
 import daemons.client.service
 import daemons.org.service
 import daemons.testnet.cli  # noqa: F401

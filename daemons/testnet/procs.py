@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from daemons.childproc import die_with_parent
+from daemons.runtime.childproc import die_with_parent
 
 
 class Proc(Protocol):

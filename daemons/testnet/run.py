@@ -138,7 +138,7 @@ async def watch_rounds(
     run: RunDir, sup: Child, net: dict[str, Any], spec: NetSpec, console: Console
 ) -> Outcome:
     """Follow the chain until `spec.rounds` rounds are settled or the supervisor stops."""
-    from daemons.storage import IpfsStorage
+    from daemons.ipfs.client import IpfsStorage
     from daemons.testnet import collect
     from daemons.testnet.feed import Feed
 
@@ -165,7 +165,7 @@ async def watch_rounds(
 def _import_watchers() -> None:
     """Import what following the rounds needs, so the watch starts as soon as the net runs
     (a round seen late would get no wall time)."""
-    import daemons.storage
+    import daemons.ipfs.client
     import daemons.testnet.collect
     import daemons.testnet.feed  # noqa: F401
 

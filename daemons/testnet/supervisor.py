@@ -26,7 +26,6 @@ from nacl.public import PrivateKey
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
-from daemons.anvil import Anvil, dev_private_keys, free_port
 from daemons.testnet import datacache
 from daemons.testnet.configgen import (
     DP_SECRET_ENV,
@@ -39,6 +38,7 @@ from daemons.testnet.configgen import (
 )
 from daemons.testnet.forkserver import fork_daemon, start_forkserver, stop_forkserver
 from daemons.testnet.hosts import client_key_env, host_config, host_groups
+from daemons.testnet.nodes.anvil import Anvil, dev_private_keys, free_port
 from daemons.testnet.procs import Child, Proc, stop_children
 from daemons.testnet.spec import NetSpec, RunDir, TestnetError, clients_per_host, write_net_file
 
@@ -203,7 +203,7 @@ class Supervisor:
         """One (not yet started) bundled node per participant; none with --ipfs-api."""
         if self.spec.ipfs_api:
             return []
-        from daemons.ipfs_node import BundledIpfsNode
+        from daemons.ipfs.bundled import BundledIpfsNode
 
         nodes = []
         swarm_key = self._swarm_key()

@@ -25,7 +25,7 @@ from daemons.verify.facts import OpenUpdate, ReplayInputs, RoundFacts
 
 def register(subparsers: Any) -> None:
     """Add `verify` to the `fedchain` parser."""
-    from daemons.cli_chain import guarded
+    from daemons.cli.chain import guarded
 
     p = subparsers.add_parser(
         "verify",
@@ -192,7 +192,7 @@ def selected(facts: dict[int, RoundFacts], rounds: tuple[int, int] | None) -> li
 
 
 async def _verify(args: argparse.Namespace, target: Any) -> int:
-    from daemons.storage import IpfsStorage
+    from daemons.ipfs.client import IpfsStorage
     from daemons.verify.gather import chain_facts, fetch_blobs, storage_getter
     from daemons.verify.pins import platform_facts
     from daemons.verify.replay import verify_round

@@ -10,10 +10,10 @@ such instead of showing up as a wrong model.
 
 from __future__ import annotations
 
-from daemons.manifest import Manifest
-from daemons.round_config import RoundConfig
 from daemons.verify.checks import Check, mismatch, ok, unchecked
 from daemons.verify.facts import ReplayInputs, RoundFacts
+from daemons.wire.manifest import Manifest
+from daemons.wire.round_config import RoundConfig
 from models.dp import DpFedAvg, fixed_weights, noise_key, secret_commitment
 
 

@@ -19,9 +19,9 @@ from contracts.events import ContractEvent, RoundClosed, RoundFailed, RoundOpene
 from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer
 from daemons.errors import FedchainError, RejectedUpdate, TransientError
-from daemons.ports import raw_cid_digest
-from daemons.round_config import decode_round_config
+from daemons.ipfs.blobs import raw_cid_digest
 from daemons.verify.facts import Blob, RoundFacts
+from daemons.wire.round_config import decode_round_config
 
 CONFIG_MAX_BYTES = 1 << 20
 MANIFEST_MAX_BYTES = 16 << 20

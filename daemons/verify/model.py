@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from daemons.manifest import Excluded, Included, Manifest
 from daemons.org.close import manifest_entries
 from daemons.org.model_step import Merged, eval_metrics, merge_step, model_metadata
-from daemons.round_config import RoundConfig
 from daemons.verify.checks import DIFFERS, MISMATCH, OK, Check, mismatch, ok
 from daemons.verify.facts import RoundFacts
 from daemons.verify.updates import Judged
+from daemons.wire.manifest import Excluded, Included, Manifest
+from daemons.wire.round_config import RoundConfig
 from models import pytree
 from models.codec import DecodedBlob, decode_blob, encode_blob
 from models.data import Dataset

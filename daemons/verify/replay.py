@@ -14,9 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from daemons.errors import RejectedUpdate
-from daemons.manifest import Manifest, decode_manifest
 from daemons.org.model_step import initial_sections, model_metadata, update_limits
-from daemons.round_config import RoundConfig, decode_round_config
 from daemons.verify import pins as pinning
 from daemons.verify.checks import DIFFERS, Check, RoundReport, mismatch, ok, unchecked
 from daemons.verify.dp import dp_step
@@ -25,6 +23,8 @@ from daemons.verify.model import metrics_check, replay_model
 from daemons.verify.sealed import NO_KEY, is_sealed
 from daemons.verify.task import round_task, task_heldout
 from daemons.verify.updates import judge_updates, settle_deferred
+from daemons.wire.manifest import Manifest, decode_manifest
+from daemons.wire.round_config import RoundConfig, decode_round_config
 from models.codec import decode_blob, encode_blob
 from models.errors import BlobRejected
 from models.types import ModelsError

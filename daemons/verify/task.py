@@ -2,7 +2,7 @@
 
 The org pins its task's identity (name, model, parameter template, sha256 of the source)
 in every round config; verify loads the installed task of that name the way a client does
-(`daemons.task_setup.client_task`) and refuses to replay with a task whose source differs.
+(`daemons.runtime.task_setup.client_task`) and refuses to replay with a task whose source differs.
 The task's own forgetting-ledger sets (`Task.heldout_sets`) are derived here once per task.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemons.errors import FedchainError
-from daemons.round_config import RoundConfig
-from daemons.task_setup import client_task
+from daemons.runtime.task_setup import client_task
 from daemons.verify.checks import Check, ok, unchecked
 from daemons.verify.pins import dataset_digest
+from daemons.wire.round_config import RoundConfig
 from models.data import Dataset
 from models.schema import FederationSchema
 from models.strategies import strategy_uses_fisher

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemons.manifest import Excluded, Included, Manifest
 from daemons.org.collect import UpdateClaim, Verdict, check_update, samples_verdict
 from daemons.org.ledger import ACCEPTED, Submission
-from daemons.round_config import RoundConfig
 from daemons.verify.checks import Check, mismatch, ok, unchecked
 from daemons.verify.facts import Blob, OpenUpdate, RoundFacts
+from daemons.wire.manifest import Excluded, Included, Manifest
+from daemons.wire.round_config import RoundConfig
 from models.strategies import ClientUpdate
 from models.validation import Limits
 

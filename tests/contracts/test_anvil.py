@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from daemons import anvil as anvil_module
-from daemons.anvil import Anvil, AnvilError
+from daemons.testnet.nodes import anvil as anvil_module
+from daemons.testnet.nodes.anvil import Anvil, AnvilError
 
 pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
 
 def test_anvil_dies_with_its_parent() -> None:
     code = (
-        "import sys, time; from daemons.anvil import Anvil; a = Anvil().start(); "
+        "import sys, time; from daemons.testnet.nodes.anvil import Anvil; a = Anvil().start(); "
         "print(a._proc.pid, flush=True); time.sleep(120)"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE)

@@ -30,7 +30,7 @@ from contracts import events as ev
 from contracts.binding import FederatedRounds
 from contracts.errors import ContractRevert
 from contracts.state import RoundStatus
-from daemons.anvil import Anvil
+from daemons.testnet.nodes.anvil import Anvil
 from tests.contracts.helpers import BASE_CID, CID59, CONFIG_CID, MANIFEST_CID, MODEL_CID, sha
 from tests.contracts.lifecycle_model import MAX_DURATION, Model
 from tests.fixtures.anvil import dev_accounts

@@ -13,9 +13,9 @@ from typing import Any
 
 from contracts.errors import AlreadySubmitted, DeadlinePassed, RoundNotOpen
 from contracts.state import RoundInfo, RoundStatus
+from daemons.chain.port import Chain
 from daemons.errors import RejectedUpdate
-from daemons.ports import Chain
-from daemons.storage import IpfsTimeout
+from daemons.ipfs.client import IpfsTimeout
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from contracts.events import (
     UpdateSubmitted,
 )
 from daemons.chain import history
-from daemons.cli import main
-from daemons.ipfs_node import BundledIpfsNode
-from daemons.storage import IpfsStorage
+from daemons.cli.main import main
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
 from tests.daemons.chain_helpers import digest, open_round, submit
 from tests.fixtures.anvil import ALL_NODES, Deployed
 

@@ -15,10 +15,10 @@ from eth_utils import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
-from daemons.anvil import Anvil
 from daemons.chain.store import StateStore
-from daemons.cli import main
-from daemons.config import load_config
+from daemons.cli.main import main
+from daemons.runtime.config import load_config
+from daemons.testnet.nodes.anvil import Anvil
 
 pytestmark = pytest.mark.timeout(240)
 PASSWORD = "pw-for-tests"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemons.cli import build_parser, main, package_version
-from daemons.ipfs_node import BundledIpfsNode
-from daemons.storage import IpfsStorage
+from daemons.cli.main import build_parser, main, package_version
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
 from tests.daemons.chain_helpers import open_round, submit
 from tests.daemons.test_cli_chain import fedchain, one_closed_round, target
 from tests.fixtures.anvil import Deployed

@@ -12,8 +12,8 @@ import pytest
 
 from daemons.client.host_rounds import HostedRounds, SharedBases
 from daemons.client.host_train import BatchTrainer
-from daemons.metrics import Metrics
-from daemons.ports import BlobCache
+from daemons.ipfs.blobs import BlobCache
+from daemons.runtime.metrics import Metrics
 from models.codec import decode_blob
 from tests.daemons.fakes import FakeChain, FakeStorage, MemKV
 from tests.daemons.test_client_rounds import config, dataset, make_client, open_round

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from contracts.events import LogMeta, RoundOpened
-from daemons.config import TrainingConfig
 from daemons.errors import RejectedUpdate
-from daemons.round_config import (
+from daemons.runtime.config import TrainingConfig
+from daemons.wire.round_config import (
     RoundConfig,
     RoundPrivacy,
     decode_round_config,

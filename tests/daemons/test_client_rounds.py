@@ -14,7 +14,11 @@ from nacl.public import PrivateKey
 from contracts.events import LogMeta, RoundOpened
 from daemons.client.job import train_seed
 from daemons.client.rounds import ClientRounds
-from daemons.config import (
+from daemons.ipfs.blobs import BlobCache
+from daemons.privacy.envelope import Binding, open_update
+from daemons.privacy.keys import public_hex
+from daemons.privacy.policy import UpdateEncryption
+from daemons.runtime.config import (
     ChainConfig,
     DaemonConfig,
     DataConfig,
@@ -24,12 +28,8 @@ from daemons.config import (
     ServiceConfig,
     TrainingConfig,
 )
-from daemons.metrics import Metrics
-from daemons.ports import BlobCache
-from daemons.privacy.envelope import Binding, open_update
-from daemons.privacy.keys import public_hex
-from daemons.privacy.policy import UpdateEncryption
-from daemons.round_config import RoundConfig, encode_round_config
+from daemons.runtime.metrics import Metrics
+from daemons.wire.round_config import RoundConfig, encode_round_config
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from models.data import Dataset
 from models.tasks.fashion_mnist import get_model

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from daemons.client.warmup import LAST_CONFIG_KEY, guess_recipe
-from daemons.config import TrainingConfig, parse_config
-from daemons.round_config import RoundConfig, encode_round_config
+from daemons.runtime.config import TrainingConfig, parse_config
+from daemons.wire.round_config import RoundConfig, encode_round_config
 
 
 class KV(dict):  # the StateStore's get/put

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemons.compile_cache import cache_dir_for, enable_compile_cache
+from daemons.runtime.compile_cache import cache_dir_for, enable_compile_cache
 
 TRAIN = r"""
 import hashlib, json, sys
@@ -23,7 +23,7 @@ from jax import monitoring
 hits = []
 monitoring.register_event_listener(
     lambda name, **kw: hits.append(name) if name.endswith("cache_hits") else None)
-from daemons.compile_cache import enable_compile_cache
+from daemons.runtime.compile_cache import enable_compile_cache
 enabled = enable_compile_cache(Path(sys.argv[1])) if sys.argv[1] else False
 from models.data import Dataset
 from models.fisher import fisher_diagonal

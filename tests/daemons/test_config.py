@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from daemons.config import load_config
 from daemons.errors import ConfigError
-from daemons.keys import load_account
+from daemons.runtime.config import load_config
+from daemons.runtime.keys import load_account
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDR = "0x" + "11" * 20

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemons.config import load_config
 from daemons.errors import ConfigError
+from daemons.runtime.config import load_config
 from tests.daemons.test_config import ADDR, ORG, write
 
 OTHER = "0x" + "22" * 20

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from daemons.errors import FedchainError, RejectedUpdate
+from daemons.ipfs.client import ContentRejected
 from daemons.privacy.envelope import EnvelopeRejected
-from daemons.storage import ContentRejected
-from daemons.task_setup import TaskMismatch
+from daemons.runtime.task_setup import TaskMismatch
 from models.errors import BlobRejected, NormExceeded, Rejected
 
 

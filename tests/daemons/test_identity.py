@@ -10,10 +10,10 @@ from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
-from daemons.anvil import Anvil
 from daemons.chain.identity import check_identity, compare_identity, fetch_identity
 from daemons.chain.store import ChainIdentity, StateStore
 from daemons.errors import ChainResetError, ConfigError
+from daemons.testnet.nodes.anvil import Anvil
 from tests.fixtures.anvil import Deployed
 
 pytestmark = pytest.mark.timeout(90)

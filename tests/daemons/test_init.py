@@ -14,10 +14,10 @@ from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
-from daemons.anvil import Anvil
-from daemons.cli import main
-from daemons.config import load_config
+from daemons.cli.main import main
 from daemons.privacy.swarm_key import read_swarm_key
+from daemons.runtime.config import load_config
+from daemons.testnet.nodes.anvil import Anvil
 from models.data import load_dataset
 
 pytestmark = pytest.mark.timeout(180)

@@ -21,8 +21,8 @@ from pathlib import Path
 import aioipfs
 import pytest
 
-from daemons.ipfs_node import BundledIpfsNode, IpfsNodeError
-from daemons.storage import IpfsStorage
+from daemons.ipfs.bundled import BundledIpfsNode, IpfsNodeError
+from daemons.ipfs.client import IpfsStorage
 from tests.fixtures.ipfs import IpfsPair, rpc
 
 pytestmark = pytest.mark.timeout(120)
@@ -268,7 +268,7 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
 
 PARENT = """
 import sys, time
-from daemons.ipfs_node import BundledIpfsNode, IpfsNodeError
+from daemons.ipfs.bundled import BundledIpfsNode, IpfsNodeError
 node = BundledIpfsNode(sys.argv[1]).start()
 print(node.pid, flush=True)
 time.sleep(120)
@@ -295,7 +295,7 @@ def test_fedchain_ipfs_serves_until_sigterm(tmp_path) -> None:
     cmd = [
         sys.executable,
         "-c",
-        "import sys; from daemons.ipfs_node import run_node_command; "
+        "import sys; from daemons.ipfs.bundled import run_node_command; "
         "sys.exit(run_node_command(sys.argv[1:]))",
     ]
     args = ["--repo", str(tmp_path / "repo"), "--api-port", "0", "--swarm-port", "0"]
@@ -314,7 +314,7 @@ def test_fedchain_ipfs_serves_until_sigterm(tmp_path) -> None:
 
 
 def test_fedchain_ipfs_rejects_a_bad_port(capsys) -> None:
-    from daemons.ipfs_node import run_node_command
+    from daemons.ipfs.bundled import run_node_command
 
     assert run_node_command(["--api-port", "70000"]) == 2
     assert "--api-port" in capsys.readouterr().err

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from daemons.anvil import free_port
-from daemons.ipfs_node import BundledIpfsNode, IpfsNodeError, run_node_command
-from daemons.storage import IpfsStorage
+from daemons.ipfs.bundled import BundledIpfsNode, IpfsNodeError, run_node_command
+from daemons.ipfs.client import IpfsStorage
+from daemons.testnet.nodes.anvil import free_port
 from tests.fixtures.ipfs import rpc
 
 pytestmark = pytest.mark.timeout(120)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from daemons.ipfs_node import BundledIpfsNode, IpfsNodeError, run_node_command
+from daemons.ipfs.bundled import BundledIpfsNode, IpfsNodeError, run_node_command
+from daemons.ipfs.client import IpfsStorage, IpfsTimeout
 from daemons.privacy.swarm_key import write_swarm_key
-from daemons.storage import IpfsStorage, IpfsTimeout
 from tests.fixtures.ipfs import rpc
 
 pytestmark = pytest.mark.timeout(180)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from daemons.ipfs_node import BundledIpfsNode
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
 from daemons.privacy.swarm_key import write_swarm_key
-from daemons.storage import IpfsStorage
 
 pytestmark = pytest.mark.timeout(180)
 BLOB_BYTES = 3 * 1024 * 1024

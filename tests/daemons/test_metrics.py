@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from daemons.chain.store import Cursor, StateStore
-from daemons.metrics import Metrics
-from daemons.monitor import Sample, balance_warning, count_rpc_errors, take_sample, watch
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.monitor import Sample, balance_warning, count_rpc_errors, take_sample, watch
 from tests.daemons import test_client_rounds as client_tests
 from tests.daemons.test_org_rounds import CLIENTS, make_org, submit
 from tests.fixtures.anvil import Deployed
@@ -122,7 +122,7 @@ async def test_sample_and_rpc_errors_against_anvil(deployed: Deployed, tmp_path:
 
 
 async def test_ipfs_errors_are_counted_by_kind() -> None:
-    from daemons.storage import IpfsStorage, IpfsUnavailable
+    from daemons.ipfs.client import IpfsStorage, IpfsUnavailable
 
     metrics = Metrics("org")
     async with IpfsStorage("http://127.0.0.1:9") as storage:

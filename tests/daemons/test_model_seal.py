@@ -10,7 +10,6 @@ import pytest
 from eth_account import Account
 from nacl.public import PrivateKey
 
-from daemons.config import TrainingConfig
 from daemons.errors import ConfigError, RejectedUpdate
 from daemons.privacy.cards import (
     BadCard,
@@ -37,7 +36,8 @@ from daemons.privacy.models import (
     open_model,
     seal_model,
 )
-from daemons.round_config import RoundConfig, decode_round_config, encode_round_config
+from daemons.runtime.config import TrainingConfig
+from daemons.wire.round_config import RoundConfig, decode_round_config, encode_round_config
 from models.codec import BlobMetadata, decode_blob, encode_blob
 
 pytestmark = pytest.mark.timeout(120)

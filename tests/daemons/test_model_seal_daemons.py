@@ -11,7 +11,7 @@ from daemons.privacy.cards import make_card, read_cards, verified_cards
 from daemons.privacy.envelope import EnvelopeRejected
 from daemons.privacy.keys import public_hex
 from daemons.privacy.models import check_model_metadata, member_policy, open_model
-from daemons.round_config import decode_round_config
+from daemons.wire.round_config import decode_round_config
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from tests.daemons.test_model_seal import (
     ACCOUNTS,
@@ -33,10 +33,10 @@ async def test_org_seals_every_model_and_rereads_them_after_a_restart(tmp_path: 
     import jax
 
     from contracts.state import RoundStatus
+    from daemons.ipfs.blobs import BlobCache, raw_cid_digest
     from daemons.org.ledger import Submission
     from daemons.org.models_seal import OrgModels
     from daemons.org.rounds import OrgRounds
-    from daemons.ports import BlobCache, raw_cid_digest
     from daemons.privacy.envelope import is_envelope
     from tests.daemons.test_org_rounds import CLIENTS, make_org
 
@@ -85,7 +85,7 @@ async def test_org_seals_every_model_and_rereads_them_after_a_restart(tmp_path: 
 def test_keys_card_cli_signs_with_the_clients_identity(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from daemons.cli import main
+    from daemons.cli.main import main
 
     toml = tmp_path / "client.toml"
     toml.write_text(
@@ -109,11 +109,11 @@ def test_keys_card_cli_signs_with_the_clients_identity(
 
 
 def test_an_org_that_lost_its_key_stops_with_a_config_error(tmp_path: Path) -> None:
-    from daemons.config import EncryptionConfig
     from daemons.errors import ConfigError
     from daemons.org.models_seal import OrgModels
     from daemons.privacy.keys import load_update_key, write_key_file
     from daemons.privacy.models import seal_model
+    from daemons.runtime.config import EncryptionConfig
 
     cards = [make_card(ACCOUNTS[0], public_hex(MEMBERS[0]), CHAIN_ID, CONTRACT)]
     policy = member_policy(ORG, cards, [])

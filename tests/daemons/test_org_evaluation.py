@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemons.manifest import Manifest, decode_manifest, encode_manifest
 from daemons.org.model_step import eval_metrics
+from daemons.wire.manifest import Manifest, decode_manifest, encode_manifest
 from models.codec import decode_blob
 from models.tasks.fashion_mnist import get_model
 from tests.daemons.test_org_rounds import CLIENTS, eval_data, make_org, submit

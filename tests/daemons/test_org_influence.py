@@ -10,9 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-from daemons.manifest import Manifest, decode_manifest
 from daemons.org.ledger import Submission
 from daemons.org.rounds import OrgRounds
+from daemons.wire.manifest import Manifest, decode_manifest
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from tests.daemons.fakes import FakeChain, FakeStorage
 from tests.daemons.test_org_rounds import CLIENTS, leaves, make_org

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from daemons.config import TrainingConfig
 from daemons.errors import RejectedUpdate
-from daemons.manifest import Excluded, Included, Manifest, decode_manifest, encode_manifest
-from daemons.round_config import (
+from daemons.runtime.config import TrainingConfig
+from daemons.wire.manifest import Excluded, Included, Manifest, decode_manifest, encode_manifest
+from daemons.wire.round_config import (
     RoundConfig,
     decode_round_config,
     encode_round_config,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from daemons.config import IpfsConfig
 from daemons.errors import RejectedUpdate
+from daemons.ipfs.blobs import BlobCache
 from daemons.org.prefetch import Prefetcher
-from daemons.ports import BlobCache
+from daemons.runtime.config import IpfsConfig
 from tests.daemons.fakes import FakeStorage
 
 pytestmark = pytest.mark.timeout(30)

@@ -11,13 +11,13 @@ import jax
 import numpy as np
 import pytest
 
-from daemons.config import PrivacyConfig, TrainingConfig
 from daemons.errors import ConfigError
-from daemons.manifest import decode_manifest
 from daemons.org.decide import Action
 from daemons.org.ledger import Ledger
 from daemons.org.privacy import OrgPrivacy, load_secret, public_train, spent_noise
-from daemons.round_config import decode_round_config
+from daemons.runtime.config import PrivacyConfig, TrainingConfig
+from daemons.wire.manifest import decode_manifest
+from daemons.wire.round_config import decode_round_config
 from models.accountant import epsilon_spent
 from models.codec import decode_blob
 from models.dp import DpFedAvg, noise_key

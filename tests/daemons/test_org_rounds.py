@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 
 from contracts.state import RoundStatus
-from daemons.config import (
+from daemons.ipfs.blobs import BlobCache
+from daemons.org.decide import Action
+from daemons.org.ledger import Ledger, Submission
+from daemons.org.rounds import OrgRounds
+from daemons.runtime.config import (
     ChainConfig,
     DaemonConfig,
     FederationConfig,
@@ -20,12 +24,8 @@ from daemons.config import (
     ServiceConfig,
     TrainingConfig,
 )
-from daemons.manifest import decode_manifest
-from daemons.metrics import Metrics
-from daemons.org.decide import Action
-from daemons.org.ledger import Ledger, Submission
-from daemons.org.rounds import OrgRounds
-from daemons.ports import BlobCache
+from daemons.runtime.metrics import Metrics
+from daemons.wire.manifest import decode_manifest
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from models.data import Dataset
 from tests.daemons.fakes import FakeChain, FakeStorage, MemKV

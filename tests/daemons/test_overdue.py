@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from daemons.config import ChainConfig
-from daemons.overdue import OVERDUE_POLLS, overdue
+from daemons.runtime.config import ChainConfig
+from daemons.runtime.overdue import OVERDUE_POLLS, overdue
 from tests.daemons.test_org_rounds import make_org
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 from contracts.state import RoundInfo
-from daemons.ports import (
+from daemons.chain.port import (
     Chain,
     Tx,
     add_clients_tx,

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from nacl.public import PrivateKey
 
-from daemons.cli import main
-from daemons.config import EncryptionConfig, TrainingConfig, parse_config
+from daemons.cli.main import main
 from daemons.errors import ConfigError, RejectedUpdate
 from daemons.privacy.envelope import Binding, open_update
 from daemons.privacy.keys import (
@@ -23,7 +22,8 @@ from daemons.privacy.keys import (
 )
 from daemons.privacy.policy import UpdateEncryption, org_policy, seal_for_round
 from daemons.privacy.swarm_key import check_swarm_key, new_swarm_key, read_swarm_key
-from daemons.round_config import RoundConfig, decode_round_config, encode_round_config
+from daemons.runtime.config import EncryptionConfig, TrainingConfig, parse_config
+from daemons.wire.round_config import RoundConfig, decode_round_config, encode_round_config
 
 pytestmark = pytest.mark.timeout(60)
 KEY = PrivateKey(bytes(range(32)))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemons.ipfs_node import BundledIpfsNode
-from daemons.reach import IpfsUnreachable, Reachability
-from daemons.storage import IpfsStorage
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
+from daemons.ipfs.reach import IpfsUnreachable, Reachability
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -19,9 +19,9 @@ import pytest
 
 from contracts.errors import ContractGone
 from daemons.errors import ChainResetError
-from daemons.http import serve_forever
-from daemons.metrics import Metrics
-from daemons.service import (
+from daemons.runtime.http import serve_forever
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.service import (
     EXIT_CHAIN_RESET,
     EXIT_CRASH,
     EXIT_OK,
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.timeout(60)
 SCRIPT = textwrap.dedent(
     """
     import asyncio, logging, sys
-    from daemons.service import supervise, setup_logging, log_event
+    from daemons.runtime.service import supervise, setup_logging, log_event
     setup_logging(sys.argv[1])
     log = logging.getLogger("fedchain.test")
     async def forever():
@@ -122,7 +122,7 @@ async def test_a_crash_ends_the_service_even_if_a_task_will_not_stop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A task that swallows its cancellation must not keep a crashed daemon alive, idle."""
-    monkeypatch.setattr("daemons.service.STOP_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("daemons.runtime.service.STOP_TIMEOUT_S", 0.3)
     release = asyncio.Event()
 
     async def stubborn() -> None:
@@ -150,7 +150,7 @@ def test_a_stray_thread_does_not_keep_a_stopped_daemon_alive() -> None:
     script = textwrap.dedent(
         """
         import threading, time
-        from daemons.service import exit_past_stray_threads, setup_logging
+        from daemons.runtime.service import exit_past_stray_threads, setup_logging
         setup_logging()
         threading.Thread(target=lambda: time.sleep(3600), name="stuck-worker").start()
         raise SystemExit(exit_past_stray_threads(1))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemons.cli import build_parser, main
+from daemons.cli.main import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemons.config import load_config
 from daemons.errors import ConfigError
-from daemons.startup import check_config
+from daemons.runtime.config import load_config
+from daemons.runtime.startup import check_config
 
 REPO = Path(__file__).resolve().parents[2]
 ADDR = "0x" + "11" * 20
@@ -130,7 +130,7 @@ def test_client_with_an_unreadable_data_file_exits_2(tmp_path: Path, content: by
 def test_no_clients_warning(
     configured: tuple[str, ...], registered: set[str] | None, warns: bool
 ) -> None:
-    from daemons.startup import no_clients_warning
+    from daemons.runtime.startup import no_clients_warning
 
     message = no_clients_warning(configured, registered)
     assert (message is not None) is warns
@@ -140,7 +140,7 @@ def test_no_clients_warning(
 
 async def test_registered_clients_replays_the_contract_logs(w3, anvil) -> None:  # type: ignore[no-untyped-def]
     from contracts.binding import FederatedRounds
-    from daemons.startup import registered_clients
+    from daemons.runtime.startup import registered_clients
     from tests.fixtures.anvil import dev_accounts
 
     org, a, b = dev_accounts(anvil)[:3]
@@ -155,7 +155,7 @@ async def test_registration_waits_and_says_so(caplog: pytest.LogCaptureFixture) 
     import asyncio
     import logging
 
-    from daemons.startup import Registration
+    from daemons.runtime.startup import Registration
 
     answers = iter([False, False, True])
 

@@ -15,8 +15,8 @@ import pytest
 from multiformats_cid import make_cid
 
 from daemons.errors import RejectedUpdate, TransientError
-from daemons.ipfs_node import BundledIpfsNode
-from daemons.storage import (
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import (
     ContentRejected,
     IpfsStorage,
     IpfsTimeout,
@@ -190,7 +190,7 @@ def multihash_of(cid: str) -> bytes:
 
 
 async def test_unreachable_node_is_transient_with_a_hint() -> None:
-    from daemons.anvil import free_port
+    from daemons.testnet.nodes.anvil import free_port
 
     async with IpfsStorage(f"http://127.0.0.1:{free_port()}") as storage:
         with pytest.raises(IpfsUnavailable, match="fedchain ipfs"):

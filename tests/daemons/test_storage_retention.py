@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemons.retention import RoundBlobs, cids_to_unpin
+from daemons.org.retention import RoundBlobs, cids_to_unpin
 
 
 def history(rounds: int) -> list[RoundBlobs]:

@@ -12,12 +12,12 @@ import pytest
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.events import ContractEvent, RoundOpened, UpdateSubmitted, decode_log, event_key
-from daemons.anvil import Anvil
 from daemons.chain.backoff import Backoff, NodeUnreachable
 from daemons.chain.identity import check_identity
 from daemons.chain.store import StateStore
 from daemons.chain.tailer import EventTailer, ReorgTooDeep
 from daemons.errors import ChainResetError
+from daemons.testnet.nodes.anvil import Anvil
 from tests.daemons.chain_helpers import digest, mine, open_round, rpc, submit
 from tests.fixtures.anvil import ALL_NODES, Deployed
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemons.cli import main
-from daemons.config import load_config
+from daemons.cli.main import main
+from daemons.runtime.config import load_config
 from models.tasks import get_task
 
 pytestmark = pytest.mark.timeout(300)

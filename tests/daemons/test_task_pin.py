@@ -13,9 +13,9 @@ import pytest
 
 from contracts.events import LogMeta, RoundOpened
 from daemons.client.job import train_config, train_update
-from daemons.config import TrainingConfig
-from daemons.round_config import RoundConfig, decode_round_config, encode_round_config
-from daemons.task_setup import TaskMismatch, client_task
+from daemons.runtime.config import TrainingConfig
+from daemons.runtime.task_setup import TaskMismatch, client_task
+from daemons.wire.round_config import RoundConfig, decode_round_config, encode_round_config
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from models.tasks import get_task, task_identity
 from models.training import OptimizerRecipe, params_to_numpy

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemons.cli import build_parser, main
-from daemons.config import parse_config
+from daemons.cli.main import build_parser, main
 from daemons.errors import ConfigError
 from daemons.org.model_step import update_limits
+from daemons.runtime.config import parse_config
 from daemons.verify.checks import MISMATCH, Check, RoundReport, failed, json_report, table
 from daemons.verify.cli import round_range
 from daemons.verify.pins import (

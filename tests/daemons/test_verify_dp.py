@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from daemons.config import PrivacyConfig, TrainingConfig
 from daemons.errors import ConfigError
-from daemons.manifest import decode_manifest, encode_manifest
 from daemons.org.privacy import OrgPrivacy
-from daemons.round_config import decode_round_config
+from daemons.runtime.config import PrivacyConfig, TrainingConfig
 from daemons.verify.checks import MISMATCH, OK, UNCHECKED, failed
 from daemons.verify.cli import _dp_secret
 from daemons.verify.facts import Blob, ReplayInputs
+from daemons.wire.manifest import decode_manifest, encode_manifest
+from daemons.wire.round_config import decode_round_config
 from models.dp import secret_commitment
 from tests.daemons.test_org_rounds import CLIENTS, ORG, eval_data, submit
 from tests.daemons.verify_helpers import make_org, round_facts, verify_all

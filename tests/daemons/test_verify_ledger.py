@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from daemons.manifest import decode_manifest, encode_manifest
-from daemons.round_config import decode_round_config
-from daemons.task_setup import ledger_sets
+from daemons.runtime.task_setup import ledger_sets
 from daemons.verify.checks import MISMATCH, OK, UNCHECKED, ledger_table
 from daemons.verify.facts import Blob
 from daemons.verify.pins import dataset_digest
+from daemons.wire.manifest import decode_manifest, encode_manifest
+from daemons.wire.round_config import decode_round_config
 from models.tasks import get_task
 from tests.daemons.test_org_rounds import CLIENTS, submit
 from tests.daemons.verify_helpers import make_org, round_facts, statuses, verify_all

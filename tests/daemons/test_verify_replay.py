@@ -11,11 +11,11 @@ import jax
 import numpy as np
 import pytest
 
-from daemons.manifest import Excluded, decode_manifest, encode_manifest
-from daemons.round_config import decode_round_config, encode_round_config
 from daemons.verify.checks import DIFFERS, MISMATCH, OK, UNCHECKED, failed
 from daemons.verify.facts import Blob, ReplayInputs
 from daemons.verify.pins import dataset_digest
+from daemons.wire.manifest import Excluded, decode_manifest, encode_manifest
+from daemons.wire.round_config import decode_round_config, encode_round_config
 from models.codec import decode_blob, encode_blob
 from tests.daemons.test_org_rounds import CLIENTS, eval_data, submit
 from tests.daemons.verify_helpers import make_org, round_facts, statuses, verify_all
@@ -290,8 +290,8 @@ async def test_sealed_updates_are_opened_with_the_auditor_key(
 
 
 async def test_a_central_dp_round_says_the_merge_needs_the_org_secret(tmp_path: Path) -> None:
-    from daemons.config import PrivacyConfig, TrainingConfig
     from daemons.org.privacy import OrgPrivacy
+    from daemons.runtime.config import PrivacyConfig, TrainingConfig
     from tests.daemons.test_org_rounds import ORG
 
     dp = PrivacyConfig(mode="central", clip_norm=1.0, noise_multiplier=1.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from daemons.anvil import free_port
-from daemons.wiring import keep_alive
+from daemons.runtime.wiring import keep_alive
+from daemons.testnet.nodes.anvil import free_port
 
 
 async def _rpc_server(peers: list[int]) -> tuple[web.AppRunner, str]:

@@ -1,4 +1,4 @@
-"""The private network's cipher (daemons/ipfs_node/xsalsa20-stream, @noble/ciphers' XSalsa20
+"""The private network's cipher (daemons/ipfs/node/xsalsa20-stream, @noble/ciphers' XSalsa20
 behind xsalsa20's streaming API, installed over xsalsa20 1.2.0 by package.json "overrides").
 
 Its own node tests compare it with the original package's output; here it is also checked
@@ -14,7 +14,7 @@ from pathlib import Path
 import nacl.bindings
 import pytest
 
-from daemons.ipfs_node import REPO_ROOT, find_node
+from daemons.ipfs.bundled import REPO_ROOT, find_node
 
 PACKAGE = REPO_ROOT / "daemons" / "ipfs_node" / "xsalsa20-stream"
 pytestmark = pytest.mark.timeout(180)

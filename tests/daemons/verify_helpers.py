@@ -12,7 +12,10 @@ from typing import Any
 
 from contracts.events import LogMeta, RoundClosed, RoundFailed, RoundOpened, UpdateSubmitted
 from contracts.state import RoundStatus
-from daemons.config import (
+from daemons.ipfs.blobs import BlobCache
+from daemons.org.ledger import Ledger
+from daemons.org.rounds import OrgRounds
+from daemons.runtime.config import (
     ChainConfig,
     DaemonConfig,
     FederationConfig,
@@ -21,10 +24,7 @@ from daemons.config import (
     ServiceConfig,
     TrainingConfig,
 )
-from daemons.metrics import Metrics
-from daemons.org.ledger import Ledger
-from daemons.org.rounds import OrgRounds
-from daemons.ports import BlobCache
+from daemons.runtime.metrics import Metrics
 from daemons.verify.checks import RoundReport
 from daemons.verify.facts import Blob, ReplayInputs, RoundFacts
 from daemons.verify.pins import platform_facts

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from daemons import cli
+import daemons.cli.main as cli
 from daemons.org import close, collect, opening
 from daemons.org.collect import Verdict
 from daemons.org.ledger import ACCEPTED

@@ -25,9 +25,9 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
 from contracts.state import RoundInfo, RoundStatus
-from daemons.anvil import Anvil, free_port
-from daemons.devchain import DevChain
-from daemons.ipfs_node import BundledIpfsNode
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.testnet.nodes.anvil import Anvil, free_port
+from daemons.testnet.nodes.devchain import DevChain
 
 REPO = Path(__file__).resolve().parents[2]
 

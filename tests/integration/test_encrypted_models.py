@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 from nacl.public import PrivateKey
 
-from daemons.ipfs_node import BundledIpfsNode
-from daemons.ports import raw_cid_digest
+from daemons.ipfs.blobs import raw_cid_digest
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
 from daemons.privacy.cards import _statement, make_card
 from daemons.privacy.envelope import EnvelopeRejected
 from daemons.privacy.keys import public_hex, write_key_file
 from daemons.privacy.models import open_model
-from daemons.round_config import decode_round_config
-from daemons.storage import IpfsStorage
+from daemons.wire.round_config import decode_round_config
 from models.codec import decode_blob
 from models.errors import BlobRejected
 from tests.fixtures.ipfs import rpc

@@ -18,13 +18,13 @@ import pytest
 from nacl.public import PrivateKey
 
 from contracts.events import UpdateSubmitted, decode_log
-from daemons.ipfs_node import BundledIpfsNode
-from daemons.manifest import decode_manifest
-from daemons.ports import raw_cid_digest
+from daemons.ipfs.blobs import raw_cid_digest
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
 from daemons.privacy.envelope import Binding, open_update, seal_update
 from daemons.privacy.keys import public_hex, write_key_file
-from daemons.round_config import decode_round_config
-from daemons.storage import IpfsStorage
+from daemons.wire.manifest import decode_manifest
+from daemons.wire.round_config import decode_round_config
 from models.codec import decode_blob
 from models.errors import BlobRejected
 from tests.fixtures.ipfs import rpc

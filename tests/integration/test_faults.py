@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from contracts.state import RoundStatus
-from daemons.manifest import decode_manifest
-from daemons.ports import raw_cid_digest
-from daemons.storage import IpfsStorage
+from daemons.ipfs.blobs import raw_cid_digest
+from daemons.ipfs.client import IpfsStorage
+from daemons.wire.manifest import decode_manifest
 from models.codec import BlobMetadata, decode_blob, encode_blob
 from tests.integration.harness import (
     Federation,

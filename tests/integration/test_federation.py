@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from contracts.state import RoundStatus
-from daemons.manifest import decode_manifest
-from daemons.storage import IpfsStorage
+from daemons.ipfs.client import IpfsStorage
+from daemons.wire.manifest import decode_manifest
 from tests.integration.harness import Daemon, Federation, messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -46,7 +46,7 @@ async def _uninterrupted(tmp: Path, data: dict[str, Path]) -> tuple[str, list[fl
 
 
 def _digest_of(storage: IpfsStorage, info: object) -> bytes:
-    from daemons.ports import raw_cid_digest
+    from daemons.ipfs.blobs import raw_cid_digest
 
     digest = raw_cid_digest(info.manifest_cid)  # type: ignore[attr-defined]
     assert digest is not None, "a manifest is small: one raw block"

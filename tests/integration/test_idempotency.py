@@ -11,17 +11,18 @@ from pathlib import Path
 import pytest
 
 from contracts.events import LogMeta, RoundOpened, UpdateSubmitted
+from daemons.chain.port import Web3Chain
 from daemons.chain.sender import TxSender
 from daemons.chain.store import StateStore
 from daemons.client.rounds import ClientRounds
-from daemons.config import load_config
-from daemons.ipfs_node import BundledIpfsNode
-from daemons.metrics import Metrics
+from daemons.ipfs.blobs import BlobCache
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import IpfsStorage
 from daemons.org.ledger import Ledger
 from daemons.org.rounds import OrgRounds
 from daemons.org.service import _submission
-from daemons.ports import BlobCache, Web3Chain
-from daemons.storage import IpfsStorage
+from daemons.runtime.config import load_config
+from daemons.runtime.metrics import Metrics
 from models.data import load_dataset
 from tests.fixtures.anvil import Deployed
 

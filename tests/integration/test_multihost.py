@@ -29,7 +29,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
 from contracts.state import RoundStatus
-from daemons.config import load_config
+from daemons.runtime.config import load_config
 from tests.netsim.netns import Lab, LabUnavailable, check_available
 from tests.netsim.walkthrough import Step, by_name, read_steps
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from contracts.state import RoundStatus
-from daemons.ipfs_node import BundledIpfsNode
+from daemons.ipfs.bundled import BundledIpfsNode
 from tests.integration.harness import Daemon, Federation, messages, notifications, notify_socket
 
 pytestmark = pytest.mark.timeout(400)

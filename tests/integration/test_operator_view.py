@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemons.cli import main
+from daemons.cli.main import main
 from tests.integration.harness import Federation
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

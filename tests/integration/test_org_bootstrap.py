@@ -9,17 +9,17 @@ import pytest
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from daemons.anvil import Anvil
+from daemons.chain.port import Web3Chain
 from daemons.chain.sender import TxSender
 from daemons.chain.store import StateStore
-from daemons.config import load_config
-from daemons.devchain import DevChain
 from daemons.errors import ConfigError
-from daemons.ganache import Ganache
-from daemons.metrics import Metrics
 from daemons.org.bootstrap import attach_or_deploy, create_address, register_clients
-from daemons.ports import Web3Chain
-from daemons.wiring import Node
+from daemons.runtime.config import load_config
+from daemons.runtime.metrics import Metrics
+from daemons.runtime.wiring import Node
+from daemons.testnet.nodes.anvil import Anvil
+from daemons.testnet.nodes.devchain import DevChain
+from daemons.testnet.nodes.ganache import Ganache
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from contracts.state import RoundStatus
-from daemons.devchain import DevChain
-from daemons.ganache import Ganache
-from daemons.hardhat import Hardhat
+from daemons.testnet.nodes.devchain import DevChain
+from daemons.testnet.nodes.ganache import Ganache
+from daemons.testnet.nodes.hardhat import Hardhat
 from tests.integration.harness import Federation, messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from contracts.state import RoundStatus
-from daemons.manifest import Manifest, decode_manifest
-from daemons.ports import raw_cid_digest
-from daemons.storage import IpfsStorage
+from daemons.ipfs.blobs import raw_cid_digest
+from daemons.ipfs.client import IpfsStorage
+from daemons.wire.manifest import Manifest, decode_manifest
 from models.accountant import epsilon_spent
 from models.codec import decode_blob
 from tests.integration.harness import Federation, messages

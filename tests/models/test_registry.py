@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from daemons import config
+from daemons.runtime import config
 from daemons.testnet import spec
 from models import penalties, registry, strategies
 from models.tasks import fashion_mnist

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from daemons.errors import ConfigError
-from daemons.task_setup import ledger_sets
+from daemons.runtime.task_setup import ledger_sets
 from daemons.verify.pins import dataset_digest
 from models import data as datalib
 from models.data import DataError, Dataset

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from daemons.cli import build_parser
+from daemons.cli.main import build_parser
 from daemons.testnet.cli import resolve_penalty, spec_from_args
 from daemons.testnet.spec import NetSpec
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from daemons.ipfs_node import BundledIpfsNode
-from daemons.storage import ContentRejected, IpfsStorage
+from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.client import ContentRejected, IpfsStorage
 from daemons.testnet.collect import blob_facts
 from daemons.testnet.records import RoundRecord, UpdateRecord
 

@@ -56,7 +56,7 @@ def test_toml_refuses_nan() -> None:
 
 @pytest.mark.parametrize("ewc_lambda", [0.0, 2.5])
 def test_generated_configs_pass_the_daemon_config_loader(tmp_path: Path, ewc_lambda: float) -> None:
-    from daemons.config import load_config
+    from daemons.runtime.config import load_config
 
     spec = NetSpec(run_dir=tmp_path, clients=3, ewc_lambda=ewc_lambda)
     clients = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"] * 3
@@ -72,7 +72,7 @@ def test_generated_configs_pass_the_daemon_config_loader(tmp_path: Path, ewc_lam
 
 
 def test_encrypt_updates_configures_org_and_clients(tmp_path: Path) -> None:
-    from daemons.config import load_config
+    from daemons.runtime.config import load_config
 
     spec = NetSpec(run_dir=tmp_path, clients=3, encrypt_updates=True)
     clients = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"] * 3
@@ -89,7 +89,7 @@ def test_encrypt_updates_configures_org_and_clients(tmp_path: Path) -> None:
 
 
 def test_models_members_configures_cards_and_keys_from_env(tmp_path: Path) -> None:
-    from daemons.config import load_config
+    from daemons.runtime.config import load_config
 
     spec = NetSpec(run_dir=tmp_path, clients=3, models="members")
     clients = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"] * 3
@@ -110,7 +110,7 @@ def test_models_members_configures_cards_and_keys_from_env(tmp_path: Path) -> No
 
 
 def test_clients_get_the_orgs_recipe_as_warmup_and_a_kept_compile_cache(tmp_path: Path) -> None:
-    from daemons.config import load_config
+    from daemons.runtime.config import load_config
     from daemons.testnet.configgen import warmup_table
 
     spec = NetSpec(run_dir=tmp_path, clients=2, model="2nn", ewc_lambda=5.0, batch_size=32)

@@ -19,7 +19,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from contracts.binding import FederatedRounds
 from contracts.events import decode_log
-from daemons.storage import IpfsStorage
+from daemons.ipfs.client import IpfsStorage
 from daemons.testnet.collect import MAX_BLOB_BYTES
 from daemons.testnet.procs import pid_alive
 
@@ -125,7 +125,7 @@ def _outsider_cannot_join(run_dir: Path, net: dict) -> None:
     """The testnet's nodes form a private network: a node without its swarm key is refused."""
     import urllib.error
 
-    from daemons.ipfs_node import BundledIpfsNode
+    from daemons.ipfs.bundled import BundledIpfsNode
 
     assert (run_dir / "ipfs" / "swarm.key").stat().st_mode & 0o077 == 0
     assert "private network: swarm key" in (run_dir / "logs" / "ipfs-org.log").read_text()

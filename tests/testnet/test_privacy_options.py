@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemons.config import parse_config
 from daemons.errors import ConfigError
+from daemons.runtime.config import parse_config
 from daemons.testnet.cli import _add_up_options, spec_from_args
 from daemons.testnet.configgen import Endpoints, org_config, render_toml
 from daemons.testnet.spec import NetSpec, validate

@@ -65,7 +65,7 @@ def test_missing_state_file_says_which_run_dir_to_pass(tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_missing_dataset_before_starting_anything(tmp_path: Path, capsys) -> None:
-    from daemons.cli import main
+    from daemons.cli.main import main
 
     code = main(
         ["testnet", "up", "--data", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r")]
@@ -76,7 +76,7 @@ def test_cli_reports_a_missing_dataset_before_starting_anything(tmp_path: Path, 
 
 
 def test_cli_down_without_a_net_says_so(tmp_path: Path, capsys) -> None:
-    from daemons.cli import main
+    from daemons.cli.main import main
 
     assert main(["testnet", "down", "--run-dir", str(tmp_path)]) == 1
     assert "no testnet was started" in capsys.readouterr().out

@@ -1,0 +1,1 @@
+"""What every daemon runs on: service loop, wiring, config, metrics, keys, HTTP."""

@@ -1,0 +1,1 @@
+"""Wire formats of the daemons' JSON documents (round config, manifest): pure, no I/O."""
