@@ -26,31 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from proc_accounting import descendants
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = ["--model", "2nn", "--partition", "iid", "--epochs", "5", "--batch-size", "32"]
 DEMO += ["--learning-rate", "0.1", "--ewc-lambda", "5"]
 OPENED = "round opened round_id=1"
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it (by parent pid)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(parents.get(pid, []))
-    return out
 
 
 def cpu_seconds(pids: list[int]) -> float:

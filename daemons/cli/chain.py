@@ -44,24 +44,25 @@ class Target:
 
 def register(subparsers: Any) -> None:
     """Add `events`, `rounds` and `status` to the `fedchain` parser."""
-    events = _command(subparsers, "events", "print the contract's event log", _events)
+    events = command(subparsers, "events", "print the contract's event log", _events)
     events.add_argument("--follow", "-f", action="store_true", help="keep tailing until Ctrl-C")
     events.add_argument("--json", action="store_true", help="JSON lines with every field")
     events.add_argument("--from-block", type=_non_negative, default=0, metavar="N")
-    rounds = _command(subparsers, "rounds", "round history, rebuilt from chain events", _rounds)
+    rounds = command(subparsers, "rounds", "round history, rebuilt from chain events", _rounds)
     rounds.add_argument("--json", action="store_true", help="JSON lines, one round per line")
-    status = _command(subparsers, "status", "chain id, head, contract, org, paused, round", _status)
+    status = command(subparsers, "status", "chain id, head, contract, org, paused, round", _status)
     status.add_argument("--json", action="store_true", help="one JSON object")
 
 
-def _command(sub: Any, name: str, what: str, func: Any) -> argparse.ArgumentParser:
+def command(sub: Any, name: str, what: str, func: Any) -> argparse.ArgumentParser:
+    """Add a chain-reading subcommand with `--config/--rpc-url/--contract`, run by `guarded`."""
     parser: argparse.ArgumentParser = sub.add_parser(
         name, help=what, description=what[0].upper() + what[1:] + "."
     )
     parser.add_argument("--config", "-c", metavar="FILE", help="a daemon TOML config")
     parser.add_argument("--rpc-url", help="JSON-RPC URL (overrides [chain] rpc_url)")
     parser.add_argument("--contract", help="contract address (overrides [chain] contract)")
-    parser.set_defaults(func=lambda args: _guarded(func, args))
+    parser.set_defaults(func=lambda args: guarded(func, args))
     return parser
 
 
@@ -72,7 +73,7 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _guarded(func: Any, args: argparse.Namespace) -> int:
+def guarded(func: Any, args: argparse.Namespace) -> int:
     """Run one async command; expected failures become a one-line message and exit 1."""
     try:
         return int(asyncio.run(func(args, resolve_target(args))) or 0)

@@ -14,7 +14,7 @@ from typing import Any
 
 from contracts.errors import UnknownRound
 from daemons.chain import history
-from daemons.cli.chain import _command, all_events, connect
+from daemons.cli.chain import all_events, command, connect
 from daemons.errors import FedchainError
 
 LATEST = "latest"
@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
         "model", help="models published by the federation", description="Published models."
     )
     actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
-    get = _command(actions, "get", "fetch a round's model from IPFS (digest checked)", _model_get)
+    get = command(actions, "get", "fetch a round's model from IPFS (digest checked)", _model_get)
     get.add_argument(
         "round_id",
         type=round_arg,
@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
         default="FEDCHAIN_ENCRYPTION_KEY",
         help="without --key-file: env var holding the hex X25519 key (FEDCHAIN_ENCRYPTION_KEY)",
     )
-    ls = _command(actions, "ls", "list every published model (round 0 = initial)", _model_ls)
+    ls = command(actions, "ls", "list every published model (round 0 = initial)", _model_ls)
     ls.add_argument("--json", action="store_true", help="JSON lines, one model per line")
 
 

@@ -22,9 +22,9 @@ DEFAULT_OUT = Path("fedchain-report")
 
 def register(subparsers: Any) -> None:
     """Add `report` to the `fedchain` parser (shares the chain views' target options)."""
-    from daemons.cli.chain import _command
+    from daemons.cli.chain import command
 
-    report = _command(
+    report = command(
         subparsers, "report", "write report.html and plots rebuilt from chain and IPFS", _report
     )
     report.add_argument(

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from daemons.testnet.facts import lower_is_better
-from daemons.testnet.plots_ops import save, write_ops_plots
+from daemons.testnet.plots_ops import finish, save, write_ops_plots
 from daemons.testnet.records import RoundRecord, first_baseline
 
 PLOT_FILES = {
@@ -135,23 +135,14 @@ def plot_per_class(rounds: Sequence[RoundRecord], path: Path) -> Path:
         ax.set_xticks(range(len(ids)), [str(i) for i in ids])
         ax.set_yticks(range(len(grid)), [str(i) for i in range(len(grid))])
         if len(ids) * len(grid) <= 200:
-            for i, row in enumerate(grid):
-                for j, v in enumerate(row):
-                    if v == v:  # not NaN
-                        colour = "black" if v > 0.6 else "white"
-                        ax.text(
-                            j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color=colour
-                        )
+            _annotate(ax, grid)
         fig.colorbar(im, ax=ax, fraction=0.04)
     else:
         ax.text(0.5, 0.5, "no per-class accuracy recorded", ha="center", transform=ax.transAxes)
     ax.set_xlabel("round (0: initial model)")
     ax.set_ylabel("class")
     ax.set_title(PLOT_FILES["per_class"])
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return finish(fig, path)
 
 
 def write_plots(

@@ -31,6 +31,11 @@ def save(fig: plt.Figure, path: Path) -> Path:
     """Integer round ticks, tight layout, 100 dpi PNG."""
     for ax in fig.axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return finish(fig, path)
+
+
+def finish(fig: plt.Figure, path: Path) -> Path:
+    """Tight layout, 100 dpi PNG, figure closed (for plots that set their own ticks)."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -70,10 +75,7 @@ def plot_participation(
         bbox_to_anchor=(0.5, 1.0),
         frameon=False,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return finish(fig, path)
 
 
 def plot_train_loss(

@@ -25,7 +25,7 @@ from daemons.verify.facts import OpenUpdate, ReplayInputs, RoundFacts
 
 def register(subparsers: Any) -> None:
     """Add `verify` to the `fedchain` parser."""
-    from daemons.cli.chain import _guarded
+    from daemons.cli.chain import guarded
 
     p = subparsers.add_parser(
         "verify",
@@ -74,7 +74,7 @@ def register(subparsers: Any) -> None:
         default=1e-3,
         help="largest metric difference accepted on a platform other than the pinned one",
     )
-    p.set_defaults(func=lambda args: _guarded(_verify, args))
+    p.set_defaults(func=lambda args: guarded(_verify, args))
 
 
 def round_range(text: str) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,10 +33,18 @@ from models.strategies.base import (
 _MISSING = "missing_fisher: the update carries no fisher (or u) section"
 
 
-def _curvatures(
-    updates: list[ClientUpdate], params: list[Flat], base: Flat
-) -> tuple[list[ClientUpdate], list[Flat], list[Flat], dict[str, str]]:
-    """Split off updates without a Fisher; return (kept, their params, their u, excluded)."""
+class _Curved(NamedTuple):
+    """The updates that carry a Fisher (or u), with their params, curvatures and FedAvg mean."""
+
+    kept: list[ClientUpdate]
+    params: list[Flat]
+    curv: list[Flat]
+    mean: Flat
+    excluded: dict[str, str]
+
+
+def _curvatures(updates: list[ClientUpdate], params: list[Flat], base: Flat) -> _Curved | None:
+    """Split off updates without a Fisher; None when no update has one."""
     kept, kept_params, curv, excluded = [], [], [], {}
     for update, flat in zip(updates, params, strict=True):
         source = update.u if update.u is not None else update.fisher
@@ -46,7 +55,10 @@ def _curvatures(
         kept_params.append(flat)
         curv.append(flat64(source))
     check_same_names(curv, "fisher", base)
-    return kept, kept_params, curv, excluded
+    if not kept:
+        return None
+    mean = sample_mean(kept_params, [u.num_samples for u in kept])
+    return _Curved(kept, kept_params, curv, mean, excluded)
 
 
 def fisher_weighted(params: list[Flat], curv: list[Flat], fallback: Flat, eps: float) -> Flat:
@@ -88,12 +100,11 @@ class FedCurv(Stateless):
     def _combine(
         self, updates: list[ClientUpdate], params: list[Flat], base: Flat
     ) -> Combined | None:
-        kept, kept_params, curv, excluded = _curvatures(updates, params, base)
-        if not kept:
+        c = _curvatures(updates, params, base)
+        if c is None:
             return None
-        mean = sample_mean(kept_params, [u.num_samples for u in kept])
-        u_sum, v_sum = curvature_sums(curv, _products(kept_params, curv))
-        return Combined(mean, sample_shares(kept), excluded, u=u_sum, v=v_sum)
+        u_sum, v_sum = curvature_sums(c.curv, _products(c.params, c.curv))
+        return Combined(c.mean, sample_shares(c.kept), c.excluded, u=u_sum, v=v_sum)
 
     def aggregate(
         self, base_params: Params, updates: Sequence[ClientUpdate], state: Params | None = None
@@ -116,19 +127,18 @@ class FisherMerge(Stateless):
     def _combine(
         self, updates: list[ClientUpdate], params: list[Flat], base: Flat
     ) -> Combined | None:
-        kept, kept_params, curv, excluded = _curvatures(updates, params, base)
-        if not kept:
+        c = _curvatures(updates, params, base)
+        if c is None:
             return None
-        fallback = sample_mean(kept_params, [u.num_samples for u in kept])
-        merged = fisher_weighted(kept_params, curv, fallback, self.eps)
-        mass = [float(sum(np.sum(a) for a in c.values())) for c in curv]
+        merged = fisher_weighted(c.params, c.curv, c.mean, self.eps)
+        mass = [float(sum(np.sum(a) for a in f.values())) for f in c.curv]
         total = sum(mass)
         weights = (
-            {u.client: m / total for u, m in zip(kept, mass, strict=True)}
+            {u.client: m / total for u, m in zip(c.kept, mass, strict=True)}
             if total > 0
-            else sample_shares(kept)
+            else sample_shares(c.kept)
         )
-        return Combined(merged, weights, excluded)
+        return Combined(merged, weights, c.excluded)
 
     def aggregate(
         self, base_params: Params, updates: Sequence[ClientUpdate], state: Params | None = None

@@ -17,7 +17,13 @@ from contracts.errors import ContractPaused, NotOrg
 from contracts.events import RoundOpened, decode_log
 from daemons.chain.fees import BLIND_BUMPS, raised_fees, worth_repricing
 from daemons.chain.sender import TxDropped, TxSender
-from daemons.chain.store import OUTBOX_DEAD, OUTBOX_DONE, OUTBOX_PENDING, StateStore
+from daemons.chain.store import (
+    OUTBOX_DEAD,
+    OUTBOX_DONE,
+    OUTBOX_PENDING,
+    OutboxEntry,
+    StateStore,
+)
 from tests.daemons.chain_helpers import digest, open_round
 from tests.fixtures.anvil import ALL_NODES, Deployed
 from tests.fixtures.rpc_proxy import RpcProxy
@@ -61,6 +67,22 @@ async def round_opened_events(d: Deployed) -> list[RoundOpened]:
     return [e for e in map(decode_log, logs) if isinstance(e, RoundOpened)]
 
 
+async def assert_one_open_round(d: Deployed, before: int) -> None:
+    """Exactly one transaction reached the chain: the org's nonce moved by one, one RoundOpened."""
+    assert await nonce(d, d.org) == before + 1
+    assert len(await round_opened_events(d)) == 1
+
+
+async def send_after_restart(
+    d: Deployed, path: Path, args: tuple[Any, ...]
+) -> tuple[Any, OutboxEntry | None]:
+    """A restarted daemon: a fresh sender on the same state file sends `openRound:1` again."""
+    with StateStore(path) as store:
+        fresh = TxSender(d.contract, d.org, store)
+        receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+        return receipt, store.outbox_get("openRound:1")
+
+
 async def test_same_key_twice_is_one_transaction(deployed: Deployed, tmp_path: Path) -> None:
     before = await nonce(deployed, deployed.org)
     with StateStore(tmp_path / "s.db") as store:
@@ -72,8 +94,7 @@ async def test_same_key_twice_is_one_transaction(deployed: Deployed, tmp_path: P
     assert first["transactionHash"] == again["transactionHash"] and first["status"] == 1
     assert entry is not None and entry.status == OUTBOX_DONE
     assert entry.tx_hash == first["transactionHash"].to_0x_hex()
-    assert await nonce(deployed, deployed.org) == before + 1
-    assert len(await round_opened_events(deployed)) == 1
+    await assert_one_open_round(deployed, before)
 
 
 async def test_duplicate_event_delivery_sends_one_transaction(
@@ -113,12 +134,9 @@ async def test_crash_before_send_resends_the_stored_transaction(
     del deployed.w3.eth.send_raw_transaction  # back to the class's method
     assert stored is not None and stored.status == OUTBOX_PENDING and stored.nonce == before
     assert await nonce(deployed, deployed.org) == before  # nothing reached the chain
-    with StateStore(path) as store:
-        fresh = TxSender(deployed.contract, deployed.org, store)
-        receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
+    receipt, _ = await send_after_restart(deployed, path, args)
     assert receipt["transactionHash"].to_0x_hex() == stored.tx_hash
-    assert await nonce(deployed, deployed.org) == before + 1
-    assert len(await round_opened_events(deployed)) == 1
+    await assert_one_open_round(deployed, before)
 
 
 async def test_crash_after_send_before_receipt_waits_for_the_same_tx(
@@ -134,13 +152,10 @@ async def test_crash_after_send_before_receipt_waits_for_the_same_tx(
         await dying.broadcast(entry)  # ...and the daemon dies before reading the receipt
         assert await mined_nonce(deployed, deployed.org, before + 1) == before + 1
         assert store.outbox_get("openRound:1").status == OUTBOX_PENDING  # type: ignore[union-attr]
-    with StateStore(path) as store:
-        fresh = TxSender(deployed.contract, deployed.org, store)
-        receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
-        assert store.outbox_get("openRound:1").status == OUTBOX_DONE  # type: ignore[union-attr]
+    receipt, done = await send_after_restart(deployed, path, args)
+    assert done is not None and done.status == OUTBOX_DONE
     assert receipt["status"] == 1 and receipt["transactionHash"].to_0x_hex() == entry.tx_hash
-    assert await nonce(deployed, deployed.org) == before + 1
-    assert len(await round_opened_events(deployed)) == 1
+    await assert_one_open_round(deployed, before)
 
 
 @pytest.mark.parametrize("chain", ["making_blocks", "making_no_blocks"])
@@ -291,8 +306,7 @@ async def test_a_transaction_the_base_fee_overtook_is_re_signed_higher(
     assert receipt["status"] == 1 and entry is not None and entry.status == OUTBOX_DONE
     assert receipt["transactionHash"].to_0x_hex() == entry.tx_hash != first.tx_hash
     assert superseded[0] == first.tx_hash and entry.nonce == first.nonce
-    assert await nonce(deployed, deployed.org) == before + 1
-    assert len(await round_opened_events(deployed)) == 1
+    await assert_one_open_round(deployed, before)
 
 
 async def test_a_slow_transaction_is_re_signed_after_bump_after_s(
@@ -311,8 +325,7 @@ async def test_a_slow_transaction_is_re_signed_after_bump_after_s(
     assert len(superseded) >= 1, "not mined within bump_after_s: re-signed at least once"
     # one nonce, several versions: exactly one of them is mined, and it settles the intent
     assert receipt["transactionHash"].to_0x_hex() in {entry.tx_hash, *superseded}
-    assert await nonce(deployed, deployed.org) == before + 1
-    assert len(await round_opened_events(deployed)) == 1
+    await assert_one_open_round(deployed, before)
 
 
 async def test_whichever_version_is_mined_settles_the_intent(
@@ -328,10 +341,7 @@ async def test_whichever_version_is_mined_settles_the_intent(
         await dying.broadcast(first)  # automine: mined; then the daemon re-signs and dies
         bumped = await dying._bump(first, "test")  # stored, never sent
         assert bumped.tx_hash != first.tx_hash
-    with StateStore(path) as store:
-        fresh = TxSender(deployed.contract, deployed.org, store)
-        receipt = await asyncio.wait_for(fresh.send("openRound:1", "openRound", *args), 30)
-        entry = store.outbox_get("openRound:1")
+    receipt, entry = await send_after_restart(deployed, path, args)
     assert receipt["transactionHash"].to_0x_hex() == first.tx_hash
     assert entry is not None and entry.status == OUTBOX_DONE
     assert await nonce(deployed, deployed.org) == before + 1
@@ -377,8 +387,7 @@ async def test_a_receipt_served_after_the_nonce_is_no_false_drop(
             await w3.provider.disconnect()
     assert proxy.hidden >= 3, "the fault must have been injected"
     assert receipt["status"] == 1 and entry is not None and entry.status == OUTBOX_DONE
-    assert await nonce(deployed, deployed.org) == before + 1
-    assert len(await round_opened_events(deployed)) == 1
+    await assert_one_open_round(deployed, before)
 
 
 async def test_a_receipt_lagging_blocks_behind_is_no_false_drop(

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -309,3 +310,20 @@ def restart_chain_fresh(fed: Federation) -> None:
     fed.anvil.stop()
     fed.anvil = Anvil(port=port, log_path=fed.tmp / "anvil-2.log")
     fed.anvil.start()
+
+
+def notify_socket(path: Path) -> socket.socket:
+    """A non-blocking sd_notify datagram socket bound at `path` (a daemon's NOTIFY_SOCKET)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    return sock
+
+
+def notifications(sock: socket.socket) -> list[str]:
+    """The sd_notify datagrams received so far."""
+    got = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            got.append(sock.recv(256).decode())
+    return got

@@ -4,9 +4,7 @@ and a chain restarted without its state. Real anvil, IPFS node and daemon proces
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import socket
 from pathlib import Path
 
 import jax
@@ -18,7 +16,13 @@ from daemons.ipfs.blobs import raw_cid_digest
 from daemons.ipfs.client import IpfsStorage
 from daemons.wire.manifest import decode_manifest
 from models.codec import BlobMetadata, decode_blob, encode_blob
-from tests.integration.harness import Federation, messages, restart_chain_fresh
+from tests.integration.harness import (
+    Federation,
+    messages,
+    notifications,
+    notify_socket,
+    restart_chain_fresh,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -123,15 +127,13 @@ def _crafted(params: dict, base_cid: str, clients: list[str]) -> dict[str, bytes
 
 async def test_chain_reset_stops_both_daemons(tmp_path: Path, fed_data: dict[str, Path]) -> None:
     """Also: sd_notify READY/STOPPING, /healthz, /metrics and SIGTERM -> exit 0 on the way."""
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(tmp_path / "notify.sock"))
-    notify.setblocking(False)
+    notify = notify_socket(tmp_path / "notify.sock")
     async with Federation(tmp_path, fed_data, num_clients=1, max_updates=1, rounds=5) as fed:
         assert fed.org is not None
         fed.org.start(NOTIFY_SOCKET=str(tmp_path / "notify.sock"))
         fed.clients[0].start()
         await fed.wait_settled(1, timeout_s=120)
-        assert _notifications(notify) == ["READY=1"]
+        assert notifications(notify) == ["READY=1"]
 
         async def logged_close() -> bool:
             return "round closed" in messages(fed.org)  # type: ignore[arg-type]
@@ -139,7 +141,7 @@ async def test_chain_reset_stops_both_daemons(tmp_path: Path, fed_data: dict[str
         await fed.wait_for("the org to log the close", logged_close, 30)
         await _check_http(fed)
         assert fed.org.terminate() == 0, "SIGTERM must exit 0"
-        assert _notifications(notify) == ["STOPPING=1"]
+        assert notifications(notify) == ["STOPPING=1"]
         notify.close()
         assert fed.clients[0].terminate() == 0
         restart_chain_fresh(fed)
@@ -147,15 +149,6 @@ async def test_chain_reset_stops_both_daemons(tmp_path: Path, fed_data: dict[str
         for daemon in fed.daemons():
             assert daemon.wait(60) == 3, f"{daemon.name} should exit 3 (chain reset)"
             assert any("chain was reset" in m for m in messages(daemon)), daemon.name
-
-
-def _notifications(sock: socket.socket) -> list[str]:
-    """The sd_notify datagrams received so far."""
-    got = []
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            got.append(sock.recv(256).decode())
-    return got
 
 
 def test_crafted_blobs_differ() -> None:

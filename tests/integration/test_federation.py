@@ -15,7 +15,7 @@ import pytest
 from contracts.state import RoundStatus
 from daemons.ipfs.client import IpfsStorage
 from daemons.wire.manifest import decode_manifest
-from tests.integration.harness import Federation, messages
+from tests.integration.harness import Daemon, Federation, messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -59,6 +59,30 @@ async def baseline_cid(tmp: Path, data: dict[str, Path]) -> str:
     return _FINAL_CID["cid"]
 
 
+def _crash_federation(tmp_path: Path, fed_data: dict[str, Path]) -> Federation:
+    """The federation the kill -9 tests run, in its own folder beside the baseline's."""
+    (tmp_path / "crash").mkdir()
+    return Federation(tmp_path / "crash", fed_data, org_options={"exit_when_done": True})
+
+
+def _kill_at_each_step(daemon: Daemon, steps: tuple[str, ...], who: str) -> None:
+    """Start `daemon` once per step with FEDCHAIN_CRASH_AT=step:1; each run must die by SIGKILL."""
+    for step in steps:
+        daemon.start(FEDCHAIN_CRASH_AT=f"{step}:1")
+        code = daemon.wait(180)
+        assert code == -9, f"{who} should have been SIGKILLed at {step}:1, exit {code}"
+        assert "FEDCHAIN_CRASH_AT reached: SIGKILL" in messages(daemon)[-1]
+
+
+async def _ends_on(fed: Federation, expected: str) -> None:
+    """Rounds 1-3 close with 3 updates each, the org exits 0, and the final model is `expected`."""
+    assert fed.org is not None
+    infos = [await fed.wait_settled(r, timeout_s=180) for r in (1, 2, 3)]
+    assert fed.org.wait(60) == 0
+    assert all(i.status is RoundStatus.CLOSED and i.num_updates == 3 for i in infos)
+    assert infos[-1].model_cid == expected, "same seeds must give the same final model"
+
+
 async def test_three_clients_three_rounds(tmp_path: Path, fed_data: dict[str, Path]) -> None:
     final, accuracies, cids = await _uninterrupted(tmp_path, fed_data)
     _FINAL_CID["cid"] = final
@@ -68,49 +92,29 @@ async def test_three_clients_three_rounds(tmp_path: Path, fed_data: dict[str, Pa
 
 async def test_org_kill9_at_every_step(tmp_path: Path, fed_data: dict[str, Path]) -> None:
     expected = await baseline_cid(tmp_path / "baseline", fed_data)
-    (tmp_path / "crash").mkdir()
-    async with Federation(
-        tmp_path / "crash", fed_data, org_options={"exit_when_done": True}
-    ) as fed:
+    async with _crash_federation(tmp_path, fed_data) as fed:
         assert fed.org is not None
         for client in fed.clients:
             client.start()
-        for step in CRASH_STEPS:
-            fed.org.start(FEDCHAIN_CRASH_AT=f"{step}:1")
-            code = fed.org.wait(180)
-            assert code == -9, f"org should have been SIGKILLed at {step}:1, exit {code}"
-            assert "FEDCHAIN_CRASH_AT reached: SIGKILL" in messages(fed.org)[-1]
+        _kill_at_each_step(fed.org, CRASH_STEPS, "org")
         fed.org.start()
-        infos = [await fed.wait_settled(r, timeout_s=180) for r in (1, 2, 3)]
-        assert fed.org.wait(60) == 0
+        await _ends_on(fed, expected)
         assert await fed.contract.current_round_id() == 3  # type: ignore[union-attr]
-        assert all(i.status is RoundStatus.CLOSED and i.num_updates == 3 for i in infos)
-        assert infos[-1].model_cid == expected, "same seeds must give the same final model"
 
 
 async def test_client_kill9_at_every_step(tmp_path: Path, fed_data: dict[str, Path]) -> None:
     """A client killed after training, after its IPFS put and after broadcasting its
     submission trains once, submits once, and the federation ends on the same model."""
     expected = await baseline_cid(tmp_path / "baseline", fed_data)
-    (tmp_path / "crash").mkdir()
-    async with Federation(
-        tmp_path / "crash", fed_data, org_options={"exit_when_done": True}
-    ) as fed:
+    async with _crash_federation(tmp_path, fed_data) as fed:
         assert fed.org is not None
         crashing, *others = fed.clients
         fed.org.start()
         for client in others:
             client.start()
-        for step in CLIENT_CRASH_STEPS:
-            crashing.start(FEDCHAIN_CRASH_AT=f"{step}:1")
-            code = crashing.wait(180)
-            assert code == -9, f"client should have been SIGKILLed at {step}:1, exit {code}"
-            assert "FEDCHAIN_CRASH_AT reached: SIGKILL" in messages(crashing)[-1]
+        _kill_at_each_step(crashing, CLIENT_CRASH_STEPS, "client")
         crashing.start()
-        infos = [await fed.wait_settled(r, timeout_s=180) for r in (1, 2, 3)]
-        assert fed.org.wait(60) == 0
-        assert all(i.status is RoundStatus.CLOSED and i.num_updates == 3 for i in infos)
-        assert infos[-1].model_cid == expected, "same seeds must give the same final model"
+        await _ends_on(fed, expected)
         records = crashing.records()
         trained = [r for r in records if r.get("msg") == "training" and r.get("round_id") == 1]
         assert len(trained) == 1, "the update kept after `after_train` is reused, not retrained"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 
 from contracts.state import RoundStatus
 from daemons.ipfs.bundled import BundledIpfsNode
-from tests.integration.harness import Daemon, Federation, messages
+from tests.integration.harness import Daemon, Federation, messages, notifications, notify_socket
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -86,14 +85,6 @@ async def healthz(port: int) -> tuple[int, dict[str, Any]]:
         return resp.status, await resp.json()
 
 
-def notifications(sock: socket.socket) -> list[str]:
-    got = []
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            got.append(sock.recv(256).decode())
-    return got
-
-
 async def test_ipfs_down_is_reported_then_ends_the_daemons(
     tmp_path: Path, fed_data: dict[str, Path]
 ) -> None:
@@ -125,9 +116,7 @@ async def test_ipfs_down_is_reported_then_ends_the_daemons(
 
         # a client started while IPFS is down is not ready, and says so, until IPFS answers
         sock_path = tmp_path / "notify.sock"
-        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        notify.bind(str(sock_path))
-        notify.setblocking(False)
+        notify = notify_socket(sock_path)
         client = fed.clients[0]
         text = client.config.read_text()  # time enough to bring IPFS back:
         client.config.write_text(text.replace("unreachable_exit_s = 8", "unreachable_exit_s = 300"))
