@@ -56,6 +56,11 @@ async def test_metrics_health_and_report_of_a_real_federation(
         for r in (1, 2):
             await fed.wait_settled(r, timeout_s=240)
         org, org_health = await scrape(fed.health_ports["org"])
+        for _ in range(60):  # the chain settles round 2 a step before the org reads it: <= 30 s
+            if org_health["activity"] != "aggregating":
+                break
+            await asyncio.sleep(0.5)
+            org, org_health = await scrape(fed.health_ports["org"])
         client, client_health = await scrape(fed.health_ports["client-0"])
         out = tmp_path / "report"
         argv = ["report", "--config", str(fed.org.config), "--out", str(out)]  # type: ignore[union-attr]
