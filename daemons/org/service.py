@@ -106,7 +106,7 @@ async def _main(node: Node, account: Any) -> None:
             heldout=heldout,
             models=models,
         )
-        org.warmup = warmup
+        org.parts.warmup = warmup
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
 
