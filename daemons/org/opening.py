@@ -13,7 +13,7 @@ from contracts.state import RoundInfo, RoundStatus
 from daemons.config import FederationConfig, TrainingConfig
 from daemons.metrics import Metrics
 from daemons.org.ledger import Ledger
-from daemons.org.model_step import initial_sections, model_metadata
+from daemons.org.model_step import model_metadata
 from daemons.org.models_seal import OrgModels
 from daemons.org.privacy import OrgPrivacy
 from daemons.org.warmup import OrgWarmup
@@ -23,6 +23,7 @@ from daemons.round_config import RoundConfig, encode_round_config
 from daemons.service import crash_point, log_event
 from daemons.task_setup import OrgTask
 from models.codec import encode_blob
+from models.rounds import initial_sections
 
 log = logging.getLogger("fedchain.org")
 
