@@ -11,28 +11,18 @@ Collaborators: the chain port, the ledger, the prefetcher (the blob fetcher of u
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
-
-from nacl.public import PrivateKey
 
 from contracts.state import RoundInfo
-from daemons.config import DaemonConfig
-from daemons.metrics import Metrics
 from daemons.org.close import close_round
 from daemons.org.collect import judge_pending
 from daemons.org.decide import Action, Decision, RoundView, activity_of, decide
-from daemons.org.ledger import Ledger, Submission, sub_digest
-from daemons.org.models_seal import OrgModels
+from daemons.org.ledger import Submission, sub_digest
 from daemons.org.noblock import NoBlockWatch
 from daemons.org.observe import observe_settled
 from daemons.org.parts import OrgParts
-from daemons.org.privacy import OrgPrivacy
 from daemons.org.view import read_view
 from daemons.overdue import OVERDUE_POLLS, overdue
-from daemons.ports import BlobCache, Chain, Storage
 from daemons.service import log_event
-from daemons.task_setup import OrgTask
 
 log = logging.getLogger("fedchain.org")
 IDLE = (Action.WAIT, Action.DONE, Action.BUDGET)
@@ -41,26 +31,11 @@ IDLE = (Action.WAIT, Action.DONE, Action.BUDGET)
 class OrgRounds:
     """One org's view of the federation and the steps that move it forward."""
 
-    def __init__(
-        self,
-        cfg: DaemonConfig,
-        chain: Chain,
-        storage: Storage,
-        ledger: Ledger,
-        cache: BlobCache,
-        eval_data: Any,
-        metrics: Metrics,
-        update_key: PrivateKey | None = None,
-        task: OrgTask | None = None,
-        privacy: OrgPrivacy | None = None,
-        heldout: Mapping[str, Any] | None = None,
-        models: OrgModels | None = None,
-    ) -> None:
-        args = (eval_data, metrics, update_key, task, privacy, heldout, models)
-        self.parts = OrgParts(cfg, chain, storage, ledger, cache, *args)
-        self.chain, self.ledger, self.metrics = chain, ledger, metrics
-        self.prefetch = self.parts.prefetch  # fetches each recorded update as it is announced
-        self.no_blocks = NoBlockWatch(cfg.chain.no_block_warn_s)
+    def __init__(self, parts: OrgParts) -> None:
+        self.parts = parts  # the settings, and each step's opener, judge and closer
+        self.chain, self.ledger, self.metrics = parts.chain, parts.ledger, parts.metrics
+        self.prefetch = parts.prefetch  # fetches each recorded update as it is announced
+        self.no_blocks = NoBlockWatch(parts.cfg.chain.no_block_warn_s)
         self.round_id = 0
         self.activity = "starting"  # what the org is doing now, for /healthz and the live view
 

@@ -35,6 +35,7 @@ async def test_org_seals_every_model_and_rereads_them_after_a_restart(tmp_path: 
     from contracts.state import RoundStatus
     from daemons.org.ledger import Submission
     from daemons.org.models_seal import OrgModels
+    from daemons.org.parts import OrgParts
     from daemons.org.rounds import OrgRounds
     from daemons.ports import BlobCache, raw_cid_digest
     from daemons.privacy.envelope import is_envelope
@@ -65,13 +66,15 @@ async def test_org_seals_every_model_and_rereads_them_after_a_restart(tmp_path: 
         chain.submit_as(client, 1, stored.cid, stored.digest, 100)
         org.record(1, Submission(client, stored.cid, "0x" + stored.digest.hex(), 100))
     restarted = OrgRounds(
-        org.parts.cfg,
-        chain,
-        storage,
-        org.ledger,
-        BlobCache(tmp_path / "b"),
-        org.parts.eval_data,
-        org.metrics,
+        OrgParts(
+            org.parts.cfg,
+            chain,
+            storage,
+            org.ledger,
+            BlobCache(tmp_path / "b"),
+            org.parts.eval_data,
+            org.metrics,
+        )
     )
     restarted.parts.models = OrgModels(CONTRACT, ORG, policy)
     await restarted.run_until_idle()

@@ -24,6 +24,7 @@ from daemons.manifest import decode_manifest
 from daemons.metrics import Metrics
 from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
+from daemons.org.parts import OrgParts
 from daemons.org.rounds import OrgRounds
 from daemons.ports import BlobCache
 from models.codec import BlobMetadata, decode_blob, encode_blob
@@ -75,13 +76,15 @@ def make_org(
     )
     chain, storage = FakeChain(ORG), FakeStorage()
     org = OrgRounds(
-        cfg,
-        chain,
-        storage,
-        Ledger(MemKV()),
-        BlobCache(tmp_path / "blobs"),
-        eval_data(),
-        Metrics("org"),
+        OrgParts(
+            cfg,
+            chain,
+            storage,
+            Ledger(MemKV()),
+            BlobCache(tmp_path / "blobs"),
+            eval_data(),
+            Metrics("org"),
+        )
     )
     return org, chain, storage
 

@@ -23,6 +23,7 @@ from daemons.config import (
 )
 from daemons.metrics import Metrics
 from daemons.org.ledger import Ledger
+from daemons.org.parts import OrgParts
 from daemons.org.rounds import OrgRounds
 from daemons.ports import BlobCache
 from daemons.verify.checks import RoundReport
@@ -67,9 +68,10 @@ def make_org(
     chain, storage = FakeChain(ORG), FakeStorage()
     ledger, cache = Ledger(MemKV()), BlobCache(tmp_path / "blobs")
     metrics = Metrics("org")
-    org = OrgRounds(
+    parts = OrgParts(
         cfg, chain, storage, ledger, cache, eval_data(), metrics, privacy=privacy, heldout=heldout
     )
+    org = OrgRounds(parts)
     return org, chain, storage
 
 
