@@ -7,7 +7,7 @@ times per round, in this one process and interleaved so both see the same machin
 - verify_s: what `fedchain verify` does for the round: fetch the config, base, updates,
   manifest and model from the org's IPFS node (digest-checked), re-validate every update,
   replay the aggregation, encode and hash the model (`fetch_blobs` + `verify_round`);
-- aggregate_s: the org's aggregation of the same round (`merge_step` on the decoded updates,
+- aggregate_s: the org's aggregation of the same round (`server_update` on the decoded updates,
   the function the org times as its manifest's `aggregate_s`).
 
 The median over `--repeats` of each, per round; round 1 is left out (one-off JIT: verify
@@ -36,7 +36,7 @@ TARGET = 2.0
 
 def fedchain(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run the `fedchain` CLI of this checkout."""
-    cmd = [sys.executable, "-m", "daemons.cli", *args]
+    cmd = [sys.executable, "-m", "daemons.cli.main", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
@@ -106,13 +106,13 @@ def _inputs() -> Any:
 
 async def _aggregation(facts: Any, get: Any) -> Any:
     """A timer of the org's aggregation of this round, on its decoded accepted updates."""
-    from daemons.org.model_step import merge_step
     from daemons.verify.gather import fetch_blobs
     from daemons.verify.pins import bounds_from_doc
     from daemons.wire.manifest import decode_manifest
     from daemons.wire.round_config import decode_round_config
     from models.codec import decode_blob
-    from models.strategies import ClientUpdate
+    from models.rounds import server_update
+    from models.strategies import ClientUpdate, get_strategy
 
     full = await fetch_blobs(facts, get, 1 << 26)
     cfg = decode_round_config(full.config.data)
@@ -126,12 +126,12 @@ async def _aggregation(facts: Any, get: Any) -> Any:
             updates.append(
                 ClientUpdate(ev.client, sections["params"], ev.num_samples, sections.get("fisher"))
             )
-    args = (pins["strategy"], pins["strategy_options"], cfg.training.fisher_gamma, cfg.fisher)
-    bounds = bounds_from_doc(pins.get("influence"))
+    name, options = pins["strategy"], pins["strategy_options"]
+    args = (cfg.training.fisher_gamma, cfg.fisher, bounds_from_doc(pins.get("influence")))
 
     def run() -> float:
         started = time.perf_counter()
-        merge_step(base, updates, *args, bounds)
+        server_update(base.sections, updates, get_strategy(name, **dict(options)), *args)
         return time.perf_counter() - started
 
     return run

@@ -1,9 +1,9 @@
 """The client's training job, pure: base model + round config + local data -> update blob.
 
-Local objective `CE + (λ/2) Σ F ⊙ (θ - θ_base)²` (EWC, Kirkpatrick et al. 2017) with the
-federation Fisher from the base blob; FedProx and FedCurv (Shoham et al. 2019) likewise.
-Runs in a worker thread; the seed is derived from (seed, round, client), so a re-run of
-the same round trains to the same parameters.
+The round config read into `models.rounds`: its penalty (`local_penalty`), its local
+training (`client_update`, the twin of the org's `server_update`). Runs in a worker thread;
+the seed is derived from (seed, round, client), so a re-run of the same round trains to the
+same parameters.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jax
-import numpy as np
 
 from daemons.runtime.config import TrainingConfig
 from daemons.wire.round_config import RoundConfig, RoundPrivacy
@@ -24,20 +22,12 @@ from models.codec import BlobMetadata, DecodedBlob, encode_blob
 from models.data import Dataset
 from models.dp import fresh_key, privatize_update
 from models.fisher import fisher_diagonal
-from models.penalties import fedcurv_others, make_penalty
+from models.rounds import PreviousUpdate, client_update, local_penalty
 from models.schema import FederationSchema
 from models.task import Task
 from models.tasks.fashion_mnist import get_model
-from models.training import OptimizerRecipe, TrainMetrics, local_train, params_to_numpy
+from models.training import OptimizerRecipe, TrainMetrics, params_to_numpy
 from models.training_many import TrainJob
-
-
-@dataclass(frozen=True)
-class PreviousUpdate:
-    """This client's u_i, v_i from the round whose model is now the base (FedCurv only)."""
-
-    u: Mapping[str, Any]
-    v: Mapping[str, Any]
 
 
 def train_seed(seed: int, round_id: int, client: str) -> int:
@@ -84,7 +74,7 @@ def prepare_training(
     model: Any = task if task is not None else get_model(config.model)
     t = config.training
     seed = train_seed(config.seed, config.round_id, client)
-    penalty = _penalty(base, t.penalty, t.ewc_lambda, t.fedprox_mu, previous)
+    penalty = local_penalty(base.sections, t.penalty, t.ewc_lambda, t.fedprox_mu, previous)
     job = TrainJob(base.sections["params"], data, train_config(t, seed), penalty)
     return PreparedTraining(model, config, client, seed, job)
 
@@ -105,8 +95,7 @@ def train_update(
     prep = prepare_training(base, config, data, client, previous, task)
     job = prep.job
     started = time.perf_counter()
-    trained, metrics = local_train(prep.model, job.params, job.data, job.config, job.penalty)
-    trained = jax.block_until_ready(trained)  # JAX dispatches asynchronously: time the work
+    trained, metrics = client_update(prep.model, base.sections, job.data, job.config, job.penalty)
     trained = privatized(prep, trained)
     return encode_update(prep, base_cid, trained, metrics, time.perf_counter() - started)
 
@@ -159,21 +148,3 @@ def _privatize(base_params: Any, trained: Any, privacy: RoundPrivacy) -> Any:
         base_params, trained, privacy.clip_norm, privacy.noise_multiplier, fresh_key()
     )
     return noisy
-
-
-def _penalty(
-    base: DecodedBlob, kind: str, lam: float, mu: float, previous: PreviousUpdate | None
-) -> Any:
-    """The configured penalty anchored at the base model (None for "none")."""
-    params = base.sections["params"]
-    if kind != "fedcurv":
-        fisher = base.sections.get("fisher")
-        if fisher is None and kind == "ewc":  # a base from rounds that used no Fisher: zero,
-            fisher = jax.tree_util.tree_map(np.zeros_like, params)  # as in round 1
-        return make_penalty(kind, anchor=params, fisher=fisher, lam=lam, mu=mu)
-    zeros = jax.tree_util.tree_map(np.zeros_like, params)
-    u_sum, v_sum = base.sections.get("u", zeros), base.sections.get("v", zeros)
-    own_u = previous.u if previous else None
-    own_v = previous.v if previous else None
-    u_others, v_others = fedcurv_others(u_sum, v_sum, own_u, own_v)  # type: ignore[arg-type]
-    return make_penalty(kind, u_others=u_others, v_others=v_others, lam=lam)

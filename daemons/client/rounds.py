@@ -20,7 +20,7 @@ from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
 from contracts.events import RoundOpened
 from contracts.state import RoundInfo, RoundStatus
 from daemons.chain.port import Chain, submit_update_tx
-from daemons.client.job import PreviousUpdate, train_update
+from daemons.client.job import train_update
 from daemons.client.warmup import LAST_CONFIG_KEY, Warmup
 from daemons.errors import RejectedUpdate
 from daemons.ipfs.blobs import BlobCache, BlobFetcher, Storage, raw_cid_digest
@@ -36,6 +36,7 @@ from models.codec import DecodedBlob, decode_blob
 from models.data import Dataset
 from models.errors import Rejected
 from models.registry import DEFAULT_TASK
+from models.rounds import PreviousUpdate
 from models.schema import FederationSchema
 from models.task import Task
 from models.tasks.loader import zeros_template

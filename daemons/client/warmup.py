@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import jax
 import numpy as np
 
-from daemons.client.job import _penalty, train_config, train_seed
+from daemons.client.job import train_config, train_seed
 from daemons.runtime.compile_cache import in_background_thread
 from daemons.runtime.config import DaemonConfig, TrainingConfig
 from daemons.runtime.service import log_event
@@ -28,6 +27,7 @@ from daemons.runtime.task_setup import client_task
 from daemons.wire.round_config import RoundConfig, decode_round_config
 from models.data import Dataset
 from models.fisher import precompile_fisher_diagonal
+from models.rounds import local_penalty
 from models.tasks.loader import zeros_template
 from models.training import precompile_local_train
 
@@ -60,8 +60,7 @@ def precompile_round(task_ref: str, config: RoundConfig, data: Dataset, client: 
     sections: dict[str, Any] = {"params": params}
     if config.fisher:
         sections["fisher"] = jax.tree_util.tree_map(np.zeros_like, params)
-    base = SimpleNamespace(sections=sections)
-    penalty = _penalty(base, t.penalty, t.ewc_lambda, t.fedprox_mu, None)  # type: ignore[arg-type]
+    penalty = local_penalty(sections, t.penalty, t.ewc_lambda, t.fedprox_mu, None)
     seed = train_seed(config.seed, max(config.round_id, 1), client)
     precompile_local_train(task, params, data, train_config(t, seed), penalty)
     if config.fisher:

@@ -12,7 +12,7 @@ from contracts.errors import BadDeadline
 from contracts.state import RoundInfo, RoundStatus
 from daemons.chain.port import Chain
 from daemons.org.ledger import Ledger
-from daemons.org.model_step import initial_sections, model_metadata
+from daemons.org.model_step import model_metadata
 from daemons.org.models_seal import OrgModels
 from daemons.org.privacy import OrgPrivacy
 from daemons.org.warmup import OrgWarmup
@@ -23,6 +23,7 @@ from daemons.runtime.service import crash_point, log_event
 from daemons.runtime.task_setup import OrgTask
 from daemons.wire.round_config import RoundConfig, encode_round_config
 from models.codec import encode_blob
+from models.rounds import initial_sections
 
 log = logging.getLogger("fedchain.org")
 

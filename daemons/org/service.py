@@ -21,6 +21,7 @@ from daemons.org.bootstrap import attach_or_deploy, register_clients
 from daemons.org.decide import Action, Decision
 from daemons.org.ledger import Ledger, Submission
 from daemons.org.models_seal import org_models
+from daemons.org.parts import OrgParts
 from daemons.org.privacy import OrgPrivacy, load_secret
 from daemons.org.rounds import OrgRounds
 from daemons.org.warmup import OrgWarmup
@@ -92,7 +93,7 @@ async def _main(node: Node, account: Any) -> None:
         cache = BlobCache(f"{cfg.service.state_dir}/blobs")
         privacy = OrgPrivacy(cfg.privacy, address, secret)
         ledger = Ledger(node.store)
-        org = OrgRounds(
+        parts = OrgParts(
             cfg,
             chain,
             storage,
@@ -106,7 +107,8 @@ async def _main(node: Node, account: Any) -> None:
             heldout=heldout,
             models=models,
         )
-        org.warmup = warmup
+        parts.warmup = warmup
+        org = OrgRounds(parts)
         wake = asyncio.Event()
         tailer = make_tailer(node, address)
 

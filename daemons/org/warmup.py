@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from daemons.org.evaluation import per_class
-from daemons.org.model_step import Sections, eval_metrics, initial_sections
+from daemons.org.model_step import eval_metrics
 from daemons.runtime.compile_cache import in_background_thread
 from daemons.runtime.service import log_event
 from models.data import Dataset
+from models.rounds import Sections, initial_sections
 from models.task import Task
 
 log = logging.getLogger("fedchain.org")

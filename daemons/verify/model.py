@@ -1,4 +1,4 @@
-"""Re-running the org's aggregation (`merge_step`) and comparing its bytes with the chain's digest.
+"""Re-running the org's merge (`models.rounds.server_update`); its bytes against the chain's.
 
 The model blob's bytes are a function of the base blob (params, Fisher, a stateful
 strategy's `server_state` carried from the previous round), the included updates, the
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from daemons.org.close import manifest_entries
-from daemons.org.model_step import Merged, eval_metrics, merge_step, model_metadata
+from daemons.org.model_step import eval_metrics, model_metadata
 from daemons.verify.checks import DIFFERS, MISMATCH, OK, Check, mismatch, ok
 from daemons.verify.facts import RoundFacts
 from daemons.verify.updates import Judged
@@ -28,14 +28,16 @@ from models.codec import DecodedBlob, decode_blob, encode_blob
 from models.data import Dataset
 from models.errors import BlobRejected
 from models.influence import InfluenceBounds
-from models.strategies import Strategy
+from models.rounds import Sections, ServerReport, server_update
+from models.strategies import Strategy, get_strategy
 
 
 @dataclass(frozen=True)
 class Replayed:
-    """The replayed model: its sections and bytes, and the checks it gave."""
+    """The replayed model: its sections, the merge's report, its bytes, the checks it gave."""
 
-    merged: Merged
+    sections: Sections
+    report: ServerReport
     blob: bytes
     checks: tuple[Check, ...]
 
@@ -60,15 +62,17 @@ def replay_model(
     assert facts.closed is not None
     name, options = strategy
     gamma = cfg.training.fisher_gamma
-    merged = merge_step(base, judged.updates, name, options, gamma, cfg.fisher, bounds, dp)
-    entries = manifest_entries(judged.subs, merged.weights, merged.excluded, merged.rejected)
+    strategy_step = dp if dp is not None else get_strategy(name, **dict(options))
+    merge = (strategy_step, gamma, cfg.fisher, bounds)
+    sections, report = server_update(base.sections, judged.updates, *merge)
+    entries = manifest_entries(judged.subs, report.weights, report.excluded, report.rejected)
     checks = [_entries_check(entries, manifest)]
     meta = model_metadata(
-        facts.round_id, facts.closer, facts.opened.base_cid, merged.num_samples, cfg.model
+        facts.round_id, facts.closer, facts.opened.base_cid, report.num_samples, cfg.model
     )
-    blob = encode_blob(merged.sections, meta)
-    checks.append(_digest_check(facts, blob, merged, tolerance))
-    return Replayed(merged, blob, tuple(checks))
+    blob = encode_blob(sections, meta)
+    checks.append(_digest_check(facts, blob, sections, tolerance))
+    return Replayed(sections, report, blob, tuple(checks))
 
 
 def _entries_check(
@@ -108,7 +112,9 @@ def _entries_check(
     return ok("weights", f"{len(want_in)} included, {len(want_out)} excluded, as in the manifest")
 
 
-def _digest_check(facts: RoundFacts, blob: bytes, merged: Merged, tolerance: float | None) -> Check:
+def _digest_check(
+    facts: RoundFacts, blob: bytes, sections: Sections, tolerance: float | None
+) -> Check:
     """sha256 of the replayed blob against the chain's model digest; else how far apart."""
     assert facts.closed is not None
     digest = hashlib.sha256(blob).digest()
@@ -127,7 +133,7 @@ def _digest_check(facts: RoundFacts, blob: bytes, merged: Merged, tolerance: flo
     except BlobRejected as exc:
         return mismatch("model", f"{head}; the published model does not parse: {exc}")
     meta = _metadata_differences(published, blob)
-    diff, where = max_abs_difference(merged.sections, published.sections)
+    diff, where = max_abs_difference(sections, published.sections)
     detail = f"{head}; max |Δ| = {diff:.6g}" + (f" at {where}" if where else "") + meta
     if tolerance is not None and not meta and diff <= tolerance:
         return Check("model", DIFFERS, detail + f" (≤ tolerance {tolerance:g}, other platform)")

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from daemons.errors import RejectedUpdate
-from daemons.org.model_step import initial_sections, model_metadata, update_limits
+from daemons.org.model_step import model_metadata, update_limits
 from daemons.verify import pins as pinning
 from daemons.verify.checks import DIFFERS, Check, RoundReport, mismatch, ok, unchecked
 from daemons.verify.dp import dp_step
@@ -27,6 +27,7 @@ from daemons.wire.manifest import Manifest, decode_manifest
 from daemons.wire.round_config import RoundConfig, decode_round_config
 from models.codec import decode_blob, encode_blob
 from models.errors import BlobRejected
+from models.rounds import initial_sections
 from models.types import ModelsError
 
 DEFAULT_MAX_BLOB_BYTES = 64 * 1024 * 1024
@@ -185,11 +186,11 @@ def _closed_checks(
     tolerance = None if same else inputs.tolerance
     bounds = pinning.bounds_from_doc(pins.get("influence"))
     replayed = replay_model(facts, cfg, base, judged, manifest, strategy, tolerance, bounds)
-    checks += settle_deferred(judged, replayed.merged.rejected)
+    checks += settle_deferred(judged, replayed.report.rejected)
     checks += replayed.checks
 
     def params() -> Any:  # the published model's, which the org's metrics are about
-        return _published_params(facts) or replayed.merged.sections["params"]
+        return _published_params(facts) or replayed.sections["params"]
 
     tolerance = None if same else inputs.metric_tolerance
     checks += _metric_checks(rt.task, cfg, manifest, params, inputs, tolerance)
@@ -226,7 +227,7 @@ def _central_dp_checks(
         ]
     else:
         replayed = replay_model(facts, cfg, base, judged, manifest, strategy, tolerance, None, step)
-        checks += [*settle_deferred(judged, replayed.merged.rejected), *replayed.checks]
+        checks += [*settle_deferred(judged, replayed.report.rejected), *replayed.checks]
     published = _published_params(facts)
     if published is None:
         return [*checks, unchecked("metrics", "the published model is not retrievable")]

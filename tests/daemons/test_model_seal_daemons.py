@@ -36,6 +36,7 @@ async def test_org_seals_every_model_and_rereads_them_after_a_restart(tmp_path: 
     from daemons.ipfs.blobs import BlobCache, raw_cid_digest
     from daemons.org.ledger import Submission
     from daemons.org.models_seal import OrgModels
+    from daemons.org.parts import OrgParts
     from daemons.org.rounds import OrgRounds
     from daemons.privacy.envelope import is_envelope
     from tests.daemons.test_org_rounds import CLIENTS, make_org
@@ -46,7 +47,7 @@ async def test_org_seals_every_model_and_rereads_them_after_a_restart(tmp_path: 
         make_card(ACCOUNTS[1], public_hex(MEMBERS[1]), CHAIN_ID, CONTRACT),
     ]
     policy = member_policy(ORG, cards, [public_hex(AUDITOR)])
-    org.models = OrgModels(CONTRACT, ORG, policy)
+    org.parts.models = OrgModels(CONTRACT, ORG, policy)
     first = await org.publish_initial()
     assert await org.publish_initial() == first  # kept in the ledger: no second envelope
     await org.run_until_idle()
@@ -65,9 +66,17 @@ async def test_org_seals_every_model_and_rereads_them_after_a_restart(tmp_path: 
         chain.submit_as(client, 1, stored.cid, stored.digest, 100)
         org.record(1, Submission(client, stored.cid, "0x" + stored.digest.hex(), 100))
     restarted = OrgRounds(
-        org.cfg, chain, storage, org.ledger, BlobCache(tmp_path / "b"), org.eval_data, org.metrics
+        OrgParts(
+            org.parts.cfg,
+            chain,
+            storage,
+            org.ledger,
+            BlobCache(tmp_path / "b"),
+            org.parts.eval_data,
+            org.metrics,
+        )
     )
-    restarted.models = OrgModels(CONTRACT, ORG, policy)
+    restarted.parts.models = OrgModels(CONTRACT, ORG, policy)
     await restarted.run_until_idle()
     closed = chain.rounds[1]
     assert closed.status is RoundStatus.CLOSED and chain.rounds[2].base_cid == closed.model_cid

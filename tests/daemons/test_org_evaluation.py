@@ -43,7 +43,7 @@ async def test_first_manifest_has_baseline_and_every_one_per_class(tmp_path: Pat
 
 async def test_per_class_can_be_switched_off(tmp_path: Path) -> None:
     org, chain, storage = make_org(tmp_path, rounds=1)
-    org.fed = replace(org.fed, per_class_metrics=False)
+    org.parts.fed = replace(org.parts.fed, per_class_metrics=False)
     await org.run_until_idle()
     for i, client in enumerate(CLIENTS):
         await submit(org, chain, storage, client, 0.01 * (i + 1))

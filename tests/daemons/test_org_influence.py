@@ -46,8 +46,8 @@ async def submit_update(
 
 def with_fed(org: OrgRounds, **changes: object) -> OrgRounds:
     """The same org with some `[federation]` keys changed."""
-    org.fed = dataclasses.replace(org.fed, **changes)  # type: ignore[arg-type]
-    org.cfg = dataclasses.replace(org.cfg, federation=org.fed)
+    org.parts.fed = dataclasses.replace(org.parts.fed, **changes)  # type: ignore[arg-type]
+    org.parts.cfg = dataclasses.replace(org.parts.cfg, federation=org.parts.fed)
     return org
 
 

@@ -33,7 +33,7 @@ CONTRACT = "0x" + "cc" * 20
 def dp_org(tmp_path: Path, rounds: int = 2, **privacy: object) -> tuple:
     org, chain, storage = make_org(tmp_path, rounds=rounds, training=TrainingConfig(penalty="none"))
     cfg = PrivacyConfig(**{"mode": "central", "clip_norm": 0.5, "noise_multiplier": 2.0, **privacy})  # type: ignore[arg-type]
-    org.privacy = OrgPrivacy(cfg, CONTRACT, SECRET if cfg.mode == "central" else None)
+    org.parts.privacy = OrgPrivacy(cfg, CONTRACT, SECRET if cfg.mode == "central" else None)
     return org, chain, storage
 
 
@@ -159,7 +159,7 @@ async def test_same_secret_same_model_cid_other_secret_other_noise(tmp_path: Pat
     cids = []
     for name, secret in (("a", SECRET), ("b", SECRET), ("c", b"\x07" * 32)):
         org, chain, storage = dp_org(tmp_path / name)
-        org.privacy = OrgPrivacy(org.privacy.cfg, CONTRACT, secret)
+        org.parts.privacy = OrgPrivacy(org.parts.privacy.cfg, CONTRACT, secret)
         await org.run_until_idle()
         for i, client in enumerate(CLIENTS):
             await submit(org, chain, storage, client, 0.01 * (i + 1), with_fisher=False)

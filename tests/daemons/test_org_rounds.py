@@ -14,6 +14,7 @@ from contracts.state import RoundStatus
 from daemons.ipfs.blobs import BlobCache
 from daemons.org.decide import Action
 from daemons.org.ledger import Ledger, Submission
+from daemons.org.parts import OrgParts
 from daemons.org.rounds import OrgRounds
 from daemons.runtime.config import (
     ChainConfig,
@@ -75,13 +76,15 @@ def make_org(
     )
     chain, storage = FakeChain(ORG), FakeStorage()
     org = OrgRounds(
-        cfg,
-        chain,
-        storage,
-        Ledger(MemKV()),
-        BlobCache(tmp_path / "blobs"),
-        eval_data(),
-        Metrics("org"),
+        OrgParts(
+            cfg,
+            chain,
+            storage,
+            Ledger(MemKV()),
+            BlobCache(tmp_path / "blobs"),
+            eval_data(),
+            Metrics("org"),
+        )
     )
     return org, chain, storage
 
@@ -273,7 +276,7 @@ async def test_unretrievable_update_is_rejected_not_fatal(tmp_path: Path) -> Non
     await submit(org, chain, storage, CLIENTS[1], 0.02)
     lost = org.ledger.submissions(1)[CLIENTS[1]].cid
     del storage.blobs[lost]  # its provider went away before the org fetched it
-    org.cache.drop(bytes.fromhex(org.ledger.submissions(1)[CLIENTS[1]].digest[2:]))
+    org.parts.cache.drop(bytes.fromhex(org.ledger.submissions(1)[CLIENTS[1]].digest[2:]))
     chain.now = chain.rounds[1].deadline + 1
     assert (await org.run_until_idle()).action is Action.DONE
     manifest = decode_manifest(storage.blobs[chain.rounds[1].manifest_cid])
@@ -293,8 +296,10 @@ async def test_paused_contract_waits_instead_of_crashing(
     from daemons.org.decide import Decision
 
     org, _, _ = make_org(tmp_path)
-    fed = dataclasses.replace(org.fed, exit_when_done=True)
-    cfg = dataclasses.replace(org.cfg, federation=fed, chain=ChainConfig(poll_interval_s=0.01))
+    fed = dataclasses.replace(org.parts.fed, exit_when_done=True)
+    cfg = dataclasses.replace(
+        org.parts.cfg, federation=fed, chain=ChainConfig(poll_interval_s=0.01)
+    )
     calls: list[int] = []
 
     async def paused_then_done() -> Decision:
@@ -312,9 +317,11 @@ async def test_fedcurv_round_publishes_curvature_sums(tmp_path: Path) -> None:
     import dataclasses
 
     org, chain, storage = make_org(tmp_path, rounds=1)
-    org.fed = dataclasses.replace(org.fed, strategy="fedcurv")
-    org.training = dataclasses.replace(org.training, penalty="fedcurv")
-    org.cfg = dataclasses.replace(org.cfg, federation=org.fed, training=org.training)
+    org.parts.fed = dataclasses.replace(org.parts.fed, strategy="fedcurv")
+    org.parts.training = dataclasses.replace(org.parts.training, penalty="fedcurv")
+    org.parts.cfg = dataclasses.replace(
+        org.parts.cfg, federation=org.parts.fed, training=org.parts.training
+    )
     await org.run_until_idle()
     await submit(org, chain, storage, CLIENTS[0], 0.01, curvature=True)
     await submit(org, chain, storage, CLIENTS[1], 0.03, curvature=True)
@@ -337,5 +344,5 @@ async def test_an_update_of_the_current_round_is_fetched_when_its_event_arrives(
     await submit(org, chain, storage, CLIENTS[0], 0.01)
     digest = bytes.fromhex(org.ledger.submissions(1)[CLIENTS[0]].digest.removeprefix("0x"))
     await asyncio.sleep(0.05)  # no judge has run: the event alone started the fetch
-    assert org.cache.has(digest)
+    assert org.parts.cache.has(digest)
     assert org.ledger.submissions(1)[CLIENTS[0]].verdict is None

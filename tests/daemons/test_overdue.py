@@ -38,7 +38,7 @@ async def test_an_org_step_stuck_on_its_transaction_is_logged(
 ) -> None:
     """openRound never returns (a node that never answers): the driver says so."""
     org, chain, _ = make_org(tmp_path)
-    org.cfg = replace(org.cfg, chain=ChainConfig(poll_interval_s=0.25 / OVERDUE_POLLS))
+    org.parts.cfg = replace(org.parts.cfg, chain=ChainConfig(poll_interval_s=0.25 / OVERDUE_POLLS))
     stuck = asyncio.Event()
 
     async def never(key: str, fn_name: str, *args: Any) -> Any:

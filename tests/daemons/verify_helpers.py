@@ -14,6 +14,7 @@ from contracts.events import LogMeta, RoundClosed, RoundFailed, RoundOpened, Upd
 from contracts.state import RoundStatus
 from daemons.ipfs.blobs import BlobCache
 from daemons.org.ledger import Ledger
+from daemons.org.parts import OrgParts
 from daemons.org.rounds import OrgRounds
 from daemons.runtime.config import (
     ChainConfig,
@@ -67,9 +68,10 @@ def make_org(
     chain, storage = FakeChain(ORG), FakeStorage()
     ledger, cache = Ledger(MemKV()), BlobCache(tmp_path / "blobs")
     metrics = Metrics("org")
-    org = OrgRounds(
+    parts = OrgParts(
         cfg, chain, storage, ledger, cache, eval_data(), metrics, privacy=privacy, heldout=heldout
     )
+    org = OrgRounds(parts)
     return org, chain, storage
 
 

@@ -19,6 +19,7 @@ from daemons.ipfs.blobs import BlobCache
 from daemons.ipfs.bundled import BundledIpfsNode
 from daemons.ipfs.client import IpfsStorage
 from daemons.org.ledger import Ledger
+from daemons.org.parts import OrgParts
 from daemons.org.rounds import OrgRounds
 from daemons.org.service import _submission
 from daemons.runtime.config import load_config
@@ -74,13 +75,15 @@ async def test_duplicate_events_one_transaction(
     async with IpfsStorage(ipfs_node.api_url) as storage:
         org_chain = Web3Chain(binding, TxSender(binding, org_acct, org_store), org_acct.address)
         org = OrgRounds(
-            org_cfg,
-            org_chain,
-            storage,
-            Ledger(org_store),
-            BlobCache(tmp_path / "ob"),
-            load_dataset(fed_data["org"]),
-            Metrics("org"),
+            OrgParts(
+                org_cfg,
+                org_chain,
+                storage,
+                Ledger(org_store),
+                BlobCache(tmp_path / "ob"),
+                load_dataset(fed_data["org"]),
+                Metrics("org"),
+            )
         )
         await org.run_until_idle()
         info = await binding.get_round(1)

@@ -1,4 +1,4 @@
-"""merge_step's own sums: FedCurv's U, V for a non-FedCurv strategy; the Fisher mean fallback."""
+"""server_update's own sums: FedCurv's U, V for a non-FedCurv strategy; the Fisher mean fallback."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from daemons.org.model_step import merge_step, model_metadata
-from models.codec import DecodedBlob
-from models.strategies import ClientUpdate
+from models.rounds import server_update
+from models.strategies import ClientUpdate, get_strategy
 from models.strategies.base import AggregateResult, sample_shares
 
 BASE = {"layer": {"w": np.zeros((2,), np.float32)}}
 
 
-def _base(fisher: float) -> DecodedBlob:
-    sections = {"params": BASE, "fisher": {"layer": {"w": np.full((2,), fisher, np.float32)}}}
-    return DecodedBlob(sections, model_metadata(1, "0xOrg", "", 0, "2nn"))
+def _base(fisher: float) -> dict[str, Any]:
+    return {"params": BASE, "fisher": {"layer": {"w": np.full((2,), fisher, np.float32)}}}
 
 
 def _tree(*values: float) -> dict[str, Any]:
@@ -34,11 +32,11 @@ UPDATES = [_update("0xA", 1, 1.0, 1.0), _update("0xB", 3, 2.0, 3.0), _update("0x
 
 
 def test_fedcurv_sums_are_published_for_any_strategy() -> None:
-    merged = merge_step(_base(0.0), UPDATES, "fedavg", {}, fisher_gamma=0.5)
+    sections, _ = server_update(_base(0.0), UPDATES, get_strategy("fedavg"), fisher_gamma=0.5)
     # U = 1 + 2 + 0.5, V = 1*1 + 2*3 + 0.5*2 (second coordinate: twice each)
-    np.testing.assert_array_equal(merged.sections["u"]["layer"]["w"], [3.5, 7.0])
-    np.testing.assert_array_equal(merged.sections["v"]["layer"]["w"], [8.0, 16.0])
-    assert merged.sections["u"]["layer"]["w"].dtype == np.float32
+    np.testing.assert_array_equal(sections["u"]["layer"]["w"], [3.5, 7.0])
+    np.testing.assert_array_equal(sections["v"]["layer"]["w"], [8.0, 16.0])
+    assert sections["u"]["layer"]["w"].dtype == np.float32
 
 
 class _NoFisherMean:
@@ -56,6 +54,6 @@ class _NoFisherMean:
 
 
 def test_the_org_takes_the_fisher_mean_when_the_strategy_gives_none() -> None:
-    merged = merge_step(_base(2.0), UPDATES, "", {}, 0.5, strategy=_NoFisherMean())  # type: ignore[arg-type]
+    sections, _ = server_update(_base(2.0), UPDATES, _NoFisherMean(), 0.5)  # type: ignore[arg-type]
     # gamma * 2 + (1*1 + 3*2 + 4*0.5) / 8 = 1 + 9/8; second coordinate 1 + 18/8
-    np.testing.assert_array_equal(merged.sections["fisher"]["layer"]["w"], [2.125, 3.25])
+    np.testing.assert_array_equal(sections["fisher"]["layer"]["w"], [2.125, 3.25])
