@@ -16,7 +16,7 @@ import pytest
 
 from daemons.ipfs.bundled import REPO_ROOT, find_node
 
-PACKAGE = REPO_ROOT / "daemons" / "ipfs_node" / "xsalsa20-stream"
+PACKAGE = REPO_ROOT / "daemons" / "ipfs" / "node" / "xsalsa20-stream"
 pytestmark = pytest.mark.timeout(180)
 
 # The key stream of `n` bytes, produced in updates of the given odd sizes, as hex on stdout.
