@@ -18,19 +18,17 @@ from daemons.client.warmup import start_warmup
 from daemons.ipfs.blobs import BlobCache
 from daemons.privacy.keys import load_member_key, public_hex
 from daemons.runtime.config import DaemonConfig
-from daemons.runtime.service import log_event, race
+from daemons.runtime.service import log_event
 from daemons.runtime.startup import Registration, load_data
 from daemons.runtime.task_setup import load_task
 from daemons.runtime.wiring import (
     Node,
     check_chain,
-    http_task,
     make_tailer,
-    monitor_task,
     open_storage,
     reachability,
-    ready_task,
     run_daemon,
+    run_tasks,
     web3_chain,
 )
 
@@ -88,6 +86,4 @@ async def _main(node: Node, account: Any) -> None:
                 log, logging.INFO, "client ready", contract=binding.address, samples=len(data)
             )
 
-        tasks = [tail, reach.run, ready_task(reach, announce), *http_task(node, health)]
-        tasks += monitor_task(node, account.address)
-        await race(tasks, name="client")
+        await run_tasks(node, account.address, reach, [tail], health, announce)

@@ -16,15 +16,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import Any, Self
 
 from daemons.errors import FedchainError
-from daemons.runtime.childproc import terminate
+from daemons.runtime.childproc import ChildProcess
 from daemons.runtime.service import sd_notify
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +63,7 @@ def _node_major(path: str) -> int:
         return 0
 
 
-class BundledIpfsNode:
+class BundledIpfsNode(ChildProcess):
     """The bundled IPFS node as a context manager: start on enter, always stop on exit."""
 
     def __init__(
@@ -80,6 +78,7 @@ class BundledIpfsNode:
         peers: Sequence[str] = (),
         swarm_key: str | Path | None = None,
     ) -> None:
+        super().__init__()
         # absolute: the node runs with the repo root as its working directory
         self.repo_dir = Path(repo_dir).absolute()
         self.swarm_host = swarm_host  # libp2p listen IP; 0.0.0.0 or a LAN IP for other hosts
@@ -91,8 +90,6 @@ class BundledIpfsNode:
         self.swarm_port = swarm_port
         self.log_path = Path(log_path).absolute() if log_path else self.repo_dir / "node.log"
         self.start_timeout_s = start_timeout_s
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._info: dict[str, Any] = {}
 
     @property
@@ -118,14 +115,6 @@ class BundledIpfsNode:
     def private_network(self) -> bool:
         """Whether the node runs with a swarm key (talks only to nodes with the same key)."""
         return bool(self._ready_info().get("private_network", False))
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def _ready_info(self) -> dict[str, Any]:
         if not self._info:
@@ -154,23 +143,14 @@ class BundledIpfsNode:
             *(["--swarm-key", str(self.swarm_key)] if self.swarm_key else []),
         ]
 
-    def start(self) -> BundledIpfsNode:
+    def start(self) -> Self:
         """Spawn the node and wait until it has written its API address and peer id."""
         if self.running:
             return self
         self.repo_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = self.command()
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         # stdin stays an open pipe: when this process dies, it closes and the node exits.
-        self._proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
+        popen = {"stdin": subprocess.PIPE, "cwd": REPO_ROOT, "start_new_session": True}
+        self.spawn(self.command(), self.log_path, **popen)
         try:
             self._info = self._wait_ready()
         except BaseException:
@@ -179,63 +159,34 @@ class BundledIpfsNode:
         return self
 
     def _wait_ready(self) -> dict[str, Any]:
-        ready_file = self.repo_dir / READY_FILE
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            info = _read_ready(ready_file)
-            # A file left by an earlier node (or another node on this repo) has another pid.
-            if info is not None and self._proc is not None and info.get("pid") == self._proc.pid:
-                return info
-            if not self.running:
-                raise IpfsNodeError(
-                    f"the bundled IPFS node exited during start; {self.log_path} ends:\n"
-                    + self.log_tail()
-                )
-            time.sleep(0.05)
+        info = self.wait_until(self._ready_file, self.start_timeout_s)
+        if info is not None:
+            return info
+        if not self.running:
+            raise IpfsNodeError(
+                f"the bundled IPFS node exited during start; {self.log_path} ends:\n"
+                + self.log_tail()
+            )
         raise IpfsNodeError(
             f"the bundled IPFS node was not ready within {self.start_timeout_s:.0f}s; "
             f"{self.log_path} ends:\n{self.log_tail()}"
         )
 
-    def log_tail(self, lines: int = 20) -> str:
-        """The last lines the node wrote (for error messages)."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+    def _ready_file(self) -> dict[str, Any] | None:
+        """What this node wrote to its ready file (None: not yet)."""
+        info = _read_ready(self.repo_dir / READY_FILE)
+        # A file left by an earlier node (or another node on this repo) has another pid.
+        return info if info is not None and info.get("pid") == self.pid else None
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM (the node flushes its datastore), then SIGKILL if it lingers."""
-        proc, self._proc = self._proc, None
         self._info = {}
-        if proc is not None:
-            terminate(proc, timeout_s)
-            if proc.stdin is not None:
-                proc.stdin.close()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        super().stop(timeout_s)
 
-    def __enter__(self) -> BundledIpfsNode:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> BundledIpfsNode:
+    async def __aenter__(self) -> Self:
         return await asyncio.to_thread(self.start)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await asyncio.to_thread(self.stop)
 
 

@@ -27,19 +27,17 @@ from daemons.org.rounds import OrgRounds
 from daemons.org.warmup import OrgWarmup
 from daemons.privacy.keys import load_update_key, public_hex
 from daemons.runtime.config import DaemonConfig
-from daemons.runtime.service import log_event, race
+from daemons.runtime.service import log_event
 from daemons.runtime.startup import load_data, no_clients_warning, registered_clients
 from daemons.runtime.task_setup import ledger_sets, org_task
 from daemons.runtime.wiring import (
     Node,
     check_chain,
-    http_task,
     make_tailer,
-    monitor_task,
     open_storage,
     reachability,
-    ready_task,
     run_daemon,
+    run_tasks,
     web3_chain,
 )
 
@@ -136,10 +134,8 @@ async def _main(node: Node, account: Any) -> None:
         def announce() -> None:
             log_event(log, logging.INFO, "org ready", contract=address)
 
-        tasks = [tail, drive, reach.run, ready_task(reach, announce), *http_task(node, health)]
-        tasks += monitor_task(node, account.address)
         try:
-            await race(tasks, name="org")
+            await run_tasks(node, account.address, reach, [tail, drive], health, announce)
         finally:
             await org.prefetch.close()
 

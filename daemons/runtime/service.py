@@ -8,6 +8,7 @@ task cancels the rest and the process exits non-zero so a supervisor restarts it
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -126,24 +127,30 @@ async def supervise(tasks: list[TaskFactory], name: str = "service", ready: bool
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    running = [asyncio.create_task(_call(t), name=f"{name}-{i}") for i, t in enumerate(tasks)]
+
+    async def until_signal() -> None:
+        await stop.wait()
+        log_event(log, logging.INFO, f"{name} stopping on signal")
+
     interval = watchdog_interval_s()
-    if interval is not None:
-        running.append(asyncio.create_task(_watchdog(interval), name=f"{name}-watchdog"))
-    stopper = asyncio.create_task(stop.wait(), name=f"{name}-signal")
+    watchdog = [] if interval is None else [functools.partial(_watchdog, interval)]
+    code = EXIT_OK
+
+    def ended(error: BaseException | None) -> None:
+        nonlocal code
+        sd_notify("STOPPING=1")
+        if error is not None:
+            code = report_crash(name, error)
+
     if ready:
         sd_notify("READY=1")
-    done, _ = await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
-    sd_notify("STOPPING=1")
-    code = EXIT_OK
-    for task in done:
-        if task is not stopper and not task.cancelled() and task.exception() is not None:
-            code = report_crash(name, task.exception())
-    if stopper in done:
-        log_event(log, logging.INFO, f"{name} stopping on signal")
-    await cancel_all([*running, stopper], name)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
+    try:
+        await race([*tasks, *watchdog, until_signal], name, on_end=ended)
+    except Exception:
+        pass  # `ended` logged it and chose the exit code, before the rest were cancelled
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
     return code
 
 
@@ -151,14 +158,24 @@ async def _call(factory: TaskFactory) -> None:
     await factory()
 
 
-async def race(tasks: list[TaskFactory], name: str = "service") -> None:
-    """Run `tasks` together until the first returns (the rest are cancelled) or one raises."""
+async def race(
+    tasks: list[TaskFactory],
+    name: str = "service",
+    on_end: Callable[[BaseException | None], None] | None = None,
+) -> None:
+    """Run `tasks` together until the first returns (the rest are cancelled) or one raises.
+
+    `on_end` hears how it ended (the first error, or None) before the rest are cancelled.
+    """
     running = [asyncio.create_task(_call(t), name=f"{name}-{i}") for i, t in enumerate(tasks)]
     try:
         done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+        error = failed[0].exception() if failed else None
+        if on_end is not None:
+            on_end(error)
+        if error is not None:
+            raise error
     finally:
         await cancel_all(running, name)
 

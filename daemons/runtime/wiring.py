@@ -28,7 +28,7 @@ from daemons.runtime.http import serve_forever
 from daemons.runtime.keys import load_account
 from daemons.runtime.metrics import Metrics
 from daemons.runtime.monitor import count_rpc_errors, take_sample, watch
-from daemons.runtime.service import TaskFactory, log_event, report_crash, sd_notify, supervise
+from daemons.runtime.service import TaskFactory, log_event, race, report_crash, sd_notify, supervise
 from daemons.runtime.startup import check_config
 
 log = logging.getLogger("fedchain.service")
@@ -176,6 +176,22 @@ def monitor_task(node: Node, address: str) -> list[TaskFactory]:
         await watch(sample, node.metrics, node.cfg.chain.low_balance_eth)
 
     return [run]
+
+
+async def run_tasks(
+    node: Node,
+    address: str,
+    reach: Reachability,
+    work: list[TaskFactory],
+    health: Callable[[], dict[str, Any]],
+    announce: Callable[[], None],
+) -> None:
+    """Run a daemon's `work` beside what every daemon runs (the reachability probes, READY
+    once IPFS answered, /healthz + /metrics, the monitor of `address`) until the first
+    returns or one raises."""
+    tasks = [*work, reach.run, ready_task(reach, announce), *http_task(node, health)]
+    tasks += monitor_task(node, address)
+    await race(tasks, name=node.cfg.role)
 
 
 def web3_chain(binding: FederatedRounds, account: LocalAccount, node: Node) -> Web3Chain:

@@ -145,6 +145,31 @@ async def test_a_crash_ends_the_service_even_if_a_task_will_not_stop(
         release.set()
 
 
+async def test_race_says_how_it_ended_before_cancelling_the_rest() -> None:
+    """`on_end` (supervise: the crash log, STOPPING=1) comes before the bounded cancel wait."""
+    order: list[str] = []
+
+    async def survivor() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            order.append("cancelled")
+
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await race([survivor, crash], on_end=lambda exc: order.append(repr(exc)))
+    assert order == ["RuntimeError('boom')", "cancelled"]
+
+    async def finishes() -> None:
+        return None
+
+    order.clear()
+    await race([survivor, finishes], on_end=lambda exc: order.append(repr(exc)))
+    assert order == ["None", "cancelled"]
+
+
 def test_a_stray_thread_does_not_keep_a_stopped_daemon_alive() -> None:
     """A non-daemon thread that never ends would hang the interpreter's exit forever."""
     script = textwrap.dedent(

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 from functools import cache
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
 from daemons.errors import FedchainError
-from daemons.runtime.childproc import die_with_parent, terminate
+from daemons.runtime.childproc import ChildProcess, die_with_parent
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -49,7 +48,17 @@ def dev_private_keys(count: int = 10, mnemonic: str = DEV_MNEMONIC) -> tuple[str
     return tuple("0x" + key_from_seed(seed, f"m/44'/60'/0'/0/{i}").hex() for i in range(count))
 
 
-class DevChain:
+def node_script(script: Path, error: type[DevChainError], who: str, node_major: int) -> list[str]:
+    """`node SCRIPT`: the command of a dev chain that an npm package ships as JavaScript."""
+    node = shutil.which("node")
+    if node is None:
+        raise error(f"node not found on PATH: {who} needs Node.js (>= {node_major})")
+    if not script.exists():
+        raise error(f"{script} not found: run `make setup` (npm ci)")
+    return [node, str(script)]
+
+
+class DevChain(ChildProcess):
     """A local chain as a context manager: start on enter, always stop on exit."""
 
     kind = "dev chain"
@@ -65,6 +74,7 @@ class DevChain:
         chain_id: int = 31337,
         start_timeout_s: float = 20.0,
     ) -> None:
+        super().__init__()
         self.port = port
         self.block_time_s = block_time_s
         self.state_path = Path(state_path) if state_path else None
@@ -72,8 +82,6 @@ class DevChain:
         self.accounts = accounts
         self.chain_id = chain_id
         self.start_timeout_s = start_timeout_s
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -87,10 +95,6 @@ class DevChain:
     @property
     def dev_private_keys(self) -> tuple[str, ...]:
         return dev_private_keys(self.accounts)
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def command(self) -> list[str]:
         """The node's command line for the current settings (per node kind)."""
@@ -115,7 +119,7 @@ class DevChain:
         for attempt in range(3):
             self.port = wanted or free_port()
             self._spawn()
-            if self._wait_ready():
+            if self.wait_until(self._answers, self.start_timeout_s):
                 return self
             tail = self.log_tail()
             self.stop()
@@ -128,28 +132,20 @@ class DevChain:
             self._tmpdir = tempfile.TemporaryDirectory(prefix=f"fedchain-{self.kind}-")
             log_file = Path(self._tmpdir.name) / f"{self.kind}.log"
         else:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
             log_file = self.log_path
-        self._log_file = log_file
-        self._log = open(log_file, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
+        self.spawn(
             self.command(),
+            log_file,
             stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent(signal.SIGKILL),
         )
 
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if not self.running:
-                return False
-            with contextlib.suppress(OSError, ValueError):
-                if self.rpc("eth_chainId") is not None:
-                    return True
-            time.sleep(0.05)
-        return False
+    def _answers(self) -> bool | None:
+        """True once the node answers eth_chainId (None: not yet)."""
+        with contextlib.suppress(OSError, ValueError):
+            if self.rpc("eth_chainId") is not None:
+                return True
+        return None
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         """A blocking JSON-RPC call (for set-up code; daemons use web3)."""
@@ -163,32 +159,9 @@ class DevChain:
             raise self.error(f"{method} failed: {reply['error']}")
         return reply["result"]
 
-    def log_tail(self, lines: int = 20) -> str:
-        """The last lines the node wrote (for error messages)."""
-        try:
-            return "\n".join(self._log_file.read_text(errors="replace").splitlines()[-lines:])
-        except (AttributeError, OSError):
-            return "(no log)"
-
     def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate the node (SIGTERM lets it save its state), kill it if it lingers."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            terminate(proc, timeout_s)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        super().stop(timeout_s)
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

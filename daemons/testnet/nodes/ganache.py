@@ -8,9 +8,14 @@ lifecycle is the shared `DevChain`'s; only the command line and the dev controls
 from __future__ import annotations
 
 import os
-import shutil
 
-from daemons.testnet.nodes.devchain import DEV_MNEMONIC, REPO_ROOT, DevChain, DevChainError
+from daemons.testnet.nodes.devchain import (
+    DEV_MNEMONIC,
+    REPO_ROOT,
+    DevChain,
+    DevChainError,
+    node_script,
+)
 
 GANACHE_CLI = REPO_ROOT / "node_modules" / "ganache" / "dist" / "node" / "cli.js"
 
@@ -26,12 +31,7 @@ def find_ganache() -> list[str]:
         if not os.access(override, os.X_OK):
             raise GanacheError(f"FEDCHAIN_GANACHE={override} is not an executable: fix or unset")
         return [override]
-    node = shutil.which("node")
-    if node is None:
-        raise GanacheError("node not found on PATH: ganache needs Node.js (>= 16)")
-    if not GANACHE_CLI.exists():
-        raise GanacheError(f"{GANACHE_CLI} not found: run `make setup` (npm ci)")
-    return [node, str(GANACHE_CLI)]
+    return node_script(GANACHE_CLI, GanacheError, "ganache", 16)
 
 
 class Ganache(DevChain):

@@ -13,7 +13,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from daemons.testnet.nodes.devchain import DEV_MNEMONIC, REPO_ROOT, DevChain, DevChainError
+from daemons.testnet.nodes.devchain import (
+    DEV_MNEMONIC,
+    REPO_ROOT,
+    DevChain,
+    DevChainError,
+    node_script,
+)
 
 HARDHAT_CLI = REPO_ROOT / "node_modules" / "hardhat" / "internal" / "cli" / "cli.js"
 
@@ -24,12 +30,7 @@ class HardhatError(DevChainError):
 
 def find_hardhat() -> list[str]:
     """`node cli.js` of the npm hardhat package."""
-    node = shutil.which("node")
-    if node is None:
-        raise HardhatError("node not found on PATH: Hardhat's node needs Node.js (>= 18)")
-    if not HARDHAT_CLI.exists():
-        raise HardhatError(f"{HARDHAT_CLI} not found: run `make setup` (npm ci)")
-    return [node, str(HARDHAT_CLI)]
+    return node_script(HARDHAT_CLI, HardhatError, "Hardhat's node", 18)
 
 
 class Hardhat(DevChain):
