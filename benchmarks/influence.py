@@ -102,7 +102,7 @@ def _judge(setup: Setup, base: DecodedBlob, update: ClientUpdate, round_id: int)
     fed = setup.fed
     verdict = samples_verdict(update.num_samples, fed.max_samples_per_client)
     if verdict is not None:
-        return verdict.verdict
+        return verdict.code
     meta = BlobMetadata("update", round_id, update.client, "base", update.num_samples, "m")
     blob = encode_blob({"params": update.params}, meta)
     template = update_template(base.sections["params"], "none")

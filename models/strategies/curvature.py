@@ -86,7 +86,7 @@ def curvature_sums(us: Sequence[Flat], vs: Sequence[Flat]) -> tuple[Flat, Flat]:
     """FedCurv's published ``U = sum u_i`` and ``V = sum v_i``, in the given (client) order.
 
     The one place these sums are taken: the FedCurv strategy, and the org for a federation
-    whose clients send u, v to another strategy (`daemons.org.model_step`).
+    whose clients send u, v to another strategy (`models.rounds.server_update`).
     """
     return weighted_sum(us, [1.0] * len(us)), weighted_sum(vs, [1.0] * len(vs))
 
