@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import aioipfs
@@ -23,7 +22,7 @@ import pytest
 
 from daemons.ipfs.bundled import BundledIpfsNode, IpfsNodeError
 from daemons.ipfs.client import IpfsStorage
-from tests.fixtures.ipfs import IpfsPair, rpc
+from tests.fixtures.ipfs import IpfsPair, peers_of, rpc, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 DATA = Path(__file__).parent / "data"
@@ -211,21 +210,6 @@ async def test_a_restarted_node_redials_its_peer(tmp_path) -> None:
             async with IpfsStorage(a.api_url) as sa, IpfsStorage(b.api_url) as sb:
                 stored = await sa.put(data)
                 assert await sb.get(stored.cid, stored.digest, len(data), timeout_s=15) == data
-
-
-def peers_of(node: BundledIpfsNode) -> list[str]:
-    reply = rpc(node, "swarm/peers")
-    assert isinstance(reply, dict)
-    return [p["Peer"] for p in reply["Peers"]]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_a_second_node_on_the_same_repo_is_refused(shared_ipfs_node: BundledIpfsNode) -> None:

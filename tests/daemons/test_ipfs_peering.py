@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,24 +19,9 @@ import pytest
 from daemons.ipfs.bundled import BundledIpfsNode, IpfsNodeError, run_node_command
 from daemons.ipfs.client import IpfsStorage
 from daemons.testnet.nodes.anvil import free_port
-from tests.fixtures.ipfs import rpc
+from tests.fixtures.ipfs import peers_of, wait_for
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def peers_of(node: BundledIpfsNode) -> list[str]:
-    reply = rpc(node, "swarm/peers")
-    assert isinstance(reply, dict)
-    return [p["Peer"] for p in reply["Peers"]]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 async def test_a_node_started_with_peer_connects_and_fetches_by_itself(tmp_path) -> None:

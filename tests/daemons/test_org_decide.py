@@ -9,6 +9,7 @@ import pytest
 from contracts.state import RoundStatus
 from daemons.org.decide import Action, RoundView, decide
 from daemons.org.ledger import ACCEPTED, Ledger, Submission
+from tests.daemons.fakes import MemKV
 
 OPEN = RoundView(
     round_id=2,
@@ -84,17 +85,6 @@ def test_budget_stop_says_why() -> None:
     view = replace(OPEN, status=RoundStatus.CLOSED, epsilon_next=4.25, epsilon_budget=4.0)
     reason = decide(view).reason
     assert "round 3" in reason and "4.25" in reason and "epsilon_budget 4" in reason
-
-
-class MemKV:
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        return self.data.get(key, default)
-
-    def put(self, key: str, value: str) -> None:
-        self.data[key] = value
 
 
 def test_ledger_records_once_and_judges() -> None:
