@@ -36,7 +36,7 @@ TARGET = 2.0
 
 def fedchain(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run the `fedchain` CLI of this checkout."""
-    cmd = [sys.executable, "-m", "daemons.cli.main", *args]
+    cmd = [sys.executable, "-m", "daemons.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
