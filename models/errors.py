@@ -1,4 +1,4 @@
-"""Errors of the models package; the root `ModelsError` lives in models.types and is re-exported.
+"""Errors of the models package, under one root `ModelsError` (models.types re-exports it).
 
 Blob rejections carry a short machine-readable `reason` (for manifests and metrics) and a human
 `detail` (for the log line), so a daemon can record why an update was refused and go on.
@@ -6,7 +6,12 @@ Blob rejections carry a short machine-readable `reason` (for manifests and metri
 
 from __future__ import annotations
 
-from models.types import ModelsError as ModelsError
+# No JAX here: every daemon module imports these (through daemons.errors), and the CLI,
+# the testnet supervisor and `--help` must not pay JAX's ~1.3 s import for them.
+
+
+class ModelsError(Exception):
+    """Root of every error raised by ``models/`` (bad input, missing data, bad config)."""
 
 
 class StrategyError(ModelsError, ValueError):

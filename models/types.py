@@ -6,11 +6,9 @@ from typing import Any
 
 import jax
 
+from models.errors import ModelsError as ModelsError
+
 Params = dict[str, Any]
 """A nested ``dict[str, ...]`` pytree of float32 arrays (see docs/INTERFACES.md)."""
 
 PRNGKey = jax.Array
-
-
-class ModelsError(Exception):
-    """Root of every error raised by ``models/`` (bad input, missing data, bad config)."""
