@@ -19,13 +19,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from nacl.public import PrivateKey
-from web3 import AsyncHTTPProvider, AsyncWeb3
-
-from contracts.binding import FederatedRounds
 from daemons.testnet import datacache
 from daemons.testnet.configgen import (
     DP_SECRET_ENV,
@@ -41,6 +36,13 @@ from daemons.testnet.hosts import client_key_env, host_config, host_groups
 from daemons.testnet.nodes.anvil import Anvil, dev_private_keys, free_port
 from daemons.testnet.procs import Child, Proc, stop_children
 from daemons.testnet.spec import NetSpec, RunDir, TestnetError, clients_per_host, write_net_file
+
+if TYPE_CHECKING:
+    from nacl.public import PrivateKey
+
+# eth-account, web3, PyNaCl and the contract binding (~1 CPU-s of imports) are imported where
+# they are used: `serve` starts the forkserver first, so its import of the daemons' code
+# (the first RoundOpened waits for it) does not wait for these.
 
 MAX_RESTARTS = 3
 NO_RESTART_CODES = (2, 3)  # config error, chain reset: as RestartPreventExitStatus in systemd
@@ -65,6 +67,11 @@ def daemon_argv(role: str, config: Path) -> list[str]:
 
 async def deploy_and_register(rpc_url: str, org_key: str, clients: list[str]) -> str:
     """Deploy FederatedRounds as the org and allow-list the clients; returns the address."""
+    from eth_account import Account
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    from contracts.binding import FederatedRounds
+
     w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
     try:
         org = Account.from_key(org_key)
@@ -90,12 +97,14 @@ def swarm_connect(api_url: str, multiaddr: str, peer_id: str, timeout_s: float =
 class Supervisor:
     """Starts everything in order, restarts a crashed daemon, stops all in reverse order."""
 
-    def __init__(self, spec: NetSpec) -> None:
+    def __init__(self, spec: NetSpec, forks: Any = None) -> None:
+        from eth_account import Account
+
         self.spec = spec
         self.run = RunDir(spec.run_dir)
         self.stack = ExitStack()
         self.children: list[Child] = []
-        self.forks: Any = None  # the forkserver context once started (forkserver.py)
+        self.forks = forks  # the forkserver context once started (forkserver.py)
         keys = dev_private_keys(spec.clients + 1)
         per_host = clients_per_host(spec.clients, spec.clients_per_host)
         # None: one daemon per client; else the client indices of each `fedchain client-host`
@@ -123,9 +132,8 @@ class Supervisor:
         node, the contract and the data are there; the clients once their nodes are up."""
         self.run.create()
         self._phase("chain")
-        # first: the forkserver imports the daemons' code while everything below runs
-        os.environ.setdefault("OMP_NUM_THREADS", str(self.spec.xla_threads))
-        self.forks = start_forkserver()
+        if self.forks is None:  # `serve` starts it before anything else
+            self.forks = start_early(self.spec)
         # the IPFS nodes' Node.js compile cache (inherited env), kept across runs
         os.environ.setdefault("NODE_COMPILE_CACHE", str(self.run.cache / "node"))
         log = self.run.logs / "anvil.log"
@@ -246,6 +254,8 @@ class Supervisor:
         return [f"client-{i}" for i in range(self.spec.clients)]
 
     def _launch_org(self, ep: Endpoints, api: str, test_path: Path, port: int) -> None:
+        from nacl.public import PrivateKey
+
         cfg = self.run.configs / "org.toml"
         clients = self.net["clients"]
         state = self.run.state / "org"
@@ -335,6 +345,8 @@ class Supervisor:
 
     def _member_cards(self, ep: Endpoints, member_keys: list[PrivateKey]) -> Path:
         """Every client's key card, signed by its dev account, in RUN_DIR/cards (public)."""
+        from eth_account import Account
+
         from daemons.privacy.cards import make_card
         from daemons.privacy.keys import public_hex
 
@@ -385,6 +397,12 @@ class _Stop(Exception):
     """SIGTERM/SIGINT arrived."""
 
 
+def start_early(spec: NetSpec) -> Any:
+    """The forkserver, started first: it imports the daemons' code while the net starts."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(spec.xla_threads))
+    return start_forkserver()
+
+
 def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop(signal.Signals(signum).name)
 
@@ -394,7 +412,8 @@ def serve(run_dir: Path) -> int:
     import json
 
     spec = NetSpec.from_json(json.loads((run_dir / "spec.json").read_text()))
-    sup = Supervisor(spec)
+    forks = start_early(spec)
+    sup = Supervisor(spec, forks)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     error: str | None = None
