@@ -15,7 +15,10 @@ and the CPU seconds and syscall I/O bytes per round of each component (anvil, th
 clients, their IPFS nodes, the watcher) are printed as `RESULT round_cpu_<component>_n<N>`.
 
     .venv/bin/python benchmarks/round_overhead.py [--clients 1,4,16] [--rounds 5] [--keep DIR]
-        [--ewc-lambda 0]
+        [--ewc-lambda 0] [--clients-per-host 0]
+
+`--clients-per-host K` runs the clients as `fedchain client-host` processes of K clients each
+(one JAX runtime, chain connection and IPFS node per host, training vmapped; issue #16.4).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def run_net(n: int, args: argparse.Namespace, root: Path) -> dict:
     cmd += ["--rounds", str(args.rounds), "--model", args.model, "--epochs", str(args.epochs)]
     cmd += ["--samples-per-client", str(args.samples), "--test-samples", "2000"]
     cmd += ["--ewc-lambda", str(args.ewc_lambda), "--run-dir", str(run_dir)]
+    cmd += ["--clients-per-host", str(args.clients_per_host)]
     t0 = time.monotonic()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -133,6 +137,13 @@ def main() -> None:
         default=0.0,
         help="EWC strength; > 0 makes updates and models carry the Fisher (default 0: off)",
     )
+    p.add_argument(
+        "--clients-per-host",
+        type=int,
+        default=0,
+        help="K > 0: `fedchain client-host` processes of K clients each, one IPFS node per host "
+        "(default 0: one client daemon and IPFS node per client)",
+    )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per testnet run")
     p.add_argument("--keep", type=Path, help="keep the run dirs (logs, summary) under DIR")
     args = p.parse_args()
@@ -140,7 +151,8 @@ def main() -> None:
     print(
         f"# {args.model}, {args.epochs} epoch(s) x {args.samples} samples per client, "
         f"{args.rounds} rounds (round 1 excluded), EWC lambda {args.ewc_lambda:g}, "
-        f"anvil automine, {os.cpu_count()} CPUs"
+        f"anvil automine, {os.cpu_count()} CPUs, "
+        + (f"{args.clients_per_host} clients per host" if args.clients_per_host else "no hosts")
     )
     cols = [
         "wall s",
