@@ -76,7 +76,8 @@ def _newest_source() -> float:
 
 
 def _build(esbuild: Path, bundle: Path) -> None:
-    partial = bundle.with_suffix(".partial.mjs")
+    # its own name: an esbuild left running by a killed builder never writes into ours
+    partial = bundle.with_suffix(f".{os.getpid()}.partial.mjs")
     argv = [str(esbuild), str(NODE_SCRIPT), "--bundle", "--platform=node", "--format=esm"]
     argv += ["--target=node22", f"--outfile={partial}", f"--banner:js={BANNER}"]
     argv += [f"--external:{name}" for name in EXTERNAL] + ["--log-level=error"]
