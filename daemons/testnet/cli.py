@@ -101,7 +101,12 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--min-updates", type=int, default=d.min_updates, help="updates needed to close")
     add("--seed", type=int, default=d.seed, help="seed for data split and model")
     add("--data", type=Path, default=None, help="the task's data set (Fashion-MNIST: IDX dir)")
-    add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon")
+    add(
+        "--xla-threads",
+        type=int,
+        default=d.xla_threads,
+        help="CPUs, and so XLA threads, per client daemon (pinned round-robin; hosts use all)",
+    )
     add(
         "--no-swarm-key",
         action="store_true",

@@ -80,17 +80,22 @@ def fork_daemon(
     env: Mapping[str, str],
     log_path: Path,
     cwd: Path | None,
+    cpus: Sequence[int] | None = None,
 ) -> ForkedProcess:
-    """Start `argv` (`python -m daemons.cli ...`) as a fork of the forkserver."""
-    args = (list(argv), dict(env), str(log_path), str(cwd) if cwd else "")
+    """Start `argv` (`python -m daemons.cli ...`) as a fork of the forkserver (on `cpus`)."""
+    args = (list(argv), dict(env), str(log_path), str(cwd) if cwd else "", cpus)
     process = ctx.Process(target=run_forked, args=args, name=name, daemon=False)
     process.start()
     return ForkedProcess(process)
 
 
-def run_forked(argv: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
+def run_forked(
+    argv: list[str], env: dict[str, str], log_path: str, cwd: str, cpus: Sequence[int] | None
+) -> None:
     """In the fork: become the daemon process `argv` describes, then exit with its code."""
     os.setsid()  # its own session, as `Child.start` gives a subprocess
+    if cpus is not None:  # before JAX's runtime starts: it sizes its thread pool from this
+        os.sched_setaffinity(0, cpus)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)

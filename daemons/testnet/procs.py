@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +30,21 @@ class Proc(Protocol):
 Launcher = Callable[["Child"], Proc]
 
 
+def daemon_cpus(
+    slot: int, threads: int, available: Collection[int] | None = None
+) -> tuple[int, ...] | None:
+    """The CPUs daemon number `slot` runs on: `threads` of them, round-robin; None: all.
+
+    jaxlib sizes a process's XLA CPU thread pool from its CPU affinity (XLA's thread flags do
+    not bound it), so this is what gives a daemon `threads` XLA threads (docs/testnet.md).
+    """
+    cpus = sorted(os.sched_getaffinity(0) if available is None else available)
+    if threads >= len(cpus):
+        return None
+    start = slot * threads
+    return tuple(cpus[(start + k) % len(cpus)] for k in range(threads))
+
+
 @dataclass
 class Child:
     """One supervised daemon: how to start it, where it logs, and its current process."""
@@ -40,6 +55,7 @@ class Child:
     log_path: Path
     cwd: Path | None = None
     die_with_parent: bool = True
+    cpus: tuple[int, ...] | None = None  # the CPUs it may run on (sizes XLA's pool); None: all
     proc: Proc | None = None
     launcher: Launcher | None = None
     restarts: int = 0
@@ -68,8 +84,15 @@ class Child:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 # SIGTERM, not SIGKILL: an orphaned daemon still shuts down cleanly.
-                preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None,
+                preexec_fn=self._in_child,
             )
+
+    def _in_child(self) -> None:
+        """Run in the new process before exec: its CPUs, and SIGTERM when the parent dies."""
+        if self.cpus is not None:
+            os.sched_setaffinity(0, self.cpus)
+        if self.die_with_parent:
+            die_with_parent(signal.SIGTERM)()
 
     def poll(self) -> int | None:
         """The exit code once it has exited (recorded once), else None."""

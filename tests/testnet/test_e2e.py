@@ -67,6 +67,11 @@ async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
         assert f"plots/{png}.png" in html
     assert all(r["gas"]["org"] > 0 and r["gas"]["clients"] > 0 for r in rows)
     assert "client-0" in html and summary["summary"]["baseline"] is not None
+    cpus = sorted(os.sched_getaffinity(0))
+    for i in range(CLIENTS):  # --xla-threads 1: each client on one CPU, round-robin
+        want = {cpus[i % len(cpus)]} if len(cpus) > 1 else set(cpus)
+        assert os.sched_getaffinity(net["pids"][f"client-{i}"]) == want
+    assert os.sched_getaffinity(net["pids"]["org"]) == set(cpus)
     for name, url in net["health"].items():  # the live view's source: each daemon's /healthz
         with urllib.request.urlopen(f"{url}/healthz", timeout=10) as reply:
             doc = json.loads(reply.read())

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from daemons.testnet.procs import Child, pid_alive, stop_children
+from daemons.testnet.procs import Child, daemon_cpus, pid_alive, stop_children
 
 PY = sys.executable
 
@@ -72,3 +72,22 @@ def test_grandchildren_are_stopped_with_their_parent(tmp_path: Path) -> None:
     while pid_alive(grandchild):
         assert time.monotonic() < deadline, "grandchild survived"
         time.sleep(0.02)
+
+
+def test_daemon_cpus_are_dealt_round_robin() -> None:
+    assert [daemon_cpus(i, 1, [0, 1]) for i in range(5)] == [(0,), (1,), (0,), (1,), (0,)]
+    assert [daemon_cpus(i, 2, [0, 1, 2, 3, 4, 5]) for i in range(4)] == [
+        (0, 1), (2, 3), (4, 5), (0, 1)
+    ]  # fmt: skip
+    assert daemon_cpus(3, 1, [4, 9]) == (9,)  # the CPUs this process may use, in order
+    assert daemon_cpus(0, 2, [0, 1]) is None  # as many threads as CPUs: leave it on all
+    assert daemon_cpus(0, 1, [0]) is None
+
+
+def test_a_child_runs_on_its_cpus(tmp_path: Path) -> None:
+    first = min(os.sched_getaffinity(0))
+    c = Child("pinned", [PY, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+              dict(os.environ), tmp_path / "pinned.log", cpus=(first,))  # fmt: skip
+    c.start()
+    assert wait_exit(c) == 0
+    assert f"[{first}]" in c.log_path.read_text()
