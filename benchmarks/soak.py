@@ -93,6 +93,20 @@ async def watch(proc: subprocess.Popen[bytes], run_dir: Path, stall_s: float) ->
     return seen
 
 
+def settled_in_summary(run_dir: Path, seen: dict[str, Any]) -> None:
+    """Take the final counts from the run's summary.json when it has them.
+
+    The watcher reads the chain every 2 s and `testnet up` stops the chain when it is done,
+    so a round that settles in the last 2 s is on chain but was never read there.
+    """
+    try:
+        rounds = json.loads((run_dir / "summary.json").read_text())["rounds"]
+    except (OSError, ValueError, KeyError):
+        return
+    seen["closed"] = max(seen["closed"], sum(1 for r in rounds if r.get("status") == "closed"))
+    seen["failed"] = max(seen["failed"], sum(1 for r in rounds if r.get("status") == "failed"))
+
+
 def log_counts(run_dir: Path) -> dict[str, int]:
     """How often the daemons' logs show a lagging receipt, and a transaction called dead."""
     counts = {"lag": 0, "dropped": 0}
@@ -138,6 +152,7 @@ def main() -> None:
                     print_tails(run_dir)
             finally:
                 stop(run_dir, proc)
+        settled_in_summary(run_dir, seen)
         wall = time.monotonic() - started
         restarts = sum(net_file(run_dir).get("restarts", {}).values())
         counts = log_counts(run_dir)
