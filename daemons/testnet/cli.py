@@ -101,11 +101,11 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--min-updates", type=int, default=d.min_updates, help="updates needed to close")
     add("--seed", type=int, default=d.seed, help="seed for data split and model")
     add("--data", type=Path, default=None, help="the task's data set (Fashion-MNIST: IDX dir)")
+    add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon")
     add(
-        "--xla-threads",
-        type=int,
-        default=d.xla_threads,
-        help="CPUs, and so XLA threads, per client daemon (pinned round-robin; hosts use all)",
+        "--pin-cpus",
+        action="store_true",
+        help="pin each client daemon to --xla-threads CPUs, round-robin (bounds its XLA pool)",
     )
     add(
         "--no-swarm-key",
@@ -174,6 +174,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             seed=a.seed,
             data_dir=a.data,
             xla_threads=a.xla_threads,
+            pin_cpus=a.pin_cpus,
             swarm_key=not a.no_swarm_key,
             encrypt_updates=a.encrypt_updates,
             models=a.models,

@@ -58,6 +58,7 @@ class NetSpec:
     seed: int = 0
     data_dir: Path | None = None  # the task's full data set; None = its default source
     xla_threads: int = 1
+    pin_cpus: bool = False  # pin each client daemon to `xla_threads` CPUs (round-robin)
     swarm_key: bool = True  # bundled nodes form a private network (a fresh swarm.key per run)
     encrypt_updates: bool = False  # clients seal updates to the org's X25519 key
     models: str = "public"  # public | members: models sealed to every client's card key

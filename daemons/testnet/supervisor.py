@@ -306,9 +306,9 @@ class Supervisor:
             if self.member_keys:  # the client's own X25519 key (its card is in the cards dir)
                 env[ENCRYPTION_KEY_ENV] = bytes(self.member_keys[i]).hex()
             log = self.run.logs / f"{name}.log"
-            # `--xla-threads` CPUs each, round-robin: on 2 CPUs, 4 clients' 2-thread XLA
-            # pools fought over both cores (train + Fisher of a demo round 4.4 -> 3.5-3.8 s)
-            cpus = daemon_cpus(i, self.spec.xla_threads)
+            # --pin-cpus: `--xla-threads` CPUs each, round-robin; on 2 CPUs, 4 clients' 2-thread
+            # XLA pools fight over both cores (a demo round's slowest train 4.4 -> 3.5 s)
+            cpus = daemon_cpus(i, self.spec.xla_threads) if self.spec.pin_cpus else None
             argv = daemon_argv("client", cfg)
             started.append(Child(name, argv, env, log, launcher=self._launcher, cpus=cpus))
         return started

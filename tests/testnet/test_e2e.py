@@ -39,6 +39,7 @@ def kept_net(tmp_path: Path):
     run_dir = tmp_path / "run"
     args = ["--clients", str(CLIENTS), "--rounds", str(ROUNDS), "--model", "logreg"]
     args += ["--epochs", "2", "--samples-per-client", "3000", "--test-samples", "2000"]
+    args += ["--pin-cpus"]
     try:
         res = fedchain(
             "testnet", "up", *args, "--run-dir", str(run_dir), "--keep-running", timeout_s=240
@@ -68,7 +69,7 @@ async def test_testnet_report_chain_and_pins_agree(kept_net) -> None:
     assert all(r["gas"]["org"] > 0 and r["gas"]["clients"] > 0 for r in rows)
     assert "client-0" in html and summary["summary"]["baseline"] is not None
     cpus = sorted(os.sched_getaffinity(0))
-    for i in range(CLIENTS):  # --xla-threads 1: each client on one CPU, round-robin
+    for i in range(CLIENTS):  # --pin-cpus --xla-threads 1: each client on one CPU, round-robin
         want = {cpus[i % len(cpus)]} if len(cpus) > 1 else set(cpus)
         assert os.sched_getaffinity(net["pids"][f"client-{i}"]) == want
     assert os.sched_getaffinity(net["pids"]["org"]) == set(cpus)

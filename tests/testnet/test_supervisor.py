@@ -63,3 +63,19 @@ def test_daemon_env_carries_the_key_and_one_xla_thread() -> None:
     assert env["FEDCHAIN_PRIVATE_KEY"] == "0xabc"
     assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
     assert "intra_op_parallelism_threads" not in daemon_env("0xabc", 2).get("XLA_FLAGS", "")
+
+
+@pytest.mark.parametrize("pin", [False, True])
+def test_clients_are_pinned_only_with_pin_cpus(tmp_path: Path, pin: bool) -> None:
+    from daemons.testnet.configgen import Endpoints
+    from daemons.testnet.procs import daemon_cpus
+
+    sup = Supervisor(NetSpec(run_dir=tmp_path, clients=3, pin_cpus=pin))
+    sup.run.create()
+    ep = Endpoints("http://127.0.0.1:1", "ws://127.0.0.1:1", "0x" + "11" * 20)
+    apis = [f"http://127.0.0.1:{5000 + i}" for i in range(4)]
+    data = tuple(tmp_path / f"c{i}.npz" for i in range(3))
+    ports = {f"client-{i}": 7000 + i for i in range(3)}
+    children = sup._solo_clients(ep, apis, data, ports)  # built, not started
+    want = [daemon_cpus(i, 1) for i in range(3)] if pin else [None] * 3
+    assert [c.cpus for c in children] == want
