@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any, Self
 
 from daemons.errors import FedchainError
-from daemons.ipfs.node_bundle import node_script
+from daemons.ipfs.node_bundle import REPO_ROOT, node_script
 from daemons.runtime.childproc import ChildProcess
 from daemons.runtime.service import sd_notify
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # V8 starts a full (mark-compact) GC whenever the old generation's headroom is smaller than
 # the young generation: with Helia's ~40 MB of live heap and MB-sized blocks going through,
 # that was ~2 full GCs per federation round, ~40% of a node's CPU. A 128 MB initial old

@@ -365,8 +365,9 @@ class Supervisor:
 
     def _fork(self, child: Child) -> Proc:
         """Start a daemon as a fork of the pre-imported forkserver (forkserver.py)."""
-        c = child
-        return fork_daemon(self.forks, c.name, c.argv, c.env, c.log_path, c.cwd, c.cpus)
+        return fork_daemon(
+            self.forks, child.name, child.argv, child.env, child.log_path, child.cwd, child.cpus
+        )
 
     def check(self) -> str | None:
         """Restart a daemon that failed (like systemd Restart=on-failure); say if one gave up."""
