@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -20,7 +21,8 @@ import jax
 import numpy as np
 
 from daemons.client.job import train_config, train_seed
-from daemons.runtime.compile_cache import in_background_thread
+from daemons.runtime.compile_cache import active_cache_dir, in_background_thread
+from daemons.runtime.compile_lock import compile_turn, recipe_key
 from daemons.runtime.config import DaemonConfig, TrainingConfig
 from daemons.runtime.service import log_event
 from daemons.runtime.task_setup import client_task
@@ -53,7 +55,26 @@ def guess_recipe(cfg: DaemonConfig, kv: Any) -> tuple[RoundConfig, str] | None:
 
 
 def precompile_round(task_ref: str, config: RoundConfig, data: Dataset, client: str) -> None:
-    """Compile what `train_update` would run for `config` on `data`, without training."""
+    """Compile what `train_update` would run for `config` on `data`, without training.
+
+    Processes sharing a compile cache take turns per recipe (daemons/runtime/compile_lock.py):
+    the first compiles, the others load its programs from the cache.
+    """
+    key = recipe_key(
+        task_ref,
+        config.task,
+        config.model,
+        config.training,
+        config.fisher,
+        [(a.shape, a.dtype.str) for a in (data.x, data.y)],
+        jax.__version__,
+        os.environ.get("XLA_FLAGS", ""),
+    )
+    with compile_turn(active_cache_dir(), key):
+        _compile_round(task_ref, config, data, client)
+
+
+def _compile_round(task_ref: str, config: RoundConfig, data: Dataset, client: str) -> None:
     task = client_task(task_ref, config.task, config.model)
     params = zeros_template(task)
     t = config.training

@@ -73,6 +73,13 @@ def enable_compile_cache(path: Path) -> bool:
     return True
 
 
+def active_cache_dir() -> str | None:
+    """The persistent cache dir this process compiles into (None: no cache)."""
+    import jax
+
+    return getattr(jax.config, "jax_compilation_cache_dir", None) or None
+
+
 async def in_background_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """Run `fn(*args)` in a fresh thread at nice +`WARMUP_NICE`, so that a warm-up yields the
     CPU to work on the critical path (the org opening round 1 on the same cores)."""

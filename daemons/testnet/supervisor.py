@@ -296,7 +296,9 @@ class Supervisor:
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
             encrypted, state = self.spec.encrypt_updates, self.run.state / name
-            task, cache = self.spec.task, self.run.cache / "compile" / name
+            # one compile cache for all clients: the same recipe on the same shapes, so the
+            # first client's warm-up compiles and the others load it (runtime/compile_lock.py)
+            task, cache = self.spec.task, self.run.cache / "compile" / "clients"
             args = (ep, apis[i + 1], state, path, encrypted, task, ports[name])
             text = client_config(
                 *args, models=self.spec.models, compile_cache_dir=cache, warmup=warmup
