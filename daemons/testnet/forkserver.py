@@ -24,7 +24,7 @@ from typing import Any
 
 from daemons.runtime.childproc import die_with_parent
 
-PRELOAD = ("daemons.testnet.preload",)
+PRELOAD = ("daemons.testnet.forkserver_signals", "daemons.testnet.preload")
 DISABLE_ENV = "FEDCHAIN_TESTNET_NO_FORKSERVER"  # "1": plain subprocesses (for debugging)
 
 
@@ -93,6 +93,7 @@ def run_forked(
     argv: list[str], env: dict[str, str], log_path: str, cwd: str, cpus: Sequence[int] | None
 ) -> None:
     """In the fork: become the daemon process `argv` describes, then exit with its code."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the forkserver ignores it (forkserver_signals)
     os.setsid()  # its own session, as `Child.start` gives a subprocess
     if cpus is not None:  # before JAX's runtime starts: it sizes its thread pool from this
         os.sched_setaffinity(0, cpus)

@@ -199,6 +199,11 @@ def test_interrupting_up_stops_every_process(tmp_path: Path, how: str) -> None:
         pids = [net["supervisor_pid"], *net["pids"].values(), *net["ipfs_pids"]]
         wait_for(lambda: not any(pid_alive(p) for p in pids), 60, "every process to exit")
         assert net_phase(run_dir) == "stopped"
+        if how == "ctrl-c":  # each daemon ended by its SIGTERM (255 was a lost exit code);
+            # -15: stopped while still starting, before its signal handlers were installed
+            codes = json.loads((run_dir / "testnet.json").read_text())["exit_codes"]
+            assert set(codes) == {"org", "client-0"}
+            assert set(codes.values()) <= {0, -signal.SIGTERM}, codes
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -227,6 +232,7 @@ def test_up_against_a_users_ipfs_node_starts_no_bundled_nodes(tmp_path: Path, ip
         fedchain("testnet", "down", "--run-dir", str(run_dir), timeout_s=90)
     net = json.loads((run_dir / "testnet.json").read_text())
     assert net["ipfs_apis"] == [ipfs_node.api_url] * 3 and net["ipfs_pids"] == []
+    assert net["exit_codes"] == {"org": 0, "client-0": 0, "client-1": 0}  # clean stops
     assert not list((run_dir / "logs").glob("ipfs-*.log"))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [r["status"] for r in summary["rounds"]] == ["closed", "closed"]

@@ -45,3 +45,18 @@ def test_a_forked_daemon_with_a_bad_config_exits_2(tmp_path: Path, forks: object
     assert child.proc is not None
     assert child.proc.wait(timeout=120) == 2
     assert "unknown section [bogus]" in child.log_path.read_text()
+
+
+def test_sigterm_to_the_forkservers_group_leaves_it_serving(tmp_path: Path, forks: object) -> None:
+    # `testnet up` stops the supervisor by SIGTERM to its process group, the forkserver's too:
+    # the forkserver ignores it, so it is still there to report its forks' exit codes
+    import signal
+    from multiprocessing import forkserver
+
+    server_pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert server_pid is not None
+    os.kill(server_pid, signal.SIGTERM)
+    child = _child(tmp_path, forks, [sys.executable, "-m", "daemons.cli", "--version"], {})
+    child.start()
+    assert child.proc is not None
+    assert child.proc.wait(timeout=120) == 0  # 255 if the forkserver had died
