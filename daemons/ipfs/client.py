@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +26,10 @@ from daemons.errors import FedchainError, RejectedUpdate, TransientError
 T = TypeVar("T")
 CHUNK_SIZE = 262144
 READ_CHUNK = 1 << 16
+# A `cat` that gets no byte for this long is asked again (same deadline): a bitswap want
+# can hang on a race in the node while its block is already in the node's store (docs/ipfs.md)
+STALL_RETRY_S = 5.0
+log = logging.getLogger("fedchain.ipfs")
 _HINT = "is the IPFS daemon running there? start it with `fedchain ipfs` or `ipfs daemon`"
 
 
@@ -45,6 +51,10 @@ class ContentRejected(RejectedUpdate):
     def __init__(self, reason: str, detail: str = "", cid: str = "") -> None:
         super().__init__(reason, detail)
         self.cid = cid
+
+
+class _Stalled(Exception):
+    """A `cat` got no byte for `stall_retry_s` (internal: asked again until the deadline)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,11 @@ class IpfsStorage:
     """Async context manager over one Kubo RPC endpoint (`api_url`, e.g. http://127.0.0.1:5001)."""
 
     def __init__(
-        self, api_url: str, chunk_size: int = CHUNK_SIZE, request_timeout_s: float = 300.0
+        self,
+        api_url: str,
+        chunk_size: int = CHUNK_SIZE,
+        request_timeout_s: float = 300.0,
+        stall_retry_s: float = STALL_RETRY_S,
     ) -> None:
         url = URL(api_url)
         if url.scheme not in ("http", "https") or not url.host or url.port is None:
@@ -79,6 +93,7 @@ class IpfsStorage:
         self.api_url = api_url.rstrip("/")
         self.chunk_size = chunk_size
         self.request_timeout_s = request_timeout_s
+        self.stall_retry_s = stall_retry_s
         self._url = url
         self._client: aioipfs.AsyncIPFS | None = None
         # called with the error's class name on every failed API call (a daemon's metrics)
@@ -170,22 +185,50 @@ class IpfsStorage:
         """
         _check_read_args(max_bytes, timeout_s)
         check_cid(cid)
-        return await self._call(
-            f"cat {cid}", self._read_capped(cid, max_bytes, timeout_s), timeout_s
-        )
+        reading = self._read_asking_again(cid, max_bytes, timeout_s)
+        return await self._call(f"cat {cid}", reading, timeout_s)
+
+    async def _read_asking_again(self, cid: str, max_bytes: int, timeout_s: float) -> bytes:
+        """`_read_capped` until it succeeds; one that stalls is asked again (the caller's
+        `_call` holds the one deadline, `timeout_s` from now, across all attempts)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        attempt = 1
+        while True:
+            left = max(deadline - loop.time(), 0.001)
+            try:
+                return await self._read_capped(cid, max_bytes, left)
+            except _Stalled:
+                log.warning(
+                    "cat %s: no data from %s for %gs; asking again (attempt %d, %.1fs left)",
+                    cid,
+                    self.api_url,
+                    self.stall_retry_s,
+                    attempt + 1,
+                    deadline - loop.time(),
+                )
+                attempt += 1
 
     async def _read_capped(self, cid: str, max_bytes: int, timeout_s: float) -> bytes:
         # `length` asks the node for at most max_bytes + 1; we also stop reading there.
-        params = {"arg": cid, "length": str(max_bytes + 1), "timeout": f"{timeout_s:g}s"}
-        async with self._post("cat", params) as resp:
-            announced = resp.headers.get("X-Content-Length")
-            if announced is not None and int(announced) > max_bytes:
-                raise _too_large(cid, max_bytes)
-            data = bytearray()
-            async for chunk in resp.content.iter_chunked(READ_CHUNK):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise _too_large(cid, max_bytes)
+        timeout_ms = max(1, math.ceil(timeout_s * 1000))
+        params = {"arg": cid, "length": str(max_bytes + 1), "timeout": f"{timeout_ms}ms"}
+        loop = asyncio.get_running_loop()
+        stall = self.stall_retry_s
+        try:
+            async with asyncio.timeout(stall) as quiet:  # rescheduled on every byte
+                async with self._post("cat", params) as resp:
+                    announced = resp.headers.get("X-Content-Length")
+                    if announced is not None and int(announced) > max_bytes:
+                        raise _too_large(cid, max_bytes)
+                    data = bytearray()
+                    async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                        quiet.reschedule(loop.time() + stall)
+                        data += chunk
+                        if len(data) > max_bytes:
+                            raise _too_large(cid, max_bytes)
+        except TimeoutError as exc:
+            raise _Stalled(cid) from exc
         if announced is not None and len(data) < int(announced):
             raise IpfsUnavailable(f"cat {cid}: stream ended after {len(data)} of {announced} bytes")
         return bytes(data)

@@ -184,6 +184,34 @@ async def test_bitswap_moves_blobs_between_two_nodes(ipfs_pair: IpfsPair) -> Non
     assert [p["Peer"] for p in peers["Peers"]] == [ipfs_pair.b.peer_id]
 
 
+async def test_a_fetch_given_up_mid_transfer_leaves_the_blob_fetchable(
+    ipfs_pair: IpfsPair,
+) -> None:
+    # A client that hangs up while blocks are on the way (a daemon killed mid-fetch, a
+    # timeout): Helia never tells the sender the want is gone, the sender will not send the
+    # same block again, and the node used to drop it, so every later fetch of that blob from
+    # that peer hung until its timeout. The node now finishes the fetch (node.mjs, "work").
+    import aiohttp
+
+    hung = []
+    a = IpfsStorage(ipfs_pair.a.api_url, chunk_size=1 << 20)
+    async with a, IpfsStorage(ipfs_pair.b.api_url) as b, aiohttp.ClientSession() as http:
+        for trial in range(8):
+            data = os.urandom(1_600_000)  # a root and two 1 MiB leaves
+            stored = await a.put(data)
+            url = f"{ipfs_pair.b.api_url}/api/v0/cat"
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.02 + 0.005 * trial):  # hang up mid-transfer
+                    async with http.post(url, params={"arg": stored.cid}) as reply:
+                        await reply.read()
+            await asyncio.sleep(0.3)
+            try:
+                assert await b.get(stored.cid, stored.digest, len(data), 10) == data
+            except Exception as exc:  # collect: one bad trial is enough to fail
+                hung.append((trial, type(exc).__name__))
+    assert hung == []
+
+
 async def test_blocks_beyond_the_memory_cache_are_read_back_from_disk(tmp_path) -> None:
     """The node keeps recent blocks in a 64 MB cache: older ones come from the repo."""
     blobs = [os.urandom(30 << 20) for _ in range(3)]
@@ -317,3 +345,9 @@ def test_a_hub_accepts_many_loopback_peers_at_once(tmp_path) -> None:
             rpc(spoke, "swarm/connect", arg=hub.swarm_multiaddr)
         assert wait_for(lambda: len(peers_of(hub)) == peers, timeout_s=15)
         assert sorted(peers_of(hub)) == sorted(s.peer_id for s in spokes)
+
+
+def test_a_fractional_timeout_is_taken(shared_ipfs_node: BundledIpfsNode) -> None:
+    # Kubo's durations may have fractions; AbortSignal.timeout wants whole milliseconds
+    assert rpc(shared_ipfs_node, "version", timeout="1.2345s")
+    assert rpc(shared_ipfs_node, "version", timeout="2.5ms")

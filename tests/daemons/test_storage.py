@@ -3,6 +3,7 @@ timeouts, pins across restarts, garbage collection, and error mapping."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -211,3 +212,71 @@ def test_bad_arguments_are_named() -> None:
         IpfsStorage("127.0.0.1:5001")
     with pytest.raises(ValueError, match="chunk_size"):
         IpfsStorage("http://127.0.0.1:5001", chunk_size=0)
+
+
+async def test_a_stalled_cat_is_asked_again_within_the_same_deadline(
+    shared_ipfs_node: BundledIpfsNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A want can hang in the node while the block is already in its store (a race in Helia's
+    # bitswap): a `cat` that gets no byte for stall_retry_s asks again. A proxy in front of
+    # the real node swallows the first `cat` and passes the rest through.
+    import aiohttp
+    from aiohttp import web
+
+    data = os.urandom(300_000)
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        if request.path.endswith("/cat") and seen.count(request.path) == 1:
+            await asyncio.sleep(60)  # the stalled want: no header, no byte
+        url = f"{shared_ipfs_node.api_url}{request.path_qs}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(url, data=await request.read(), headers=request.headers) as up,
+        ):
+            reply = web.StreamResponse(status=up.status, headers=up.headers)
+            await reply.prepare(request)
+            async for chunk in up.content.iter_chunked(1 << 16):
+                await reply.write(chunk)
+            await reply.write_eof()
+            return reply
+
+    async with serve_app(handle) as proxy_url:
+        async with IpfsStorage(shared_ipfs_node.api_url) as direct:
+            stored = await direct.put(data)
+        async with IpfsStorage(proxy_url, stall_retry_s=0.5) as storage:
+            started = time.monotonic()
+            got = await storage.get(stored.cid, stored.digest, len(data), timeout_s=10)
+            elapsed = time.monotonic() - started
+    assert got == data and 0.5 <= elapsed < 5.0
+    assert seen.count("/api/v0/cat") == 2
+    assert "no data from" in caplog.text and "asking again (attempt 2" in caplog.text
+
+
+async def test_asking_again_keeps_the_deadline(shared_ipfs_node: BundledIpfsNode) -> None:
+    absent = os.urandom(1000)
+    cid = str(rpc_add_only_hash(shared_ipfs_node, absent))
+    async with IpfsStorage(shared_ipfs_node.api_url, stall_retry_s=0.3) as storage:
+        started = time.monotonic()
+        with pytest.raises(IpfsTimeout):
+            await storage.get(cid, hashlib.sha256(absent).digest(), 10_000, timeout_s=1.5)
+    assert 1.0 <= time.monotonic() - started < 4.0
+
+
+@asynccontextmanager
+async def serve_app(handler: Any) -> AsyncIterator[str]:
+    """An aiohttp server on a free loopback port with one catch-all POST route."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

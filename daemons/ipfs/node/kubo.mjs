@@ -70,7 +70,8 @@ export function parseDuration (raw) {
   if (parts.length === 0 || parts.map(p => p[0]).join('') !== raw) {
     throw badArg(`invalid duration "${raw}" for option "timeout": use e.g. 500ms, 10s, 1m`)
   }
-  return parts.reduce((total, p) => total + Number.parseFloat(p[1]) * UNIT_MS[p[2]], 0)
+  // whole milliseconds, rounded up: AbortSignal.timeout refuses a fraction ("1.2345s")
+  return Math.ceil(parts.reduce((total, p) => total + Number.parseFloat(p[1]) * UNIT_MS[p[2]], 0))
 }
 
 /** The single `arg` a command needs, with an /ipfs/ prefix stripped. */

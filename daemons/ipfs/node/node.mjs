@@ -138,13 +138,29 @@ async function startHelia (repo, swarmListen, swarmKey = null) {
   return helia
 }
 
-function requestSignal (req, res, params) {
-  const controller = new AbortController()
-  // A client that hangs up (or times out) cancels the work, e.g. a bitswap want.
-  res.on('close', () => controller.abort(new Error('client closed the request')))
+// How long the work of a request goes on after its client hung up (below).
+const CLOSE_GRACE_MS = 30_000
+
+// Two signals per request: `client` ends when the client hangs up (stop writing to it);
+// `work` (fetches, pins) ends at the request's `timeout`, or CLOSE_GRACE_MS after the client
+// hung up. Not at once: Helia's bitswap never tells a peer that a want was cancelled, and a
+// peer that sent a block remembers it sent it and ignores the same want again, so a block
+// still on the way when its want was cancelled was dropped here and a later fetch of it from
+// that peer hung until its timeout (a daemon killed mid-fetch and restarted, or a client that
+// gave up, left its blob unfetchable; tests/daemons/test_ipfs_node.py). Going on, the block
+// lands in the blockstore, and a new request for it in the meantime joins the same want.
+function requestSignals (req, res, params) {
+  const client = new AbortController()
+  const work = new AbortController()
+  res.on('close', () => {
+    client.abort(new Error('client closed the request'))
+    if (res.writableFinished) return // the reply went out whole: no work left, hold nothing
+    setTimeout(() => work.abort(new Error('client closed the request')), CLOSE_GRACE_MS).unref()
+  })
   const timeout = params.get('timeout')
-  if (timeout == null || timeout === '') return controller.signal
-  return AbortSignal.any([controller.signal, AbortSignal.timeout(parseDuration(timeout))])
+  if (timeout == null || timeout === '') return { client: client.signal, work: work.signal }
+  const deadline = AbortSignal.timeout(parseDuration(timeout))
+  return { client: client.signal, work: AbortSignal.any([work.signal, deadline]) }
 }
 
 function errorMessage (err, signal) {
@@ -169,8 +185,10 @@ function makeHandler (helia) {
     }
     let signal
     try {
-      signal = requestSignal(req, res, url.searchParams)
-      await command({ req, res, params: url.searchParams, signal, helia, fs, log })
+      const signals = requestSignals(req, res, url.searchParams)
+      signal = signals.work
+      const ctx = { req, res, params: url.searchParams, signal, clientSignal: signals.client }
+      await command({ ...ctx, helia, fs, log })
     } catch (err) {
       const status = err instanceof RpcError ? err.status : 500
       const message = errorMessage(err, signal)

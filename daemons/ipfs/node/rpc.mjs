@@ -114,7 +114,8 @@ async function cat (ctx) {
   })
   if (count > 0) {
     for await (const chunk of ctx.fs.cat(cid, { offset: start, length: count, signal: ctx.signal })) {
-      if (!ctx.res.write(chunk)) await once(ctx.res, 'drain', { signal: ctx.signal })
+      if (ctx.clientSignal.aborted) return // gone: the block it waited for is stored now
+      if (!ctx.res.write(chunk)) await once(ctx.res, 'drain', { signal: ctx.clientSignal })
     }
   }
   ctx.res.end()
