@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def run_net(n: int, args: argparse.Namespace, root: Path) -> dict:
     cmd += ["--rounds", str(args.rounds), "--model", args.model, "--epochs", str(args.epochs)]
     cmd += ["--samples-per-client", str(args.samples), "--test-samples", "2000"]
     cmd += ["--ewc-lambda", str(args.ewc_lambda), "--run-dir", str(run_dir)]
-    cmd += ["--clients-per-host", str(args.clients_per_host)]
+    cmd += ["--clients-per-host", str(args.clients_per_host), *shlex.split(args.up_args)]
     t0 = time.monotonic()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -145,6 +146,9 @@ def main() -> None:
         "(default 0: one client daemon and IPFS node per client)",
     )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per testnet run")
+    p.add_argument(
+        "--up-args", default="", help="more `testnet up` arguments, e.g. '--no-swarm-key'"
+    )
     p.add_argument("--keep", type=Path, help="keep the run dirs (logs, summary) under DIR")
     args = p.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
