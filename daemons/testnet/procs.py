@@ -59,6 +59,7 @@ class Child:
     proc: Proc | None = None
     launcher: Launcher | None = None
     restarts: int = 0
+    restart_times: list[float] = field(default_factory=list)  # time.monotonic() of each
     exit_codes: list[int] = field(default_factory=list)
 
     @property

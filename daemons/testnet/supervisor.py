@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 # they are used: `serve` starts the forkserver first, so its import of the daemons' code
 # (the first RoundOpened waits for it) does not wait for these.
 
-MAX_RESTARTS = 3
+MAX_RESTARTS = 3  # restarts of one daemon within RESTART_WINDOW_S, then the net gives up
+RESTART_WINDOW_S = 300.0  # as systemd's StartLimitIntervalSec: older crashes are forgiven
 NO_RESTART_CODES = (2, 3)  # config error, chain reset: as RestartPreventExitStatus in systemd
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
@@ -373,16 +374,20 @@ class Supervisor:
 
     def check(self) -> str | None:
         """Restart a daemon that failed (like systemd Restart=on-failure); say if one gave up."""
+        now = time.monotonic()
         for c in self.children:
             code = c.poll()
             if code is None or code == 0:
                 continue
-            if code in NO_RESTART_CODES or c.restarts >= MAX_RESTARTS:
+            recent = [t for t in c.restart_times if now - t < RESTART_WINDOW_S]
+            if code in NO_RESTART_CODES or len(recent) >= MAX_RESTARTS:
                 return (
-                    f"{c.name} exited with code {code} {c.restarts + 1} times; "
+                    f"{c.name} exited with code {code} {c.restarts + 1} times "
+                    f"({len(recent)} restarts in the last {RESTART_WINDOW_S:g} s); "
                     f"see {c.log_path}:\n{c.log_tail()}"
                 )
             c.restarts += 1
+            c.restart_times = [*recent, now]
             c.start()
             self._phase(self.net["phase"], restarts={x.name: x.restarts for x in self.children})
         return None

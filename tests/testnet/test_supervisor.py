@@ -43,6 +43,21 @@ def test_a_crashing_daemon_is_restarted_then_given_up_on(tmp_path: Path) -> None
     assert read_net_file(RunDir(tmp_path))["restarts"] == {"client-0": MAX_RESTARTS}
 
 
+def test_crashes_long_apart_are_forgiven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a long-running net: a daemon crashing now and then is restarted each time; only
+    # MAX_RESTARTS crashes within RESTART_WINDOW_S stop the net (systemd's start limit)
+    import daemons.testnet.supervisor as supervisor
+
+    monkeypatch.setattr(supervisor, "RESTART_WINDOW_S", 0.5)
+    sup = supervisor_with(tmp_path, "import sys, time; time.sleep(0.25); sys.exit(1)")
+    deadline = time.monotonic() + 20
+    while sup.children[0].restarts < MAX_RESTARTS + 3:  # more crashes than the budget
+        assert sup.check() is None, "gave up on crashes spread over time"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stop_children(sup.children)
+
+
 @pytest.mark.parametrize("code", [2, 3])
 def test_config_error_and_chain_reset_are_not_restarted(tmp_path: Path, code: int) -> None:
     sup = supervisor_with(tmp_path, f"import sys; sys.exit({code})")
