@@ -76,23 +76,19 @@ def compile_turn(
         )
         yield False
         return
-    try:
-        held = _acquire(fd, path, limit_s, poll_s)
-        if held and done.exists():
-            os.close(fd)  # compiled before: release at once, load from the cache
-            fd = -1
+    with contextlib.ExitStack() as release:
+        release.callback(os.close, fd)  # closing the file releases the flock
+        if not _acquire(fd, path, limit_s, poll_s):
+            yield False
+        elif done.exists():
+            release.close()  # compiled before: release at once, load from the cache
             yield True
-            return
-        if held:
+        else:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield False
-        if held:
+            yield False
             with contextlib.suppress(OSError):  # no marker: the next one compiles, no harm
                 done.touch()
-    finally:
-        if fd >= 0:
-            os.close(fd)  # releases the flock
 
 
 def _acquire(fd: int, path: Path, limit_s: float, poll_s: float) -> bool:
