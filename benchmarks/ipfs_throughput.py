@@ -7,7 +7,9 @@ median of --trials runs, ratios from this run, and `RESULT` lines.
 
 `--pnet`: the cost of a private network instead: a second pair shares a swarm key, and the
 cat across nodes is timed on both pairs, trials interleaved (so load drifts hit both alike);
-prints each median and the keyed/unkeyed throughput ratio.
+prints each median and the keyed/unkeyed throughput ratio. It also times the pnet cipher's
+two back-ends (daemons/ipfs/node/xsalsa20-stream: libsodium, and @noble/ciphers' JS
+fallback) in one Node.js process, 64 KiB updates as the connection sees them.
 
     .venv/bin/python benchmarks/ipfs_throughput.py [--trials 3] [--pnet]
 """
@@ -16,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from daemons.ipfs.bundled import BundledIpfsNode
+from daemons.ipfs.bundled import REPO_ROOT, BundledIpfsNode, find_node
 from daemons.ipfs.client import IpfsStorage
 from daemons.privacy.swarm_key import write_swarm_key
 
@@ -123,6 +127,47 @@ def report_pnet(results: dict[str, tuple[float, float]]) -> None:
         print(f"RESULT ipfs_pnet_throughput_ratio_{name} {keyed / plain:.2f} keyed/unkeyed")
 
 
+# MB/s of each back-end: 64 MiB in 64 KiB updates, best of 5 (the first runs warm the JIT)
+CIPHER_SPEED_SCRIPT = """
+import { streams } from 'xsalsa20'
+const chunk = new Uint8Array(64 * 1024), out = new Uint8Array(chunk.length)
+const speeds = {}
+for (const [name, Stream] of Object.entries(streams)) {
+  const x = new Stream(new Uint8Array(24).fill(1), new Uint8Array(32).fill(2))
+  let best = Infinity
+  for (let trial = 0; trial < 5; trial++) {
+    const t0 = performance.now()
+    for (let i = 0; i < 1024; i++) x.update(chunk, out)
+    best = Math.min(best, performance.now() - t0)
+  }
+  speeds[name] = 64 * 1.048576 / (best / 1000)
+}
+process.stdout.write(JSON.stringify(speeds))
+"""
+
+
+def cipher_speeds() -> dict[str, float]:
+    """MB/s of the pnet cipher's back-ends, measured in one Node.js process."""
+    done = subprocess.run(
+        [find_node(), "--input-type=module", "-e", CIPHER_SPEED_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        check=True,
+    )
+    return {name: float(v) for name, v in json.loads(done.stdout).items()}
+
+
+def report_cipher(speeds: dict[str, float]) -> None:
+    for name, speed in speeds.items():
+        print(f"pnet cipher {name:>9}: {speed:8.0f} MB/s")
+        print(f"RESULT pnet_cipher_{name} {speed:.0f} MB/s")
+    if "libsodium" in speeds:
+        ratio = speeds["libsodium"] / speeds["noble"]
+        print(f"RESULT pnet_cipher_libsodium_vs_noble {ratio:.2f} ratio")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3)
@@ -140,6 +185,7 @@ def main() -> None:
                 BundledIpfsNode(root / "kb", swarm_key=key) as kb,
             ):
                 asyncio.run(_connect_and_measure_pnet((a, b), (ka, kb), args.trials))
+            report_cipher(cipher_speeds())
 
 
 async def _connect_and_measure_pnet(

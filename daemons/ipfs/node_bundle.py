@@ -28,8 +28,9 @@ ESBUILD = REPO_ROOT / "node_modules" / ".bin" / "esbuild"
 NPM_TREE = REPO_ROOT / "node_modules" / ".package-lock.json"
 BUILD_TIMEOUT_S = 120.0
 # Loaded from node_modules at run time, not bundled: ssdp reads its own package.json through a
-# relative require, node-datachannel loads a native addon by package name.
-EXTERNAL = ("@achingbrain/ssdp", "node-datachannel", "@node-datachannel/*")
+# relative require, node-datachannel and sodium-native (the private network's cipher) load a
+# native addon by package name.
+EXTERNAL = ("@achingbrain/ssdp", "node-datachannel", "@node-datachannel/*", "sodium-native")
 # CommonJS dependencies call require() for Node built-ins; an ES module has no require.
 BANNER = (
     "import { createRequire as __fedchainCreateRequire } from 'node:module'; "

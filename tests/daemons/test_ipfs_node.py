@@ -232,12 +232,34 @@ async def test_a_restarted_node_redials_its_peer(tmp_path) -> None:
     with BundledIpfsNode(tmp_path / "a") as a:
         with BundledIpfsNode(tmp_path / "b") as b:
             rpc(b, "swarm/connect", arg=a.swarm_multiaddr)
+        remembered = json.loads((tmp_path / "b" / "peering.json").read_text())
+        assert remembered == {"peers": [a.swarm_multiaddr]}
         with BundledIpfsNode(tmp_path / "b") as b:  # same repo, new swarm port
             assert wait_for(lambda: peers_of(b) == [a.peer_id], timeout_s=15)
             data = os.urandom(300_000)
             async with IpfsStorage(a.api_url) as sa, IpfsStorage(b.api_url) as sb:
                 stored = await sa.put(data)
                 assert await sb.get(stored.cid, stored.digest, len(data), timeout_s=15) == data
+
+
+async def test_peer_records_stay_in_memory_and_a_bad_peering_file_is_skipped(tmp_path) -> None:
+    """libp2p rewrites a peer's record on every stream; bitswap opens one per message. On disk
+    that was a file created per message (ext4 inode allocation): they live in memory."""
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "peering.json").write_text('{"peers": ["nonsense"]}')
+    with BundledIpfsNode(tmp_path / "a") as a, BundledIpfsNode(tmp_path / "b") as b:
+        a_addr = a.swarm_multiaddr
+        rpc(b, "swarm/connect", arg=a_addr)
+        async with IpfsStorage(a.api_url) as sa, IpfsStorage(b.api_url) as sb:
+            for _ in range(5):
+                stored = await sa.put(os.urandom(300_000))
+                assert await sb.get(stored.cid, stored.digest, stored.size, timeout_s=15)
+        log = (tmp_path / "b" / "node.log").read_text()
+    assert "skipping a remembered peer" in log and "nonsense: not a multiaddr" in log
+    for node in ("a", "b"):
+        assert not list((tmp_path / node / "datastore").glob("peers/*")), node
+    remembered = json.loads((tmp_path / "b" / "peering.json").read_text())
+    assert remembered == {"peers": [a_addr]}  # the bad entry is not kept
 
 
 def test_a_second_node_on_the_same_repo_is_refused(shared_ipfs_node: BundledIpfsNode) -> None:

@@ -1,13 +1,15 @@
-"""The private network's cipher (daemons/ipfs/node/xsalsa20-stream, @noble/ciphers' XSalsa20
-behind xsalsa20's streaming API, installed over xsalsa20 1.2.0 by package.json "overrides").
+"""The private network's cipher (daemons/ipfs/node/xsalsa20-stream: libsodium's XSalsa20 through
+sodium-native, or @noble/ciphers' where the addon cannot load, behind xsalsa20's streaming API,
+installed over xsalsa20 1.2.0 by package.json "overrides").
 
-Its own node tests compare it with the original package's output; here it is also checked
-against libsodium's XSalsa20 (through PyNaCl), the construction Kubo's pnet uses, so a keyed
-Helia node and a keyed Kubo node produce the same bytes on the wire.
+Its own node tests compare both back-ends with the original package's output and with each
+other; here each is also checked against libsodium's XSalsa20 through PyNaCl (the construction
+Kubo's pnet uses), so a keyed Helia node and a keyed Kubo node produce the same bytes on the wire.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -37,7 +39,8 @@ def test_the_package_passes_its_node_tests() -> None:
         timeout=150,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert "# fail 0" in out.stdout and "# pass 5" in out.stdout
+    # five tests per back-end (libsodium and noble) and two across them
+    assert "# fail 0" in out.stdout and "# pass 12" in out.stdout
 
 
 def test_pnet_resolves_xsalsa20_to_the_local_package() -> None:
@@ -58,8 +61,24 @@ def test_pnet_resolves_xsalsa20_to_the_local_package() -> None:
     assert Path(out.stdout).resolve() == (PACKAGE / "index.js").resolve()
 
 
+def test_the_node_uses_libsodium_unless_told_otherwise() -> None:
+    script = "import { backend } from 'xsalsa20'; process.stdout.write(backend)"
+    for env, expected in (({}, "libsodium"), ({"FEDCHAIN_XSALSA20": "noble"}, "noble")):
+        out = subprocess.run(
+            [find_node(), "--input-type=module", "-e", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == expected
+
+
+@pytest.mark.parametrize("backend", ["libsodium", "noble"])
 @pytest.mark.parametrize("sizes", [[1, 63, 64, 65, 3, 1000, 2], [4096], [7] * 150 + [333]])
-def test_key_stream_equals_libsodiums_xsalsa20(sizes: list[int]) -> None:
+def test_key_stream_equals_libsodiums_xsalsa20(backend: str, sizes: list[int]) -> None:
     key, nonce = bytes(range(32)), bytes(range(100, 124))
     total = sum(sizes)
     cuts = ",".join(["32", *map(str, sizes)])
@@ -69,6 +88,7 @@ def test_key_stream_equals_libsodiums_xsalsa20(sizes: list[int]) -> None:
         text=True,
         timeout=60,
         cwd=REPO_ROOT,
+        env={**os.environ, "FEDCHAIN_XSALSA20": "" if backend == "libsodium" else backend},
     )
     assert out.returncode == 0, out.stderr
     stream = bytes.fromhex(out.stdout)

@@ -12,11 +12,14 @@ import { unixfs } from '@helia/unixfs'
 import { identify } from '@libp2p/identify'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
+import { MemoryDatastore, MountDatastore } from 'datastore-core'
 import { FsDatastore } from 'datastore-fs'
 import { createHelia } from 'helia'
+import { Key } from 'interface-datastore'
+import { backendNote as pnetCipher } from 'xsalsa20'
 import { IndexedFsBlockstore } from './blockstore.mjs'
 import { RpcError, parseDuration, sendError } from './kubo.mjs'
-import { parsePeers, startPeering } from './peering.mjs'
+import { Peering, parsePeers } from './peering.mjs'
 import { COMMANDS } from './rpc.mjs'
 
 const API_PREFIX = '/api/v0/'
@@ -106,6 +109,21 @@ async function loadSwarmKey (repo, file) {
   return psk == null ? null : { psk, path }
 }
 
+/**
+ * libp2p's datastore: `datastore`, except peer records, which stay in memory (as Kubo's
+ * peerstore does). libp2p 3 rewrites a peer's record on every stream opened or accepted
+ * (peer-store 12's merge always puts), and bitswap opens a stream per message: on disk that
+ * was a file created and renamed per message (two thirds of a hub node's file creations;
+ * ext4 inode allocation was ~15% of its CPU). After a restart, peers come back from --peer
+ * and peering.json (peering.mjs), not from libp2p's records.
+ */
+function peersInMemory (datastore) {
+  return new MountDatastore([
+    { prefix: new Key('/peers'), datastore: new MemoryDatastore() },
+    { prefix: new Key('/'), datastore }
+  ])
+}
+
 async function startHelia (repo, swarmListen, swarmKey = null) {
   const blockstore = new IndexedFsBlockstore(join(repo, 'blocks'))
   const datastore = new FsDatastore(join(repo, 'datastore'))
@@ -117,6 +135,7 @@ async function startHelia (repo, swarmListen, swarmKey = null) {
     // Only TCP on --swarm-host (loopback by default) and the --peer nodes: no bootstrap,
     // DHT, mDNS, relays, or public HTTP gateways.
     libp2p: {
+      datastore: peersInMemory(datastore),
       addresses: { listen: [swarmListen] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
@@ -168,7 +187,7 @@ function errorMessage (err, signal) {
   return err?.message ?? String(err)
 }
 
-function makeHandler (helia) {
+function makeHandler (helia, peering) {
   const fs = unixfs(helia)
   return async (req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1')
@@ -188,7 +207,7 @@ function makeHandler (helia) {
       const signals = requestSignals(req, res, url.searchParams)
       signal = signals.work
       const ctx = { req, res, params: url.searchParams, signal, clientSignal: signals.client }
-      await command({ ...ctx, helia, fs, log })
+      await command({ ...ctx, helia, fs, log, peering })
     } catch (err) {
       const status = err instanceof RpcError ? err.status : 500
       const message = errorMessage(err, signal)
@@ -234,8 +253,9 @@ async function main () {
   const lock = await lockRepo(options.repo)
   const swarmKey = await loadSwarmKey(options.repo, options['swarm-key'])
   const helia = await startHelia(options.repo, options.swarmListen, swarmKey)
-  const stopPeering = startPeering(helia.libp2p, options.peers, log)
-  const server = createServer(makeHandler(helia))
+  const peering = new Peering(helia.libp2p, join(options.repo, 'peering.json'), log)
+  await peering.start(options.peers)
+  const server = createServer(makeHandler(helia, peering))
   server.requestTimeout = 0
   // Outlive clients' idle keep-alive (aiohttp: 15 s) so a reused connection is never
   // closed under a request that is just being written.
@@ -250,7 +270,7 @@ async function main () {
     setTimeout(() => process.exit(1), 5000).unref()
     server.close()
     server.closeAllConnections()
-    stopPeering()
+    peering.stop()
     await helia.stop()
     await rm(lock, { force: true })
     process.exit(0)
@@ -263,7 +283,7 @@ async function main () {
   const privateNetwork = swarmKey != null
   await writeReady(options['ready-file'], { api: `http://127.0.0.1:${apiPort}`, peer_id: peerId, swarm, pid: process.pid, private_network: privateNetwork })
   log(`ready: api http://127.0.0.1:${apiPort} peer ${peerId} swarm ${swarm.join(' ')}`)
-  log(privateNetwork ? `private network: swarm key ${swarmKey.path}` : 'public network: no swarm key')
+  log(privateNetwork ? `private network: swarm key ${swarmKey.path}, cipher ${pnetCipher}` : 'public network: no swarm key')
 }
 
 main().catch((err) => {

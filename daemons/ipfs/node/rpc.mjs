@@ -2,7 +2,6 @@
 // Bodies and errors follow Kubo's formats so `aioipfs` works against this node unmodified.
 
 import { once } from 'node:events'
-import { multiaddr } from '@multiformats/multiaddr'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
@@ -10,6 +9,7 @@ import { CID } from 'multiformats/cid'
 import { base64 } from 'multiformats/bases/base64'
 import { RpcError, badArg, boolArg, cidArg, intArg, sendJson, startStream } from './kubo.mjs'
 import { boundaryOf, parts } from './multipart.mjs'
+import { parsePeer } from './peering.mjs'
 import { pinAdd, pinCid, pinLs, pinRm } from './pins.mjs'
 
 export const AGENT_VERSION = 'fedchain-helia/0.1.0/'
@@ -162,23 +162,22 @@ async function swarmConnect (ctx) {
   if (addrs.length === 0) throw badArg('argument "address" is required')
   const lines = []
   for (const raw of addrs) {
-    let addr
+    let target
     try {
-      addr = multiaddr(raw)
+      target = parsePeer(raw, 'multiaddr')
     } catch (err) {
-      throw badArg(`invalid multiaddr "${raw}": ${err.message}`)
+      throw badArg(err.message)
     }
-    const peer = /\/p2p\/([^/]+)$/.exec(raw)?.[1]
-    if (peer == null) throw badArg(`multiaddr "${raw}" has no /p2p/<peer id> part`)
     try {
-      const conn = await ctx.helia.libp2p.dial(addr, { signal: ctx.signal })
-      // Like Kubo's Peering.Peers: libp2p redials "keep-alive" peers when the connection
-      // drops and after a restart (the peer store lives in the repo's datastore).
+      const conn = await ctx.helia.libp2p.dial(target.addr, { signal: ctx.signal })
+      // tagged keep-alive: libp2p's connection manager never prunes it
       await ctx.helia.libp2p.peerStore.merge(conn.remotePeer, { tags: { [KEEP_ALIVE_TAG]: { value: 1 } } })
     } catch (err) {
-      throw new RpcError(`connect ${peer} failure: ${err.message}`)
+      throw new RpcError(`connect ${target.peer} failure: ${err.message}`)
     }
-    lines.push(`connect ${peer} success`)
+    // Like Kubo's Peering.Peers: redialed when the connection drops and after a restart
+    await ctx.peering.remember(target)
+    lines.push(`connect ${target.peer} success`)
   }
   sendJson(ctx.res, { Strings: lines })
 }
