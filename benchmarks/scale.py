@@ -2,7 +2,8 @@
 
 For each N (default 10 and 100) this runs `fedchain testnet up --clients N --clients-per-host
 P` (anvil automine; org, and ceil(N/P) `fedchain client-host` processes, each with its own
-bundled IPFS node, training its clients in one vmapped call per round) and reads the run's
+bundled IPFS node, training its clients one after another on a CPU, vmapped on an
+accelerator: `[host] training = "auto"`) and reads the run's
 summary.json. Per round after the first (start-up and compilation): wall = RoundOpened seen
 -> RoundClosed seen; train = the slowest update's `train_s` (a host's whole batch);
 overhead = wall - train. Memory: the peak RSS (VmHWM) of the host processes, sampled from
@@ -12,7 +13,7 @@ as one daemon each (the baseline; RESULT names `..._nsoloN`).
 Gas: all of a round's transactions (openRound, N x submitUpdate, closeRound).
 
     .venv/bin/python benchmarks/scale.py [--clients 10,100] [--clients-per-host 50]
-        [--rounds 3] [--epochs 1] [--samples 300] [--keep DIR]
+        [--host-training auto] [--rounds 3] [--epochs 1] [--samples 300] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def run_net(n: int, args: argparse.Namespace, root: Path) -> tuple[dict, dict[st
     cmd += ["--model", args.model, "--epochs", str(args.epochs), "--ewc-lambda", "0"]
     cmd += ["--samples-per-client", str(args.samples), "--test-samples", "2000"]
     cmd += ["--round-duration", str(args.round_duration), "--run-dir", str(run_dir)]
+    cmd += ["--host-training", args.host_training]
     peaks: dict[str, float] = {}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
         deadline = time.monotonic() + args.timeout
@@ -91,6 +93,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", default="10,100", help="comma-separated client counts")
     p.add_argument("--clients-per-host", type=int, default=50)
+    p.add_argument("--host-training", default="auto", help="auto | loop | vmap (`[host] training`)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--model", default="2nn")
     p.add_argument("--epochs", type=int, default=1)

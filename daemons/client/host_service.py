@@ -4,7 +4,8 @@ Each client is the client daemon's own `ClientRounds` over its own key and `TxSe
 (nonces), its own `StateStore` (cursor, handled events, outbox, update state) and blob cache
 in its own state dir, and its own data. Shared: one web3 connection, one event tailer (the
 host's cursor in `<host state_dir>/host.sqlite`), one IPFS client, one JAX runtime, and the
-training of a round (`BatchTrainer`: one vmapped call where the clients' shapes agree).
+training of a round (`BatchTrainer`: one after another on a CPU, one vmapped call where
+the clients' shapes agree on an accelerator; `[host] training`).
 
 Crash safety: the tailer hands a `RoundOpened` to every client whose own store has not
 recorded it as handled; each client records it (with its own cursor) when its handler is
@@ -118,7 +119,7 @@ async def _main(host: HostConfig, node: Node, clients: list[HostedClient]) -> No
     await check_chain(node)
     await asyncio.gather(*(check_chain(c.node) for c in clients))  # each state dir's chain
     binding = FederatedRounds(node.w3, cfg.chain.contract)
-    trainer = BatchTrainer(host.gather_s)
+    trainer = BatchTrainer(host.gather_s, host.training)
     bases = SharedBases()
     async with open_storage(node) as ipfs:
         storage = SharedStorage(ipfs)

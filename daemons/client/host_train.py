@@ -3,9 +3,18 @@
 The host hands a `RoundOpened` to all its clients at once (`BatchTrainer.begin`); each client
 checks, fetches and then asks to train (`BatchTrainer.train`, in place of its worker thread).
 When every client of the dispatch has either asked or finished without training, the batch
-runs in one worker thread: `models.training_many.train_all` vmaps the clients whose shapes
-agree and trains the rest one by one. A client that has not asked `gather_s` after the first
-did is left to a later batch (logged), so one slow fetch cannot hold the others back forever.
+runs in one worker thread, in one of two ways (`[host] training`, "auto" by default):
+
+- "loop" (auto on a CPU): one client after another, each trained by `local_train` exactly as
+  a single client daemon trains it (the same compiled epoch, the same bits), and each update
+  handed back as soon as it is encoded, so the first clients put and submit, and the org
+  fetches, while the others still train;
+- "vmap" (auto on an accelerator): `models.training_many.train_all` vmaps the clients whose
+  shapes agree and trains the rest one by one. On XLA:CPU the batched matmuls made this
+  1.3-1.7x slower than the loop (`benchmarks/host_training.py`).
+
+A client that has not asked `gather_s` after the first did is left to a later batch (logged),
+so one slow fetch cannot hold the others back forever.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import jax
 
 from daemons.client.job import encode_update, prepare_training, privatized
 from daemons.runtime.service import log_event
+from models.training import TrainMetrics, local_train
 from models.training_many import train_all
 
 log = logging.getLogger("fedchain.client.host")
@@ -27,17 +37,30 @@ Call = tuple[Any, ...]  # `train_update`'s positional arguments
 DEFAULT_GATHER_S = 60.0
 
 
+def resolve_mode(mode: str) -> str:
+    """ "loop" or "vmap" for a `[host] training` value ("auto": loop on a CPU)."""
+    if mode == "auto":
+        return "loop" if jax.default_backend() == "cpu" else "vmap"
+    if mode not in ("loop", "vmap"):
+        raise ValueError(f"training mode must be auto, loop or vmap; got {mode!r}")
+    return mode
+
+
 def train_updates(
-    calls: Sequence[Call], done: Callable[[int, bytes | BaseException], None] | None = None
+    calls: Sequence[Call],
+    done: Callable[[int, bytes | BaseException], None] | None = None,
+    mode: str = "auto",
 ) -> list[bytes | BaseException]:
     """The update blob of each call (`train_update`'s arguments), or the error it raised.
 
     `done(i, result)` is called as soon as call `i`'s result is known, so the first clients
-    can put and submit while the others' updates are still being encoded.
+    can put and submit while the others' updates are still being trained or encoded.
 
-    Calls of one task (the same `Task` object: built-in tasks are cached) train in one
-    `train_all`; each client's privatization, Fisher and encoding then run as `train_update`
-    runs them. `train_s` in each blob is the whole batch's training time.
+    Calls of one task (the same `Task` object: built-in tasks are cached) train together
+    (`mode`, see the module docstring); each client's privatization, Fisher and encoding then
+    run as `train_update` runs them. `train_s` in each blob is the host's training time of
+    the batch up to that client's ("vmap": the whole call's, the same for every client;
+    "loop": the sum of the clients trained so far), so the largest is the batch's.
     """
     out: list[bytes | BaseException] = [RuntimeError("not trained")] * len(calls)
 
@@ -45,6 +68,16 @@ def train_updates(
         out[i] = result
         if done is not None:
             done(i, result)
+
+    def finish(i: int, trained: Any, metrics: TrainMetrics, train_s: float) -> None:
+        try:
+            blob = encode_update(
+                preps[i], calls[i][1], privatized(preps[i], trained), metrics, train_s
+            )
+        except Exception as exc:
+            settle(i, exc)
+        else:
+            settle(i, blob)
 
     preps: dict[int, Any] = {}
     by_model: dict[int, list[int]] = {}
@@ -55,8 +88,24 @@ def train_updates(
             settle(i, exc)
             continue
         by_model.setdefault(id(preps[i].model), []).append(i)
+    vmapped = resolve_mode(mode) == "vmap"
     for members in by_model.values():
         model = preps[members[0]].model
+        if not vmapped:
+            spent = 0.0
+            for i in members:
+                job, started = preps[i].job, time.perf_counter()
+                try:
+                    trained, metrics = local_train(
+                        model, job.params, job.data, job.config, job.penalty
+                    )
+                    trained = jax.block_until_ready(trained)
+                except Exception as exc:
+                    settle(i, exc)
+                    continue
+                spent += time.perf_counter() - started
+                finish(i, trained, metrics, spent)
+            continue
         started = time.perf_counter()
         try:
             results = train_all(model, [preps[i].job for i in members])
@@ -67,22 +116,16 @@ def train_updates(
             continue
         train_s = time.perf_counter() - started
         for i, (trained, metrics) in zip(members, results, strict=True):
-            try:
-                blob = encode_update(
-                    preps[i], calls[i][1], privatized(preps[i], trained), metrics, train_s
-                )
-            except Exception as exc:
-                settle(i, exc)
-            else:
-                settle(i, blob)
+            finish(i, trained, metrics, train_s)
     return out
 
 
 class BatchTrainer:
     """Gathers the `train` calls of one dispatch to `expected` clients; trains them at once."""
 
-    def __init__(self, gather_s: float = DEFAULT_GATHER_S) -> None:
+    def __init__(self, gather_s: float = DEFAULT_GATHER_S, mode: str = "auto") -> None:
         self.gather_s = gather_s
+        self.mode = resolve_mode(mode)  # "loop" or "vmap"
         self.batches = 0  # how many batches ran (tests, metrics)
         self.last_batch_size = 0
         self._expected = 0
@@ -139,14 +182,16 @@ class BatchTrainer:
     async def _run(self, batch: list[tuple[Call, asyncio.Future[bytes]]]) -> None:
         self.batches += 1
         self.last_batch_size = len(batch)
-        log_event(log, logging.INFO, "training a batch of clients", clients=len(batch))
+        log_event(
+            log, logging.INFO, "training a batch of clients", clients=len(batch), mode=self.mode
+        )
         loop = asyncio.get_running_loop()
 
         def done(i: int, result: bytes | BaseException) -> None:  # from the worker thread
             loop.call_soon_threadsafe(_settle, batch[i][1], result)
 
         try:
-            await asyncio.to_thread(train_updates, [call for call, _ in batch], done)
+            await asyncio.to_thread(train_updates, [call for call, _ in batch], done, self.mode)
         except Exception as exc:  # a bug outside any one client's work: each of them fails
             for _, future in batch:
                 _settle(future, exc)

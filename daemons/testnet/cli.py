@@ -72,6 +72,12 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
         default=d.clients_per_host,
         help="clients per `fedchain client-host` process (0: auto, one daemon each up to 16)",
     )
+    add(
+        "--host-training",
+        default=d.host_training,
+        help="how a host trains its clients: loop (one by one, as a lone client), vmap, or "
+        "auto (loop on a CPU, vmap on an accelerator)",
+    )
     add("--rounds", type=int, default=d.rounds, help="rounds to run")
     tasks = " | ".join(registry.TASKS)
     add("--task", default=d.task, help=f"{tasks} or package.module:attr")
@@ -152,6 +158,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             run_dir=a.run_dir,
             clients=a.clients,
             clients_per_host=a.clients_per_host,
+            host_training=a.host_training,
             rounds=a.rounds,
             task=a.task,
             model=a.model,

@@ -26,12 +26,15 @@ def client_key_env(index: int) -> str:
     return f"{KEY_ENV}_{index}"
 
 
-def host_config(client_configs: Sequence[Path], state_dir: Path, health_port: int) -> str:
-    """A host's TOML: its clients' config files, its state dir and health endpoint."""
+def host_config(
+    client_configs: Sequence[Path], state_dir: Path, health_port: int, training: str = "auto"
+) -> str:
+    """A host's TOML: its clients' config files, its state dir, health endpoint and training."""
     table: dict[str, object] = {
         "clients": [str(p) for p in client_configs],
         "state_dir": str(state_dir),
         "health_port": health_port,
         "log_format": "human",
+        "training": training,
     }
     return render_toml({"host": table})

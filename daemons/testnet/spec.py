@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemons.client.host_config import TRAINING_MODES
 from daemons.errors import ConfigError, FedchainError
 from models import registry
 
@@ -36,6 +37,7 @@ class NetSpec:
     clients_per_host: int = (
         0  # 0: auto (one daemon each up to 16 clients); daemons/testnet/hosts.py
     )
+    host_training: str = "auto"  # the hosts' `[host] training`: auto | loop | vmap
     rounds: int = 5
     task: str = registry.DEFAULT_TASK
     model: str = ""  # "" = the task's default model (fashion_mnist: 2nn)
@@ -109,6 +111,8 @@ def validate(spec: NetSpec) -> NetSpec:
     allowed = "at most 64 clients with one daemon each; pass --clients-per-host for more"
     _check(not solo or spec.clients <= 64, "--clients", spec.clients, allowed)
     _check(1 <= spec.rounds <= 10_000, "--rounds", spec.rounds, "an integer >= 1")
+    modes = " | ".join(TRAINING_MODES)
+    _check(spec.host_training in TRAINING_MODES, "--host-training", spec.host_training, modes)
     spec = _resolve_names(spec)
     _check(spec.partition in PARTITIONS, "--partition", spec.partition, " | ".join(PARTITIONS))
     _check(spec.penalty in PENALTIES, "--penalty", spec.penalty, " | ".join(PENALTIES))

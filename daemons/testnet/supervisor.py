@@ -342,7 +342,9 @@ class Supervisor:
                 if self.member_keys:  # each hosted client's own X25519 key
                     env[enc_env] = bytes(self.member_keys[i]).hex()
             cfg = self.run.configs / f"{name}.toml"
-            cfg.write_text(host_config(configs, self.run.state / name, ports[name]))
+            cfg.write_text(
+                host_config(configs, self.run.state / name, ports[name], self.spec.host_training)
+            )
             argv = daemon_argv("client-host", cfg)
             log = self.run.logs / f"{name}.log"
             started.append(Child(name, argv, env, log, launcher=self._launcher))

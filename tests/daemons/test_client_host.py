@@ -30,9 +30,9 @@ def _client(tmp: Path, i: int, contract: str = ADDR, key_env: str = "") -> Path:
     return path
 
 
-def _host(tmp: Path, clients: list[Path], extra: str = "") -> Path:
+def _host(tmp: Path, clients: list[Path], extra: str = "", training: str = "auto") -> Path:
     path = tmp / "host.toml"
-    path.write_text(host_config(clients, Path("host-state"), 0) + extra)
+    path.write_text(host_config(clients, Path("host-state"), 0, training) + extra)
     return path
 
 
@@ -41,6 +41,17 @@ def test_host_config_loads_every_client(tmp_path: Path) -> None:
     assert [c.identity.private_key_env for c in host.clients] == ["KEY_0", "KEY_1", "KEY_2"]
     assert host.state_dir == str(tmp_path / "host-state")
     assert host.gather_s == 60.0
+    assert host.training == "auto"
+    assert host_train.resolve_mode("auto") == "loop"  # these tests run on a CPU
+    host = load_host_config(_host(tmp_path, [_client(tmp_path, 0)], training="vmap"))
+    assert host.training == "vmap"
+
+
+def test_host_config_refuses_an_unknown_training_mode(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"host\.training must be one of auto, vmap, loop"):
+        load_host_config(_host(tmp_path, [_client(tmp_path, 0)], training="batch"))
+    with pytest.raises(ValueError, match="auto, loop or vmap"):
+        BatchTrainer(mode="batch")
 
 
 @pytest.mark.parametrize(
@@ -70,7 +81,9 @@ def test_host_config_refuses_a_shared_state_dir_and_unknown_keys(tmp_path: Path)
         load_host_config(tmp_path / "empty.toml")
 
 
-def _fake_train(calls, done=None):  # stands in for the JAX training: one blob per call, named
+def _fake_train(
+    calls, done=None, mode="loop"
+):  # stands in for the JAX training: one blob per call, named
     out = [f"blob-{call[0]}".encode() for call in calls]
     for i, blob in enumerate(out):
         done(i, blob)
@@ -103,7 +116,7 @@ async def test_batch_goes_without_a_late_client_after_gather_s(monkeypatch, capl
 
 
 async def test_a_failed_client_fails_only_itself(monkeypatch) -> None:
-    def train(calls, done):
+    def train(calls, done, mode):
         out = [ValueError("bad") if c[0] == "x" else b"ok" for c in calls]
         for i, result in enumerate(out):
             done(i, result)
@@ -193,3 +206,37 @@ def test_hosted_members_each_get_their_own_model_key_variable(tmp_path: Path) ->
     env = children[0].env
     assert [env[n] for n in names] == [bytes(k).hex() for k in sup.member_keys[:2]]
     assert "FEDCHAIN_ENCRYPTION_KEY_2" in children[1].env and "FEDCHAIN_ENCRYPTION_KEY" not in env
+
+
+def test_loop_mode_hands_each_update_back_before_the_next_client_trains(monkeypatch) -> None:
+    """On a CPU the host trains one client after another; each update goes out (put, submit,
+    the org's fetch) while the next trains, and train_s adds up to the batch's training."""
+    import time
+    from types import SimpleNamespace
+
+    events: list[str] = []
+
+    def prepare(base, config, data, client, previous, task):
+        job = SimpleNamespace(params=client, data=data, config=None, penalty=None)
+        return SimpleNamespace(model="one model", job=job)
+
+    def local_train(model, params, data, config, penalty):
+        events.append(f"train {params}")
+        time.sleep(0.02)
+        return params, "metrics"
+
+    monkeypatch.setattr(host_train, "prepare_training", prepare)
+    monkeypatch.setattr(host_train, "local_train", local_train)
+    monkeypatch.setattr(host_train, "privatized", lambda prep, trained: trained)
+    spent: dict[str, float] = {}
+
+    def encode(prep, cid, trained, metrics, train_s):
+        spent[trained] = train_s
+        return f"blob-{trained}".encode()
+
+    monkeypatch.setattr(host_train, "encode_update", encode)
+    calls = [("base", "cid", "config", "data", name, None, None) for name in "abc"]
+    out = host_train.train_updates(calls, lambda i, r: events.append(f"done {i}"), "loop")
+    assert out == [b"blob-a", b"blob-b", b"blob-c"]
+    assert events == ["train a", "done 0", "train b", "done 1", "train c", "done 2"]
+    assert 0.02 <= spent["a"] < spent["b"] < spent["c"] < 0.5
