@@ -13,8 +13,9 @@ training = "auto"                            # "vmap", "loop", or "auto" (loop o
 `training`: how the clients of a batch train (`daemons.client.host_train`). "vmap": one
 vmapped call per epoch for the clients whose shapes agree; "loop": one after another, each
 exactly as a single client daemon trains (bit for bit), each update published as soon as it
-is ready; "auto": "loop" on a CPU (XLA:CPU's batched matmuls made vmapped training 1.3-1.7x
-slower than the loop: `benchmarks/host_training.py`), "vmap" on an accelerator.
+is ready; "auto": "loop" on a CPU (XLA:CPU's batched matmuls made vmapped training 1.2-1.8x
+slower than the loop for the CNN and 16 2NN clients: `benchmarks/host_training.py`), "vmap"
+on an accelerator.
 
 Every client config keeps its own key (`[identity]`: give each client its own
 `private_key_env` or keystore), data and `[service] state_dir`; they must agree on the chain

@@ -11,7 +11,7 @@ runs in one worker thread, in one of two ways (`[host] training`, "auto" by defa
   fetches, while the others still train;
 - "vmap" (auto on an accelerator): `models.training_many.train_all` vmaps the clients whose
   shapes agree and trains the rest one by one. On XLA:CPU the batched matmuls made this
-  1.3-1.7x slower than the loop (`benchmarks/host_training.py`).
+  1.2-1.8x slower than the loop (CNN; 2NN with 16 clients; `benchmarks/host_training.py`).
 
 A client that has not asked `gather_s` after the first did is left to a later batch (logged),
 so one slow fetch cannot hold the others back forever.
@@ -27,6 +27,7 @@ from typing import Any
 
 import jax
 
+from daemons.client.host_config import TRAINING_MODES
 from daemons.client.job import encode_update, prepare_training, privatized
 from daemons.runtime.service import log_event
 from models.training import TrainMetrics, local_train
@@ -41,7 +42,7 @@ def resolve_mode(mode: str) -> str:
     """ "loop" or "vmap" for a `[host] training` value ("auto": loop on a CPU)."""
     if mode == "auto":
         return "loop" if jax.default_backend() == "cpu" else "vmap"
-    if mode not in ("loop", "vmap"):
+    if mode not in TRAINING_MODES:
         raise ValueError(f"training mode must be auto, loop or vmap; got {mode!r}")
     return mode
 

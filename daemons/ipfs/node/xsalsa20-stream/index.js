@@ -4,8 +4,8 @@
 //
 // Two back-ends, the same bytes (test.mjs checks both against xsalsa20 1.2.0's output):
 // - libsodium's XSalsa20 stream (sodium-native's crypto_stream_xor_init/update/final, the
-//   construction Kubo's pnet uses), ~8x faster here (2.7 vs 0.35 GB/s, benchmarks/ipfs_throughput.py --pnet): on a busy node
-//   the JS cipher was a sixth of the node's CPU;
+//   construction Kubo's pnet uses), ~8x faster here (2.7 vs 0.35 GB/s,
+//   benchmarks/ipfs_throughput.py --pnet): on a busy node the JS cipher was a sixth of its CPU;
 // - @noble/ciphers' XSalsa20 (audited, pure JS) where sodium-native's addon cannot load (no
 //   prebuilt binary for the platform): this module then tracks the stream position itself:
 //   whole 64-byte blocks go to noble with the block counter, and a block cut by an update's
