@@ -93,7 +93,10 @@ def run_forked(
     argv: list[str], env: dict[str, str], log_path: str, cwd: str, cpus: Sequence[int] | None
 ) -> None:
     """In the fork: become the daemon process `argv` describes, then exit with its code."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the forkserver ignores it (forkserver_signals)
+    # the forkserver ignores and blocks it (forkserver_signals): a SIGTERM sent since the fork
+    # is pending and ends this process here, before it becomes a daemon
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     os.setsid()  # its own session, as `Child.start` gives a subprocess
     if cpus is not None:  # before JAX's runtime starts: it sizes its thread pool from this
         os.sched_setaffinity(0, cpus)

@@ -7,8 +7,15 @@ supervisor's order, and the fork's exit code, which only the forkserver can read
 (multiprocessing reports 255, which the supervisor would take for a crash). Ignoring it, the
 forkserver stays until the supervisor stops it or exits (it ends with its parent). Each fork
 restores the default before it becomes a daemon (`forkserver.run_forked`).
+
+It also blocks SIGTERM, and each fork inherits the mask: a SIGTERM sent to a fork before it
+has restored the default (the supervisor stopping the net while that client is starting)
+stays pending instead of being ignored, and ends the fork when `run_forked` unblocks it.
+Ignored instead, it was lost: the fork ran on as a daemon nobody had stopped, saw the chain
+go away and exited 1.
 """
 
 import signal
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})

@@ -114,9 +114,17 @@ class Child:
 
 
 def signal_group(proc: Proc, sig: int) -> None:
-    """Send `sig` to the child's whole process group (it leads its own session)."""
+    """Send `sig` to the child's whole process group (it leads its own session).
+
+    A fork of the forkserver leads its group only once it has called `setsid`; before that
+    the signal goes to its pid alone (it stays pending there: forkserver_signals.py).
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            if proc.poll() is None:
+                os.kill(proc.pid, sig)
 
 
 def stop_children(children: Iterable[Child], timeout_s: float = 10.0) -> dict[str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -79,6 +81,39 @@ def test_anvil_dies_with_its_parent() -> None:
     while not _gone(anvil_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(anvil_pid), "anvil outlived the process that started it"
+
+
+def test_a_sigterm_to_its_parents_group_leaves_anvil_to_its_parent() -> None:
+    # a testnet's supervisor gets SIGTERM through its group and stops its daemons first; the
+    # chain must still answer them until the supervisor stops it, last
+    code = (
+        "import signal, sys, time; from daemons.testnet.nodes.anvil import Anvil; "
+        "signal.signal(signal.SIGTERM, lambda *_: None); a = Anvil().start(); "
+        "print(a._proc.pid, a.rpc_url, flush=True); sys.stdin.readline(); a.stop()"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert parent.stdout is not None and parent.stdin is not None
+        pid, url = parent.stdout.readline().split()
+        os.killpg(parent.pid, signal.SIGTERM)
+        time.sleep(1.0)
+        assert not _gone(int(pid)), "anvil ended with its parent's group, before its parent"
+        assert os.getpgid(int(pid)) == int(pid)  # it leads its own
+        parent.stdin.write("\n")
+        parent.stdin.flush()
+        assert parent.wait(timeout=20) == 0
+        assert _gone(int(pid))
+        assert url.startswith("http://127.0.0.1:")
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def test_a_busy_port_is_a_clear_error() -> None:

@@ -60,3 +60,21 @@ def test_sigterm_to_the_forkservers_group_leaves_it_serving(tmp_path: Path, fork
     child.start()
     assert child.proc is not None
     assert child.proc.wait(timeout=120) == 0  # 255 if the forkserver had died
+
+
+def test_a_sigterm_sent_while_the_fork_starts_is_not_lost(tmp_path: Path, forks: object) -> None:
+    # the supervisor may stop the net while it is still forking a client; the fork inherits the
+    # forkserver's ignored SIGTERM, and before `setsid` it leads no group: the signal must still
+    # end it (-15), not leave it running on as a daemon (here: exit 2 on its bad config)
+    import signal
+
+    from daemons.testnet.procs import signal_group
+
+    cfg = tmp_path / "client.toml"
+    cfg.write_text("[data]\npath = 'nowhere.npz'\n[bogus]\n")
+    child = _child(tmp_path, forks, daemon_argv("client", cfg), dict(os.environ))
+    child.start()
+    assert child.proc is not None
+    signal_group(child.proc, signal.SIGTERM)
+    assert child.proc.wait(timeout=120) == -signal.SIGTERM
+    assert "unknown section" not in child.log_path.read_text()

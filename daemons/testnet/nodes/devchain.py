@@ -137,6 +137,9 @@ class DevChain(ChildProcess):
             self.command(),
             log_file,
             stdin=subprocess.DEVNULL,
+            # its own session: a SIGTERM to its parent's group (stopping a testnet's
+            # supervisor) must not end the chain before the daemons that use it
+            start_new_session=True,
             preexec_fn=die_with_parent(signal.SIGKILL),
         )
 
