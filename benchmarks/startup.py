@@ -103,6 +103,7 @@ def one_run(run_dir: Path, clients: int, rounds: int, cold: bool, checkout: Path
         raise SystemExit(f"testnet up failed (exit {proc.returncode}):\n{out[-3000:]}")
     net = json.loads((run_dir / "testnet.json").read_text())
     phases = {k: round(v - t0, 2) for k, v in net.get("phase_times", {}).items()}
+    phases |= {k: round(v - t0, 2) for k, v in net.get("startup_times", {}).items()}
     starts = {}
     for log in sorted((run_dir / "logs").glob("*.log")):
         stamp = first_line_time(log, " starting address=")

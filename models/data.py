@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from models.types import ModelsError
+from models.errors import ModelsError  # JAX-free: the testnet's data split loads no JAX
 
 DEFAULT_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
@@ -31,6 +32,9 @@ _IDX_DTYPES: dict[int, str] = {
     0x0D: ">f4",
     0x0E: ">f8",
 }
+
+
+_UINT8_SCALED = np.arange(256, dtype=np.float32) / np.float32(255.0)
 
 
 class DataError(ModelsError, ValueError):
@@ -70,9 +74,10 @@ def make_dataset(images: np.ndarray, labels: np.ndarray) -> Dataset:
 
     ``(N, H, W)`` images gain a channel axis; ``(N, H, W, C)`` ones keep theirs.
     """
-    x = np.asarray(images, dtype=np.float32)
-    if images.dtype == np.uint8:
-        x = x / np.float32(255.0)
+    # uint8: one pass through a 256-entry table, the same floats as x / 255 in float32
+    # (0.2 instead of 1.2 s for Fashion-MNIST's 60,000 images)
+    uint8 = images.dtype == np.uint8
+    x = _UINT8_SCALED[images] if uint8 else np.asarray(images, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]
     return Dataset(x, np.asarray(labels, dtype=np.int32))
@@ -233,3 +238,40 @@ def class_split(ds: Dataset, classes: Sequence[int]) -> Dataset:
     """Only the samples whose label is in ``classes`` (split-class continual-learning task)."""
     wanted = np.asarray(sorted(set(int(c) for c in classes)), dtype=ds.y.dtype)
     return ds.subset(np.flatnonzero(np.isin(ds.y, wanted)))
+
+
+def split_on_labels(
+    y: np.ndarray, num_clients: int, partition: str, seed: int, options: Mapping[str, Any]
+) -> list[np.ndarray]:
+    """The default split: iid, label shards (McMahan 2017) or Dirichlet on labels (Hsu 2019)."""
+    if partition == "iid":
+        return partition_iid(y, num_clients, seed)
+    if np.asarray(y).ndim != 1 or not np.issubdtype(np.asarray(y).dtype, np.integer):
+        raise DataError(
+            f"partition {partition!r} needs integer class labels y of shape (N,); this task's "
+            f"labels are {np.asarray(y).dtype} {np.shape(y)[1:]} per example: use iid"
+        )
+    if partition == "shards":
+        return partition_shards(y, num_clients, seed, int(options.get("shards", 2)))
+    if partition == "dirichlet":
+        alpha = float(options.get("alpha", 0.5))
+        return partition_dirichlet(y, num_clients, seed, alpha=alpha)
+    raise DataError(f"unknown partition {partition!r}; use iid | shards | dirichlet")
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The data side of a built-in task, without its networks (and so without JAX).
+
+    What splitting the task's data set into files needs (daemons/testnet/partition.py); the
+    task's `Task` has the same fields, so either can be split.
+    """
+
+    name: str
+    source: Callable[[str | None], tuple[Dataset, Dataset]]
+    save_data: Callable[[str | os.PathLike[str], Dataset], None]
+    num_classes: int
+    classification: bool = True
+    split: Callable[[np.ndarray, int, str, int, Mapping[str, Any]], list[np.ndarray]] = (
+        split_on_labels
+    )

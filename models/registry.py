@@ -18,6 +18,8 @@ TASK_MODELS: dict[str, tuple[str, ...]] = {
     "permuted_fashion_mnist": ("logreg",),
 }
 TASKS: tuple[str, ...] = tuple(TASK_MODELS)
+# Built-in tasks whose data side (a `models.data.TaskData` called DATA) loads without JAX.
+TASK_DATA_MODULES: dict[str, str] = {"fashion_mnist": "models.tasks.fashion_mnist_data"}
 DEFAULT_TASK = "fashion_mnist"
 # Fashion-MNIST's networks, in the order the CLI has always listed them.
 MODELS: tuple[str, ...] = ("logreg", "2nn", "cnn")

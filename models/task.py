@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from models import data as datalib
-from models.data import DataError, Dataset
+from models.data import DataError, Dataset, split_on_labels
 from models.networks import Model, TappedApply
 from models.types import Params, PRNGKey
 
@@ -57,25 +57,6 @@ def regression_metrics(outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Regression default: root mean squared error (headline) and mean absolute error."""
     diff = outputs.reshape(len(y), -1).astype(np.float64) - y.reshape(len(y), -1)
     return {"rmse": float(np.sqrt(np.mean(diff**2))), "mae": float(np.mean(np.abs(diff)))}
-
-
-def split_on_labels(
-    y: np.ndarray, num_clients: int, partition: str, seed: int, options: Mapping[str, Any]
-) -> list[np.ndarray]:
-    """The default split: iid, label shards (McMahan 2017) or Dirichlet on labels (Hsu 2019)."""
-    if partition == "iid":
-        return datalib.partition_iid(y, num_clients, seed)
-    if np.asarray(y).ndim != 1 or not np.issubdtype(np.asarray(y).dtype, np.integer):
-        raise DataError(
-            f"partition {partition!r} needs integer class labels y of shape (N,); this task's "
-            f"labels are {np.asarray(y).dtype} {np.shape(y)[1:]} per example: use iid"
-        )
-    if partition == "shards":
-        return datalib.partition_shards(y, num_clients, seed, int(options.get("shards", 2)))
-    if partition == "dirichlet":
-        alpha = float(options.get("alpha", 0.5))
-        return datalib.partition_dirichlet(y, num_clients, seed, alpha=alpha)
-    raise DataError(f"unknown partition {partition!r}; use iid | shards | dirichlet")
 
 
 @dataclass(frozen=True)

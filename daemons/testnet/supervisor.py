@@ -16,10 +16,11 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemons.testnet import datacache
 from daemons.testnet.configgen import (
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 # they are used: `serve` starts the forkserver first, so its import of the daemons' code
 # (the first RoundOpened waits for it) does not wait for these.
 
+T = TypeVar("T")
 MAX_RESTARTS = 3  # restarts of one daemon within RESTART_WINDOW_S, then the net gives up
 RESTART_WINDOW_S = 300.0  # as systemd's StartLimitIntervalSec: older crashes are forgiven
 NO_RESTART_CODES = (2, 3)  # config error, chain reset: as RestartPreventExitStatus in systemd
@@ -128,6 +130,10 @@ class Supervisor:
         self.net["pids"] = {c.name: c.pid for c in self.children}
         write_net_file(self.run, self.net)
 
+    def _mark(self, step: str) -> None:
+        """When a start-up step ended (`startup_times` in testnet.json; benchmarks/startup.py)."""
+        self.net.setdefault("startup_times", {})[step] = time.time()
+
     def start(self) -> None:
         """Chain; then IPFS nodes, contract and data side by side; the org as soon as its
         node, the contract and the data are there; the clients once their nodes are up."""
@@ -151,19 +157,24 @@ class Supervisor:
         with ThreadPoolExecutor(max_workers=len(nodes) + 1) as pool:
             # the org's node first: on 2 cores, five Node.js start-ups at once (~2 CPU-s
             # each) would hold up the one that round 1 needs
-            started = [pool.submit(node.start) for node in nodes[:1]]
-            parted = pool.submit(self._split)
+            started = [pool.submit(self._timed, "org ipfs node", node.start) for node in nodes[:1]]
+            org_test: Future[Path] = Future()  # the org's file, written before the clients'
+            parted = pool.submit(self._timed, "data split", self._split, org_test)
             clients = self.net["clients"]
             address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, clients))
-            paths, test_path, sizes = parted.result()
+            self._mark("contract deployed")
+            test_path = org_test.result()
             if started:
                 started[0].result()  # the org's node: the org can open round 1 now
             started += [pool.submit(node.start) for node in nodes[1:]]
             ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
             org_api = nodes[0].api_url if nodes else str(self.spec.ipfs_api)
             self._launch_org(ep, org_api, test_path, ports["org"])
+            self._mark("org launched")
+            paths, _, sizes = parted.result()
             for f in started[1:]:
                 f.result()
+            self._mark("client ipfs nodes")
         apis = self._connect(nodes)
         self._phase(
             "daemons",
@@ -176,19 +187,37 @@ class Supervisor:
         self._launch_clients(ep, apis, paths, ports)
         self._phase("running")
 
-    def _split(self) -> tuple[tuple[Path, ...], Path, tuple[int, ...]]:
-        """The data split: from the run dir's cache if the same inputs made one before."""
+    def _timed(self, step: str, work: Callable[..., T], *args: Any) -> T:
+        result = work(*args)
+        self._mark(step)
+        return result
+
+    def _split(self, org_test: Future[Path]) -> tuple[tuple[Path, ...], Path, tuple[int, ...]]:
+        """The data split: from the run dir's cache if the same inputs made one before.
+
+        `org_test` gets the org's file as soon as it is written (or the split's error).
+        """
+        try:
+            return self._split_files(org_test)
+        except BaseException as exc:
+            if not org_test.done():
+                org_test.set_exception(exc)
+            raise
+
+    def _split_files(
+        self, org_test: Future[Path]
+    ) -> tuple[tuple[Path, ...], Path, tuple[int, ...]]:
         s, cache = self.spec, self.run.cache / "data"
         key = datacache.split_key(s.task, s.model, s.data_dir, self._plan())
         if datacache.cacheable(s.task):
             hit = datacache.cached_partitions(cache, key, self.run.data, s.clients)
             if hit is not None:
+                org_test.set_result(hit[1])
                 return hit
-        from daemons.testnet.partition import write_partitions
-        from models.tasks import get_task
+        from daemons.testnet.partition import task_data, write_partitions
 
-        task = get_task(s.task, s.model)
-        parts = write_partitions(self._plan(), s.data_dir, self.run.data, task)
+        task = task_data(s.task, s.model)  # a built-in task's data side loads no JAX
+        parts = write_partitions(self._plan(), s.data_dir, self.run.data, task, org_test.set_result)
         if datacache.cacheable(s.task):
             sizes = parts.client_sizes
             datacache.store_partitions(cache, key, parts.client_paths, parts.test_path, sizes)

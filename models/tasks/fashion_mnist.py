@@ -1,21 +1,18 @@
 """Fashion-MNIST (Xiao et al. 2017) with the networks of McMahan et al. 2017.
 
-Inputs are float32 ``(N, 28, 28, 1)`` in ``[0, 1]``; outputs are ``(N, 10)`` logits. The only
-place in fedchain that knows these numbers (tests/models/test_no_fashion_literals.py).
+Inputs are float32 ``(N, 28, 28, 1)`` in ``[0, 1]``; outputs are ``(N, 10)`` logits. With its data
+side (fashion_mnist_data.py, JAX-free) the only place in fedchain that knows these numbers
+(tests/models/test_no_fashion_literals.py).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 
 import jax
-import numpy as np
 
-from models import data as datalib
 from models import registry
-from models.data import DataError, Dataset
 from models.networks import (
     Model,
     conv_init,
@@ -28,10 +25,9 @@ from models.networks import (
     max_pool_2x2,
 )
 from models.task import InputSpec, Task
+from models.tasks.fashion_mnist_data import INPUT_SHAPE, NUM_CLASSES, load, save_uint8, source
 from models.types import ModelsError, Params, PRNGKey
 
-NUM_CLASSES = 10
-INPUT_SHAPE = (28, 28, 1)
 SPEC = InputSpec(INPUT_SHAPE, "float32", (), "int32")
 
 
@@ -93,30 +89,6 @@ def get_network(name: str) -> Model:
         raise ModelsError(
             f"unknown model {name!r}; choose one of {', '.join(registry.MODELS)}"
         ) from None
-
-
-def load(path: str) -> Dataset:
-    """A client's or the org's data: an ``.npz`` (x, y; uint8 pixels scaled) or an IDX dir."""
-    ds = datalib.load_dataset(path)
-    if ds.x.shape[1:] != INPUT_SHAPE and ds.x[0].size == 784:  # (N, 784) or (N, 28, 28)
-        ds = Dataset(ds.x.reshape(-1, *INPUT_SHAPE), ds.y)
-    return ds
-
-
-def source(path: str | None) -> tuple[Dataset, Dataset]:
-    """The whole (train, test) data set from the IDX directory ``path`` (default: Debian's)."""
-    return datalib.load_idx_dir(path or datalib.DEFAULT_FASHION_MNIST)
-
-
-def save_uint8(path: str | os.PathLike[str], ds: Dataset) -> None:
-    """Write ``x`` back as uint8 pixels: 4x smaller and lossless for IDX data.
-
-    ``load`` scales uint8 ``x`` to [0, 1] again, so clients see the same floats.
-    """
-    pixels = np.rint(ds.x * 255.0)
-    if not np.allclose(pixels / 255.0, ds.x, atol=1e-6):
-        raise DataError("dataset is not 8-bit; cannot store it as uint8 pixels")
-    np.savez(path, x=pixels.astype(np.uint8), y=ds.y.astype(np.int32))
 
 
 @functools.cache

@@ -22,6 +22,8 @@ HEAVY = ("jax", "web3", "matplotlib")
         ("daemons.testnet.run", ()),
         ("daemons.runtime.config", ()),
         ("daemons.testnet.supervisor", ()),  # web3 etc. only once the forkserver runs
+        ("daemons.testnet.partition", ()),
+        ("models.tasks.fashion_mnist_data", ()),
     ],
 )
 def test_module_imports_nothing_heavy(module: str, allowed: tuple[str, ...]) -> None:
@@ -29,3 +31,21 @@ def test_module_imports_nothing_heavy(module: str, allowed: tuple[str, ...]) -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = [m for m in ast.literal_eval(out.stdout) if m not in allowed]
     assert loaded == [], f"importing {module} loads {loaded}"
+
+
+def test_splitting_a_built_in_tasks_data_loads_no_jax(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # the testnet supervisor splits the data while the org waits for its file (issue #16)
+    code = (
+        "import sys; from pathlib import Path; "
+        "from daemons.testnet.partition import PartitionPlan, task_data, write_partitions; "
+        f"write_partitions(PartitionPlan('iid', 2, samples_per_client=50, test_samples=20), "
+        f"None, Path({str(tmp_path)!r}), task_data('fashion_mnist', '2nn')); "
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ast.literal_eval(out.stdout) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "client-0.npz",
+        "client-1.npz",
+        "org-test.npz",
+    ]

@@ -56,3 +56,29 @@ def test_written_files_load_back_bit_exact(tmp_path: Path) -> None:
     assert len(org) == 300
     assert res.client_sizes == (500, 500, 500)
     assert sum(res.label_counts[0]) == 500
+
+
+@pytest.mark.skipif(not DEFAULT_FASHION_MNIST.is_dir(), reason="needs dataset-fashion-mnist")
+def test_the_org_file_comes_first_and_both_task_sides_write_the_same(tmp_path: Path) -> None:
+    # the testnet starts the org on its file while the clients' files are still written
+    from daemons.testnet.partition import task_data
+    from models.tasks import get_task
+
+    plan = PartitionPlan("dirichlet", 3, seed=2, samples_per_client=400, test_samples=200)
+    seen: list[list[str]] = []
+    res = write_partitions(
+        plan,
+        None,
+        tmp_path / "data",
+        task_data("fashion_mnist", "2nn"),
+        lambda p: seen.append(sorted(f.name for f in p.parent.iterdir())),
+    )
+    assert seen == [["org-test.npz"]]
+    full = write_partitions(plan, None, tmp_path / "full", get_task("fashion_mnist", "2nn"))
+    ours, theirs = [*res.client_paths, res.test_path], [*full.client_paths, full.test_path]
+    for a, b in zip(ours, theirs, strict=True):
+        x, y = np.load(a), np.load(b)
+        assert x["x"].dtype == y["x"].dtype == np.uint8
+        np.testing.assert_array_equal(x["x"], y["x"])
+        np.testing.assert_array_equal(x["y"], y["y"])
+    assert res.label_counts == full.label_counts
