@@ -262,6 +262,39 @@ async def test_peer_records_stay_in_memory_and_a_bad_peering_file_is_skipped(tmp
     assert remembered == {"peers": [a_addr]}  # the bad entry is not kept
 
 
+def test_peering_add_ls_rm_as_kubo(tmp_path) -> None:
+    """`swarm/peering/add` keeps a peer that is not up yet; `rm` forgets it (Kubo's replies)."""
+    from daemons.testnet.nodes.anvil import free_port
+
+    port = free_port()
+    with BundledIpfsNode(tmp_path / "a", swarm_port=port) as a:
+        a_addr, a_id = a.swarm_multiaddr, a.peer_id
+    with BundledIpfsNode(tmp_path / "b") as b:
+        assert rpc(b, "swarm/peering/add", arg=a_addr) == {"ID": a_id, "Status": "success"}
+        listed = rpc(b, "swarm/peering/ls")
+        assert listed == {"Peers": [{"ID": a_id, "Addrs": [a_addr.rsplit("/p2p/", 1)[0]]}]}
+        with BundledIpfsNode(tmp_path / "a", swarm_port=port):  # up now: b dials it
+            assert wait_for(lambda: peers_of(b) == [a_id], timeout_s=20)
+            assert rpc(b, "swarm/peering/rm", arg=a_id) == {"ID": a_id, "Status": "success"}
+            assert rpc(b, "swarm/peering/ls") == {"Peers": []}
+        for bad, what in (("/ip4/1.2.3.4/tcp/1", "no /p2p/"), ("nonsense", "not a multiaddr")):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                rpc(b, "swarm/peering/add", arg=bad)
+            assert what in refused.value.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            rpc(b, "swarm/peering/rm", arg="not-a-peer-id!")
+        assert "not a peer id" in refused.value.read().decode()
+        log = (tmp_path / "b" / "node.log").read_text()
+    assert f"peering: no longer keeping {a_id}" in log
+    assert json.loads((tmp_path / "b" / "peering.json").read_text()) == {"peers": []}
+    with (
+        BundledIpfsNode(tmp_path / "a", swarm_port=port) as a2,
+        BundledIpfsNode(tmp_path / "b") as b,
+    ):
+        time.sleep(3)  # a forgotten peer is not dialed after a restart
+        assert peers_of(b) == [] and a2.peer_id == a_id
+
+
 def test_a_second_node_on_the_same_repo_is_refused(shared_ipfs_node: BundledIpfsNode) -> None:
     with pytest.raises(IpfsNodeError, match="in use by process"):
         BundledIpfsNode(shared_ipfs_node.repo_dir).start()

@@ -89,7 +89,8 @@ export class Peering {
   keep (target) {
     if (this.stopped || this.kept.has(target.peer)) return
     this.kept.set(target.peer, target)
-    keepPeer(this.libp2p, target, this.log, () => this.stopped)
+    // its loop ends when the node stops or the peer is `forget`-ten (or kept anew)
+    keepPeer(this.libp2p, target, this.log, () => this.stopped || this.kept.get(target.peer) !== target)
   }
 
   /** Keeps `target` and remembers it across restarts (its latest address). */
@@ -97,6 +98,27 @@ export class Peering {
     this.keep(target)
     if (this.remembered.get(target.peer) === target.raw) return
     this.remembered.set(target.peer, target.raw)
+    await this.#writeFile()
+  }
+
+  /**
+   * Stops keeping `peer` (an id) connected and forgets it (Kubo's `swarm peering rm`): its
+   * redial loop ends and it leaves peering.json. A `--peer` one is kept again after a
+   * restart, as Kubo's `Peering.Peers` from the config are. The connection stays open.
+   */
+  async forget (peer) {
+    const known = this.kept.delete(peer)
+    if (this.remembered.delete(peer)) await this.#writeFile()
+    if (known) this.log(`peering: no longer keeping ${peer}`)
+    return known
+  }
+
+  /** The peers kept connected, as Kubo's `swarm peering ls` lists them. */
+  list () {
+    return [...this.kept.values()].map((t) => ({ ID: t.peer, Addrs: [t.addr.decapsulateCode(421).toString()] }))
+  }
+
+  async #writeFile () {
     const tmp = `${this.file}.${process.pid}.tmp`
     await writeFile(tmp, JSON.stringify({ peers: [...this.remembered.values()] }, null, 1) + '\n')
     await rename(tmp, this.file) // whole or not at all

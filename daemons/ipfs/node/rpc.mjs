@@ -6,7 +6,9 @@ import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
+import { base58btc } from 'multiformats/bases/base58'
 import { base64 } from 'multiformats/bases/base64'
+import * as Digest from 'multiformats/hashes/digest'
 import { RpcError, badArg, boolArg, cidArg, intArg, sendJson, startStream } from './kubo.mjs'
 import { boundaryOf, parts } from './multipart.mjs'
 import { parsePeer } from './peering.mjs'
@@ -182,6 +184,64 @@ async function swarmConnect (ctx) {
   sendJson(ctx.res, { Strings: lines })
 }
 
+const LIBP2P_KEY_CODEC = 0x72
+
+/** A peer id as Kubo prints it: a base58btc multihash, or a CIDv1 with the libp2p-key codec. */
+function isPeerId (id) {
+  try {
+    if (id.startsWith('1') || id.startsWith('Q')) return Digest.decode(base58btc.baseDecode(id)) != null
+    return CID.parse(id).code === LIBP2P_KEY_CODEC
+  } catch {
+    return false
+  }
+}
+
+function peerArgs (ctx, what) {
+  const raws = ctx.params.getAll('arg')
+  if (raws.length === 0) throw badArg(`argument "${what}" is required`)
+  return raws
+}
+
+/** Kubo's `swarm peering add`: keep these peers connected (dialed now and whenever the
+ * connection is gone), across restarts; unlike `swarm/connect`, the peer need not be up. */
+async function swarmPeeringAdd (ctx) {
+  const targets = peerArgs(ctx, 'address').map((raw) => {
+    try {
+      return parsePeer(raw, 'multiaddr')
+    } catch (err) {
+      throw badArg(err.message)
+    }
+  })
+  const write = startStream(ctx.res)
+  for (const target of targets) {
+    await ctx.peering.remember(target)
+    write({ ID: target.peer, Status: 'success' })
+  }
+  ctx.res.end()
+}
+
+function swarmPeeringLs (ctx) {
+  sendJson(ctx.res, { Peers: ctx.peering.list() })
+}
+
+/** Kubo's `swarm peering rm`: stop keeping these peers (ids) connected; the open connection
+ * stays, but libp2p's connection manager may now close it (its keep-alive tag goes). */
+async function swarmPeeringRm (ctx) {
+  const ids = peerArgs(ctx, 'ID')
+  for (const id of ids) {
+    if (!isPeerId(id)) throw badArg(`${id}: not a peer id (base58btc 12D3Koo…/Qm… or a libp2p-key CID)`)
+  }
+  const write = startStream(ctx.res)
+  for (const id of ids) {
+    await ctx.peering.forget(id)
+    for (const p of await ctx.helia.libp2p.peerStore.all()) {
+      if (p.id.toString() === id) await ctx.helia.libp2p.peerStore.merge(p.id, { tags: { [KEEP_ALIVE_TAG]: undefined } })
+    }
+    write({ ID: id, Status: 'success' })
+  }
+  ctx.res.end()
+}
+
 function swarmPeers (ctx) {
   const peers = ctx.helia.libp2p.getConnections().map(c => ({
     Addr: c.remoteAddr.decapsulateCode(421).toString(),
@@ -231,6 +291,9 @@ export const COMMANDS = {
   version,
   'swarm/connect': swarmConnect,
   'swarm/peers': swarmPeers,
+  'swarm/peering/add': swarmPeeringAdd,
+  'swarm/peering/ls': swarmPeeringLs,
+  'swarm/peering/rm': swarmPeeringRm,
   'block/stat': blockStat,
   'repo/gc': repoGc
 }
