@@ -102,6 +102,12 @@ async def test_kubo_shaped_replies_through_aioipfs(shared_ipfs_node: BundledIpfs
         assert "Version" in await client.core.version()
         with pytest.raises(aioipfs.NotPinnedError):
             await client.pin.rm("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+        peer = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+        peer_id = peer.rsplit("/", 1)[1]
+        assert await client.swarm.peering.add(peer) == {"ID": peer_id, "Status": "success"}
+        listed = await client.swarm.peering.ls()
+        assert {"ID": peer_id, "Addrs": ["/ip4/127.0.0.1/tcp/9"]} in listed["Peers"]
+        assert await client.swarm.peering.rm(peer_id) == {"ID": peer_id, "Status": "success"}
 
 
 def raw_post(node: BundledIpfsNode, path: str) -> tuple[int, dict[str, str], bytes]:
