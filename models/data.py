@@ -240,6 +240,10 @@ def class_split(ds: Dataset, classes: Sequence[int]) -> Dataset:
     return ds.subset(np.flatnonzero(np.isin(ds.y, wanted)))
 
 
+Split = Callable[[np.ndarray, int, str, int, Mapping[str, Any]], list[np.ndarray]]
+"""``(y, num_clients, partition, seed, options) -> index array per client``."""
+
+
 def split_on_labels(
     y: np.ndarray, num_clients: int, partition: str, seed: int, options: Mapping[str, Any]
 ) -> list[np.ndarray]:
@@ -272,6 +276,4 @@ class TaskData:
     save_data: Callable[[str | os.PathLike[str], Dataset], None]
     num_classes: int
     classification: bool = True
-    split: Callable[[np.ndarray, int, str, int, Mapping[str, Any]], list[np.ndarray]] = (
-        split_on_labels
-    )
+    split: Split = split_on_labels

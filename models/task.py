@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from models import data as datalib
-from models.data import DataError, Dataset, split_on_labels
+from models.data import DataError, Dataset, Split, split_on_labels
 from models.networks import Model, TappedApply
 from models.types import Params, PRNGKey
 
@@ -28,8 +28,6 @@ PerExample = Callable[[jax.Array, jax.Array], jax.Array]
 """``(outputs, y) -> (N,)``: one value per example of a batch."""
 Metrics = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 """``(outputs, y) -> {name: value}`` over a whole evaluation set (host numpy arrays)."""
-Split = Callable[[np.ndarray, int, str, int, Mapping[str, Any]], list[np.ndarray]]
-"""``(y, num_clients, partition, seed, options) -> index array per client``."""
 
 
 def softmax_cross_entropy(outputs: jax.Array, y: jax.Array) -> jax.Array:

@@ -37,11 +37,18 @@ def test_a_forked_command_logs_and_exits_with_its_code(tmp_path: Path, forks: ob
     assert "starting t" in text and "fedchain " in text  # the header, then argparse's output
 
 
-def test_a_forked_daemon_with_a_bad_config_exits_2(tmp_path: Path, forks: object) -> None:
+def _bad_config_client(tmp_path: Path, forks: object) -> Child:
+    """A forked client daemon, started, whose config has an unknown section (exit 2)."""
     cfg = tmp_path / "client.toml"
     cfg.write_text("[data]\npath = 'nowhere.npz'\n[bogus]\n")
     child = _child(tmp_path, forks, daemon_argv("client", cfg), dict(os.environ))
     child.start()
+    assert child.proc is not None
+    return child
+
+
+def test_a_forked_daemon_with_a_bad_config_exits_2(tmp_path: Path, forks: object) -> None:
+    child = _bad_config_client(tmp_path, forks)
     assert child.proc is not None
     assert child.proc.wait(timeout=120) == 2
     assert "unknown section [bogus]" in child.log_path.read_text()
@@ -70,10 +77,7 @@ def test_a_sigterm_sent_while_the_fork_starts_is_not_lost(tmp_path: Path, forks:
 
     from daemons.testnet.procs import signal_group
 
-    cfg = tmp_path / "client.toml"
-    cfg.write_text("[data]\npath = 'nowhere.npz'\n[bogus]\n")
-    child = _child(tmp_path, forks, daemon_argv("client", cfg), dict(os.environ))
-    child.start()
+    child = _bad_config_client(tmp_path, forks)
     assert child.proc is not None
     signal_group(child.proc, signal.SIGTERM)
     assert child.proc.wait(timeout=120) == -signal.SIGTERM

@@ -159,17 +159,20 @@ function version (ctx) {
   })
 }
 
+/** An `arg` multiaddr with its /p2p/ id, or Kubo's "bad argument" error naming what is wrong. */
+function peerTarget (raw) {
+  try {
+    return parsePeer(raw, 'multiaddr')
+  } catch (err) {
+    throw badArg(err.message)
+  }
+}
+
 async function swarmConnect (ctx) {
-  const addrs = ctx.params.getAll('arg')
-  if (addrs.length === 0) throw badArg('argument "address" is required')
+  const addrs = peerArgs(ctx, 'address')
   const lines = []
   for (const raw of addrs) {
-    let target
-    try {
-      target = parsePeer(raw, 'multiaddr')
-    } catch (err) {
-      throw badArg(err.message)
-    }
+    const target = peerTarget(raw)
     try {
       const conn = await ctx.helia.libp2p.dial(target.addr, { signal: ctx.signal })
       // tagged keep-alive: libp2p's connection manager never prunes it
@@ -205,13 +208,7 @@ function peerArgs (ctx, what) {
 /** Kubo's `swarm peering add`: keep these peers connected (dialed now and whenever the
  * connection is gone), across restarts; unlike `swarm/connect`, the peer need not be up. */
 async function swarmPeeringAdd (ctx) {
-  const targets = peerArgs(ctx, 'address').map((raw) => {
-    try {
-      return parsePeer(raw, 'multiaddr')
-    } catch (err) {
-      throw badArg(err.message)
-    }
-  })
+  const targets = peerArgs(ctx, 'address').map(peerTarget)
   const write = startStream(ctx.res)
   for (const target of targets) {
     await ctx.peering.remember(target)
