@@ -29,7 +29,7 @@ from contracts.binding import FederatedRounds
 from daemons.chain.backoff import node_call
 from daemons.chain.deadtx import DEAD_GRACE_BLOCKS, DEAD_GRACE_S, DeadTxGrace, TxState
 from daemons.chain.fees import raised_fees, worth_repricing
-from daemons.chain.identity import provider_url
+from daemons.chain.identity import check_identity, provider_url
 from daemons.chain.store import (
     OUTBOX_DEAD,
     OUTBOX_DONE,
@@ -166,12 +166,16 @@ class TxSender:
 
         The receipt is asked for right after the broadcast (an automining node has mined the
         transaction by then), then polled with a short wait doubling up to `poll_interval_s`.
+        A receipt late by `rebroadcast_s` (and each as long) makes it check that the node is
+        still the chain the state dir was built on: a chain reset under the daemon (a nonce
+        gap on the new chain, so never mined) raises `ChainResetError` at once instead of
+        waiting `receipt_timeout_s` with the daemon deaf to the reset.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.receipt_timeout_s
         next_broadcast, wait, next_warning = started, FIRST_POLL_S, started + SLOW_RECEIPT_S
-        next_bump = loop.time() + self.bump_after_s
+        next_bump, next_identity_check = started + self.bump_after_s, started + self.rebroadcast_s
         while True:
             if self.bump_after_s > 0 and loop.time() >= next_bump:
                 why = f"not mined after {self.bump_after_s:g} s"
@@ -189,6 +193,9 @@ class TxSender:
                 raise TxDropped(dead)
             if loop.time() >= deadline:
                 break
+            if loop.time() >= next_identity_check:  # a reset chain never mines it: say so
+                await check_identity(self.w3, self.store, self.binding.address)
+                next_identity_check = loop.time() + self.rebroadcast_s
             if loop.time() >= next_warning:
                 log.warning(
                     "outbox: %s (tx %s, nonce %d) not mined after %.0f s; still waiting "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
@@ -16,6 +17,7 @@ from contracts.binding import FederatedRounds
 from contracts.errors import ContractPaused, NotOrg
 from contracts.events import RoundOpened, decode_log
 from daemons.chain.fees import BLIND_BUMPS, raised_fees, worth_repricing
+from daemons.chain.identity import check_identity
 from daemons.chain.sender import TxDropped, TxSender
 from daemons.chain.store import (
     OUTBOX_DEAD,
@@ -24,6 +26,8 @@ from daemons.chain.store import (
     OutboxEntry,
     StateStore,
 )
+from daemons.errors import ChainResetError
+from daemons.testnet.nodes.anvil import Anvil
 from tests.daemons.chain_helpers import digest, open_round
 from tests.fixtures.anvil import ALL_NODES, Deployed
 from tests.fixtures.rpc_proxy import RpcProxy
@@ -469,3 +473,31 @@ async def test_a_transaction_signed_below_the_base_fee_is_re_priced(
     assert receipt["status"] == 1 and settled is not None and settled.status == OUTBOX_DONE
     assert superseded == [stored.tx_hash] and settled.tx_hash != stored.tx_hash
     assert len(await round_opened_events(deployed)) == 1
+
+
+async def test_a_chain_reset_under_a_pending_transaction_raises_at_once(tmp_path: Path) -> None:
+    """Signed on one chain, sent after a reset: the new chain never mines it (its nonce is
+    past the fresh account's), so waiting the receipt timeout would leave the daemon deaf to
+    the reset for minutes; the late receipt makes the sender check the chain instead."""
+    path = tmp_path / "s.db"
+    with Anvil(log_path=tmp_path / "anvil-1.log") as first:
+        w3 = AsyncWeb3(AsyncHTTPProvider(first.rpc_url))
+        org = Account.from_key(first.dev_private_keys[0])
+        contract = await FederatedRounds.deploy(w3, org)  # nonce 0: the next send gets 1
+        d = Deployed(first, w3, contract, org, (), org)
+        args = await open_round_args(d)
+        with StateStore(path) as store:
+            await check_identity(w3, store, contract.address)
+            entry = await TxSender(contract, org, store).prepare("openRound:1", "openRound", *args)
+        assert entry.nonce == 1
+    try:
+        with Anvil(port=first.port, log_path=tmp_path / "anvil-2.log"), StateStore(path) as store:
+            sender = TxSender(contract, org, store, rebroadcast_s=0.5)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(ChainResetError, match="chain was reset"):
+                await asyncio.wait_for(sender.send("openRound:1", "openRound", *args), 30)
+            waited = asyncio.get_running_loop().time() - started
+            assert waited < 5, f"the reset was noticed only after {waited:.1f} s"
+            assert store.outbox_get("openRound:1") == entry  # kept: nothing is lost
+    finally:
+        await w3.provider.disconnect()
