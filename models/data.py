@@ -69,15 +69,20 @@ class Dataset:
         return Dataset(self.x[indices], self.y[indices])
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray) -> Dataset:
+def make_dataset(images: np.ndarray, labels: np.ndarray, scaled: bool = True) -> Dataset:
     """A Dataset of ``(N, H, W, 1)`` float32 images (uint8 scaled to [0, 1]) and int32 labels.
 
     ``(N, H, W)`` images gain a channel axis; ``(N, H, W, C)`` ones keep theirs.
+    ``scaled`` False keeps uint8 images as the pixels they are (splitting them into files
+    needs no floats).
     """
     # uint8: one pass through a 256-entry table, the same floats as x / 255 in float32
     # (0.2 instead of 1.2 s for Fashion-MNIST's 60,000 images)
     uint8 = images.dtype == np.uint8
-    x = _UINT8_SCALED[images] if uint8 else np.asarray(images, dtype=np.float32)
+    if uint8 and not scaled:
+        x = images
+    else:
+        x = _UINT8_SCALED[images] if uint8 else np.asarray(images, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]
     return Dataset(x, np.asarray(labels, dtype=np.int32))
@@ -116,8 +121,11 @@ def _find_idx(directory: Path, stem: str) -> Path:
     )
 
 
-def load_idx_dir(path: str | os.PathLike[str] = DEFAULT_FASHION_MNIST) -> tuple[Dataset, Dataset]:
-    """Load the (train, test) splits from a directory with the four standard IDX files."""
+def load_idx_dir(
+    path: str | os.PathLike[str] = DEFAULT_FASHION_MNIST, scaled: bool = True
+) -> tuple[Dataset, Dataset]:
+    """Load the (train, test) splits from a directory with the four standard IDX files
+    (``scaled`` False: uint8 pixels as stored, see `make_dataset`)."""
     directory = Path(path)
     if not directory.is_dir():
         raise DataError(f"dataset directory {directory} does not exist")
@@ -126,8 +134,8 @@ def load_idx_dir(path: str | os.PathLike[str] = DEFAULT_FASHION_MNIST) -> tuple[
         n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_img != n_lab:
             raise DataError(f"{directory}: {split} has {n_img} images but {n_lab} labels")
-    train = make_dataset(arrays["train_images"], arrays["train_labels"])
-    test = make_dataset(arrays["test_images"], arrays["test_labels"])
+    train = make_dataset(arrays["train_images"], arrays["train_labels"], scaled)
+    test = make_dataset(arrays["test_images"], arrays["test_labels"], scaled)
     return train, test
 
 
