@@ -61,6 +61,7 @@ class Child:
     restarts: int = 0
     restart_times: list[float] = field(default_factory=list)  # time.monotonic() of each
     exit_codes: list[int] = field(default_factory=list)
+    stop_sent: bool = False  # SIGTERM already sent: `stop_children` only waits for it
 
     @property
     def pid(self) -> int | None:
@@ -128,14 +129,16 @@ def signal_group(proc: Proc, sig: int) -> None:
 
 
 def stop_children(children: Iterable[Child], timeout_s: float = 10.0) -> dict[str, int]:
-    """SIGTERM every running child, wait up to `timeout_s` in all, SIGKILL the rest.
+    """SIGTERM every running child (once: not one with `stop_sent`), wait up to `timeout_s`
+    in all, SIGKILL the rest.
 
     Returns each child's final exit code (negative = killed by that signal).
     """
     running = [c for c in children if c.proc is not None and c.proc.poll() is None]
     for c in running:
         assert c.proc is not None
-        signal_group(c.proc, signal.SIGTERM)
+        if not c.stop_sent:  # a second SIGTERM could cut short the child's own clean-up
+            signal_group(c.proc, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     codes: dict[str, int] = {}
     for c in running:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,7 @@ from rich.live import Live
 from daemons.errors import ConfigError
 from daemons.testnet import progress
 from daemons.testnet.facts import fold_gas
-from daemons.testnet.procs import Child, pid_alive, stop_children
+from daemons.testnet.procs import Child, pid_alive, signal_group, stop_children
 from daemons.testnet.records import RoundRecord
 from daemons.testnet.spec import DEFAULT_DATA_DIR, NetSpec, RunDir, TestnetError, read_net_file
 
@@ -248,8 +249,17 @@ def print_end(console: Console, run: RunDir, out: Outcome, kept: bool) -> None:
 
 
 def stop_supervisor(sup: Child, timeout_s: float = 60.0) -> None:
-    """SIGTERM the supervisor and wait until it has stopped everything it owns."""
+    """SIGTERM the supervisor (unless `begin_stop` did) and wait until it has stopped
+    everything it owns."""
     stop_children([sup], timeout_s=timeout_s)
+
+
+def begin_stop(sup: Child) -> None:
+    """SIGTERM the supervisor without waiting: the net stops while the report is written.
+    Sent once (a second SIGTERM could cut short the supervisor's own clean-up)."""
+    if sup.proc is not None and sup.proc.poll() is None:
+        signal_group(sup.proc, signal.SIGTERM)
+        sup.stop_sent = True
 
 
 async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0: float) -> Outcome:
@@ -260,7 +270,10 @@ async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0
         f"{spec.clients} clients, logs in {run.logs}"
     )
     out = await watch_rounds(run, sup, net, spec, console)
-    finish(run, out, read_net_file(run), spec, t0)
+    net = read_net_file(run)
+    if not spec.keep_running:
+        begin_stop(sup)  # every round is in `out`: the report needs the net no more
+    finish(run, out, net, spec, t0)
     return out
 
 
