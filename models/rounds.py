@@ -35,7 +35,7 @@ Sections = dict[str, dict[str, Any]]
 # XLA's CPU backend compiles a seeded init (threefry for every tensor) in ~1.5 s at its
 # default optimisation level and in ~0.6 s at level 1, with the same bits as the eager init
 # for every built-in task and jax.nn's initializers (tests/models/test_initial_model.py);
-# level 0 gives other floats (no FMA contraction), so it is not used.
+# level 0 gives other floats, so it is not used.
 _INIT_COMPILER_OPTIONS: dict[str, str | bool] = {"xla_backend_optimization_level": "1"}
 
 
@@ -53,11 +53,16 @@ def initial_sections(
 
 def seeded_init(init: Any, seed: int) -> Any:
     """``init(PRNGKey(seed))``: on CPU as one program compiled at XLA's optimisation level 1
-    (the round-0 model is on the org's and every verifier's critical path), elsewhere eager."""
+    (the round-0 model is on the org's and every verifier's critical path), elsewhere, or for
+    an init that cannot be traced, eager."""
     key = jax.random.PRNGKey(seed)
     if jax.default_backend() != "cpu":
         return init(key)
-    return jax.jit(init).lower(key).compile(compiler_options=_INIT_COMPILER_OPTIONS)(key)
+    try:
+        compiled = jax.jit(init).lower(key).compile(compiler_options=_INIT_COMPILER_OPTIONS)
+    except (TypeError, jax.errors.JAXIndexError):  # jax's tracer errors are TypeErrors
+        return init(key)  # an init that cannot be traced (reads the key in Python): eager
+    return compiled(key)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.nn import initializers
 
-from models import registry
+from models import adapters, registry
 from models.rounds import initial_sections, seeded_init
+from models.task import InputSpec
 from models.tasks import get_task
 from models.training import params_to_numpy
 
@@ -54,3 +56,61 @@ def user_init(key: jax.Array) -> dict[str, jax.Array]:
 def test_a_plug_in_tasks_initializers_keep_their_eager_bits() -> None:
     for seed in SEEDS:
         assert_same_bits(seeded_init(user_init, seed), user_init(jax.random.PRNGKey(seed)))
+
+
+def python_side_init(key: jax.Array) -> dict[str, jax.Array]:
+    """An init that reads its key in Python (numpy's generator): it cannot be traced."""
+    rng = np.random.default_rng(int(jax.random.key_data(key)[-1]))
+    return {"w": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)}
+
+
+def test_an_init_that_cannot_be_traced_runs_eagerly_as_before() -> None:
+    with pytest.raises(TypeError):
+        jax.jit(python_side_init).lower(jax.random.PRNGKey(0))
+    for seed in SEEDS:
+        assert_same_bits(
+            seeded_init(python_side_init, seed), python_side_init(jax.random.PRNGKey(seed))
+        )
+
+
+@pytest.mark.parametrize("name", ["equinox", "linen", "nnx"])
+def test_the_adapters_inits_keep_their_eager_bits(name: str) -> None:
+    pytest.importorskip("flax")
+    pytest.importorskip("equinox")
+    make = {"equinox": equinox_init, "linen": linen_init, "nnx": nnx_init}[name]
+    init = make()
+    for seed in SEEDS[:2]:
+        assert_same_bits(seeded_init(init, seed), init(jax.random.PRNGKey(seed)))
+
+
+def equinox_init() -> Any:
+    import equinox as eqx
+
+    def make(key: jax.Array) -> Any:
+        return eqx.nn.MLP(20, 4, 16, 2, key=key)
+
+    return adapters.equinox(make)[0]
+
+
+def linen_init() -> Any:
+    import flax.linen as nn
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return nn.Dense(4)(nn.relu(nn.Dense(16)(x)))
+
+    return adapters.linen(MLP(), InputSpec((20,)))[0]
+
+
+def nnx_init() -> Any:
+    from flax import nnx
+
+    class MLP(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.hidden, self.out = nnx.Linear(20, 16, rngs=rngs), nnx.Linear(16, 4, rngs=rngs)
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return self.out(nnx.relu(self.hidden(x)))
+
+    return adapters.nnx(MLP)[0]
