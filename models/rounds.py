@@ -12,7 +12,7 @@ auditor cannot drift. FedAvg and friends (McMahan et al. 2017) come from
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ def initial_sections(
     return {"params": params, "fisher": _zeros(params)} if with_fisher else {"params": params}
 
 
-def seeded_init(init: Any, seed: int) -> Any:
+def seeded_init(init: Callable[[jax.Array], Any], seed: int) -> Any:
     """``init(PRNGKey(seed))``: on CPU as one program compiled at XLA's optimisation level 1
     (the round-0 model is on the org's and every verifier's critical path), elsewhere, or for
     an init that cannot be traced, eager."""
