@@ -110,8 +110,10 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--xla-threads", type=int, default=d.xla_threads, help="XLA threads per daemon")
     add(
         "--pin-cpus",
-        action="store_true",
-        help="pin each client daemon to --xla-threads CPUs, round-robin (bounds its XLA pool)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pin each client daemon to --xla-threads CPUs, round-robin (bounds its XLA pool);"
+        " default: auto, pinned when the client daemons' threads fill the CPUs",
     )
     add(
         "--no-swarm-key",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,8 @@ class NetSpec:
     seed: int = 0
     data_dir: Path | None = None  # the task's full data set; None = its default source
     xla_threads: int = 1
-    pin_cpus: bool = False  # pin each client daemon to `xla_threads` CPUs (round-robin)
+    # pin each client daemon to `xla_threads` CPUs (round-robin); None: auto (`pins_clients`)
+    pin_cpus: bool | None = None
     swarm_key: bool = True  # bundled nodes form a private network (a fresh swarm.key per run)
     encrypt_updates: bool = False  # clients seal updates to the org's X25519 key
     models: str = "public"  # public | members: models sealed to every client's card key
@@ -87,6 +90,22 @@ class NetSpec:
 
 AUTO_SOLO_MAX = 16  # up to this many clients, one daemon each (the demo's layout)
 AUTO_PER_HOST = 50  # above, hosts of this many: 100 clients = 2 host processes
+
+
+def pins_clients(spec: NetSpec, available: Collection[int] | None = None) -> bool:
+    """Whether the client daemons run pinned: as `--pin-cpus` / `--no-pin-cpus` say; auto
+    (None): when there are client daemons (not hosts) and their XLA threads fill the CPUs.
+
+    Then their pools share the cores anyway, and pinned they do not fight over them: on this
+    2-CPU machine the demo's 4 clients trained 2.6-3.6 s a round pinned, 4.4-4.8 s not
+    (docs/testnet.md). Below that, each daemon keeps a pool as large as the machine.
+    """
+    if spec.pin_cpus is not None:
+        return spec.pin_cpus
+    if clients_per_host(spec.clients, spec.clients_per_host):
+        return False  # hosts keep every CPU (one JAX runtime for many clients)
+    cpus = len(os.sched_getaffinity(0) if available is None else available)
+    return spec.xla_threads < cpus <= spec.clients * spec.xla_threads
 
 
 def clients_per_host(clients: int, per_host: int) -> int:

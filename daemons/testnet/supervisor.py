@@ -36,7 +36,14 @@ from daemons.testnet.forkserver import fork_daemon, start_forkserver, stop_forks
 from daemons.testnet.hosts import client_key_env, host_config, host_groups
 from daemons.testnet.nodes.anvil import Anvil, dev_private_keys, free_port
 from daemons.testnet.procs import Child, Proc, daemon_cpus, stop_children
-from daemons.testnet.spec import NetSpec, RunDir, TestnetError, clients_per_host, write_net_file
+from daemons.testnet.spec import (
+    NetSpec,
+    RunDir,
+    TestnetError,
+    clients_per_host,
+    pins_clients,
+    write_net_file,
+)
 
 if TYPE_CHECKING:
     from nacl.public import PrivateKey
@@ -322,6 +329,7 @@ class Supervisor:
     ) -> list[Child]:
         """One client daemon per client, each with its own IPFS node."""
         warmup, started = warmup_table(self.spec), []
+        pinned = self.net["clients_pinned"] = pins_clients(self.spec)  # testnet.json
         for i, (key, path) in enumerate(zip(self.client_keys, data, strict=True)):
             name = f"client-{i}"
             cfg = self.run.configs / f"{name}.toml"
@@ -338,9 +346,9 @@ class Supervisor:
             if self.member_keys:  # the client's own X25519 key (its card is in the cards dir)
                 env[ENCRYPTION_KEY_ENV] = bytes(self.member_keys[i]).hex()
             log = self.run.logs / f"{name}.log"
-            # --pin-cpus: `--xla-threads` CPUs each, round-robin; on 2 CPUs, 4 clients' 2-thread
-            # XLA pools fight over both cores (a demo round's slowest train 4.4 -> 3.5 s)
-            cpus = daemon_cpus(i, self.spec.xla_threads) if self.spec.pin_cpus else None
+            # pinned (--pin-cpus, or auto: `pins_clients`): `--xla-threads` CPUs each,
+            # round-robin; unpinned on 2 CPUs, 4 clients' 2-thread XLA pools fight over both
+            cpus = daemon_cpus(i, self.spec.xla_threads) if pinned else None
             argv = daemon_argv("client", cfg)
             started.append(Child(name, argv, env, log, launcher=self._launcher, cpus=cpus))
         return started

@@ -80,6 +80,28 @@ def test_daemon_env_carries_the_key_and_one_xla_thread() -> None:
     assert "intra_op_parallelism_threads" not in daemon_env("0xabc", 2).get("XLA_FLAGS", "")
 
 
+@pytest.mark.parametrize(
+    ("spec", "cpus", "pinned"),
+    [
+        (NetSpec(run_dir=Path("r"), clients=4), 2, True),  # the demo on this machine
+        (NetSpec(run_dir=Path("r"), clients=2), 2, True),  # one per CPU
+        (NetSpec(run_dir=Path("r"), clients=1), 2, False),  # keeps both CPUs
+        (NetSpec(run_dir=Path("r"), clients=4), 16, False),  # the pools do not fill 16 CPUs
+        (NetSpec(run_dir=Path("r"), clients=4, xla_threads=2), 2, False),  # nothing to pin to
+        (NetSpec(run_dir=Path("r"), clients=4, clients_per_host=4), 2, False),  # a host
+        (NetSpec(run_dir=Path("r"), clients=16), 16, True),  # 16 daemons, the most without hosts
+        (NetSpec(run_dir=Path("r"), clients=4, pin_cpus=False), 2, False),  # --no-pin-cpus
+        (NetSpec(run_dir=Path("r"), clients=1, pin_cpus=True), 2, True),  # --pin-cpus
+    ],
+)
+def test_auto_pins_client_daemons_when_their_threads_fill_the_cpus(
+    spec: NetSpec, cpus: int, pinned: bool
+) -> None:
+    from daemons.testnet.spec import pins_clients
+
+    assert pins_clients(spec, available=range(cpus)) is pinned
+
+
 @pytest.mark.parametrize("pin", [False, True])
 def test_clients_are_pinned_only_with_pin_cpus(tmp_path: Path, pin: bool) -> None:
     from daemons.testnet.configgen import Endpoints
@@ -94,3 +116,16 @@ def test_clients_are_pinned_only_with_pin_cpus(tmp_path: Path, pin: bool) -> Non
     children = sup._solo_clients(ep, apis, data, ports)  # built, not started
     want = [daemon_cpus(i, 1) for i in range(3)] if pin else [None] * 3
     assert [c.cpus for c in children] == want
+
+
+@pytest.mark.parametrize(
+    ("flags", "pin"), [([], None), (["--pin-cpus"], True), (["--no-pin-cpus"], False)]
+)
+def test_pin_cpus_is_auto_unless_a_flag_says_so(flags: list[str], pin: bool | None) -> None:
+    import argparse
+
+    from daemons.testnet.cli import _add_up_options, spec_from_args
+
+    parser = argparse.ArgumentParser()
+    _add_up_options(parser)
+    assert spec_from_args(parser.parse_args(flags)).pin_cpus is pin
