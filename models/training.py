@@ -144,7 +144,7 @@ def _train_step(
     params, opt_state = carry
     idx, mb = batch
     # Gathered here, a batch at a time, not the whole shuffled epoch before the scan: the
-    # epoch-sized copy cost ~25% of a 2NN epoch on this CPU (docs/models.md), same bits.
+    # epoch-sized copy cost about a fifth of a 2NN epoch on this CPU (docs/models.md); same bits.
     xb, yb = gather_batch(x, y, idx)
     (loss, correct), grads = jax.value_and_grad(functools.partial(masked_loss, task), has_aux=True)(
         params, xb, yb, mb

@@ -97,8 +97,9 @@ def pins_clients(spec: NetSpec, available: Collection[int] | None = None) -> boo
     (None): when there are client daemons (not hosts) and their XLA threads fill the CPUs.
 
     Then their pools share the cores anyway, and pinned they do not fight over them: on this
-    2-CPU machine the demo's 4 clients trained 2.6-3.6 s a round pinned, 4.4-4.8 s not
-    (docs/testnet.md). Below that, each daemon keeps a pool as large as the machine.
+    2-CPU machine four copies of a demo client's training run at once took 3.0-3.2 s each
+    pinned, 4.3-4.8 s not (in the demo itself the gain is within the VM's noise in some runs;
+    docs/testnet.md). Below that, each daemon keeps a pool as large as the machine.
     """
     if spec.pin_cpus is not None:
         return spec.pin_cpus
