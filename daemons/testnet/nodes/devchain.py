@@ -12,7 +12,6 @@ import contextlib
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import urllib.request
@@ -22,6 +21,7 @@ from typing import Any, Self
 
 from daemons.errors import FedchainError
 from daemons.runtime.childproc import ChildProcess, die_with_parent
+from daemons.runtime.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -29,13 +29,6 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 class DevChainError(FedchainError):
     """A dev chain could not be found or did not start answering JSON-RPC."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @cache
