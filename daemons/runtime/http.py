@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from daemons.errors import ConfigError
 from daemons.runtime.metrics import Metrics
 
 HealthFn = Callable[[], dict[str, Any]]
@@ -41,7 +42,13 @@ async def serve_forever(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            raise ConfigError(
+                f"[service] health endpoint {host}:{port} cannot be bound ({e.strerror}): "
+                "set [service].health_port to a free port, or 0 for no endpoint"
+            ) from e
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         on_bound(sockets[0].getsockname()[1] if sockets else port)

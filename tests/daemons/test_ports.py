@@ -1,10 +1,16 @@
-"""free_port: outside the kernel's ephemeral range, so no outgoing connection takes it."""
+"""free_port: outside the kernel's ephemeral range, so no outgoing connection takes it.
+A health port that is taken anyway is a config error that names the key."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
+import pytest
+
+from daemons.errors import ConfigError
+from daemons.runtime.http import serve_forever
+from daemons.runtime.metrics import Metrics
 from daemons.runtime.ports import LINUX_DEFAULT_RANGE, ephemeral_range, free_port
 
 
@@ -50,3 +56,12 @@ def test_an_unreadable_range_means_linux_default(tmp_path: Path) -> None:
     lowered.write_text("20000\t30000\n")
     port = free_port(lowered)
     assert 10000 <= port < 20000 or 30000 < port <= 65535
+
+
+async def test_a_taken_health_port_is_a_config_error_that_names_the_key() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"127.0.0.1:{port} .*\[service\].health_port"):
+            await serve_forever(Metrics("client"), dict, "127.0.0.1", port, lambda _: None)
