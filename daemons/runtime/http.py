@@ -35,9 +35,17 @@ def make_app(metrics: Metrics, health: HealthFn) -> web.Application:
 
 
 async def serve_forever(
-    metrics: Metrics, health: HealthFn, host: str, port: int, on_bound: Callable[[int], None]
+    metrics: Metrics,
+    health: HealthFn,
+    host: str,
+    port: int,
+    on_bound: Callable[[int], None],
+    config_path: str = "the config",
 ) -> None:
-    """Serve until cancelled; `on_bound(port)` reports the bound port (useful with port 0)."""
+    """Serve until cancelled; `on_bound(port)` reports the bound port (useful with port 0).
+
+    A port that cannot be bound is a ConfigError naming `config_path`, the file that set it (a
+    daemon's `[service]` or a client host's `[host]` table)."""
     runner = web.AppRunner(make_app(metrics, health), access_log=None)
     await runner.setup()
     try:
@@ -46,8 +54,8 @@ async def serve_forever(
             await site.start()
         except OSError as e:
             raise ConfigError(
-                f"[service] health endpoint {host}:{port} cannot be bound ({e.strerror}): "
-                "set [service].health_port to a free port, or 0 for no endpoint"
+                f"{config_path}: health endpoint {host}:{port} cannot be bound ({e.strerror}): "
+                "set its health_port to a free port, or 0 for no endpoint"
             ) from e
         server = site._server
         sockets = getattr(server, "sockets", None) or []

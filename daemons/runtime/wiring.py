@@ -163,7 +163,8 @@ def http_task(node: Node, health: Callable[[], dict[str, Any]]) -> list[TaskFact
         log_event(log, logging.INFO, "health endpoint up", url=f"http://{svc.health_host}:{port}")
 
     async def serve() -> None:
-        await serve_forever(node.metrics, health, svc.health_host, svc.health_port, bound)
+        path = node.cfg.path
+        await serve_forever(node.metrics, health, svc.health_host, svc.health_port, bound, path)
 
     return [serve]
 

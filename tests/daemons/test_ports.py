@@ -63,5 +63,7 @@ async def test_a_taken_health_port_is_a_config_error_that_names_the_key() -> Non
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        with pytest.raises(ConfigError, match=rf"127.0.0.1:{port} .*\[service\].health_port"):
-            await serve_forever(Metrics("client"), dict, "127.0.0.1", port, lambda _: None)
+        with pytest.raises(ConfigError, match=rf"^client.toml: .*127.0.0.1:{port} .*health_port"):
+            await serve_forever(
+                Metrics("client"), dict, "127.0.0.1", port, lambda _: None, "client.toml"
+            )
