@@ -31,13 +31,15 @@ def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
     return low, high
 
 
-def _bindable(port: int) -> bool:
+def _bound_port(port: int) -> int | None:
+    """The port that binding 127.0.0.1:`port` got (`port`, or the kernel's pick for 0), or
+    None if it is taken; the socket is closed again."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
-            return False
-    return True
+            return None
+        return int(s.getsockname()[1])
 
 
 def free_port(path: Path = EPHEMERAL_RANGE_FILE, tries: int = 64) -> int:
@@ -47,9 +49,9 @@ def free_port(path: Path = EPHEMERAL_RANGE_FILE, tries: int = 64) -> int:
     low, high = ephemeral_range(path)
     outside = [*range(LOWEST, low), *range(high + 1, 65536)]
     for _ in range(tries if outside else 0):
-        port = _pick.choice(outside)
-        if _bindable(port):
+        if (port := _bound_port(_pick.choice(outside))) is not None:
             return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    port = _bound_port(0)
+    if port is None:
+        raise OSError("no free TCP port on 127.0.0.1")
+    return port
