@@ -27,7 +27,9 @@ class SharedStorage:
         self._inflight: dict[GetKey, asyncio.Task[bytes]] = {}
         self._puts = asyncio.Semaphore(max_puts)
 
-    async def get(self, cid: str, digest: bytes, max_bytes: int, timeout_s: float) -> bytes:
+    async def get(
+        self, cid: str, digest: bytes, max_bytes: int, timeout_s: float, source: str | None = None
+    ) -> bytes:
         key = (cid, digest, max_bytes)
         if key in self._recent:
             self._recent.move_to_end(key)
@@ -35,7 +37,9 @@ class SharedStorage:
         task = self._inflight.get(key)
         if task is None:
             self.fetches += 1
-            task = asyncio.ensure_future(self.inner.get(cid, digest, max_bytes, timeout_s))
+            task = asyncio.ensure_future(
+                self.inner.get(cid, digest, max_bytes, timeout_s, source=source)
+            )
             self._inflight[key] = task
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         data: bytes = await asyncio.shield(task)  # one asker cancelled must not cancel the rest

@@ -19,7 +19,9 @@ class Storage(Protocol):
 
     async def put(self, data: bytes) -> Any: ...
 
-    async def get(self, cid: str, digest: bytes, max_bytes: int, timeout_s: float) -> bytes: ...
+    async def get(
+        self, cid: str, digest: bytes, max_bytes: int, timeout_s: float, source: str | None = None
+    ) -> bytes: ...
 
     async def pin(self, cid: str, timeout_s: float | None = None) -> None: ...
 
@@ -71,11 +73,16 @@ class BlobFetcher:
     def __init__(self, storage: Storage, cache: BlobCache, timeout_s: float) -> None:
         self.storage, self.cache, self.timeout_s = storage, cache, timeout_s
 
-    async def get(self, cid: str, digest: bytes, max_bytes: int) -> bytes:
-        """A blob from the cache, else from IPFS (digest and size checked there), then cached."""
+    async def get(
+        self, cid: str, digest: bytes, max_bytes: int, source: str | None = None
+    ) -> bytes:
+        """A blob from the cache, else from IPFS (digest and size checked there), then cached.
+
+        `source`: who published it, if known (`Storage.get`).
+        """
         data = self.cache.get(digest)
         if data is None:
-            data = await self.storage.get(cid, digest, max_bytes, self.timeout_s)
+            data = await self.storage.get(cid, digest, max_bytes, self.timeout_s, source=source)
             self.cache.put(data)
         return data
 

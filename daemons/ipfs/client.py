@@ -166,10 +166,17 @@ class IpfsStorage:
             cid=str(added["Hash"]), digest=hashlib.sha256(data).digest(), size=len(data)
         )
 
-    async def get(self, cid: str, digest: bytes, max_bytes: int, timeout_s: float) -> bytes:
-        """The blob `cid`, read only up to max_bytes + 1 and checked against `digest`."""
+    async def get(
+        self, cid: str, digest: bytes, max_bytes: int, timeout_s: float, source: str | None = None
+    ) -> bytes:
+        """The blob `cid`, read only up to max_bytes + 1 and checked against `digest`.
+
+        `source` names who published it (the org passes the submitting client's address): the
+        bundled node then asks the peer that delivered that source's last blob first, instead
+        of every connected peer (docs/ipfs.md, "Who published it"); Kubo ignores it.
+        """
         _check_get_args(digest, max_bytes, timeout_s)
-        data = await self.cat(cid, max_bytes, timeout_s)
+        data = await self.cat(cid, max_bytes, timeout_s, source)
         if hashlib.sha256(data).digest() != digest:
             actual = hashlib.sha256(data).hexdigest()
             raise ContentRejected(
@@ -177,7 +184,9 @@ class IpfsStorage:
             )
         return data
 
-    async def cat(self, cid: str, max_bytes: int, timeout_s: float) -> bytes:
+    async def cat(
+        self, cid: str, max_bytes: int, timeout_s: float, source: str | None = None
+    ) -> bytes:
         """The bytes of `cid`, read only up to max_bytes + 1, with no digest check.
 
         For content no digest is published for (manifests), or where the caller reports a
@@ -185,10 +194,12 @@ class IpfsStorage:
         """
         _check_read_args(max_bytes, timeout_s)
         check_cid(cid)
-        reading = self._read_asking_again(cid, max_bytes, timeout_s)
+        reading = self._read_asking_again(cid, max_bytes, timeout_s, source)
         return await self._call(f"cat {cid}", reading, timeout_s)
 
-    async def _read_asking_again(self, cid: str, max_bytes: int, timeout_s: float) -> bytes:
+    async def _read_asking_again(
+        self, cid: str, max_bytes: int, timeout_s: float, source: str | None
+    ) -> bytes:
         """`_read_capped` until it succeeds; one that stalls is asked again (the caller's
         `_call` holds the one deadline, `timeout_s` from now, across all attempts)."""
         loop = asyncio.get_running_loop()
@@ -197,7 +208,7 @@ class IpfsStorage:
         while True:
             left = max(deadline - loop.time(), 0.001)
             try:
-                return await self._read_capped(cid, max_bytes, left)
+                return await self._read_capped(cid, max_bytes, left, source)
             except _Stalled:
                 log.warning(
                     "cat %s: no data from %s for %gs; asking again (attempt %d, %.1fs left)",
@@ -209,10 +220,14 @@ class IpfsStorage:
                 )
                 attempt += 1
 
-    async def _read_capped(self, cid: str, max_bytes: int, timeout_s: float) -> bytes:
+    async def _read_capped(
+        self, cid: str, max_bytes: int, timeout_s: float, source: str | None
+    ) -> bytes:
         # `length` asks the node for at most max_bytes + 1; we also stop reading there.
         timeout_ms = max(1, math.ceil(timeout_s * 1000))
         params = {"arg": cid, "length": str(max_bytes + 1), "timeout": f"{timeout_ms}ms"}
+        if source:
+            params["source"] = source
         loop = asyncio.get_running_loop()
         stall = self.stall_retry_s
         try:

@@ -95,7 +95,7 @@ class UpdateJudge:
         if too_many is not None:
             return too_many
         try:
-            data = await self.prefetch.get(sub.cid, digest)
+            data = await self.prefetch.get(sub.cid, digest, sub.client)
         except RejectedUpdate as exc:
             return Verdict(exc.reason, exc.detail or str(exc))
         except IpfsTimeout as exc:
@@ -130,7 +130,7 @@ async def judge_pending(judge: UpdateJudge, ledger: Ledger, info: RoundInfo) -> 
     subs = ledger.submissions(info.round_id)
     pending = sorted(c for c, s in subs.items() if s.verdict is None)
     for client in pending:
-        judge.prefetch.want(subs[client].cid, sub_digest(subs[client]))
+        judge.prefetch.want(subs[client].cid, sub_digest(subs[client]), client)
     for client in pending:
         verdict = await judge.judge(info, subs[client])
         ledger.judge(info.round_id, client, verdict.code, verdict.detail, train=verdict.train)

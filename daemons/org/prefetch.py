@@ -34,24 +34,27 @@ class Prefetcher:
         self._slots = asyncio.Semaphore(limit)
         self._inflight: dict[bytes, asyncio.Task[bytes]] = {}
 
-    def want(self, cid: str, digest: bytes) -> None:
-        """Start fetching `cid` in the background unless it is cached or already coming."""
+    def want(self, cid: str, digest: bytes, source: str | None = None) -> None:
+        """Start fetching `cid` in the background unless it is cached or already coming.
+
+        `source`: the client that submitted it (its IPFS node is asked first, `Storage.get`).
+        """
         if digest in self._inflight or self.cache.has(digest):
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called outside the daemon's loop: the judge fetches itself
             return
-        task = loop.create_task(self._fetch(cid, digest))
+        task = loop.create_task(self._fetch(cid, digest, source))
         self._inflight[digest] = task
         task.add_done_callback(lambda t: self._done(digest, t))
 
-    async def get(self, cid: str, digest: bytes) -> bytes:
+    async def get(self, cid: str, digest: bytes, source: str | None = None) -> bytes:
         """The blob: the background fetch's result (or error) if there is one, else fetch now."""
         task = self._inflight.pop(digest, None)
         if task is not None:
             return await asyncio.shield(task)
-        return await self._fetch(cid, digest)
+        return await self._fetch(cid, digest, source)
 
     async def close(self) -> None:
         """Cancel the fetches still under way (daemon shutdown)."""
@@ -60,9 +63,9 @@ class Prefetcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _fetch(self, cid: str, digest: bytes) -> bytes:
+    async def _fetch(self, cid: str, digest: bytes, source: str | None) -> bytes:
         async with self._slots:
-            return await self.blobs.get(cid, digest, self.ipfs.max_blob_bytes)
+            return await self.blobs.get(cid, digest, self.ipfs.max_blob_bytes, source)
 
     def _done(self, digest: bytes, task: asyncio.Task[bytes]) -> None:
         """A fetched blob is in the cache now; a failure waits for the judge (`get`) to see it."""

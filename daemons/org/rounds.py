@@ -111,7 +111,7 @@ class OrgRounds:
     def record(self, round_id: int, sub: Submission) -> None:
         """Remember an `UpdateSubmitted` (idempotent) and, in the current round, start its fetch."""
         if round_id == self.round_id:
-            self.prefetch.want(sub.cid, sub_digest(sub))
+            self.prefetch.want(sub.cid, sub_digest(sub), sub.client)
         if self.ledger.record(round_id, sub):
             who = {"client": sub.client, "cid": sub.cid}
             log_event(log, logging.INFO, "update submitted", round_id=round_id, **who)

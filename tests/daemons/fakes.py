@@ -32,6 +32,7 @@ class FakeStorage:
         self.blobs: dict[str, bytes] = {}
         self.pinned: list[str] = []
         self.unpinned: list[str] = []
+        self.sources: list[str | None] = []  # each get's `source` (who published it)
 
     async def put(self, data: bytes) -> FakeStored:
         digest = hashlib.sha256(data).digest()
@@ -40,7 +41,15 @@ class FakeStorage:
         self.blobs[cid] = data
         return FakeStored(cid, digest, len(data))
 
-    async def get(self, cid: str, digest: bytes | None, max_bytes: int, timeout_s: float) -> bytes:
+    async def get(
+        self,
+        cid: str,
+        digest: bytes | None,
+        max_bytes: int,
+        timeout_s: float,
+        source: str | None = None,
+    ) -> bytes:
+        self.sources.append(source)
         if cid not in self.blobs:  # nobody provides it: the real adapter times out
             raise IpfsTimeout(f"cat {cid}: no provider within {timeout_s} s")
         data = self.blobs[cid]

@@ -147,7 +147,7 @@ async def test_shared_storage_fetches_a_blob_once_for_all_clients() -> None:
             self.gets = 0
             self.node_id = "node"
 
-        async def get(self, cid, digest, max_bytes, timeout_s):
+        async def get(self, cid, digest, max_bytes, timeout_s, source=None):
             self.gets += 1
             await asyncio.sleep(0.05)
             return f"data-{cid}".encode()

@@ -24,13 +24,20 @@ class SlowStorage(FakeStorage):
         self.calls: list[str] = []
         self.running = self.peak = 0
 
-    async def get(self, cid: str, digest: bytes | None, max_bytes: int, timeout_s: float) -> bytes:
+    async def get(
+        self,
+        cid: str,
+        digest: bytes | None,
+        max_bytes: int,
+        timeout_s: float,
+        source: str | None = None,
+    ) -> bytes:
         self.calls.append(cid)
         self.running += 1
         self.peak = max(self.peak, self.running)
         try:
             await asyncio.sleep(0.05)
-            return await super().get(cid, digest, max_bytes, timeout_s)
+            return await super().get(cid, digest, max_bytes, timeout_s, source)
         finally:
             self.running -= 1
 

@@ -138,6 +138,8 @@ async def test_round_with_a_rejected_update(tmp_path: Path) -> None:
     assert [i.client for i in manifest.included] == list(CLIENTS[:2])
     assert [(e.client, e.reason) for e in manifest.excluded] == [(CLIENTS[2], "non_finite")]
     assert storage.pinned == [i.cid for i in manifest.included]  # accepted updates only
+    # each update was fetched naming its client, whose node is asked first (docs/ipfs.md)
+    assert set(storage.sources) - {None} == set(CLIENTS)
     assert manifest.model_cid == closed.model_cid and manifest.base_cid == closed.base_cid
     assert 0.0 <= manifest.metrics["accuracy"] <= 1.0
     assert {"fetch_s", "aggregate_s", "evaluate_s", "publish_s"} <= set(manifest.timings_s)

@@ -21,6 +21,7 @@ import { IndexedFsBlockstore } from './blockstore.mjs'
 import { RpcError, parseDuration, sendError } from './kubo.mjs'
 import { Peering, parsePeers } from './peering.mjs'
 import { COMMANDS } from './rpc.mjs'
+import { SourcePeers } from './sources.mjs'
 
 const API_PREFIX = '/api/v0/'
 const STREAM_READ_BUFFER_BYTES = 256 * 1024 * 1024
@@ -189,6 +190,7 @@ function errorMessage (err, signal) {
 
 function makeHandler (helia, peering) {
   const fs = unixfs(helia)
+  const sources = new SourcePeers()
   return async (req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1')
     const name = url.pathname.startsWith(API_PREFIX) ? url.pathname.slice(API_PREFIX.length) : null
@@ -207,7 +209,7 @@ function makeHandler (helia, peering) {
       const signals = requestSignals(req, res, url.searchParams)
       signal = signals.work
       const ctx = { req, res, params: url.searchParams, signal, clientSignal: signals.client }
-      await command({ ...ctx, helia, fs, log, peering })
+      await command({ ...ctx, helia, fs, log, peering, sources })
     } catch (err) {
       const status = err instanceof RpcError ? err.status : 500
       const message = errorMessage(err, signal)

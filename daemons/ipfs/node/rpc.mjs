@@ -2,6 +2,7 @@
 // Bodies and errors follow Kubo's formats so `aioipfs` works against this node unmodified.
 
 import { once } from 'node:events'
+import { unixfs } from '@helia/unixfs'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
@@ -12,6 +13,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { RpcError, badArg, boolArg, cidArg, intArg, sendJson, startStream } from './kubo.mjs'
 import { boundaryOf, parts } from './multipart.mjs'
 import { parsePeer } from './peering.mjs'
+import { fromPeer, rootDeliveredBy, sourceArg } from './sources.mjs'
 import { pinAdd, pinCid, pinLs, pinRm } from './pins.mjs'
 
 export const AGENT_VERSION = 'fedchain-helia/0.1.0/'
@@ -97,13 +99,34 @@ async function add (ctx) {
   ctx.res.end()
 }
 
+/**
+ * Kubo's `cat`, plus `source` (fedchain's; Kubo keeps query options it does not know and
+ * ignores them): who published `arg`, so it is asked first (sources.mjs).
+ */
 async function cat (ctx) {
   const cid = cidArg(ctx.params)
   const offset = intArg(ctx.params, 'offset', 0)
   const length = intArg(ctx.params, 'length', undefined)
   if (offset < 0) throw badArg('cannot specify negative offset')
   if (length !== undefined && length < 0) throw badArg('cannot specify negative length')
-  const stat = await ctx.fs.stat(cid, { signal: ctx.signal })
+  const { source, error } = sourceArg(ctx.params)
+  if (error != null) throw badArg(error)
+  // a peer that lets a block down is forgotten (the one that delivers the root instead is learned)
+  const peer = ctx.sources.get(source)
+  const hinted = fromPeer(ctx.helia, cid, peer, ctx.log, () => ctx.sources.forget(source))
+  if (hinted != null) ctx.log(`cat ${cid}: asking ${peer} first (source ${source})`)
+  const fs = hinted == null ? ctx.fs : unixfs({ blockstore: hinted.blockstore })
+  try {
+    await catFrom(ctx, cid, offset, length, fs, source)
+  } finally {
+    hinted?.close()
+  }
+}
+
+async function catFrom (ctx, cid, offset, length, fs, source) {
+  // the peer that delivered the root serves this source next time (its blocks stay here)
+  const onProgress = rootDeliveredBy(cid, (peer) => ctx.sources.learn(source, peer))
+  const stat = await fs.stat(cid, { signal: ctx.signal, onProgress })
   if (stat.type === 'directory') throw new RpcError('this dag node is a directory')
   const size = Number(stat.size)
   const start = Math.min(offset, size)
@@ -115,7 +138,7 @@ async function cat (ctx) {
     Trailer: 'X-Stream-Error'
   })
   if (count > 0) {
-    for await (const chunk of ctx.fs.cat(cid, { offset: start, length: count, signal: ctx.signal })) {
+    for await (const chunk of fs.cat(cid, { offset: start, length: count, signal: ctx.signal })) {
       if (ctx.clientSignal.aborted) return // gone: the block it waited for is stored now
       if (!ctx.res.write(chunk)) await once(ctx.res, 'drain', { signal: ctx.clientSignal })
     }
