@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
     group = subparsers.add_parser(
         "testnet",
         help="run a local multi-process federation (anvil + IPFS + org + clients)",
-        description="A local federation: anvil, one IPFS node per participant, the org and "
+        description="A local federation: a dev chain (anvil, or --chain ganache | hardhat), "
+        "one IPFS node per participant, the org and "
         "N client daemons as separate processes, with a live view and an HTML report.",
     )
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -95,6 +96,11 @@ def _add_up_options(p: argparse.ArgumentParser) -> None:
     add("--alpha", type=float, default=d.alpha, help="Dirichlet alpha")
     add("--shards-per-client", type=int, default=d.shards_per_client, help="label shards")
     add("--block-time", type=float, default=None, help="seconds per block (default: automine)")
+    add(
+        "--chain",
+        default=d.chain,
+        help="the EVM node to start: anvil (default), ganache or hardhat (npm packages)",
+    )
     add("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run dir")
     add("--keep-running", action="store_true", help="leave the net up after the last round")
     add("--ipfs-api", default=None, help="use this Kubo RPC URL instead of bundled nodes")
@@ -171,6 +177,7 @@ def spec_from_args(a: argparse.Namespace) -> NetSpec:
             alpha=a.alpha,
             shards_per_client=a.shards_per_client,
             block_time_s=a.block_time,
+            chain=a.chain,
             keep_running=a.keep_running,
             ipfs_api=a.ipfs_api,
             epochs=a.epochs,

@@ -266,7 +266,7 @@ async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0
     await asyncio.to_thread(_import_watchers)  # while the supervisor starts the net
     net = await wait_running(run, sup, console)
     console.print(
-        f"testnet up: chain {net['rpc_url']}, contract {net['contract']}, "
+        f"testnet up: chain {spec.chain} {net['rpc_url']}, contract {net['contract']}, "
         f"{spec.clients} clients, logs in {run.logs}"
     )
     out = await watch_rounds(run, sup, net, spec, console)

@@ -18,6 +18,8 @@ DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 # The names live in models.registry (JAX-free); these aliases keep old imports working.
 MODELS = registry.MODELS
 PARTITIONS = registry.PARTITIONS
+# the EVM node `testnet up` starts (daemons/testnet/nodes/): anvil, or npm ganache / hardhat
+CHAINS = ("anvil", "ganache", "hardhat")
 PENALTIES = registry.PENALTIES
 STRATEGIES = registry.STRATEGIES
 DP_MODES = ("off", "central", "local")
@@ -50,6 +52,7 @@ class NetSpec:
     alpha: float = 0.5
     shards_per_client: int = 2
     block_time_s: float | None = None
+    chain: str = "anvil"  # CHAINS
     keep_running: bool = False
     ipfs_api: str | None = None
     epochs: int = 5
@@ -139,6 +142,7 @@ def validate(spec: NetSpec) -> NetSpec:
     _check(spec.ewc_lambda >= 0, "--ewc-lambda", spec.ewc_lambda, "a number >= 0")
     _check(spec.alpha > 0, "--alpha", spec.alpha, "a number > 0")
     _check(spec.shards_per_client >= 1, "--shards-per-client", spec.shards_per_client, ">= 1")
+    _check(spec.chain in CHAINS, "--chain", spec.chain, " | ".join(CHAINS))
     bt = spec.block_time_s
     _check(bt is None or bt > 0, "--block-time", bt, "seconds > 0 (omit for automine)")
     _check(spec.epochs >= 1, "--epochs", spec.epochs, "an integer >= 1")

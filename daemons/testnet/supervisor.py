@@ -35,6 +35,7 @@ from daemons.testnet.configgen import (
 from daemons.testnet.forkserver import fork_daemon, start_forkserver, stop_forkserver
 from daemons.testnet.hosts import client_key_env, host_config, host_groups
 from daemons.testnet.nodes.anvil import Anvil, dev_private_keys, free_port
+from daemons.testnet.nodes.devchain import DevChain
 from daemons.testnet.procs import Child, Proc, daemon_cpus, stop_children
 from daemons.testnet.spec import (
     NetSpec,
@@ -121,7 +122,7 @@ class Supervisor:
         self.groups = host_groups(spec.clients, per_host) if per_host else None
         self.org_key, self.client_keys = keys[0], keys[1:]
         self.member_keys: list[PrivateKey] = []  # with --models members, set at launch
-        self.chain_id = 0  # anvil's, once it runs (the clients' key cards name it)
+        self.chain_id = 0  # the chain's, once it runs (the clients' key cards name it)
         self.net: dict[str, Any] = {
             "supervisor_pid": os.getpid(),
             "phase": "starting",
@@ -150,13 +151,13 @@ class Supervisor:
             self.forks = start_early(self.spec)
         # the IPFS nodes' Node.js compile cache (inherited env), kept across runs
         os.environ.setdefault("NODE_COMPILE_CACHE", str(self.run.cache / "node"))
-        log = self.run.logs / "anvil.log"
-        anvil = Anvil(
-            block_time_s=self.spec.block_time_s, log_path=log, accounts=self.spec.clients + 1
-        )
-        self.stack.enter_context(anvil)
-        self.chain_id = anvil.chain_id
-        self._phase("ipfs, contract, data", rpc_url=anvil.rpc_url, ws_url=anvil.ws_url)
+        node_kind = dev_chain(self.spec.chain)
+        log = self.run.logs / f"{node_kind.kind}.log"
+        accounts = self.spec.clients + 1
+        chain = node_kind(block_time_s=self.spec.block_time_s, log_path=log, accounts=accounts)
+        self.stack.enter_context(chain)
+        self.chain_id = chain.chain_id
+        self._phase("ipfs, contract, data", rpc_url=chain.rpc_url, ws_url=chain.ws_url)
         nodes = self._bundled_nodes()
         ports = {name: free_port() for name in ["org", *self._daemon_names()]}
         # each daemon's /healthz says what it is doing: the live view reads it
@@ -168,13 +169,13 @@ class Supervisor:
             org_test: Future[Path] = Future()  # the org's file, written before the clients'
             parted = pool.submit(self._timed, "data split", self._split, org_test)
             clients = self.net["clients"]
-            address = asyncio.run(deploy_and_register(anvil.rpc_url, self.org_key, clients))
+            address = asyncio.run(deploy_and_register(chain.rpc_url, self.org_key, clients))
             self._mark("contract deployed")
             test_path = org_test.result()
             if started:
                 started[0].result()  # the org's node: the org can open round 1 now
             started += [pool.submit(node.start) for node in nodes[1:]]
-            ep = Endpoints(anvil.rpc_url, anvil.ws_url, address)
+            ep = Endpoints(chain.rpc_url, chain.ws_url, address)
             org_api = nodes[0].api_url if nodes else str(self.spec.ipfs_api)
             self._launch_org(ep, org_api, test_path, ports["org"])
             self._mark("org launched")
@@ -432,7 +433,7 @@ class Supervisor:
         return None
 
     def stop(self, error: str | None = None) -> None:
-        """Daemons first (SIGTERM, then SIGKILL after 15 s), then IPFS nodes, then anvil."""
+        """Daemons first (SIGTERM, then SIGKILL after 15 s), then IPFS nodes, then the chain."""
         codes = stop_children(reversed(self.children), timeout_s=15.0)
         if self.forks is not None:
             with contextlib.suppress(Exception):
@@ -441,6 +442,19 @@ class Supervisor:
         if error:
             self.net["error"] = error
         self._phase("failed" if error else "stopped", exit_codes=codes)
+
+
+def dev_chain(kind: str) -> type[DevChain]:
+    """The node class for `--chain` (spec.CHAINS): anvil, ganache or hardhat."""
+    if kind == "ganache":
+        from daemons.testnet.nodes.ganache import Ganache
+
+        return Ganache
+    if kind == "hardhat":
+        from daemons.testnet.nodes.hardhat import Hardhat
+
+        return Hardhat
+    return Anvil
 
 
 class _Stop(Exception):

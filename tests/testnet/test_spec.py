@@ -30,6 +30,7 @@ from daemons.testnet.spec import (
         ({"ipfs_api": "127.0.0.1:5001"}, "--ipfs-api"),
         ({"ewc_lambda": -1.0}, "--ewc-lambda"),
         ({"host_training": "batch"}, "--host-training"),
+        ({"chain": "geth"}, "--chain"),
     ],
 )
 def test_bad_option_is_named_with_what_to_use(tmp_path: Path, change: dict, option: str) -> None:
