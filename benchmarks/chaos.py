@@ -8,7 +8,7 @@ client's update of each round included), no round near its deadline (a restarted
 that sat idle), `fedchain verify` re-derives every round bit for bit, and `testnet down`
 stops every daemon with exit code 0.
 
-    .venv/bin/python benchmarks/chaos.py --rounds 60 --seed 7
+    .venv/bin/python benchmarks/chaos.py --rounds 60 --seed 7 [--chain ganache|hardhat]
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--round-duration", type=int, default=60, help="round deadline, s")
     p.add_argument("--keep", type=Path, help="run dir to keep (default: a temp dir)")
+    p.add_argument("--chain", default="anvil", help="the EVM node: anvil, ganache or hardhat")
     args = p.parse_args()
     run = args.keep or Path(tempfile.mkdtemp(prefix="fedchain-chaos-")) / "run"
-    cmd = [*FEDCHAIN, "testnet", "up", "--clients", str(args.clients)]
+    cmd = [*FEDCHAIN, "testnet", "up", "--clients", str(args.clients), "--chain", args.chain]
     cmd += ["--rounds", str(args.rounds), "--model", "logreg", "--epochs", "1"]
     cmd += ["--samples-per-client", "2000", "--test-samples", "1000"]
     cmd += ["--round-duration", str(args.round_duration), "--run-dir", str(run), "--keep-running"]
