@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -80,6 +81,19 @@ def train_updates(
         else:
             settle(i, blob)
 
+    def train_vmapped(members: list[int]) -> None:
+        started = time.perf_counter()
+        try:
+            results = train_all(preps[members[0]].model, [preps[i].job for i in members])
+            results = jax.block_until_ready(results)
+        except Exception as exc:
+            for i in members:
+                settle(i, exc)
+            return
+        train_s = time.perf_counter() - started
+        for i, (trained, metrics) in zip(members, results, strict=True):
+            finish(i, trained, metrics, train_s)
+
     preps: dict[int, Any] = {}
     by_model: dict[int, list[int]] = {}
     for i, (base, _cid, config, data, client, previous, task) in enumerate(calls):
@@ -90,10 +104,15 @@ def train_updates(
             continue
         by_model.setdefault(id(preps[i].model), []).append(i)
     vmapped = resolve_mode(mode) == "vmap"
-    for members in by_model.values():
-        model = preps[members[0]].model
-        if not vmapped:
-            spent = 0.0
+    # "loop": client i's Fisher pass and encoding run in a second thread while client i+1
+    # trains (they were ~40 % of a 16-client host's loop, done one after the other)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="host-encode") as encoder:
+        encoding: list[Future[None]] = []
+        for members in by_model.values():
+            if vmapped:
+                train_vmapped(members)
+                continue
+            model, spent = preps[members[0]].model, 0.0
             for i in members:
                 job, started = preps[i].job, time.perf_counter()
                 try:
@@ -105,19 +124,9 @@ def train_updates(
                     settle(i, exc)
                     continue
                 spent += time.perf_counter() - started
-                finish(i, trained, metrics, spent)
-            continue
-        started = time.perf_counter()
-        try:
-            results = train_all(model, [preps[i].job for i in members])
-            results = jax.block_until_ready(results)
-        except Exception as exc:
-            for i in members:
-                settle(i, exc)
-            continue
-        train_s = time.perf_counter() - started
-        for i, (trained, metrics) in zip(members, results, strict=True):
-            finish(i, trained, metrics, train_s)
+                encoding.append(encoder.submit(finish, i, trained, metrics, spent))
+        for job_done in encoding:
+            job_done.result()  # a failure outside any client's work (settle) is raised here
     return out
 
 

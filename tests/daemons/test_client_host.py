@@ -208,13 +208,16 @@ def test_hosted_members_each_get_their_own_model_key_variable(tmp_path: Path) ->
     assert "FEDCHAIN_ENCRYPTION_KEY_2" in children[1].env and "FEDCHAIN_ENCRYPTION_KEY" not in env
 
 
-def test_loop_mode_hands_each_update_back_before_the_next_client_trains(monkeypatch) -> None:
-    """On a CPU the host trains one client after another; each update goes out (put, submit,
-    the org's fetch) while the next trains, and train_s adds up to the batch's training."""
+def test_loop_mode_encodes_each_update_while_the_next_client_trains(monkeypatch) -> None:
+    """On a CPU the host trains one client after another; client i's Fisher pass and encoding
+    run while client i+1 trains, each update is handed back (put, submit, the org's fetch) as
+    soon as it is encoded, in client order, and train_s adds up to the batch's training."""
+    import threading
     import time
     from types import SimpleNamespace
 
     events: list[str] = []
+    b_trains = threading.Event()
 
     def prepare(base, config, data, client, previous, task):
         job = SimpleNamespace(params=client, data=data, config=None, penalty=None)
@@ -222,6 +225,8 @@ def test_loop_mode_hands_each_update_back_before_the_next_client_trains(monkeypa
 
     def local_train(model, params, data, config, penalty):
         events.append(f"train {params}")
+        if params == "b":
+            b_trains.set()
         time.sleep(0.02)
         return params, "metrics"
 
@@ -231,6 +236,9 @@ def test_loop_mode_hands_each_update_back_before_the_next_client_trains(monkeypa
     spent: dict[str, float] = {}
 
     def encode(prep, cid, trained, metrics, train_s):
+        # a's encoding waits for b's training to start: one after the other, it never would
+        if trained == "a" and not b_trains.wait(10):
+            raise AssertionError("client a was encoded before client b started training")
         spent[trained] = train_s
         return f"blob-{trained}".encode()
 
@@ -238,5 +246,7 @@ def test_loop_mode_hands_each_update_back_before_the_next_client_trains(monkeypa
     calls = [("base", "cid", "config", "data", name, None, None) for name in "abc"]
     out = host_train.train_updates(calls, lambda i, r: events.append(f"done {i}"), "loop")
     assert out == [b"blob-a", b"blob-b", b"blob-c"]
-    assert events == ["train a", "done 0", "train b", "done 1", "train c", "done 2"]
+    assert [e for e in events if e.startswith("train")] == ["train a", "train b", "train c"]
+    assert [e for e in events if e.startswith("done")] == ["done 0", "done 1", "done 2"]
+    assert events.index("train b") < events.index("done 0")
     assert 0.02 <= spent["a"] < spent["b"] < spent["c"] < 0.5
