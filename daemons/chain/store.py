@@ -289,6 +289,14 @@ class StateStore:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
 
+    def items(self, prefix: str) -> list[tuple[str, str]]:
+        """Every (key, value) whose key starts with `prefix`, by key (a range of the index)."""
+        rows = self._db.execute(
+            "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
+            (prefix, prefix + "\U0010ffff"),
+        ).fetchall()
+        return [(str(k), str(v)) for k, v in rows]
+
     def delete(self, key: str) -> None:
         """Remove a key from the daemon's key/value table (no error if absent)."""
         with self._tx() as db:

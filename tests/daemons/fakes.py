@@ -186,3 +186,6 @@ class MemKV:
 
     def put(self, key: str, value: str) -> None:
         self.data[key] = value
+
+    def items(self, prefix: str) -> list[tuple[str, str]]:
+        return sorted((k, v) for k, v in self.data.items() if k.startswith(prefix))

@@ -144,6 +144,24 @@ def test_kv_table(tmp_path: Path) -> None:
         assert store.get("model_cid") is None
 
 
+def test_kv_items_are_a_key_prefix_range(tmp_path: Path) -> None:
+    with StateStore(tmp_path / "s.db") as store:
+        for key in ["org:sub:1:0xB", "org:sub:1:0xA", "org:sub:10:0xA", "org:subs:1", "org:x"]:
+            store.put(key, key.upper())
+        assert store.items("org:sub:1:") == [
+            ("org:sub:1:0xA", "ORG:SUB:1:0XA"),
+            ("org:sub:1:0xB", "ORG:SUB:1:0XB"),
+        ]
+        assert store.items("org:sub:2:") == []
+        assert [k for k, _ in store.items("org:")] == [
+            "org:sub:10:0xA",
+            "org:sub:1:0xA",
+            "org:sub:1:0xB",
+            "org:subs:1",
+            "org:x",
+        ]
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     StateStore(path).close()
