@@ -81,8 +81,8 @@ async def test_a_wrong_hint_falls_back_to_every_peer_and_is_relearned(star: Star
         took = time.monotonic() - started
         log = star.hub_log()
         assert f"cat {s2.cid}: asking {star.a.peer_id} first" in log
-        assert f"{star.a.peer_id} did not deliver" in log
-        # A answers DONT_HAVE at once: no waiting out the hedge for every block
+        # A answers DONT_HAVE at once: the usual want starts then, not after the hedge
+        assert f"{star.a.peer_id} did not deliver {s2.cid} (it does not have it" in log
         assert took < HEDGE_S + 3, took
         s3 = await b.put(os.urandom(BLOB))
         await hub.get(s3.cid, s3.digest, BLOB, 20, source="moved")
@@ -105,7 +105,7 @@ async def test_a_stuck_hinted_peer_costs_the_hedge_not_the_fetch(star: Star) -> 
             os.kill(star.a.pid, signal.SIGCONT)
         assert got == data
         assert HEDGE_S <= took < HEDGE_S + 5, took
-        assert f"{star.a.peer_id} did not deliver" in star.hub_log()
+        assert f"{star.a.peer_id} did not deliver {both[0].cid} (no answer within" in star.hub_log()
 
 
 async def test_a_hint_for_a_gone_peer_is_skipped(star: Star) -> None:
@@ -117,10 +117,8 @@ async def test_a_hint_for_a_gone_peer_is_skipped(star: Star) -> None:
     async with storage(star.hub) as hub, storage(star.b) as b:
         data = os.urandom(BLOB)
         s2 = await b.put(data)
-        started = time.monotonic()
         assert await hub.get(s2.cid, s2.digest, BLOB, 20, source="gone") == data
-        assert time.monotonic() - started < HEDGE_S  # not connected: not asked at all
-        assert f"cat {s2.cid}: asking" not in star.hub_log()
+        assert f"cat {s2.cid}: asking" not in star.hub_log()  # not connected: not asked
 
 
 async def test_concurrent_hinted_fetches(star: Star) -> None:

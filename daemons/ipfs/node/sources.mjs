@@ -87,12 +87,12 @@ export function fromPeer (helia, root, peer, log, onFailed) {
     let timer
     const viaPeer = collect(session.get(cid, { ...options, signal }))
     const usual = new Promise((resolve) => {
-      timer = setTimeout(resolve, HEDGE_MS)
-      viaPeer.catch(resolve)
-    }).then(() => {
+      timer = setTimeout(() => resolve(`no answer within ${HEDGE_MS} ms`), HEDGE_MS)
+      viaPeer.catch((err) => resolve(`it does not have it: ${err.message}`))
+    }).then((why) => {
       signal.throwIfAborted()
       if (!state.failed) {
-        log(`cat ${root}: ${peer} did not deliver ${cid} (within ${HEDGE_MS} ms); asking every peer`)
+        log(`cat ${root}: ${peer} did not deliver ${cid} (${why}); asking every peer`)
         state.failed = true
         onFailed()
       }
