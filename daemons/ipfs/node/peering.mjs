@@ -31,7 +31,8 @@ export function parsePeers (raws) {
   return (raws ?? []).map((raw) => parsePeer(raw))
 }
 
-function connected (libp2p, peer) {
+/** Whether `libp2p` has an open connection to `peer` (a peer id string). */
+export function connected (libp2p, peer) {
   return libp2p.getConnections().some((c) => c.remotePeer.toString() === peer)
 }
 

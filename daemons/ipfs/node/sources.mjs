@@ -12,6 +12,7 @@
 // costs at most HEDGE_MS per fetch, never a failure.
 
 import { peerIdFromCID, peerIdFromString } from '@libp2p/peer-id'
+import { connected } from './peering.mjs'
 
 export const HEDGE_MS = 1500
 const MAX_SOURCES = 10_000
@@ -65,10 +66,6 @@ async function collect (chunks) {
   return parts
 }
 
-function connectedTo (libp2p, peer) {
-  return libp2p.getConnections().some((c) => c.remotePeer.toString() === peer)
-}
-
 /**
  * A read-only blockstore for one fetch of `root` that asks `peer` first (see the top of this
  * file), or null when `peer` is unknown or not connected now (fetch the usual way).
@@ -76,7 +73,7 @@ function connectedTo (libp2p, peer) {
  * (`onFailed` is called then, once).
  */
 export function fromPeer (helia, root, peer, log, onFailed) {
-  if (peer == null || !connectedTo(helia.libp2p, peer)) return null
+  if (peer == null || !connected(helia.libp2p, peer)) return null
   const store = helia.blockstore
   const session = store.createSession(root, { providers: [peerIdFromString(peer).toCID()] })
   const state = { failed: false }
