@@ -6,43 +6,27 @@ task's RMSE is plotted as readily as a classifier's accuracy; round 0 is the ini
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from daemons.testnet.facts import lower_is_better
-from daemons.testnet.plots_ops import finish, save, write_ops_plots
+from daemons.testnet.plot_names import PLOT_FILES, PlotJob, headline_name, metric_series
+from daemons.testnet.plot_pool import PlotWorkers
+from daemons.testnet.plots_ops import finish, ops_plot_jobs, pyplot, save
 from daemons.testnet.records import RoundRecord, first_baseline
 
-PLOT_FILES = {
-    "headline": "Headline test metric per round (round 0: the initial model)",
-    "loss": "Test loss per round",
-    "per_class": "Per-class test accuracy per round",
-    "participation": "Per-client participation",
-    "train_loss": "Per-client train loss",
-    "gas": "Gas used per round",
-    "bytes_moved": "Bytes moved per round",
-    "round_time": "Round wall time",
-}
 
-
-def headline_name(rounds: Sequence[RoundRecord]) -> str:
-    """The federation's headline metric: the one its manifests name (last round wins)."""
-    named = [r.headline for r in rounds if r.headline]
-    return named[-1] if named else ""
-
-
-def metric_series(rounds: Sequence[RoundRecord], metric: str) -> list[tuple[int, float]]:
-    """(round, value) of `metric`, with round 0 from the baseline when it was recorded."""
-    base = first_baseline(rounds).get("metrics", {})
-    pts = [(0, float(base[metric]))] if metric in base else []
-    pts += [(r.round_id, r.metrics[metric]) for r in rounds if metric in r.metrics]
-    return pts
+def warm_up() -> None:
+    """Load what a first plot would (fonts, the Agg canvas, the PNG writer), drawing nothing."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [0, 1], "o-", label="warm-up")
+    ax.set_title("warm-up")
+    fig.tight_layout()
+    fig.savefig(io.BytesIO(), format="png", dpi=100)
+    plt.close(fig)
 
 
 def data_limits(values: Sequence[float], bounded: bool) -> tuple[float, float]:
@@ -61,7 +45,7 @@ def plot_metric(rounds: Sequence[RoundRecord], metric: str, path: Path, title: s
     instead of squashing the rounds' differences into a sliver.
     """
     pts = metric_series(rounds, metric)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     trained = [(x, y) for x, y in pts if x > 0]
     if trained:
         xs, ys = zip(*trained, strict=True)
@@ -129,7 +113,7 @@ def _annotate(ax: Any, grid: list[list[float]]) -> None:
 def plot_per_class(rounds: Sequence[RoundRecord], path: Path) -> Path:
     """A classes × rounds heat map of per-class accuracy; a forgotten class shows at once."""
     ids, grid = per_class_grid(rounds)
-    fig, ax = plt.subplots(figsize=(6, 1.2 + 0.3 * max(len(grid), 1)))
+    fig, ax = pyplot().subplots(figsize=(6, 1.2 + 0.3 * max(len(grid), 1)))
     if grid:
         im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(ids)), [str(i) for i in ids])
@@ -150,14 +134,28 @@ def write_plots(
     clients: Sequence[str],
     out: Path,
     names: Mapping[str, str] | None = None,
+    workers: PlotWorkers | None = None,
 ) -> list[Path]:
-    """All plots into `out`, named after PLOT_FILES (per-class only where recorded)."""
+    """All plots into `out`, named after PLOT_FILES (per-class only where recorded).
+
+    With `workers` (plot_pool.py) they draw the plots, side by side; else this process does.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    jobs = plot_jobs(rounds, clients, out, names or {})
+    if workers is not None:
+        return workers.draw(jobs)
+    return [draw(*args) for draw, args in jobs]
+
+
+def plot_jobs(
+    rounds: Sequence[RoundRecord], clients: Sequence[str], out: Path, names: Mapping[str, str]
+) -> list[PlotJob]:
+    """Every plot of the report as (function, arguments), in the report's order."""
     headline = headline_name(rounds) or "accuracy"
-    paths = [plot_metric(rounds, headline, out / "headline.png", f"Test {headline} per round")]
+    title = f"Test {headline} per round"
+    jobs: list[PlotJob] = [(plot_metric, (rounds, headline, out / "headline.png", title))]
     if headline != "loss":
-        paths.append(plot_metric(rounds, "loss", out / "loss.png", PLOT_FILES["loss"]))
+        jobs.append((plot_metric, (rounds, "loss", out / "loss.png", PLOT_FILES["loss"])))
     if any(r.per_class for r in rounds):
-        paths.append(plot_per_class(rounds, out / "per_class.png"))
-    paths += write_ops_plots(rounds, clients, out, names or {}, PLOT_FILES)
-    return paths
+        jobs.append((plot_per_class, (rounds, out / "per_class.png")))
+    return jobs + ops_plot_jobs(rounds, clients, out, names, PLOT_FILES)

@@ -4,41 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.colors import ListedColormap
-from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
-
+from daemons.testnet.plot_names import PlotJob, label
 from daemons.testnet.records import RoundRecord
 
-
-def short(client: str) -> str:
-    """`0x1234…abcd` for axis labels."""
-    return f"{client[:6]}…{client[-4:]}"
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def label(client: str, names: Mapping[str, str]) -> str:
-    """The org's name for a client ([federation] client_names), else its short address."""
-    return names.get(client.lower()) or short(client)
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on first use: importing it costs ~0.5
+    CPU-s, which `testnet up` spends in its plot workers (plot_pool.py), not in itself."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
-def save(fig: plt.Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     """Integer round ticks, tight layout, 100 dpi PNG."""
+    from matplotlib.ticker import MaxNLocator
+
     for ax in fig.axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return finish(fig, path)
 
 
-def finish(fig: plt.Figure, path: Path) -> Path:
+def finish(fig: Figure, path: Path) -> Path:
     """Tight layout, 100 dpi PNG, figure closed (for plots that set their own ticks)."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -60,7 +59,10 @@ def plot_participation(
             if u.client.lower() in row:
                 grid[row[u.client.lower()]][j] = code[u.status]
     colours = ["#dddddd", "#f2c94c", "#27ae60", "#eb5757"]
-    fig, ax = plt.subplots(figsize=(6, 1.4 + 0.3 * max(len(clients), 1)))
+    fig, ax = pyplot().subplots(figsize=(6, 1.4 + 0.3 * max(len(clients), 1)))
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
     ax.imshow(grid, cmap=ListedColormap(colours), vmin=0, vmax=3, aspect="auto")
     ax.set_xticks(range(len(rounds)), [str(r.round_id) for r in rounds])
     ax.set_yticks(range(len(clients)), [label(c, names) for c in clients])
@@ -86,7 +88,7 @@ def plot_train_loss(
     title: str,
 ) -> Path:
     """Each client's local train loss per round (from its update's train metrics)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     for c in clients:
         pts = [
             (r.round_id, u.train["loss"])
@@ -108,7 +110,7 @@ def plot_train_loss(
 
 def plot_gas(rounds: Sequence[RoundRecord], path: Path, title: str) -> Path:
     """Gas per round, stacked: the org's transactions and the clients' submissions."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     known = [r for r in rounds if r.gas is not None]
     xs = [r.round_id for r in known]
     org = [r.gas.org for r in known if r.gas is not None]
@@ -126,7 +128,7 @@ def plot_gas(rounds: Sequence[RoundRecord], path: Path, title: str) -> Path:
 
 def plot_bytes(rounds: Sequence[RoundRecord], path: Path, title: str) -> Path:
     """MB moved per round (base downloads + update uploads + new model)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     ax.bar([r.round_id for r in rounds], [(r.bytes_moved or 0) / 1e6 for r in rounds])
     if all(r.bytes_moved is None for r in rounds):
         _no_data(ax, "no blob sizes known (blobs not fetched)")
@@ -138,7 +140,7 @@ def plot_bytes(rounds: Sequence[RoundRecord], path: Path, title: str) -> Path:
 
 def plot_round_time(rounds: Sequence[RoundRecord], path: Path, title: str) -> Path:
     """Round wall time, split into the slowest client's training and everything else."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     xs = [r.round_id for r in rounds]
     wall = [r.wall_s or 0.0 for r in rounds]
     train = [min(r.slowest_train_s or 0.0, w) for r, w in zip(rounds, wall, strict=True)]
@@ -153,21 +155,22 @@ def plot_round_time(rounds: Sequence[RoundRecord], path: Path, title: str) -> Pa
     return save(fig, path)
 
 
-def write_ops_plots(
+def ops_plot_jobs(
     rounds: Sequence[RoundRecord],
     clients: Sequence[str],
     out: Path,
     names: Mapping[str, str],
     titles: Mapping[str, str],
-) -> list[Path]:
-    """Participation, train loss, gas (where receipts were read), bytes and round time."""
+) -> list[PlotJob]:
+    """Participation, train loss, gas (where receipts were read), bytes and round time, as
+    (plot function, arguments) to draw here or in a plot worker."""
     names = {k.lower(): v for k, v in names.items()}
-    paths = [
-        plot_participation(rounds, clients, names, out / "participation.png"),
-        plot_train_loss(rounds, clients, names, out / "train_loss.png", titles["train_loss"]),
+    jobs: list[PlotJob] = [
+        (plot_participation, (rounds, clients, names, out / "participation.png")),
+        (plot_train_loss, (rounds, clients, names, out / "train_loss.png", titles["train_loss"])),
     ]
     if any(r.gas is not None for r in rounds):
-        paths.append(plot_gas(rounds, out / "gas.png", titles["gas"]))
-    paths.append(plot_bytes(rounds, out / "bytes_moved.png", titles["bytes_moved"]))
-    paths.append(plot_round_time(rounds, out / "round_time.png", titles["round_time"]))
-    return paths
+        jobs.append((plot_gas, (rounds, out / "gas.png", titles["gas"])))
+    jobs.append((plot_bytes, (rounds, out / "bytes_moved.png", titles["bytes_moved"])))
+    jobs.append((plot_round_time, (rounds, out / "round_time.png", titles["round_time"])))
+    return jobs

@@ -15,8 +15,8 @@ from rich import box
 from rich.table import Table
 
 from daemons.testnet.facts import lower_is_better
-from daemons.testnet.plots import PLOT_FILES, headline_name, metric_series, write_plots
-from daemons.testnet.plots_ops import label
+from daemons.testnet.plot_names import PLOT_FILES, headline_name, label, metric_series
+from daemons.testnet.plot_pool import PlotWorkers
 from daemons.testnet.records import RoundRecord, first_baseline
 
 
@@ -297,9 +297,15 @@ def write_report(
     facts: Mapping[str, str],
     names: Mapping[str, str] | None = None,
     title: str = "fedchain testnet report",
+    workers: PlotWorkers | None = None,
 ) -> Path:
-    """Write plots/ and report.html under `run_root`; returns the report path."""
-    plots = write_plots(rounds, clients, run_root / "plots", names)
+    """Write plots/ and report.html under `run_root`; returns the report path.
+
+    With `workers` (plot_pool.py) they draw the plots; without, this process does.
+    """
+    from daemons.testnet.plots import write_plots  # matplotlib: only where it draws
+
+    plots = write_plots(rounds, clients, run_root / "plots", names, workers)
     path = run_root / "report.html"
     path.write_text(render_html(rounds, plots, facts, names, title))
     return path

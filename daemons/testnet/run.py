@@ -20,6 +20,7 @@ from rich.live import Live
 from daemons.errors import ConfigError
 from daemons.testnet import progress
 from daemons.testnet.facts import fold_gas
+from daemons.testnet.plot_pool import PlotWorkerError, PlotWorkers, start_plot_workers
 from daemons.testnet.procs import Child, pid_alive, signal_group, stop_children
 from daemons.testnet.records import RoundRecord
 from daemons.testnet.spec import DEFAULT_DATA_DIR, NetSpec, RunDir, TestnetError, read_net_file
@@ -207,8 +208,15 @@ def write_summary(run: RunDir, out: Outcome, spec: NetSpec, elapsed_s: float) ->
     (run.root / "summary.json").write_text(json.dumps(doc, indent=2))
 
 
-def finish(run: RunDir, out: Outcome, net: dict[str, Any], spec: NetSpec, t0: float) -> None:
-    """Write report.html, plots and summary.json."""
+def finish(
+    run: RunDir,
+    out: Outcome,
+    net: dict[str, Any],
+    spec: NetSpec,
+    t0: float,
+    plots: PlotWorkers | None = None,
+) -> None:
+    """Write report.html, plots (in the `plots` workers, if any) and summary.json."""
     from daemons.testnet.report import write_report
 
     elapsed = time.monotonic() - t0
@@ -226,7 +234,12 @@ def finish(run: RunDir, out: Outcome, net: dict[str, Any], spec: NetSpec, t0: fl
     }
     clients = net.get("clients", [])
     names = {c.lower(): f"client-{i}" for i, c in enumerate(clients)}  # as configgen names them
-    out.report = write_report(out.rounds, clients, run.root, facts, names)
+    report = (out.rounds, clients, run.root, facts, names)
+    try:
+        out.report = write_report(*report, workers=plots)
+    except PlotWorkerError as e:  # a worker died or hung: draw the plots here
+        print(f"testnet: {e}; drawing the plots in this process", file=sys.stderr)
+        out.report = write_report(*report)
     write_summary(run, out, spec, elapsed)
 
 
@@ -262,7 +275,9 @@ def begin_stop(sup: Child) -> None:
         sup.stop_sent = True
 
 
-async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0: float) -> Outcome:
+async def _up_async(
+    spec: NetSpec, run: RunDir, sup: Child, console: Console, t0: float, plots: PlotWorkers | None
+) -> Outcome:
     await asyncio.to_thread(_import_watchers)  # while the supervisor starts the net
     net = await wait_running(run, sup, console)
     console.print(
@@ -273,7 +288,7 @@ async def _up_async(spec: NetSpec, run: RunDir, sup: Child, console: Console, t0
     net = read_net_file(run)
     if not spec.keep_running:
         begin_stop(sup)  # every round is in `out`: the report needs the net no more
-    finish(run, out, net, spec, t0)
+    finish(run, out, net, spec, t0, plots)
     return out
 
 
@@ -313,9 +328,20 @@ def up(spec: NetSpec, console: Console) -> int:
     run.create()
     t0 = time.monotonic()
     sup = start_supervisor(spec, run)
+    plots = start_plot_workers(run.logs)  # matplotlib loads while the net runs (plot_pool.py)
+    try:
+        return _run_to_end(spec, run, sup, console, t0, plots)
+    finally:
+        if plots is not None:
+            plots.close()
+
+
+def _run_to_end(
+    spec: NetSpec, run: RunDir, sup: Child, console: Console, t0: float, plots: PlotWorkers | None
+) -> int:
     out: Outcome | None = None
     try:
-        out = asyncio.run(_up_async(spec, run, sup, console, t0))
+        out = asyncio.run(_up_async(spec, run, sup, console, t0, plots))
     except KeyboardInterrupt:
         console.print("interrupted: stopping every process…")
         stop_supervisor(sup)

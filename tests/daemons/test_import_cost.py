@@ -20,6 +20,8 @@ HEAVY = ("jax", "web3", "matplotlib")
         ("models.errors", ()),
         ("daemons.cli.main", ()),
         ("daemons.testnet.run", ()),
+        ("daemons.testnet.report", ()),  # matplotlib: in the plot workers, when they draw
+        ("daemons.testnet.plots", ()),
         ("daemons.runtime.config", ()),
         ("daemons.testnet.supervisor", ()),  # web3 etc. only once the forkserver runs
         ("daemons.testnet.partition", ()),
