@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.binding import FederatedRounds
-from contracts.events import ContractEvent, RoundOpened, event_key
+from contracts.events import ContractEvent, RoundClosed, RoundOpened, event_key
 from daemons.chain.store import Cursor, StateStore
 from daemons.client.host_config import HostConfig
 from daemons.client.host_rounds import HostedRounds, SharedBases
@@ -133,12 +133,17 @@ async def _main(host: HostConfig, node: Node, clients: list[HostedClient]) -> No
             )
             c.rounds.bases = bases
             c.rounds.trainer = trainer.train
-        tailer = make_tailer(node, binding.address, (RoundOpened,))  # as the single client
+        # as the single client: RoundClosed starts fetching the next base (client/prefetch.py)
+        tailer = make_tailer(node, binding.address, (RoundOpened, RoundClosed))
         reach = reachability(node, storage)
 
         async def on_event(event: ContractEvent) -> None:
             node.metrics.last_block.set(event.meta.block_number)
-            if isinstance(event, RoundOpened):
+            if isinstance(event, RoundClosed):
+                for c in clients:  # one fetch over IPFS: SharedStorage joins the others to it
+                    if c.rounds is not None:
+                        c.rounds.on_round_closed(event)
+            elif isinstance(event, RoundOpened):
                 await dispatch(clients, trainer, event)
 
         async def tail() -> None:

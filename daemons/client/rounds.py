@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 from nacl.public import PrivateKey
 
 from contracts.errors import ContractRevert, DeadlinePassed, RoundNotOpen
-from contracts.events import RoundOpened
+from contracts.events import RoundClosed, RoundOpened
 from contracts.state import RoundInfo, RoundStatus
 from daemons.chain.port import Chain, submit_update_tx
 from daemons.client.job import train_update
+from daemons.client.prefetch import BasePrefetch
 from daemons.client.warmup import LAST_CONFIG_KEY, Warmup
 from daemons.errors import RejectedUpdate
 from daemons.ipfs.blobs import BlobCache, BlobFetcher, Storage, raw_cid_digest
@@ -73,6 +74,16 @@ class ClientRounds:
         self.trainer: Callable[..., Awaitable[bytes]] = _train_in_thread
         self.warmup: Warmup | None = None  # compiling ahead of round 1 (client/warmup.py)
         self.task_ref = cfg.data.task if cfg.data is not None else DEFAULT_TASK
+        self.prefetch = BasePrefetch()  # the next round's base, from `RoundClosed` (prefetch.py)
+
+    def on_round_closed(self, event: RoundClosed) -> None:
+        """Start fetching the closed round's model: the next round opens with it as its base."""
+        ipfs = self.cfg.ipfs
+        blobs = BlobFetcher(self.storage, self.cache, ipfs.timeout_s)
+        cid, digest = event.model_cid, event.model_digest
+        self.prefetch.start(
+            event.round_id, digest, lambda: blobs.get(cid, digest, ipfs.max_blob_bytes)
+        )
 
     async def on_round_opened(self, event: RoundOpened) -> None:
         """Handle a `RoundOpened` (possibly replayed or stale) for this client."""
@@ -203,8 +214,10 @@ class ClientRounds:
     async def _fetch_base(self, info: RoundInfo) -> bytes:
         """The base model's bytes (digest from chain, size cap), from the cache or IPFS."""
         ipfs = self.cfg.ipfs
-        blobs = BlobFetcher(self.storage, self.cache, ipfs.timeout_s)
-        data = await blobs.get(info.base_cid, info.base_digest, ipfs.max_blob_bytes)
+        data = await self.prefetch.take(info.base_digest)
+        if data is None:
+            blobs = BlobFetcher(self.storage, self.cache, ipfs.timeout_s)
+            data = await blobs.get(info.base_cid, info.base_digest, ipfs.max_blob_bytes)
         self.metrics.bytes.labels(direction="in").inc(len(data))
         return data
 

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from contracts.binding import FederatedRounds
-from contracts.events import ContractEvent, RoundOpened
+from contracts.events import ContractEvent, RoundClosed, RoundOpened
 from daemons.client.rounds import ClientRounds
 from daemons.client.warmup import start_warmup
 from daemons.ipfs.blobs import BlobCache
@@ -60,12 +60,15 @@ async def _main(node: Node, account: Any) -> None:
             cfg, chain, storage, node.store, cache, data, node.metrics, member_key
         )
         rounds.warmup = warmup
-        # only RoundOpened: no wake-up (and chain reads) for each other client's submitUpdate
-        tailer = make_tailer(node, binding.address, (RoundOpened,))
+        # no wake-up (and chain reads) for each other client's submitUpdate; RoundClosed
+        # starts fetching the next round's base (client/prefetch.py)
+        tailer = make_tailer(node, binding.address, (RoundOpened, RoundClosed))
 
         async def on_event(event: ContractEvent) -> None:
             node.metrics.last_block.set(event.meta.block_number)
-            if isinstance(event, RoundOpened):
+            if isinstance(event, RoundClosed):
+                rounds.on_round_closed(event)
+            elif isinstance(event, RoundOpened):
                 await rounds.on_round_opened(event)
 
         reach = reachability(node, storage)
