@@ -53,9 +53,7 @@ class BasePrefetch:
     async def _run(round_id: int, fetch: Callable[[], Awaitable[bytes]]) -> bytes:
         try:
             return await fetch()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # a cancel (BaseException) passes through unlogged
             log_event(
                 log,
                 logging.INFO,

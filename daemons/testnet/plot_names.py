@@ -1,7 +1,7 @@
 """The report's plot names and the series it plots: no matplotlib (report.html needs only these).
 
-`plots.py` and `plots_ops.py` draw; importing them imports matplotlib (~0.5 CPU-s), which
-`testnet up` does in its plot workers (plot_pool.py), not in its own process.
+`plots.py` and `plots_ops.py` draw, and import matplotlib (~0.5 CPU-s) on their first plot,
+which `testnet up` draws in its plot workers (plot_pool.py), not in its own process.
 """
 
 from __future__ import annotations

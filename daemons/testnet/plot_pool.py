@@ -3,9 +3,10 @@
 At the end of a `make demo` run the report's eight PNGs took ~1.9 s of wall time in the
 `testnet up` process on this 2-core machine, 0.55 s of it importing matplotlib (docs/testnet.md,
 "Measured"). Two worker processes (`python -m daemons.testnet.plot_worker`) start next to the
-supervisor at nice 10, so that they take only CPU time the net leaves idle; each imports
-matplotlib and draws one throwaway figure (fonts, the Agg canvas, the PNG writer), then waits
-for its half of the plots on stdin. A worker that fails or hangs makes `draw` raise
+supervisor. Each imports matplotlib and draws one throwaway figure (fonts, the Agg canvas, the
+PNG writer) in a thread under SCHED_IDLE, so that this takes only CPU time the net leaves
+idle, then draws its share of the plots (`balanced_shares`), sent on stdin, at normal
+priority. A worker that fails or hangs makes `draw` raise
 `PlotWorkerError`; the caller then draws in-process, as before. Each worker's stderr is a log
 file of the run.
 """

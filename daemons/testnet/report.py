@@ -17,6 +17,7 @@ from rich.table import Table
 from daemons.testnet.facts import lower_is_better
 from daemons.testnet.plot_names import PLOT_FILES, headline_name, label, metric_series
 from daemons.testnet.plot_pool import PlotWorkers
+from daemons.testnet.plots import write_plots
 from daemons.testnet.records import RoundRecord, first_baseline
 
 
@@ -303,8 +304,6 @@ def write_report(
 
     With `workers` (plot_pool.py) they draw the plots; without, this process does.
     """
-    from daemons.testnet.plots import write_plots  # matplotlib: only where it draws
-
     plots = write_plots(rounds, clients, run_root / "plots", names, workers)
     path = run_root / "report.html"
     path.write_text(render_html(rounds, plots, facts, names, title))
